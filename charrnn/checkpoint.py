@@ -1,0 +1,165 @@
+"""Checkpoint files: atomic writes, integrity checks, and loading that never runs code.
+
+A checkpoint file is a short text header followed by a `torch.save` payload:
+
+    charrnn checkpoint\\n
+    format 1 sha256 <64 hex digits> bytes <payload length>\\n
+    <payload: torch.save of a dict of plain data and tensors>
+
+The header makes a charrnn checkpoint recognisable, gives its format version before
+anything is parsed, and lets a truncated or corrupted file be detected by its hash.
+The payload is read with `torch.load(weights_only=True)`, which refuses any pickled
+object other than tensors and plain containers, so a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charrnn.config import ModelConfig, TrainConfig, from_dict
+from charrnn.errors import CheckpointError, ConfigError
+from charrnn.vocab import Vocab
+
+FORMAT_VERSION = 1
+MAGIC = b"charrnn checkpoint\n"
+LATEST = "latest.pt"
+BEST = "best.pt"
+_HEADER = re.compile(rb"format (\d+) sha256 ([0-9a-f]{64}) bytes (\d+)\n")
+_MAX_HEADER = 200
+
+# Keys every checkpoint holds (see train.py's `checkpoint_state` for the meaning of each).
+REQUIRED_KEYS = ("model_config", "train_config", "vocab", "model", "optimizer", "step", "hidden", "rng")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write `state` to `path` atomically: a reader sees the old file or the new, never half."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    header = b"format %d sha256 %s bytes %d\n" % (FORMAT_VERSION, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(MAGIC + header)
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where folders cannot be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def is_checkpoint_file(path: str | Path) -> bool:
+    """Whether `path` starts like a charrnn checkpoint (it may still be damaged)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and verify a checkpoint; raise CheckpointError with the reason if it is unusable."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint is a folder with no checkpoint in it: {path}") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror}") from None
+    payload = _verified_payload(data, path)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types; all mean "not plain data"
+        raise CheckpointError(
+            f"refusing to load {path}: it holds objects other than plain data and tensors, "
+            f"which could run code ({type(error).__name__})"
+        ) from None
+    _check_structure(state, path)
+    return state
+
+
+def _verified_payload(data: bytes, path: Path) -> bytes:
+    if not data.startswith(MAGIC):
+        raise CheckpointError(f"{path} is not a charrnn checkpoint")
+    end = data.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
+    match = _HEADER.fullmatch(data[len(MAGIC) : end + 1]) if end >= 0 else None
+    if match is None:
+        raise CheckpointError(f"{path} has a damaged checkpoint header")
+    version, digest, size = int(match[1]), match[2].decode(), int(match[3])
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} uses checkpoint format {version}, newer than this charrnn reads ({FORMAT_VERSION}); upgrade charrnn"
+        )
+    payload = data[end + 1 :]
+    if len(payload) != size:
+        raise CheckpointError(f"{path} is truncated or damaged: {len(payload):,} of {size:,} payload bytes")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CheckpointError(f"{path} is corrupted: its contents do not match their checksum")
+    return payload
+
+
+def _check_structure(state: Any, path: Path) -> None:
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a charrnn checkpoint (no state dictionary)")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} is missing {', '.join(missing)}")
+
+
+def model_parts(state: dict[str, Any], path: str | Path) -> tuple[ModelConfig, TrainConfig, Vocab]:
+    """The validated configs and vocabulary stored in a loaded checkpoint."""
+    try:
+        model_config = from_dict(ModelConfig, state["model_config"], "the model config")
+        train_config = from_dict(TrainConfig, state["train_config"], "the training config")
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    chars = state["vocab"]
+    if not isinstance(chars, list):
+        raise CheckpointError(f"{path}: the vocabulary is not a list of characters")
+    try:
+        vocab = Vocab(chars)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    if len(vocab) != model_config.vocab_size:
+        raise CheckpointError(f"{path}: vocabulary of {len(vocab)} does not match vocab_size {model_config.vocab_size}")
+    return model_config, train_config, vocab
+
+
+def find_checkpoint(location: str | Path, prefer: tuple[str, ...] = (BEST, LATEST)) -> Path:
+    """A checkpoint file itself, or the first of `prefer` inside an out folder."""
+    location = Path(location)
+    if location.is_dir():
+        for name in prefer:
+            if (location / name).is_file():
+                return location / name
+        raise CheckpointError(f"no checkpoint in {location} (looked for {', '.join(prefer)}); train first")
+    if not location.exists():
+        raise CheckpointError(f"checkpoint not found: {location}")
+    return location

@@ -1,0 +1,216 @@
+"""The `charrnn` command line: parse and validate options, call one function per command.
+
+torch is imported inside the commands, so `charrnn --help` answers at once. Every error a
+user can cause ends as one line on stderr: click's usage errors exit 2, charrnn's own
+errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from charrnn import __version__
+from charrnn.config import CELLS, DEVICES, INPUT_MODES, ModelConfig, SampleConfig, TrainConfig, default_of, field_names
+from charrnn.errors import CharRNNError, OptionError
+
+DEFAULT_OUT = "checkpoints"
+_RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
+
+
+class CharRNNGroup(click.Group):
+    """A click group that reports every failure as a single line on stderr."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+            _fail(f"{error.format_message()}{hint}", error.exit_code, debug)
+        except click.ClickException as error:
+            _fail(error.format_message(), error.exit_code, debug)
+        except OptionError as error:
+            _fail(f"Invalid value for '{error.option}': {error.detail}", 2, debug)
+        except CharRNNError as error:
+            _fail(str(error), 1, debug)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted", 130, debug)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except Exception as error:  # a bug, or the machine failing (out of memory, ...)
+            _fail(f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)", 1, debug)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, exit_code: int, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(exit_code)
+
+
+def _quiet_broken_pipe() -> None:
+    """`charrnn sample | head`: the reader left; exit without a traceback on the final flush."""
+    try:
+        sys.stdout = open(sys.stdout.fileno(), "w", closefd=False)  # noqa: SIM115 - replaced, never flushed
+    except OSError:
+        pass
+    sys.exit(1)
+
+
+def _explicit_options(ctx: click.Context, names: tuple[str, ...]) -> dict[str, Any]:
+    """The options the user actually gave (not click's defaults): on resume, only these
+    override what the checkpoint holds."""
+    return {
+        name: ctx.params[name]
+        for name in names
+        if name in ctx.params and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    }
+
+
+@click.group(cls=CharRNNGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="charrnn")
+@click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
+def main(debug: bool) -> None:
+    """charrnn: train character-level RNN language models and sample text from them.
+
+    \b
+    Quick start:
+      charrnn train corpus.txt          # train (or leave out corpus.txt: built-in corpus)
+      charrnn train corpus.txt --resume # continue a stopped run exactly
+      charrnn sample --temp 0.8         # generate text from checkpoints/best.pt
+    """
+
+
+def _default(config_class: type, name: str) -> Any:
+    return default_of(config_class, name)
+
+
+@main.command(short_help="Train a model on a text file (or the built-in corpus).")
+@click.argument("corpus", required=False, type=click.Path(path_type=str))
+# data
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=_default(TrainConfig, "val_fraction"), help="Fraction of the text, from its end, held out for validation.")
+@click.option("--seq-len", type=click.IntRange(1), default=_default(TrainConfig, "seq_len"), help="Characters per window: how far back gradients flow (truncated BPTT).")
+@click.option("--batch-size", type=click.IntRange(1), default=_default(TrainConfig, "batch_size"), help="Parallel streams the training text is laid out in.")
+# model
+@click.option("--cell", type=click.Choice(CELLS), default=_default(ModelConfig, "cell"), help="Recurrent cell type.")
+@click.option("--layers", type=click.IntRange(1), default=_default(ModelConfig, "layers"), help="Number of stacked recurrent layers.")
+@click.option("--hidden-size", type=click.IntRange(1), default=_default(ModelConfig, "hidden_size"), help="Units in each recurrent layer.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_default(ModelConfig, "dropout"), help="Dropout between layers and before the output layer.")
+@click.option("--input", "input_mode", type=click.Choice(INPUT_MODES), default=_default(ModelConfig, "input_mode"), help="Feed characters as one-hot vectors or as learned embeddings.")
+@click.option("--embed-dim", type=click.IntRange(1), default=_default(ModelConfig, "embed_dim"), help="Embedding width (with --input embedding).")
+# optimisation
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=_default(TrainConfig, "lr"), help="Peak learning rate (AdamW).")
+@click.option("--min-lr-ratio", type=click.FloatRange(0, 1), default=_default(TrainConfig, "min_lr_ratio"), help="Final learning rate as a fraction of --lr (cosine decay); 1 keeps it constant.")
+@click.option("--warmup-steps", type=click.IntRange(0), default=_default(TrainConfig, "warmup_steps"), help="Steps of linear learning-rate warm-up.")
+@click.option("--weight-decay", type=click.FloatRange(0), default=_default(TrainConfig, "weight_decay"), help="AdamW weight decay on weight matrices.")
+@click.option("--clip", type=click.FloatRange(0), default=_default(TrainConfig, "clip"), help="Clip the gradient norm to this; 0 turns clipping off.")
+@click.option("--max-steps", type=click.IntRange(1), default=_default(TrainConfig, "max_steps"), help="Total updates of the run (resumed runs count the steps already done).")
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None, help="Run length in passes over the training text, instead of --max-steps.")
+@click.option("--seed", type=click.IntRange(0), default=_default(TrainConfig, "seed"), help="Random seed for weights and dropout.")
+# checkpoints and progress
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt and best.pt.")
+@click.option("--resume", is_flag=False, flag_value=_RESUME_LATEST, default=None, metavar="[PATH]", help="Continue a run: from OUT/latest.pt, or from the checkpoint or out folder PATH.")
+@click.option("--eval-every", type=click.IntRange(1), default=_default(TrainConfig, "eval_every"), help="Steps between validation passes (best.pt is saved when validation improves).")
+@click.option("--save-every", type=click.IntRange(1), default=_default(TrainConfig, "save_every"), help="Steps between saves of latest.pt.")
+@click.option("--log-every", type=click.IntRange(1), default=_default(TrainConfig, "log_every"), help="Steps between updates of the training loss on the progress bar.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", help="Where to train: auto picks CUDA, then MPS, then CPU.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the final summary.")
+@click.pass_context
+def train(ctx: click.Context, corpus: str | None, out: Path, resume: str | None, device: str, quiet: bool, **_: Any) -> None:
+    """Train a character model on CORPUS, a UTF-8 text file.
+
+    With no CORPUS, trains on the built-in corpus (Python's own standard-library sources);
+    with --resume and no CORPUS, on the corpus the checkpoint was trained on.
+
+    \b
+    Examples:
+      charrnn train shakespeare.txt
+      charrnn train poems.txt --cell gru --hidden-size 512 --out runs/poems
+      charrnn train shakespeare.txt --resume
+      charrnn train shakespeare.txt --resume --max-steps 8000   # train further
+    """
+    options = _explicit_options(ctx, field_names(ModelConfig) + field_names(TrainConfig))
+    if "epochs" in options and "max_steps" in options:
+        raise click.UsageError("give --max-steps or --epochs, not both")
+    if resume is not None:
+        resume = _resume_location(resume, out)
+    from charrnn.progress import MessagesOnly, ProgressBar
+    from charrnn.train import TrainRequest, run_training
+
+    reporter = MessagesOnly() if quiet else ProgressBar()
+    request = TrainRequest(corpus=corpus, out_dir=out, device=device, resume=resume, options=options)
+    result = run_training(request, reporter)
+    _print_summary(result)
+
+
+def _resume_location(resume: str, out: Path) -> str:
+    if resume == _RESUME_LATEST:
+        return str(out)
+    from charrnn.checkpoint import is_checkpoint_file
+
+    if Path(resume).is_file() and not is_checkpoint_file(resume):
+        raise click.BadParameter(
+            f"{resume} is not a charrnn checkpoint (to resume on corpus {resume}, put it before --resume)",
+            param_hint="--resume",
+        )
+    return resume
+
+
+def _print_summary(result: Any) -> None:
+    from charrnn.evaluate import nats_to_bits
+
+    if result.already_complete:
+        click.echo(
+            f"The run in {result.out_dir} is complete (step {result.step:,} of {result.total_steps:,}); "
+            "give a larger --max-steps to train further.",
+            err=True,
+        )
+        return
+    best = ""
+    if result.best_val_loss is not None:
+        best = f", best validation {nats_to_bits(result.best_val_loss):.4f} bpc ({result.best_val_loss:.4f} nats)"
+    click.echo(f"Finished step {result.step:,} of {result.total_steps:,}{best}. Checkpoints are in {result.out_dir}/.", err=True)
+    click.echo(f"Sample with: charrnn sample --checkpoint {result.out_dir}", err=True)
+
+
+@main.command(short_help="Generate text from a trained model.")
+@click.option("--checkpoint", "-c", type=click.Path(path_type=Path), default=DEFAULT_OUT, help="A checkpoint file, or an out folder (its best.pt, else latest.pt).")
+@click.option("--length", "-l", type=click.IntRange(0), default=_default(SampleConfig, "length"), help="Characters to generate after the prime.")
+@click.option("--temp", "--temperature", "temperature", type=click.FloatRange(0, min_open=True), default=_default(SampleConfig, "temperature"), help="Sampling temperature: lower is more conservative, higher more surprising.")
+@click.option("--prime", default=None, help="Text to start from; it is printed, then continued.  [default: a newline]")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Random seed: the same seed and options give the same text.  [default: random]")
+@click.option("--top-k", type=click.IntRange(1), default=None, help="Sample only from the K most likely characters.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None, help="Sample only from the most likely characters whose probabilities sum to P (nucleus).")
+@click.option("--greedy", is_flag=True, help="Always take the most likely character (no randomness).")
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", help="Where to run the model.")
+def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, **options: Any) -> None:
+    """Generate text from a trained model, streaming it to stdout as it is made.
+
+    \b
+    Examples:
+      charrnn sample
+      charrnn sample --temp 0.8 --length 2000 --prime "ROMEO:"
+      charrnn sample --checkpoint runs/poems/best.pt --top-p 0.9 --seed 1
+    """
+    config = SampleConfig(**options)
+    from charrnn.runtime import select_device
+    from charrnn.sample import generate_text, load_model
+
+    loaded = load_model(checkpoint, select_device(device))
+    pieces = generate_text(loaded, prime, config, seed)
+    step = f", step {loaded.step:,}" if loaded.step is not None else ""
+    click.echo(f"(sampling from {loaded.path}{step})", err=True)
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    sys.stdout.flush()

@@ -1,0 +1,187 @@
+"""Typed configuration: what a model is, how it is trained, how text is sampled.
+
+Each field has the name of its command-line option (`hidden_size` <-> `--hidden-size`;
+`input_mode` <-> `--input`). The dataclasses are stored in checkpoints as plain dicts
+and validated again when read back, since a checkpoint may come from anywhere.
+No torch here: the CLI imports this module before it needs torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from charrnn.errors import ConfigError
+
+CELLS = ("rnn", "lstm", "gru")
+INPUT_MODES = ("one-hot", "embedding")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# Fields whose command-line flag is not simply the field name with dashes.
+_FLAG_NAMES = {"input_mode": "--input"}
+
+
+def flag_name(field_name: str) -> str:
+    """The command-line flag for a config field (`seq_len` -> `--seq-len`)."""
+    return _FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def _require(condition: bool, field_name: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise ConfigError(f"{flag_name(field_name)} must be {expected}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture: everything needed to rebuild the network's shapes."""
+
+    vocab_size: int
+    cell: str = "lstm"
+    layers: int = 2
+    hidden_size: int = 256
+    dropout: float = 0.1
+    input_mode: str = "embedding"
+    embed_dim: int = 64
+
+    def __post_init__(self) -> None:
+        _require(_is_int(self.vocab_size) and self.vocab_size >= 1, "vocab_size", self.vocab_size, "an integer >= 1")
+        _require(self.cell in CELLS, "cell", self.cell, "one of " + ", ".join(CELLS))
+        _require(_is_int(self.layers) and self.layers >= 1, "layers", self.layers, "an integer >= 1")
+        _require(_is_int(self.hidden_size) and self.hidden_size >= 1, "hidden_size", self.hidden_size, "an integer >= 1")
+        _require(_is_number(self.dropout) and 0 <= self.dropout < 1, "dropout", self.dropout, "in [0, 1)")
+        _require(self.input_mode in INPUT_MODES, "input_mode", self.input_mode, "one of " + ", ".join(INPUT_MODES))
+        _require(_is_int(self.embed_dim) and self.embed_dim >= 1, "embed_dim", self.embed_dim, "an integer >= 1")
+
+    @property
+    def input_size(self) -> int:
+        """Width of the vectors the recurrent layers read."""
+        return self.vocab_size if self.input_mode == "one-hot" else self.embed_dim
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How training runs. Data layout fields (`LAYOUT_FIELDS`) are fixed for a run's life."""
+
+    seq_len: int = 64
+    batch_size: int = 32
+    val_fraction: float = 0.1
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    clip: float = 5.0
+    max_steps: int = 4000
+    epochs: float | None = None
+    eval_every: int = 250
+    save_every: int = 250
+    log_every: int = 10
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("seq_len", "batch_size", "max_steps", "eval_every", "save_every", "log_every"):
+            value = getattr(self, name)
+            _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
+        _require(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "an integer >= 0")
+        _require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _require(_is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction", self.val_fraction, "in [0, 1)")
+        _require(_is_number(self.lr) and self.lr > 0, "lr", self.lr, "a number > 0")
+        _require(_is_number(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", self.min_lr_ratio, "in [0, 1]")
+        _require(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        _require(_is_number(self.clip) and self.clip >= 0, "clip", self.clip, "a number >= 0 (0 disables clipping)")
+        if self.epochs is not None:
+            _require(_is_number(self.epochs) and self.epochs > 0, "epochs", self.epochs, "a number > 0")
+
+
+# Options that fix how the text is cut into streams and windows: changing one on resume
+# would change what every later step sees, so resume refuses instead.
+LAYOUT_FIELDS = ("seq_len", "batch_size", "val_fraction")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How characters are drawn from the model's predictions."""
+
+    length: int = 1000
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+
+    def __post_init__(self) -> None:
+        _require(_is_int(self.length) and self.length >= 0, "length", self.length, "an integer >= 0")
+        _require(_is_number(self.temperature) and self.temperature > 0, "temperature", self.temperature, "a number > 0")
+        if self.top_k is not None:
+            _require(_is_int(self.top_k) and self.top_k >= 1, "top_k", self.top_k, "an integer >= 1")
+        if self.top_p is not None:
+            _require(_is_number(self.top_p) and 0 < self.top_p <= 1, "top_p", self.top_p, "in (0, 1]")
+
+
+def field_names(config_class: type) -> tuple[str, ...]:
+    """Names of a config dataclass's fields."""
+    return tuple(f.name for f in fields(config_class))
+
+
+def default_of(config_class: type, name: str) -> Any:
+    """The default value of one field, so the CLI states each default only once."""
+    return next(f.default for f in fields(config_class) if f.name == name)
+
+
+def pick(config_class: type, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `options` that are fields of `config_class`."""
+    names = field_names(config_class)
+    return {key: value for key, value in options.items() if key in names}
+
+
+def from_dict(config_class: type, data: Any, what: str):
+    """Rebuild a config from a stored dict, refusing unknown or malformed entries."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{what} is not a mapping")
+    unknown = sorted(set(data) - set(field_names(config_class)))
+    if unknown:
+        raise ConfigError(f"{what} has unknown fields: {', '.join(map(str, unknown))}")
+    try:
+        return config_class(**data)
+    except TypeError as error:
+        raise ConfigError(f"{what} is incomplete: {error}") from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict (what checkpoints store)."""
+    return dataclasses.asdict(config)
+
+
+def resume_configs(
+    saved_model: ModelConfig, saved_train: TrainConfig, explicit: Mapping[str, Any]
+) -> tuple[ModelConfig, TrainConfig]:
+    """Configs for a resumed run: the checkpoint's, with the options the user gave.
+
+    Options the user did not give come from the checkpoint, so `--resume` alone continues
+    the run as it was. An explicit option that changes the architecture or the data layout
+    cannot be honoured exactly and is refused, naming every difference.
+    """
+    fixed = {**to_dict(saved_model), **{name: getattr(saved_train, name) for name in LAYOUT_FIELDS}}
+    differences = [
+        f"{flag_name(name)} {explicit[name]} (checkpoint: {fixed[name]})"
+        for name in fixed
+        if name in explicit and explicit[name] != fixed[name]
+    ]
+    if differences:
+        raise ConfigError(
+            "cannot resume with a different architecture or data layout: "
+            + "; ".join(differences)
+            + ". Leave these options out to continue the run, or start a new run with another --out"
+        )
+    changes = pick(TrainConfig, explicit)
+    if "max_steps" in changes and "epochs" not in changes:
+        changes["epochs"] = None  # a new --max-steps replaces a length the run had in epochs
+    return saved_model, dataclasses.replace(saved_train, **changes)

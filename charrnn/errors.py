@@ -1,0 +1,29 @@
+"""The exceptions charrnn raises for problems a user can fix.
+
+Each message fits on one line; the CLI prints it as `Error: <message>` and exits 1.
+"""
+
+
+class CharRNNError(Exception):
+    """Base class: a problem with the user's input, not a bug in charrnn."""
+
+
+class CorpusError(CharRNNError):
+    """The training or evaluation text cannot be used."""
+
+
+class CheckpointError(CharRNNError):
+    """A checkpoint is missing, unreadable, unsafe or does not fit the request."""
+
+
+class ConfigError(CharRNNError):
+    """Options that are invalid or contradict each other or a checkpoint."""
+
+
+class OptionError(ConfigError):
+    """One command-line option's value cannot be used; the CLI reports it as a usage error (exit 2)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option} {message}")
+        self.option = option
+        self.detail = message

@@ -1,0 +1,71 @@
+"""The network: characters -> one-hot or embedding -> fused RNN/LSTM/GRU -> logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from charrnn.config import ModelConfig
+
+# Hidden state is always a tuple of (layers, B, hidden_size) tensors: (h, c) for an LSTM,
+# (h,) for an RNN or GRU, so code that carries, detaches or saves it needs no special case.
+Hidden = tuple[torch.Tensor, ...]
+
+_RNN_CLASSES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class CharRNN(nn.Module):
+    """A character language model built on PyTorch's fused recurrent layers."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embed_dim) if config.input_mode == "embedding" else None
+        self.rnn = _RNN_CLASSES[config.cell](
+            input_size=config.input_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.layers,
+            # nn.RNN applies dropout between layers only; with one layer there are none.
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    @property
+    def is_lstm(self) -> bool:
+        return self.config.cell == "lstm"
+
+    def forward(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """ids (B, T) int64 -> logits (B, T, V) and the hidden state after the last step."""
+        inputs = self._inputs(ids)  # (B, T, input_size)
+        state = None if hidden is None else (hidden if self.is_lstm else hidden[0])
+        outputs, state = self.rnn(inputs, state)  # (B, T, H)
+        logits = self.head(self.dropout(outputs))
+        return logits, (tuple(state) if self.is_lstm else (state,))
+
+    def _inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.embedding is not None:
+            return self.embedding(ids)
+        # One-hot, written straight into a float tensor: the same math as an identity
+        # embedding, without an int64 one_hot intermediate or a V x V matrix.
+        weight = self.head.weight
+        one_hot = torch.zeros(*ids.shape, self.config.vocab_size, dtype=weight.dtype, device=ids.device)
+        return one_hot.scatter_(-1, ids.unsqueeze(-1), 1.0)
+
+    def init_hidden(self, batch_size: int, device: torch.device | str | None = None) -> Hidden:
+        """A zero hidden state for `batch_size` streams."""
+        shape = (self.config.layers, batch_size, self.config.hidden_size)
+        device = device if device is not None else self.head.weight.device
+        count = 2 if self.is_lstm else 1
+        return tuple(torch.zeros(shape, device=device) for _ in range(count))
+
+
+def detach_hidden(hidden: Hidden) -> Hidden:
+    """Cut the graph between windows (truncated BPTT) while keeping the values."""
+    return tuple(h.detach() for h in hidden)
+
+
+def num_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,49 @@
+"""The machine side of a run: which device, and the random number generators' state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from charrnn.config import DEVICES
+from charrnn.errors import CheckpointError, ConfigError
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple MPS, then CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        reason = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU was found"
+        raise ConfigError(f"--device cuda was asked for, but {reason}; use --device cpu")
+    if name == "mps" and not _mps_available():
+        raise ConfigError("--device mps was asked for, but Apple's MPS backend is not available; use --device cpu")
+    if name not in DEVICES:
+        raise ConfigError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
+    return torch.device(name)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every generator a training step draws from (dropout masks), as plain tensors."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Any) -> None:
+    """Restore what `rng_state` captured, so a resumed run draws the same numbers."""
+    try:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"the checkpoint's random generator state is unusable ({error})") from None

@@ -1,0 +1,46 @@
+"""Helpers shared by several test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from charrnn.checkpoint import load_checkpoint
+from charrnn.progress import Reporter
+from charrnn.train import TrainRequest, TrainResult, run_training
+
+
+def train(corpus: Path | None, out: Path, options: dict, resume: str | None = None, reporter: Reporter | None = None) -> TrainResult:
+    request = TrainRequest(corpus=None if corpus is None else str(corpus), out_dir=out, device="cpu", resume=resume, options=options)
+    return run_training(request, reporter)
+
+
+class Crash(Exception):
+    """Stands for the process dying."""
+
+
+class CrashAtStep(Reporter):
+    """Kills training (by raising) right after update `step`, before anything is saved."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def advance(self, step: int) -> None:
+        if step == self.step:
+            raise Crash
+
+
+def assert_same_training_state(path_a: Path, path_b: Path) -> None:
+    """Two checkpoints hold bit-identical weights, optimizer state, hidden state and RNG."""
+    a, b = load_checkpoint(path_a), load_checkpoint(path_b)
+    assert a["step"] == b["step"]
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    for key, state in a["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][key][name]), (key, name)
+    assert all(torch.equal(x, y) for x, y in zip(a["hidden"], b["hidden"]))
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert a["best_val_loss"] == b["best_val_loss"]

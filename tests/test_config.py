@@ -1,0 +1,49 @@
+import pytest
+
+from charrnn.config import ModelConfig, TrainConfig, flag_name, from_dict, resume_configs, to_dict
+from charrnn.errors import ConfigError
+
+
+def test_flag_names_follow_fields():
+    assert flag_name("hidden_size") == "--hidden-size"
+    assert flag_name("input_mode") == "--input"
+
+
+@pytest.mark.parametrize(
+    "config_class, field, value",
+    [(ModelConfig, "dropout", 1.0), (ModelConfig, "cell", "transformer"), (ModelConfig, "layers", 0),
+     (TrainConfig, "lr", float("nan")), (TrainConfig, "seq_len", 0), (TrainConfig, "batch_size", 2.5)],
+)
+def test_invalid_values_name_their_flag(config_class, field, value):
+    base = {"vocab_size": 10} if config_class is ModelConfig else {}
+    with pytest.raises(ConfigError, match=flag_name(field)):
+        config_class(**base, **{field: value})
+
+
+def test_stored_configs_round_trip_and_unknown_fields_are_refused():
+    config = ModelConfig(vocab_size=7, cell="gru")
+    assert from_dict(ModelConfig, to_dict(config), "model config") == config
+    with pytest.raises(ConfigError, match="unknown fields: evil"):
+        from_dict(ModelConfig, {**to_dict(config), "evil": 1}, "model config")
+
+
+def test_resume_takes_the_checkpoint_config_and_explicit_training_options():
+    saved_model, saved_train = ModelConfig(vocab_size=7, hidden_size=64), TrainConfig(max_steps=100, lr=1e-3)
+    model, train = resume_configs(saved_model, saved_train, {"max_steps": 300, "hidden_size": 64})
+    assert model == saved_model
+    assert (train.max_steps, train.lr) == (300, 1e-3)
+
+
+def test_resume_refuses_a_different_architecture_or_layout_listing_each_difference():
+    saved_model, saved_train = ModelConfig(vocab_size=7), TrainConfig()
+    with pytest.raises(ConfigError) as caught:
+        resume_configs(saved_model, saved_train, {"hidden_size": 512, "cell": "gru", "seq_len": 10})
+    message = str(caught.value)
+    assert "--hidden-size 512 (checkpoint: 256)" in message
+    assert "--cell gru (checkpoint: lstm)" in message
+    assert "--seq-len 10 (checkpoint: 64)" in message
+
+
+def test_a_new_max_steps_on_resume_replaces_a_length_in_epochs():
+    _, train = resume_configs(ModelConfig(vocab_size=7), TrainConfig(epochs=2.0), {"max_steps": 50})
+    assert train.epochs is None and train.max_steps == 50

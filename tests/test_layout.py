@@ -1,0 +1,67 @@
+"""The package's shape: imports flow one way, and heavy libraries stay where they belong."""
+
+import ast
+from pathlib import Path
+
+import charrnn
+
+PACKAGE = Path(charrnn.__file__).parent
+
+# Each module may import only the modules listed (cli -> train/sample -> model/data/... -> errors).
+ALLOWED = {
+    "__init__": set(),
+    "__main__": {"cli"},
+    "errors": set(),
+    "config": {"errors"},
+    "vocab": {"errors"},
+    "corpus": {"errors"},
+    "data": {"errors"},
+    "model": {"config"},
+    "runtime": {"config", "errors"},
+    "checkpoint": {"config", "errors", "vocab"},
+    "optim": {"config"},
+    "evaluate": {"data", "model"},
+    "progress": {"evaluate"},
+    "train": {"__init__", "checkpoint", "config", "corpus", "data", "errors", "evaluate", "model", "optim", "progress", "runtime", "vocab"},
+    "sample": {"checkpoint", "config", "errors", "model", "vocab"},
+    "cli": {"__init__", "config", "errors", "checkpoint", "evaluate", "progress", "runtime", "sample", "train"},
+}
+# Modules the CLI may import only inside a command (they import torch).
+LAZY_FOR_CLI = {"checkpoint", "evaluate", "progress", "runtime", "sample", "train"}
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(internal module, imported at top level?) for each `charrnn` import in a file."""
+    tree = ast.parse(path.read_text())
+    top_level = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "charrnn":
+            if "." in node.module:
+                names = [node.module.split(".")[1]]
+            else:  # `from charrnn import x`: a submodule, or a name defined in __init__
+                names = [a.name if (PACKAGE / f"{a.name}.py").exists() else "__init__" for a in node.names]
+            found += [(name, id(node) in top_level) for name in names]
+    return found
+
+
+def test_every_module_is_accounted_for():
+    assert {p.stem for p in PACKAGE.glob("*.py")} == set(ALLOWED)
+
+
+def test_imports_flow_one_way():
+    for module, allowed in ALLOWED.items():
+        imported = {name for name, _ in _imports(PACKAGE / f"{module}.py")}
+        assert imported <= allowed, f"{module} imports {imported - allowed}"
+
+
+def test_the_cli_imports_torch_users_lazily():
+    eager = {name for name, top in _imports(PACKAGE / "cli.py") if top}
+    assert not eager & LAZY_FOR_CLI, eager & LAZY_FOR_CLI
+
+
+def test_only_progress_uses_tqdm_and_only_cli_uses_click():
+    for path in PACKAGE.glob("*.py"):
+        source = path.read_text()
+        assert ("import tqdm" in source or "from tqdm" in source) == (path.stem == "progress"), path.stem
+        assert ("import click" in source) == (path.stem == "cli"), path.stem

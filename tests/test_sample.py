@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from charrnn.config import SampleConfig
+from charrnn.errors import OptionError
+from charrnn.sample import filter_logits, generate_ids, generate_text, load_model, pick_next
+from conftest import PANGRAM, TINY_OPTIONS
+from helpers import train
+
+
+@pytest.fixture(scope="module")
+def pangram_model(tmp_path_factory):
+    """A tiny LSTM that has learned the pangram (about 0.05 bits per character)."""
+    folder = tmp_path_factory.mktemp("pangram")
+    corpus = folder / "pangram.txt"
+    corpus.write_text(PANGRAM * 120, encoding="utf-8")
+    torch.set_num_threads(1)
+    train(corpus, folder / "out", {**TINY_OPTIONS, "max_steps": 300, "save_every": 300, "seed": 0})
+    return load_model(folder / "out", torch.device("cpu"))
+
+
+def _text(loaded, prime=None, seed=None, **options):
+    return "".join(generate_text(loaded, prime, SampleConfig(**options), seed))
+
+
+def test_greedy_continuation_reproduces_the_learned_text(pangram_model):
+    text = _text(pangram_model, prime="the quick", length=len(PANGRAM) * 2, greedy=True)
+    assert text.startswith("the quick brown fox jumps over the lazy dog\nthe quick brown")
+
+
+def test_the_same_seed_gives_the_same_text_and_another_seed_differs(pangram_model):
+    hot = {"length": 300, "temperature": 3.0}
+    assert _text(pangram_model, seed=1, **hot) == _text(pangram_model, seed=1, **hot)
+    assert _text(pangram_model, seed=1, **hot) != _text(pangram_model, seed=2, **hot)
+
+
+def test_greedy_ignores_the_seed_and_top_k_1_is_greedy(pangram_model):
+    greedy = _text(pangram_model, seed=1, length=100, greedy=True)
+    assert greedy == _text(pangram_model, seed=2, length=100, greedy=True)
+    assert greedy == _text(pangram_model, seed=3, length=100, top_k=1, temperature=5.0)
+
+
+def test_output_streams_the_prime_then_one_character_at_a_time(pangram_model):
+    pieces = list(generate_text(pangram_model, "lazy", SampleConfig(length=5), seed=0))
+    assert pieces[0] == "lazy" and len(pieces) == 6 and all(len(p) == 1 for p in pieces[1:])
+
+
+def test_unknown_prime_characters_are_named(pangram_model):
+    with pytest.raises(OptionError, match="'Q', 'Z'") as caught:
+        _text(pangram_model, prime="Zebra Q", length=5)
+    assert caught.value.option == "--prime"
+
+
+def test_generation_reads_the_prime_once_then_one_character_per_step(pangram_model):
+    model = pangram_model.model
+    lengths = []
+    handle = model.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1]))
+    try:
+        ids = list(generate_ids(model, [1, 2, 3, 4], SampleConfig(length=50), torch.Generator().manual_seed(0)))
+    finally:
+        handle.remove()
+    assert len(ids) == 50
+    assert lengths == [4] + [1] * 49  # constant work per character, however long the text
+
+
+def test_top_k_keeps_only_the_k_most_likely():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    kept = torch.isfinite(filter_logits(logits, top_k=2, top_p=None))
+    assert kept.tolist() == [[False, True, False, True, False]]
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.05, 0.5, 0.3, 0.15]])
+    kept = torch.isfinite(filter_logits(probs.log(), top_k=None, top_p=0.75))
+    assert kept.tolist() == [[False, True, True, False]]  # 0.5 + 0.3 reaches 0.75
+    tiny = torch.isfinite(filter_logits(probs.log(), top_k=None, top_p=0.01))
+    assert tiny.tolist() == [[False, True, False, False]]  # the most likely always stays
+
+
+def test_top_k_keeps_exactly_k_among_ties():
+    kept = torch.isfinite(filter_logits(torch.zeros(1, 6), top_k=2, top_p=None))
+    assert kept.sum() == 2
+
+
+def test_sampling_draws_only_from_the_kept_characters():
+    # Nearly uniform: unfiltered, 1,000 draws would hit all six characters.
+    logits = torch.tensor([0.3, 0.2, 0.1, 0.0, -0.1, -0.2]).repeat(1000, 1)
+    generator = torch.Generator().manual_seed(0)
+    assert set(pick_next(logits, SampleConfig(), generator).tolist()) == {0, 1, 2, 3, 4, 5}
+    assert set(pick_next(logits, SampleConfig(top_k=3), generator).tolist()) == {0, 1, 2}
+    nucleus = pick_next(logits, SampleConfig(top_p=0.3), generator)  # 0.3 needs the two most likely
+    assert set(nucleus.tolist()) == {0, 1}

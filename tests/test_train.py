@@ -1,0 +1,134 @@
+import math
+
+import pytest
+import torch
+
+from charrnn.checkpoint import BEST, LATEST, load_checkpoint
+from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
+from charrnn.errors import CheckpointError, ConfigError
+from charrnn.model import CharRNN
+from charrnn.optim import build_optimizer, learning_rate
+from charrnn.train import train_step
+from conftest import PANGRAM, TINY_OPTIONS
+from helpers import Crash, CrashAtStep, assert_same_training_state, train
+
+
+# The pangram's unigram entropy is 4.44 bits per character (the best a model that ignores
+# context can do), but given enough context each character is certain (0 bits). Below
+# 0.5 bits the model must be using its memory; 300 steps reach 0.03-0.17 bits for every
+# cell and input on several seeds, so the bound has a wide margin.
+LEARNED_BITS = 0.5
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("input_mode", INPUT_MODES)
+def test_every_cell_and_input_mode_learns_a_repeating_text(tmp_path, pangram_file, cell, input_mode):
+    options = {**TINY_OPTIONS, "cell": cell, "input_mode": input_mode, "max_steps": 300, "save_every": 300, "seed": 0}
+    result = train(pangram_file, tmp_path / "out", options)
+    assert result.best_val_loss / math.log(2) < LEARNED_BITS
+
+
+def test_clipping_bounds_the_gradient_norm():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=10, hidden_size=16))
+    optimizer = build_optimizer(model, TrainConfig())
+    inputs, targets = torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8))
+    _, norm_before, _ = train_step(model, optimizer, inputs, targets, model.init_hidden(4), clip=0.01)
+    norm_after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert norm_before > 0.01  # clipping had work to do
+    assert norm_after <= 0.01 * (1 + 1e-5)
+
+
+def test_train_step_returns_a_detached_hidden_state_that_carries_information():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=10, hidden_size=16))
+    optimizer = build_optimizer(model, TrainConfig())
+    inputs, targets = torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8))
+    _, _, hidden = train_step(model, optimizer, inputs, targets, model.init_hidden(4), clip=5.0)
+    assert all(not h.requires_grad and h.abs().sum() > 0 for h in hidden)
+    # A second window backpropagates through itself only: no "backward through the graph a second time" error.
+    train_step(model, optimizer, inputs, targets, hidden, clip=5.0)
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    config = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    rates = [learning_rate(step, config, total_steps=110) for step in range(110)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))  # non-increasing after warm-up
+    assert rates[60] == pytest.approx(0.55)  # half-way down the cosine
+    assert learning_rate(110, config, 110) == pytest.approx(0.1)
+
+
+def _resume_options():
+    # A short text (12 windows per epoch) so the run crosses epoch boundaries, and dropout
+    # so the random generator's state matters.
+    return {**TINY_OPTIONS, "max_steps": 40, "save_every": 10, "eval_every": 10, "dropout": 0.3}
+
+
+@pytest.fixture
+def short_corpus(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text(PANGRAM * 20, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("crash_step", [14, 27, 39])
+def test_resume_after_a_crash_is_bit_identical_to_an_uninterrupted_run(tmp_path, short_corpus, crash_step):
+    options = _resume_options()
+    train(short_corpus, tmp_path / "whole", options)
+
+    with pytest.raises(Crash):
+        train(short_corpus, tmp_path / "broken", options, reporter=CrashAtStep(crash_step))
+    assert load_checkpoint(tmp_path / "broken" / LATEST)["step"] == crash_step // 10 * 10
+    result = train(short_corpus, tmp_path / "broken", options, resume=str(tmp_path / "broken"))
+
+    assert result.step == 40
+    assert_same_training_state(tmp_path / "whole" / LATEST, tmp_path / "broken" / LATEST)
+    assert_same_training_state(tmp_path / "whole" / BEST, tmp_path / "broken" / BEST)
+
+
+def test_resume_with_no_options_continues_with_the_checkpoint_config(tmp_path, short_corpus):
+    options = {**_resume_options(), "hidden_size": 24, "cell": "gru"}
+    with pytest.raises(Crash):
+        train(short_corpus, tmp_path / "run", options, reporter=CrashAtStep(15))
+    result = train(None, tmp_path / "run", {}, resume=str(tmp_path / "run"))  # corpus taken from the checkpoint
+    state = load_checkpoint(tmp_path / "run" / LATEST)
+    assert result.step == 40 and state["model_config"]["hidden_size"] == 24 and state["model_config"]["cell"] == "gru"
+
+
+def test_resuming_a_finished_run_says_it_is_complete_and_a_larger_total_trains_further(tmp_path, short_corpus):
+    options = _resume_options()
+    train(short_corpus, tmp_path / "run", options)
+    again = train(short_corpus, tmp_path / "run", options, resume=str(tmp_path / "run"))
+    assert again.already_complete and again.step == 40
+    further = train(short_corpus, tmp_path / "run", {**options, "max_steps": 60}, resume=str(tmp_path / "run"))
+    assert not further.already_complete and further.step == 60
+    assert load_checkpoint(tmp_path / "run" / LATEST)["train_config"]["max_steps"] == 60
+
+
+def test_resume_refuses_a_different_architecture(tmp_path, short_corpus):
+    options = _resume_options()
+    train(short_corpus, tmp_path / "run", options)
+    with pytest.raises(ConfigError, match=r"--hidden-size 64 \(checkpoint: 32\)"):
+        train(short_corpus, tmp_path / "run", {**options, "hidden_size": 64, "max_steps": 80}, resume=str(tmp_path / "run"))
+
+
+def test_resume_refuses_a_corpus_with_characters_outside_the_vocabulary(tmp_path, short_corpus):
+    train(short_corpus, tmp_path / "run", _resume_options())
+    other = tmp_path / "other.txt"
+    other.write_text("ZEBRAS 123\n" * 200, encoding="utf-8")
+    with pytest.raises(CheckpointError, match="vocabulary lacks"):
+        train(other, tmp_path / "run", {"max_steps": 80}, resume=str(tmp_path / "run"))
+
+
+def test_a_new_run_never_overwrites_an_existing_one(tmp_path, short_corpus):
+    train(short_corpus, tmp_path / "run", _resume_options())
+    before = (tmp_path / "run" / LATEST).read_bytes()
+    with pytest.raises(ConfigError, match="--resume"):
+        train(short_corpus, tmp_path / "run", _resume_options())
+    assert (tmp_path / "run" / LATEST).read_bytes() == before
+
+
+def test_epochs_set_the_run_length_in_passes_over_the_text(tmp_path, short_corpus):
+    result = train(short_corpus, tmp_path / "run", {**_resume_options(), "epochs": 2.5})
+    assert result.step == 30  # 12 windows per epoch
