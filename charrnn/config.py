@@ -49,7 +49,7 @@ class ModelConfig:
     cell: str = "lstm"
     layers: int = 2
     hidden_size: int = 256
-    dropout: float = 0.1
+    dropout: float = 0.2
     input_mode: str = "embedding"
     embed_dim: int = 64
 
@@ -73,17 +73,17 @@ class TrainConfig:
     """How training runs. Data layout fields (`LAYOUT_FIELDS`) are fixed for a run's life."""
 
     seq_len: int = 64
-    batch_size: int = 32
+    batch_size: int = 16
     val_fraction: float = 0.1
-    lr: float = 2e-3
+    lr: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
     weight_decay: float = 0.0
     clip: float = 5.0
-    max_steps: int = 4000
+    max_steps: int = 12000
     epochs: float | None = None
-    eval_every: int = 250
-    save_every: int = 250
+    eval_every: int = 500
+    save_every: int = 500
     log_every: int = 10
     seed: int = 42
 

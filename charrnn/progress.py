@@ -37,9 +37,13 @@ class MessagesOnly(Reporter):
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream if stream is not None else sys.stderr
+        self.train_loss: float | None = None
+
+    def log(self, step: int, train_loss: float, lr: float, chars_per_sec: float) -> None:
+        self.train_loss = train_loss
 
     def evaluated(self, step: int, val_loss: float, is_best: bool) -> None:
-        self.message(_evaluation_line(step, val_loss, is_best))
+        self.message(_evaluation_line(step, self.train_loss, val_loss, is_best))
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -56,6 +60,7 @@ class ProgressBar(MessagesOnly):
     def start(self, step: int, total_steps: int) -> None:
         self.bar = tqdm(
             total=total_steps, initial=step, file=self.stream, unit="step", dynamic_ncols=True,
+            disable=None,  # no bar when stderr is not a terminal: evaluation lines still print
             desc="training", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )
 
@@ -64,6 +69,7 @@ class ProgressBar(MessagesOnly):
             self.bar.update(step - self.bar.n)
 
     def log(self, step: int, train_loss: float, lr: float, chars_per_sec: float) -> None:
+        super().log(step, train_loss, lr, chars_per_sec)
         self.fields["loss"] = f"{nats_to_bits(train_loss):.3f} bpc"
         self.fields["chars/s"] = f"{chars_per_sec:,.0f}"
         self._show()
@@ -89,6 +95,7 @@ class ProgressBar(MessagesOnly):
             self.bar = None
 
 
-def _evaluation_line(step: int, val_loss: float, is_best: bool) -> str:
+def _evaluation_line(step: int, train_loss: float | None, val_loss: float, is_best: bool) -> str:
+    train = f"train {nats_to_bits(train_loss):.4f} bpc ({train_loss:.4f} nats) | " if train_loss is not None else ""
     best = "  (best so far)" if is_best else ""
-    return f"step {step:,}: validation {nats_to_bits(val_loss):.4f} bpc, {val_loss:.4f} nats{best}"
+    return f"step {step:,}: {train}validation {nats_to_bits(val_loss):.4f} bpc ({val_loss:.4f} nats){best}"

@@ -28,22 +28,24 @@ def test_every_cell_and_input_mode_learns_a_repeating_text(tmp_path, pangram_fil
     assert result.best_val_loss / math.log(2) < LEARNED_BITS
 
 
-def test_clipping_bounds_the_gradient_norm():
+@pytest.fixture
+def step_setup():
+    """A small model, its optimizer, and one random (4, 8) window."""
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=10, hidden_size=16))
-    optimizer = build_optimizer(model, TrainConfig())
-    inputs, targets = torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8))
+    return model, build_optimizer(model, TrainConfig()), torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8))
+
+
+def test_clipping_bounds_the_gradient_norm(step_setup):
+    model, optimizer, inputs, targets = step_setup
     _, norm_before, _ = train_step(model, optimizer, inputs, targets, model.init_hidden(4), clip=0.01)
     norm_after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
     assert norm_before > 0.01  # clipping had work to do
     assert norm_after <= 0.01 * (1 + 1e-5)
 
 
-def test_train_step_returns_a_detached_hidden_state_that_carries_information():
-    torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=10, hidden_size=16))
-    optimizer = build_optimizer(model, TrainConfig())
-    inputs, targets = torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8))
+def test_train_step_returns_a_detached_hidden_state_that_carries_information(step_setup):
+    model, optimizer, inputs, targets = step_setup
     _, _, hidden = train_step(model, optimizer, inputs, targets, model.init_hidden(4), clip=5.0)
     assert all(not h.requires_grad and h.abs().sum() > 0 for h in hidden)
     # A second window backpropagates through itself only: no "backward through the graph a second time" error.
