@@ -1,6 +1,6 @@
 """`python -m charrnn` runs the command-line interface."""
 
-from charrnn.cli import main
+from charrnn.cli import entry_point
 
 if __name__ == "__main__":
-    main()
+    entry_point()

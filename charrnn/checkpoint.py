@@ -29,8 +29,6 @@ from charrnn.vocab import Vocab
 
 FORMAT_VERSION = 1
 MAGIC = b"charrnn checkpoint\n"
-LATEST = "latest.pt"
-BEST = "best.pt"
 _HEADER = re.compile(rb"format (\d+) sha256 ([0-9a-f]{64}) bytes (\d+)\n")
 _MAX_HEADER = 200
 
@@ -45,7 +43,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     torch.save(state, buffer)
     payload = buffer.getvalue()
     header = b"format %d sha256 %s bytes %d\n" % (FORMAT_VERSION, hashlib.sha256(payload).hexdigest().encode(), len(payload))
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = temporary_name(path)
     try:
         with open(temporary, "wb") as file:
             file.write(MAGIC + header)
@@ -53,13 +51,20 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise CheckpointError(f"cannot write checkpoint {path}: {error.strerror or error}; earlier checkpoints are intact") from None
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
-def _fsync_folder(folder: Path) -> None:
+def temporary_name(path: Path) -> Path:
+    """Where a file is written before it is renamed to `path` (hidden, tagged with the writer's pid)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def fsync_folder(folder: Path) -> None:
     """Make the rename itself durable (a no-op where folders cannot be opened)."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
@@ -131,6 +136,9 @@ def _check_structure(state: Any, path: Path) -> None:
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path} is missing {', '.join(missing)}")
+    step = state["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path} has an invalid step count: {step!r}")
 
 
 def model_parts(state: dict[str, Any], path: str | Path) -> tuple[ModelConfig, TrainConfig, Vocab]:
@@ -152,14 +160,19 @@ def model_parts(state: dict[str, Any], path: str | Path) -> tuple[ModelConfig, T
     return model_config, train_config, vocab
 
 
-def find_checkpoint(location: str | Path, prefer: tuple[str, ...] = (BEST, LATEST)) -> Path:
-    """A checkpoint file itself, or the first of `prefer` inside an out folder."""
-    location = Path(location)
-    if location.is_dir():
-        for name in prefer:
-            if (location / name).is_file():
-                return location / name
-        raise CheckpointError(f"no checkpoint in {location} (looked for {', '.join(prefer)}); train first")
-    if not location.exists():
-        raise CheckpointError(f"checkpoint not found: {location}")
-    return location
+
+
+def training_state_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What differs, bit for bit, between the training states of two loaded checkpoints
+    (step, weights, optimizer moments, carried hidden state, random generator state)."""
+    differences = [] if a["step"] == b["step"] else [f"step {a['step']} != {b['step']}"]
+    pairs = [("model", a["model"], b["model"]), ("rng", a["rng"]["torch"], b["rng"]["torch"])]
+    pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a["hidden"], b["hidden"]))]
+    pairs += [(f"optimizer[{key}]", value, b["optimizer"]["state"].get(key, {})) for key, value in a["optimizer"]["state"].items()]
+    for name, x, y in pairs:
+        if isinstance(x, torch.Tensor):
+            x, y = {"": x}, {"": y}
+        for key in x:
+            if not (isinstance(y.get(key), torch.Tensor) and torch.equal(x[key], y[key])):
+                differences.append(f"{name}{'.' + str(key) if key else ''}")
+    return differences

@@ -7,6 +7,9 @@ errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
 
 from __future__ import annotations
 
+import codecs
+import math
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -16,8 +19,8 @@ import click
 from click.core import ParameterSource
 
 from charrnn import __version__
-from charrnn.config import CELLS, DEVICES, INPUT_MODES, ModelConfig, SampleConfig, TrainConfig, default_of, field_names
-from charrnn.errors import CharRNNError, OptionError
+from charrnn.config import CELLS, DECODE_ERRORS, DEVICES, INPUT_MODES, ModelConfig, SampleConfig, TrainConfig, default_of, field_names
+from charrnn.errors import CharRNNError, OptionError, TrainingStopped
 
 DEFAULT_OUT = "checkpoints"
 _RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
@@ -40,7 +43,7 @@ class CharRNNGroup(click.Group):
         except OptionError as error:
             _fail(f"Invalid value for '{error.option}': {error.detail}", 2, debug)
         except CharRNNError as error:
-            _fail(str(error), 1, debug)
+            _fail(str(error), error.exit_code, debug)
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", 130, debug)
         except BrokenPipeError:
@@ -64,6 +67,24 @@ def _quiet_broken_pipe() -> None:
     except OSError:
         pass
     sys.exit(1)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange, refusing NaN and infinity too (NaN passes every range comparison)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def _known_encoding(name: str) -> str:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise click.BadParameter(f"{name!r} is not a text encoding Python knows (e.g. utf-8, latin-1, gb18030)") from None
+    return name
 
 
 def _explicit_options(ctx: click.Context, names: tuple[str, ...]) -> dict[str, Any]:
@@ -97,31 +118,34 @@ def _default(config_class: type, name: str) -> Any:
 @main.command(short_help="Train a model on a text file (or the built-in corpus).")
 @click.argument("corpus", required=False, type=click.Path(path_type=str))
 # data
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=_default(TrainConfig, "val_fraction"), help="Fraction of the text, from its end, held out for validation.")
+@click.option("--val-fraction", type=FiniteFloatRange(0, 1, max_open=True), default=_default(TrainConfig, "val_fraction"), help="Fraction of the text, from its end, held out for validation.")
 @click.option("--seq-len", type=click.IntRange(1), default=_default(TrainConfig, "seq_len"), help="Characters per window: how far back gradients flow (truncated BPTT).")
 @click.option("--batch-size", type=click.IntRange(1), default=_default(TrainConfig, "batch_size"), help="Parallel streams the training text is laid out in.")
+@click.option("--encoding", default=_default(TrainConfig, "encoding"), callback=lambda ctx, param, value: _known_encoding(value), help="Text encoding of CORPUS (e.g. latin-1, gb18030, utf-16).")
+@click.option("--errors", type=click.Choice(DECODE_ERRORS), default=_default(TrainConfig, "errors"), help="What to do with bytes that are not valid in --encoding: stop, replace them with U+FFFD, or drop them.")
 # model
 @click.option("--cell", type=click.Choice(CELLS), default=_default(ModelConfig, "cell"), help="Recurrent cell type.")
 @click.option("--layers", type=click.IntRange(1), default=_default(ModelConfig, "layers"), help="Number of stacked recurrent layers.")
 @click.option("--hidden-size", type=click.IntRange(1), default=_default(ModelConfig, "hidden_size"), help="Units in each recurrent layer.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_default(ModelConfig, "dropout"), help="Dropout between layers and before the output layer.")
+@click.option("--dropout", type=FiniteFloatRange(0, 1, max_open=True), default=_default(ModelConfig, "dropout"), help="Dropout between layers and before the output layer.")
 @click.option("--input", "input_mode", type=click.Choice(INPUT_MODES), default=_default(ModelConfig, "input_mode"), help="Feed characters as one-hot vectors or as learned embeddings.")
 @click.option("--embed-dim", type=click.IntRange(1), default=_default(ModelConfig, "embed_dim"), help="Embedding width (with --input embedding).")
 # optimisation
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=_default(TrainConfig, "lr"), help="Peak learning rate (AdamW).")
-@click.option("--min-lr-ratio", type=click.FloatRange(0, 1), default=_default(TrainConfig, "min_lr_ratio"), help="Final learning rate as a fraction of --lr (cosine decay); 1 keeps it constant.")
+@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=_default(TrainConfig, "lr"), help="Peak learning rate (AdamW).")
+@click.option("--min-lr-ratio", type=FiniteFloatRange(0, 1), default=_default(TrainConfig, "min_lr_ratio"), help="Final learning rate as a fraction of --lr (cosine decay); 1 keeps it constant.")
 @click.option("--warmup-steps", type=click.IntRange(0), default=_default(TrainConfig, "warmup_steps"), help="Steps of linear learning-rate warm-up.")
-@click.option("--weight-decay", type=click.FloatRange(0), default=_default(TrainConfig, "weight_decay"), help="AdamW weight decay on weight matrices.")
-@click.option("--clip", type=click.FloatRange(0), default=_default(TrainConfig, "clip"), help="Clip the gradient norm to this; 0 turns clipping off.")
+@click.option("--weight-decay", type=FiniteFloatRange(0), default=_default(TrainConfig, "weight_decay"), help="AdamW weight decay on weight matrices.")
+@click.option("--clip", type=FiniteFloatRange(0), default=_default(TrainConfig, "clip"), help="Clip the gradient norm to this; 0 turns clipping off.")
 @click.option("--max-steps", type=click.IntRange(1), default=_default(TrainConfig, "max_steps"), help="Total updates of the run (resumed runs count the steps already done).")
-@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None, help="Run length in passes over the training text, instead of --max-steps.")
+@click.option("--epochs", type=FiniteFloatRange(0, min_open=True), default=None, help="Run length in passes over the training text, instead of --max-steps.")
 @click.option("--seed", type=click.IntRange(0), default=_default(TrainConfig, "seed"), help="Random seed for weights and dropout.")
 # checkpoints and progress
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt and best.pt.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt, best.pt and step-N.pt.")
 @click.option("--resume", is_flag=False, flag_value=_RESUME_LATEST, default=None, metavar="[PATH]", help="Continue a run: from OUT/latest.pt, or from the checkpoint or out folder PATH.")
 @click.option("--eval-every", type=click.IntRange(1), default=_default(TrainConfig, "eval_every"), help="Steps between validation passes (best.pt is saved when validation improves).")
-@click.option("--save-every", type=click.IntRange(1), default=_default(TrainConfig, "save_every"), help="Steps between saves of latest.pt.")
-@click.option("--log-every", type=click.IntRange(1), default=_default(TrainConfig, "log_every"), help="Steps between updates of the training loss on the progress bar.")
+@click.option("--save-every", type=click.IntRange(1), default=_default(TrainConfig, "save_every"), help="Steps between saves (step-N.pt and latest.pt): the most work a crash can cost.")
+@click.option("--keep", type=click.IntRange(1), default=_default(TrainConfig, "keep"), help="Step-numbered checkpoints to keep; older ones are removed once a newer one is safely written.")
+@click.option("--log-every", type=click.IntRange(1), default=_default(TrainConfig, "log_every"), help="Steps between training-loss reports (on the progress bar, or as log lines when stderr is not a terminal).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", help="Where to train: auto picks CUDA, then MPS, then CPU.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the final summary.")
 @click.pass_context
@@ -143,12 +167,16 @@ def train(ctx: click.Context, corpus: str | None, out: Path, resume: str | None,
         raise click.UsageError("give --max-steps or --epochs, not both")
     if resume is not None:
         resume = _resume_location(resume, out)
-    from charrnn.progress import MessagesOnly, ProgressBar
+    from charrnn.progress import console_reporter
     from charrnn.train import TrainRequest, run_training
 
-    reporter = MessagesOnly() if quiet else ProgressBar()
     request = TrainRequest(corpus=corpus, out_dir=out, device=device, resume=resume, options=options)
-    result = run_training(request, reporter)
+    try:
+        result = run_training(request, console_reporter(quiet))
+    except TrainingStopped as stopped:
+        out_flag = "" if out == Path(DEFAULT_OUT) else f" --out {out}"
+        click.echo(f"Training {stopped}. Resume with: charrnn train --resume{out_flag}", err=True)
+        ctx.exit(stopped.exit_code)
     _print_summary(result)
 
 
@@ -185,11 +213,11 @@ def _print_summary(result: Any) -> None:
 @main.command(short_help="Generate text from a trained model.")
 @click.option("--checkpoint", "-c", type=click.Path(path_type=Path), default=DEFAULT_OUT, help="A checkpoint file, or an out folder (its best.pt, else latest.pt).")
 @click.option("--length", "-l", type=click.IntRange(0), default=_default(SampleConfig, "length"), help="Characters to generate after the prime.")
-@click.option("--temp", "--temperature", "temperature", type=click.FloatRange(0, min_open=True), default=_default(SampleConfig, "temperature"), help="Sampling temperature: lower is more conservative, higher more surprising.")
+@click.option("--temp", "--temperature", "temperature", type=FiniteFloatRange(0, min_open=True), default=_default(SampleConfig, "temperature"), help="Sampling temperature: lower is more conservative, higher more surprising.")
 @click.option("--prime", default=None, help="Text to start from; it is printed, then continued.  [default: a newline]")
 @click.option("--seed", type=click.IntRange(0), default=None, help="Random seed: the same seed and options give the same text.  [default: random]")
 @click.option("--top-k", type=click.IntRange(1), default=None, help="Sample only from the K most likely characters.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None, help="Sample only from the most likely characters whose probabilities sum to P (nucleus).")
+@click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=None, help="Sample only from the most likely characters whose probabilities sum to P (nucleus).")
 @click.option("--greedy", is_flag=True, help="Always take the most likely character (no randomness).")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", help="Where to run the model.")
 def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, **options: Any) -> None:
@@ -207,10 +235,21 @@ def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, *
 
     loaded = load_model(checkpoint, select_device(device))
     pieces = generate_text(loaded, prime, config, seed)
-    step = f", step {loaded.step:,}" if loaded.step is not None else ""
-    click.echo(f"(sampling from {loaded.path}{step})", err=True)
+    for note in loaded.passed_over:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(f"(sampling from {loaded.path}, step {loaded.step:,})", err=True)
     for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def entry_point() -> None:
+    """The `charrnn` program (console script and `python -m charrnn`)."""
+    try:
+        main()
+    finally:
+        # The process is ending: a late Ctrl-C (say, a second one after training stopped and
+        # saved) must not print a traceback from Python's shutdown.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -8,6 +8,7 @@ No torch here: the CLI imports this module before it needs torch.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 from dataclasses import dataclass, fields
@@ -18,6 +19,10 @@ from charrnn.errors import ConfigError
 CELLS = ("rnn", "lstm", "gru")
 INPUT_MODES = ("one-hot", "embedding")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DECODE_ERRORS = ("strict", "replace", "ignore")
+# One-hot input is as wide as the vocabulary; past this size its first layer dwarfs the model
+# (a 9,589-character Chinese vocabulary would give an LSTM of 256 nearly 10 M input weights).
+ONE_HOT_MAX_VOCAB = 4096
 
 # Fields whose command-line flag is not simply the field name with dashes.
 _FLAG_NAMES = {"input_mode": "--input"}
@@ -35,6 +40,13 @@ def _require(condition: bool, field_name: str, value: Any, expected: str) -> Non
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_encoding(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and codecs.lookup(value) is not None
+    except LookupError:
+        return False
 
 
 def _is_number(value: Any) -> bool:
@@ -61,6 +73,11 @@ class ModelConfig:
         _require(_is_number(self.dropout) and 0 <= self.dropout < 1, "dropout", self.dropout, "in [0, 1)")
         _require(self.input_mode in INPUT_MODES, "input_mode", self.input_mode, "one of " + ", ".join(INPUT_MODES))
         _require(_is_int(self.embed_dim) and self.embed_dim >= 1, "embed_dim", self.embed_dim, "an integer >= 1")
+        if self.input_mode == "one-hot" and self.vocab_size > ONE_HOT_MAX_VOCAB:
+            raise ConfigError(
+                f"--input one-hot with a vocabulary of {self.vocab_size:,} characters would make every input "
+                f"vector {self.vocab_size:,} wide (the limit is {ONE_HOT_MAX_VOCAB:,}); use --input embedding"
+            )
 
     @property
     def input_size(self) -> int:
@@ -75,6 +92,8 @@ class TrainConfig:
     seq_len: int = 64
     batch_size: int = 16
     val_fraction: float = 0.1
+    encoding: str = "utf-8"
+    errors: str = "strict"
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
@@ -84,11 +103,12 @@ class TrainConfig:
     epochs: float | None = None
     eval_every: int = 500
     save_every: int = 500
-    log_every: int = 10
+    keep: int = 2
+    log_every: int = 100
     seed: int = 42
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "batch_size", "max_steps", "eval_every", "save_every", "log_every"):
+        for name in ("seq_len", "batch_size", "max_steps", "eval_every", "save_every", "keep", "log_every"):
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
         _require(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "an integer >= 0")
@@ -100,6 +120,8 @@ class TrainConfig:
         _require(_is_number(self.clip) and self.clip >= 0, "clip", self.clip, "a number >= 0 (0 disables clipping)")
         if self.epochs is not None:
             _require(_is_number(self.epochs) and self.epochs > 0, "epochs", self.epochs, "a number > 0")
+        _require(_is_encoding(self.encoding), "encoding", self.encoding, "a text encoding Python knows (e.g. utf-8, latin-1, gb18030)")
+        _require(self.errors in DECODE_ERRORS, "errors", self.errors, "one of " + ", ".join(DECODE_ERRORS))
 
 
 # Options that fix how the text is cut into streams and windows: changing one on resume

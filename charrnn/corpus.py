@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import sys
@@ -35,8 +36,8 @@ class Corpus:
         return {"path": self.path, "description": self.description, "chars": len(self.text), "sha256": self.sha256}
 
 
-def read_corpus(path: str | Path) -> Corpus:
-    """Read a UTF-8 text file, refusing what cannot be a training text."""
+def read_corpus(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> Corpus:
+    """Read a text file (UTF-8 unless told otherwise), refusing what cannot be a training text."""
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"corpus not found: {path}")
@@ -46,21 +47,23 @@ def read_corpus(path: str | Path) -> Corpus:
         data = path.read_bytes()
     except OSError as error:
         raise CorpusError(f"cannot read corpus {path}: {error.strerror}") from None
-    text = decode_text(data, str(path))
+    text = decode_text(data, str(path), encoding, errors)
     return Corpus(text=text, path=str(path.resolve()), description=str(path))
 
 
-def decode_text(data: bytes, name: str) -> str:
-    """Decode UTF-8 bytes (a leading byte-order mark is dropped), with one-line errors."""
+def decode_text(data: bytes, name: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Decode a text file's bytes (a UTF-8 byte-order mark is dropped), with one-line errors."""
+    is_utf8 = codecs.lookup(encoding).name == "utf-8"
     nul = data.find(b"\0")
-    if nul >= 0:
+    if nul >= 0 and is_utf8:  # UTF-16 and UTF-32 texts hold NUL bytes; UTF-8 text never does
         raise CorpusError(f"{name} looks like a binary file (NUL byte at offset {nul:,}), not text")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig" if is_utf8 else encoding, errors)
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise CorpusError(
-            f"{name} is not valid UTF-8: byte {data[error.start]:#04x} at offset {error.start:,} (line {line})"
+            f"{name} is not valid {'UTF-8' if is_utf8 else encoding}: byte {data[error.start]:#04x} at offset {error.start:,} (line {line}); "
+            "give its encoding with --encoding (e.g. latin-1, gb18030), or --errors replace to substitute U+FFFD"
         ) from None
     if not text.strip():
         raise CorpusError(f"{name} is empty" if not text else f"{name} holds only whitespace")

@@ -7,6 +7,8 @@ Each message fits on one line; the CLI prints it as `Error: <message>` and exits
 class CharRNNError(Exception):
     """Base class: a problem with the user's input, not a bug in charrnn."""
 
+    exit_code = 1
+
 
 class CorpusError(CharRNNError):
     """The training or evaluation text cannot be used."""
@@ -27,3 +29,18 @@ class OptionError(ConfigError):
         super().__init__(f"{option} {message}")
         self.option = option
         self.detail = message
+
+
+class TrainingDiverged(CharRNNError):
+    """The loss became NaN or infinite; nothing from that point on was saved."""
+
+
+class TrainingStopped(CharRNNError):
+    """Training stopped on a signal after saving its progress."""
+
+    def __init__(self, signal_name: str, step: int, saved: str, exit_code: int):
+        super().__init__(f"stopped by {signal_name} at step {step:,}; progress saved to {saved}")
+        self.signal_name = signal_name
+        self.step = step
+        self.saved = saved
+        self.exit_code = exit_code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
 
 from tqdm import tqdm
@@ -49,6 +50,37 @@ class MessagesOnly(Reporter):
         print(text, file=self.stream, flush=True)
 
 
+class LogLines(MessagesOnly):
+    """For logs (stderr is not a terminal): a line every --log-every steps instead of a bar."""
+
+    def start(self, step: int, total_steps: int) -> None:
+        self.total_steps = total_steps
+        self.started_at, self.started_step = time.perf_counter(), step
+
+    def log(self, step: int, train_loss: float, lr: float, chars_per_sec: float) -> None:
+        super().log(step, train_loss, lr, chars_per_sec)
+        elapsed = time.perf_counter() - self.started_at
+        remaining = elapsed / max(step - self.started_step, 1) * (self.total_steps - step)
+        self.message(
+            f"step {step:,}/{self.total_steps:,}: train {nats_to_bits(train_loss):.4f} bpc, lr {lr:.3g}, "
+            f"{chars_per_sec:,.0f} chars/s, elapsed {_duration(elapsed)}, remaining {_duration(remaining)}"
+        )
+
+
+def console_reporter(quiet: bool, stream: TextIO | None = None) -> Reporter:
+    """What a user sees: a progress bar on a terminal, log lines otherwise, little with quiet."""
+    stream = stream if stream is not None else sys.stderr
+    if quiet:
+        return MessagesOnly(stream)
+    return ProgressBar(stream) if stream.isatty() else LogLines(stream)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
 class ProgressBar(MessagesOnly):
     """A tqdm bar: step, train and validation bits per character, chars/s and ETA."""
 
@@ -60,7 +92,6 @@ class ProgressBar(MessagesOnly):
     def start(self, step: int, total_steps: int) -> None:
         self.bar = tqdm(
             total=total_steps, initial=step, file=self.stream, unit="step", dynamic_ncols=True,
-            disable=None,  # no bar when stderr is not a terminal: evaluation lines still print
             desc="training", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )
 

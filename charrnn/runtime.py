@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 import torch
@@ -47,3 +49,33 @@ def set_rng_state(state: Any) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"the checkpoint's random generator state is unusable ({error})") from None
+
+
+class StopSignals:
+    """While active, a first SIGINT (Ctrl-C) or SIGTERM asks training to stop after the current
+    step (`received` tells which); a second one interrupts at once. Checkpoint writes are atomic,
+    so even that leaves every checkpoint whole."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _handle(self, number: int, frame: object) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = number
+
+
+def signal_name(number: int) -> str:
+    return "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name

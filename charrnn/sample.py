@@ -13,10 +13,11 @@ from typing import Iterator
 
 import torch
 
-from charrnn.checkpoint import find_checkpoint, load_checkpoint, model_parts
+from charrnn.checkpoint import model_parts
 from charrnn.config import SampleConfig
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.model import CharRNN
+from charrnn.outdir import load_from
 from charrnn.vocab import Vocab
 
 
@@ -25,21 +26,20 @@ class LoadedModel:
     model: CharRNN
     vocab: Vocab
     path: Path
-    step: int | None
+    step: int
+    passed_over: tuple[str, ...] = ()  # damaged checkpoints skipped to reach this one
 
 
 def load_model(location: str | Path, device: torch.device) -> LoadedModel:
-    """The model in a checkpoint file, or the best (else latest) one in an out folder."""
-    path = find_checkpoint(location)
-    state = load_checkpoint(path)
-    model_config, _, vocab = model_parts(state, path)
+    """The model in a checkpoint file, or in an out folder's best.pt (else its newest good one)."""
+    found = load_from(location, prefer="best")
+    model_config, _, vocab = model_parts(found.state, found.path)
     model = CharRNN(model_config)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(found.state["model"])
     except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path} does not fit its own model config: {str(error).splitlines()[0]}") from None
-    step = state.get("step")
-    return LoadedModel(model.to(device).eval(), vocab, path, step if isinstance(step, int) else None)
+        raise CheckpointError(f"{found.path} does not fit its own model config: {str(error).splitlines()[0]}") from None
+    return LoadedModel(model.to(device).eval(), vocab, found.path, found.state["step"], found.passed_over)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:

@@ -18,16 +18,17 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import __version__
-from charrnn.checkpoint import BEST, LATEST, find_checkpoint, load_checkpoint, model_parts, save_checkpoint
+from charrnn.checkpoint import model_parts
 from charrnn.config import ModelConfig, TrainConfig, pick, resume_configs, to_dict
 from charrnn.corpus import Corpus, builtin_corpus, read_corpus
 from charrnn.data import Streams, eval_streams, split_train_val
-from charrnn.errors import CheckpointError, ConfigError
+from charrnn.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
 from charrnn.evaluate import evaluate_loss
 from charrnn.model import CharRNN, Hidden, detach_hidden, num_parameters
+from charrnn.outdir import LATEST, Found, OutDir, load_from
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
 from charrnn.progress import Reporter
-from charrnn.runtime import rng_state, select_device, set_rng_state
+from charrnn.runtime import StopSignals, rng_state, select_device, set_rng_state, signal_name
 from charrnn.vocab import Vocab
 
 
@@ -58,36 +59,70 @@ def run_training(request: TrainRequest, reporter: Reporter | None = None) -> Tra
     """Start or resume a run as `request` says, and train until its total step count."""
     reporter = reporter or Reporter()
     device = select_device(request.device)
+    out = OutDir(request.out_dir)
     resumed = _load_resume_point(request.resume) if request.resume is not None else None
     if resumed is None:
-        _refuse_to_overwrite(request.out_dir)
-    corpus = _corpus_for(request, resumed)
-    vocab, model_config, train_config = _run_setup(request, resumed, corpus)
+        _refuse_to_overwrite(out)
+    corpus, vocab, model_config, train_config = _run_setup(request, resumed)
     train_ids, val_ids = split_train_val(vocab.encode(corpus.text), train_config.val_fraction)
     train_streams = Streams(train_ids, train_config.batch_size, train_config.seq_len, name="training text")
     val_streams = eval_streams(val_ids) if train_config.val_fraction > 0 else None
 
     torch.manual_seed(train_config.seed)
     model = CharRNN(model_config).to(device)
-    trainer = Trainer(model, train_streams, val_streams, train_config, device, request.out_dir, reporter)
+    trainer = Trainer(model, train_streams, val_streams, train_config, device, out.path, reporter)
     trainer.checkpoint_extras = {"vocab": list(vocab.chars), "corpus": corpus.fingerprint()}
     if resumed is not None:
-        trainer.restore(resumed.state, resumed.path)
+        trainer.restore(resumed.found.state, resumed.found.path)
+    out.prepare()
     # Only now, with every input checked, does the run say anything.
     _announce(reporter, trainer, corpus, vocab, resumed)
     return trainer.fit()
 
 
-def _run_setup(
-    request: TrainRequest, resumed: _ResumePoint | None, corpus: Corpus
-) -> tuple[Vocab, ModelConfig, TrainConfig]:
-    """The vocabulary and configs: new ones from the corpus and options, or the checkpoint's."""
-    if resumed is None:
-        vocab = Vocab.from_text(corpus.text)
-        model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, request.options))
-        return vocab, model_config, TrainConfig(**pick(TrainConfig, request.options))
-    _check_vocab_covers(corpus, resumed.vocab)
-    return (resumed.vocab, *resume_configs(resumed.model_config, resumed.train_config, request.options))
+@dataclass(frozen=True)
+class _ResumePoint:
+    found: Found
+    model_config: ModelConfig
+    train_config: TrainConfig
+    vocab: Vocab
+
+
+def _load_resume_point(location: str) -> _ResumePoint:
+    found = load_from(location, prefer="newest")
+    return _ResumePoint(found, *model_parts(found.state, found.path))
+
+
+def _refuse_to_overwrite(out: OutDir) -> None:
+    existing = out.checkpoint_names()
+    if existing:
+        raise ConfigError(
+            f"{out.path} already holds a run ({', '.join(existing[:3])}); add --resume to continue it, "
+            "or give another --out to start a new one"
+        )
+
+
+def _run_setup(request: TrainRequest, resumed: _ResumePoint | None) -> tuple[Corpus, Vocab, ModelConfig, TrainConfig]:
+    """The corpus, vocabulary and configs: new ones from the options, or the checkpoint's."""
+    if resumed is not None:
+        model_config, train_config = resume_configs(resumed.model_config, resumed.train_config, request.options)
+        recorded = resumed.found.state.get("corpus")
+        path = request.corpus or (recorded.get("path") if isinstance(recorded, dict) else None)
+        corpus = _read_corpus(path, train_config)
+        _check_vocab_covers(corpus, resumed.vocab)
+        return corpus, resumed.vocab, model_config, train_config
+    train_config = TrainConfig(**pick(TrainConfig, request.options))
+    corpus = _read_corpus(request.corpus, train_config)
+    vocab = Vocab.from_text(corpus.text)
+    model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, request.options))
+    return corpus, vocab, model_config, train_config
+
+
+def _read_corpus(path: Any, config: TrainConfig) -> Corpus:
+    """The corpus file at `path` (decoded as the config says), or the built-in one for None."""
+    if isinstance(path, str):
+        return read_corpus(path, encoding=config.encoding, errors=config.errors)
+    return builtin_corpus()
 
 
 def _announce(reporter: Reporter, trainer: Trainer, corpus: Corpus, vocab: Vocab, resumed: _ResumePoint | None) -> None:
@@ -100,43 +135,11 @@ def _announce(reporter: Reporter, trainer: Trainer, corpus: Corpus, vocab: Vocab
         f"{trainer.train_streams.num_windows:,} windows per epoch"
     )
     if resumed is not None:
-        if not _same_corpus(corpus, resumed.state):
+        for note in resumed.found.passed_over:
+            reporter.message(f"warning: {note}")
+        if not _same_corpus(corpus, resumed.found.state):
             reporter.message("warning: this corpus differs from the one the checkpoint was trained on; training goes on, but not exactly as before")
-        reporter.message(f"resuming from {resumed.path} at step {trainer.step:,} of {trainer.total_steps:,}")
-
-
-@dataclass(frozen=True)
-class _ResumePoint:
-    path: Path
-    state: dict[str, Any]
-    model_config: ModelConfig
-    train_config: TrainConfig
-    vocab: Vocab
-
-
-def _load_resume_point(location: str) -> _ResumePoint:
-    path = find_checkpoint(location, prefer=(LATEST,))
-    state = load_checkpoint(path)
-    model_config, train_config, vocab = model_parts(state, path)
-    return _ResumePoint(path, state, model_config, train_config, vocab)
-
-
-def _refuse_to_overwrite(out_dir: Path) -> None:
-    existing = [name for name in (LATEST, BEST) if (out_dir / name).exists()]
-    if existing:
-        raise ConfigError(
-            f"{out_dir} already holds a run ({', '.join(existing)}); add --resume to continue it, "
-            "or give another --out to start a new one"
-        )
-
-
-def _corpus_for(request: TrainRequest, resumed: _ResumePoint | None) -> Corpus:
-    if request.corpus is not None:
-        return read_corpus(request.corpus)
-    recorded = resumed.state.get("corpus") if resumed is not None else None
-    if isinstance(recorded, dict) and isinstance(recorded.get("path"), str):
-        return read_corpus(recorded["path"])
-    return builtin_corpus()
+        reporter.message(f"resuming from {resumed.found.path} at step {trainer.step:,} of {trainer.total_steps:,}")
 
 
 def _check_vocab_covers(corpus: Corpus, vocab: Vocab) -> None:
@@ -189,45 +192,52 @@ class Trainer:
         self.val_streams = val_streams
         self.config = config
         self.device = device
-        self.out_dir = Path(out_dir)
+        self.out = OutDir(out_dir)
         self.reporter = reporter
         self.total_steps = total_steps(config, train_streams.num_windows)
         self.step = 0
         self.hidden = model.init_hidden(train_streams.batch_size, device)
         self.best_val_loss: float | None = None
         self.last_val_loss: float | None = None
+        self.saved_step: int | None = None  # the step of the newest save of this run
         self.elapsed_before = 0.0  # seconds trained by earlier processes of this run
         self._started = time.perf_counter()
         self.checkpoint_extras: dict[str, Any] = {}  # vocab and corpus, stored with every save
+        # Training loss summed on the device since the last log, read back only when logging or
+        # saving, so steps do not wait on the device.
+        self._loss_sum = torch.zeros((), device=device)
+        self._logged_step, self._logged_time = 0, self._started
 
     def fit(self) -> TrainResult:
-        """Train from the current step to the end, evaluating and saving on schedule."""
+        """Train from the current step to the end, evaluating and saving on schedule.
+
+        A first SIGINT/SIGTERM stops after the current step, saves, and raises TrainingStopped.
+        """
         if self.step >= self.total_steps:
             return self._result(already_complete=True)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self._started = time.perf_counter()
+        self._logged_step, self._logged_time = self.step, self._started
         self.reporter.start(self.step, self.total_steps)
         try:
-            self._loop()
+            with StopSignals() as signals:
+                self._loop(signals)
         finally:
             self.reporter.close()
         return self._result(already_complete=False)
 
-    def _loop(self) -> None:
-        loss_sum = torch.zeros((), device=self.device)
-        logged_step, logged_time = self.step, time.perf_counter()
+    def _loop(self, signals: StopSignals) -> None:
         while self.step < self.total_steps:
-            loss_sum += self._train_one_window()
+            self._loss_sum += self._train_one_window()
             self.reporter.advance(self.step)
-            if self.step % self.config.log_every == 0 or self.step == self.total_steps:
-                now = time.perf_counter()
-                steps = self.step - logged_step
-                chars_per_sec = steps * self.train_streams.chars_per_window / max(now - logged_time, 1e-9)
-                lr = self.optimizer.param_groups[0]["lr"]
-                self.reporter.log(self.step, loss_sum.item() / steps, lr, chars_per_sec)  # host sync, once per log
-                loss_sum.zero_()
-                logged_step, logged_time = self.step, now
-            self._evaluate_and_save()
+            at_end = self.step == self.total_steps
+            if self.step % self.config.log_every == 0 or at_end:
+                self._log()
+            if self.val_streams is not None and (self.step % self.config.eval_every == 0 or at_end):
+                self._evaluate()
+            if self.step % self.config.save_every == 0 or at_end:
+                self._save()
+            if signals.received is not None:
+                self._stop(signals.received)
 
     def _train_one_window(self) -> torch.Tensor:
         window = self.step % self.train_streams.num_windows
@@ -239,17 +249,49 @@ class Trainer:
         self.step += 1
         return loss
 
-    def _evaluate_and_save(self) -> None:
-        at_end = self.step == self.total_steps
-        if self.val_streams is not None and (self.step % self.config.eval_every == 0 or at_end):
-            self.last_val_loss = evaluate_loss(self.model, self.val_streams, self.device)
-            is_best = self.best_val_loss is None or self.last_val_loss < self.best_val_loss
-            if is_best:
-                self.best_val_loss = self.last_val_loss
-                save_checkpoint(self.checkpoint_state(), self.out_dir / BEST)
-            self.reporter.evaluated(self.step, self.last_val_loss, is_best)
-        if self.step % self.config.save_every == 0 or at_end:
-            save_checkpoint(self.checkpoint_state(), self.out_dir / LATEST)
+    def _log(self) -> None:
+        steps = self.step - self._logged_step
+        loss_sum = self._loss_sum.item()  # the one host sync per log
+        self._check_finite(loss_sum)
+        now = time.perf_counter()
+        chars_per_sec = steps * self.train_streams.chars_per_window / max(now - self._logged_time, 1e-9)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.reporter.log(self.step, loss_sum / steps, lr, chars_per_sec)
+        self._loss_sum.zero_()
+        self._logged_step, self._logged_time = self.step, now
+
+    def _check_finite(self, loss: float | None = None) -> None:
+        """Stop before a NaN or infinite loss can reach a checkpoint."""
+        value = float(self._loss_sum) if loss is None else loss
+        if math.isfinite(value):
+            return
+        kept = f"the last good state is step {self.saved_step:,}" if self.saved_step is not None else "nothing was saved"
+        raise TrainingDiverged(
+            f"training diverged: the loss became {value} by step {self.step:,}; {kept}. "
+            f"Resume with a lower learning rate (e.g. --resume --lr {self.config.lr / 4:g}) or a smaller --clip"
+        )
+
+    def _evaluate(self) -> None:
+        val_loss = evaluate_loss(self.model, self.val_streams, self.device)
+        self._check_finite(val_loss)
+        self.last_val_loss = val_loss
+        is_best = self.best_val_loss is None or val_loss < self.best_val_loss
+        if is_best:
+            self.best_val_loss = val_loss
+            self._check_finite()
+            self.out.save_best(self.checkpoint_state())
+        self.reporter.evaluated(self.step, val_loss, is_best)
+
+    def _save(self) -> None:
+        self._check_finite()
+        self.out.save(self.checkpoint_state(), self.config.keep)
+        self.saved_step = self.step
+
+    def _stop(self, signal_number: int) -> None:
+        if self.saved_step != self.step:
+            self._save()
+        exit_code = 128 + signal_number  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+        raise TrainingStopped(signal_name(signal_number), self.step, str(self.out.path / LATEST), exit_code)
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly, as plain data and tensors."""
@@ -277,7 +319,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f"{path} does not fit this model: {str(error).splitlines()[0]}") from None
-        self.step = _checked_step(state["step"], path)
+        self.step = self.saved_step = state["step"]  # load_checkpoint checked it is a count
         self.hidden = _checked_hidden(state["hidden"], self.hidden, path)
         self.best_val_loss = state.get("best_val_loss")
         self.last_val_loss = state.get("val_loss")
@@ -287,14 +329,8 @@ class Trainer:
     def _result(self, already_complete: bool) -> TrainResult:
         return TrainResult(
             step=self.step, total_steps=self.total_steps, best_val_loss=self.best_val_loss,
-            last_val_loss=self.last_val_loss, already_complete=already_complete, out_dir=self.out_dir,
+            last_val_loss=self.last_val_loss, already_complete=already_complete, out_dir=self.out.path,
         )
-
-
-def _checked_step(step: Any, path: Path) -> int:
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise CheckpointError(f"{path} has an invalid step count: {step!r}")
-    return step
 
 
 def _checked_hidden(saved: Any, expected: Hidden, path: Path) -> Hidden:

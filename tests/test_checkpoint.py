@@ -1,12 +1,11 @@
 import hashlib
 import io
-import os
 import pickle
 
 import pytest
 import torch
 
-from charrnn.checkpoint import FORMAT_VERSION, MAGIC, find_checkpoint, load_checkpoint, save_checkpoint
+from charrnn.checkpoint import FORMAT_VERSION, MAGIC, load_checkpoint, save_checkpoint
 from charrnn.errors import CheckpointError
 
 
@@ -85,14 +84,3 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_and_runs_nothing(tm
     with pytest.raises(CheckpointError, match="could run code"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
-
-
-def test_find_checkpoint_prefers_best_in_a_folder(tmp_path):
-    with pytest.raises(CheckpointError, match="train first"):
-        find_checkpoint(tmp_path)
-    save_checkpoint(_state(), tmp_path / "latest.pt")
-    assert find_checkpoint(tmp_path).name == "latest.pt"
-    save_checkpoint(_state(), tmp_path / "best.pt")
-    assert find_checkpoint(tmp_path).name == "best.pt"
-    with pytest.raises(CheckpointError, match="not found"):
-        find_checkpoint(tmp_path / "missing.pt")

@@ -9,7 +9,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from charrnn.checkpoint import LATEST, load_checkpoint
+from charrnn.checkpoint import load_checkpoint
+from charrnn.outdir import LATEST
 from charrnn.cli import main
 from conftest import PANGRAM
 from helpers import assert_same_training_state

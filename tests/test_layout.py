@@ -19,11 +19,12 @@ ALLOWED = {
     "model": {"config"},
     "runtime": {"config", "errors"},
     "checkpoint": {"config", "errors", "vocab"},
+    "outdir": {"checkpoint", "errors"},
     "optim": {"config"},
     "evaluate": {"data", "model"},
     "progress": {"evaluate"},
-    "train": {"__init__", "checkpoint", "config", "corpus", "data", "errors", "evaluate", "model", "optim", "progress", "runtime", "vocab"},
-    "sample": {"checkpoint", "config", "errors", "model", "vocab"},
+    "train": {"__init__", "checkpoint", "config", "corpus", "data", "errors", "evaluate", "model", "optim", "outdir", "progress", "runtime", "vocab"},
+    "sample": {"checkpoint", "config", "errors", "model", "outdir", "vocab"},
     "cli": {"__init__", "config", "errors", "checkpoint", "evaluate", "progress", "runtime", "sample", "train"},
 }
 # Modules the CLI may import only inside a command (they import torch).

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from charrnn.checkpoint import BEST, LATEST, load_checkpoint
+from charrnn.checkpoint import load_checkpoint
+from charrnn.outdir import BEST, LATEST
 from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.model import CharRNN

@@ -1,0 +1,157 @@
+"""Every row of docs/bad-inputs.md: the exit code and message it documents, one line, no traceback."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from charrnn.checkpoint import MAGIC, load_checkpoint, save_checkpoint
+from charrnn.cli import main
+from conftest import PANGRAM
+from test_checkpoint import _Payload
+
+DOC = Path(__file__).parent.parent / "docs" / "bad-inputs.md"
+FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
+        "--max-steps", "20", "--eval-every", "10", "--save-every", "10", "--warmup-steps", "2"]
+
+
+def _documented() -> dict[str, tuple[int, str]]:
+    """id -> (exit code, message excerpt), from the table in docs/bad-inputs.md."""
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| (\d) \| `(.+)` \|$", DOC.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {row_id: (int(code), excerpt) for row_id, code, excerpt in rows}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """An out folder with a small finished run on the pangram (its corpus beside it)."""
+    folder = tmp_path_factory.mktemp("trained")
+    (folder / "corpus.txt").write_text(PANGRAM * 60, encoding="utf-8")
+    result = CliRunner().invoke(main, ["train", str(folder / "corpus.txt"), *FAST, "--out", str(folder / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def _write(path: Path, data: str | bytes) -> Path:
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return path
+
+
+def _crafted(path: Path, payload: bytes, version: int = 1) -> Path:
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    return _write(path, MAGIC + b"format %d sha256 %s bytes %d\n" % (version, digest, len(payload)) + payload)
+
+
+def _torch_bytes(state) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _with_config(trained: Path, tmp: Path, **changes) -> Path:
+    state = load_checkpoint(trained / "run" / "latest.pt")
+    state["model_config"] = {**state["model_config"], **changes}
+    save_checkpoint(state, tmp / "odd.pt")
+    return tmp / "odd.pt"
+
+
+def _damaged(trained: Path, tmp: Path, cut: bool) -> Path:
+    data = bytearray((trained / "run" / "latest.pt").read_bytes())
+    if cut:
+        return _write(tmp / "half.pt", bytes(data[: len(data) // 2]))
+    data[-10] ^= 0xFF
+    return _write(tmp / "flipped.pt", bytes(data))
+
+
+def _copy_run(trained: Path, tmp: Path) -> Path:
+    """A copy of the trained run, for commands that would resume (and so write to) it."""
+    copy = tmp / "run"
+    copy.mkdir()
+    for path in (trained / "run").iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    return copy
+
+
+def _train(corpus, *args):
+    return ["train", corpus, *FAST, *args]
+
+
+# id -> the arguments of the bad command, given (tmp folder, trained run folder)
+CASES = {
+    "corpus-missing": lambda t, r: _train(t / "nosuch.txt", "--out", t / "o"),
+    "corpus-folder": lambda t, r: _train(t, "--out", t / "o"),
+    "corpus-empty": lambda t, r: _train(_write(t / "empty.txt", ""), "--out", t / "o"),
+    "corpus-whitespace": lambda t, r: _train(_write(t / "blank.txt", " \n\t\n"), "--out", t / "o"),
+    "corpus-too-short": lambda t, r: _train(_write(t / "tiny.txt", "abc\n" * 10), "--out", t / "o"),
+    "corpus-not-utf8": lambda t, r: _train(_write(t / "latin1.txt", "café au lait\n".encode("latin-1") * 50), "--out", t / "o"),
+    "corpus-binary": lambda t, r: _train(_write(t / "ls", b"\x7fELF\x00\x01\x02" * 50), "--out", t / "o"),
+    "encoding-unknown": lambda t, r: _train(r / "corpus.txt", "--encoding", "klingon", "--out", t / "o"),
+    "one-hot-vocab-too-big": lambda t, r: _train(
+        _write(t / "chinese.txt", "".join(chr(0x4E00 + i) for i in range(5000)) * 2 + "\n"), "--input", "one-hot", "--out", t / "o"),
+    "seq-len-zero": lambda t, r: ["train", "--seq-len", "0"],
+    "batch-size-zero": lambda t, r: ["train", "--batch-size", "0"],
+    "hidden-size-negative": lambda t, r: ["train", "--hidden-size", "-5"],
+    "layers-zero": lambda t, r: ["train", "--layers", "0"],
+    "lr-zero": lambda t, r: ["train", "--lr", "0"],
+    "lr-nan": lambda t, r: ["train", "--lr", "nan"],
+    "lr-infinite": lambda t, r: ["train", "--lr", "inf"],
+    "dropout-one": lambda t, r: ["train", "--dropout", "1"],
+    "dropout-negative": lambda t, r: ["train", "--dropout", "-0.1"],
+    "val-fraction-one": lambda t, r: ["train", "--val-fraction", "1"],
+    "keep-zero": lambda t, r: ["train", "--keep", "0"],
+    "steps-and-epochs": lambda t, r: ["train", "--max-steps", "9", "--epochs", "1"],
+    "cell-unknown": lambda t, r: ["train", "--cell", "transformer"],
+    "device-cuda-missing": lambda t, r: _train(r / "corpus.txt", "--device", "cuda", "--out", t / "o"),
+    "out-unwritable": lambda t, r: _train(r / "corpus.txt", "--out", _write(t / "file", "") / "run"),
+    "out-holds-run": lambda t, r: _train(r / "corpus.txt", "--out", r / "run"),
+    "resume-no-checkpoint": lambda t, r: _train(r / "corpus.txt", "--resume", "--out", t),
+    "resume-other-corpus": lambda t, r: _train(
+        _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--resume", "--max-steps", "40", "--out", _copy_run(r, t)),
+    "resume-other-architecture": lambda t, r: _train(
+        r / "corpus.txt", "--resume", "--hidden-size", "64", "--cell", "gru", "--out", _copy_run(r, t)),
+    "resume-corpus-as-path": lambda t, r: ["train", "--resume", r / "corpus.txt", "--out", t / "o"],
+    "temp-zero": lambda t, r: ["sample", "--temp", "0"],
+    "top-k-zero": lambda t, r: ["sample", "--top-k", "0"],
+    "top-p-zero": lambda t, r: ["sample", "--top-p", "0"],
+    "top-p-above-one": lambda t, r: ["sample", "--top-p", "1.5"],
+    "length-negative": lambda t, r: ["sample", "--length", "-1"],
+    "prime-unknown": lambda t, r: ["sample", "-c", r / "run", "--prime", "Zoë"],
+    "checkpoint-missing": lambda t, r: ["sample", "-c", t / "nosuch.pt"],
+    "checkpoint-none-in-folder": lambda t, r: ["sample", "-c", t],
+    "checkpoint-corrupt": lambda t, r: ["sample", "-c", _damaged(r, t, cut=False)],
+    "checkpoint-truncated": lambda t, r: ["sample", "-c", _damaged(r, t, cut=True)],
+    "checkpoint-foreign": lambda t, r: ["sample", "-c", _write(t / "model.bin", b"\x00\x01 weights")],
+    "checkpoint-pickle": lambda t, r: ["sample", "-c", _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")}))],
+    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=2)],
+    "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],
+}
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_table_and_the_cases_list_the_same_inputs():
+    assert list(_documented()) == list(CASES)
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_bad_input_gets_its_documented_line_and_exit_code(case_id, tmp_path, trained):
+    if case_id == "device-cuda-missing" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    exit_code, excerpt = _documented()[case_id]
+    before = _fingerprint(trained)
+    result = CliRunner().invoke(main, [str(a) for a in CASES[case_id](tmp_path, trained)])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == exit_code, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert excerpt in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert _fingerprint(trained) == before  # nothing the user had was touched
+    assert not (tmp_path / "ran").exists()  # no code from a checkpoint ran
