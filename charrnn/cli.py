@@ -19,7 +19,8 @@ import click
 from click.core import ParameterSource
 
 from charrnn import __version__
-from charrnn.config import CELLS, DECODE_ERRORS, DEVICES, INPUT_MODES, ModelConfig, SampleConfig, TrainConfig, default_of, field_names
+from charrnn.budget import format_duration, parse_duration
+from charrnn.config import CELLS, DECODE_ERRORS, DEVICES, DTYPES, INPUT_MODES, ModelConfig, SampleConfig, TrainConfig, default_of, field_names
 from charrnn.errors import CharRNNError, OptionError, TrainingStopped
 
 DEFAULT_OUT = "checkpoints"
@@ -79,6 +80,23 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class Duration(click.ParamType):
+    """A wall-clock duration: 90, 90s, 5m, 1h30m, 1.5h (seconds when no unit is given)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if not 0 < seconds < math.inf:
+            self.fail(f"{value!r} is not a positive duration", param, ctx)
+        return seconds
+
+
 def _known_encoding(name: str) -> str:
     try:
         codecs.lookup(name)
@@ -136,8 +154,9 @@ def _default(config_class: type, name: str) -> Any:
 @click.option("--warmup-steps", type=click.IntRange(0), default=_default(TrainConfig, "warmup_steps"), help="Steps of linear learning-rate warm-up.")
 @click.option("--weight-decay", type=FiniteFloatRange(0), default=_default(TrainConfig, "weight_decay"), help="AdamW weight decay on weight matrices.")
 @click.option("--clip", type=FiniteFloatRange(0), default=_default(TrainConfig, "clip"), help="Clip the gradient norm to this; 0 turns clipping off.")
-@click.option("--max-steps", type=click.IntRange(1), default=_default(TrainConfig, "max_steps"), help="Total updates of the run (resumed runs count the steps already done).")
+@click.option("--max-steps", type=click.IntRange(1), default=_default(TrainConfig, "max_steps"), help="Total updates of the run (resumed runs count the steps already done); with --max-time, whichever comes first ends the run.")
 @click.option("--epochs", type=FiniteFloatRange(0, min_open=True), default=None, help="Run length in passes over the training text, instead of --max-steps.")
+@click.option("--max-time", type=Duration(), default=None, help="Stop after this much training (e.g. 90s, 5m, 1h30m), evaluating and saving; alone, it lifts the step limit. The learning rate decays over the time.")
 @click.option("--seed", type=click.IntRange(0), default=_default(TrainConfig, "seed"), help="Random seed for weights and dropout.")
 # checkpoints and progress
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt, best.pt and step-N.pt.")
@@ -147,9 +166,14 @@ def _default(config_class: type, name: str) -> Any:
 @click.option("--keep", type=click.IntRange(1), default=_default(TrainConfig, "keep"), help="Step-numbered checkpoints to keep; older ones are removed once a newer one is safely written.")
 @click.option("--log-every", type=click.IntRange(1), default=_default(TrainConfig, "log_every"), help="Steps between training-loss reports (on the progress bar, or as log lines when stderr is not a terminal).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", help="Where to train: auto picks CUDA, then MPS, then CPU.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", help="Precision of the forward passes: bfloat16 autocast is faster on GPUs (and some CPUs); weights stay float32.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model first (minutes of compiling; pays off on long GPU runs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the final summary.")
 @click.pass_context
-def train(ctx: click.Context, corpus: str | None, out: Path, resume: str | None, device: str, quiet: bool, **_: Any) -> None:
+def train(
+    ctx: click.Context, corpus: str | None, out: Path, resume: str | None, device: str, dtype: str,
+    compile_model: bool, quiet: bool, **_: Any,
+) -> None:
     """Train a character model on CORPUS, a UTF-8 text file.
 
     With no CORPUS, trains on the built-in corpus (Python's own standard-library sources);
@@ -170,7 +194,9 @@ def train(ctx: click.Context, corpus: str | None, out: Path, resume: str | None,
     from charrnn.progress import console_reporter
     from charrnn.train import TrainRequest, run_training
 
-    request = TrainRequest(corpus=corpus, out_dir=out, device=device, resume=resume, options=options)
+    request = TrainRequest(
+        corpus=corpus, out_dir=out, device=device, dtype=dtype, compile=compile_model, resume=resume, options=options
+    )
     try:
         result = run_training(request, console_reporter(quiet))
     except TrainingStopped as stopped:
@@ -196,17 +222,18 @@ def _resume_location(resume: str, out: Path) -> str:
 def _print_summary(result: Any) -> None:
     from charrnn.evaluate import nats_to_bits
 
+    done = f"step {result.step:,} after {format_duration(result.elapsed)} of training"
     if result.already_complete:
         click.echo(
-            f"The run in {result.out_dir} is complete (step {result.step:,} of {result.total_steps:,}); "
-            "give a larger --max-steps to train further.",
+            f"The run in {result.out_dir} is complete ({done}; its length: {result.budget.describe()}); "
+            "give a larger --max-steps or --max-time to train further.",
             err=True,
         )
         return
     best = ""
     if result.best_val_loss is not None:
-        best = f", best validation {nats_to_bits(result.best_val_loss):.4f} bpc ({result.best_val_loss:.4f} nats)"
-    click.echo(f"Finished step {result.step:,} of {result.total_steps:,}{best}. Checkpoints are in {result.out_dir}/.", err=True)
+        best = f"; best validation {nats_to_bits(result.best_val_loss):.4f} bpc ({result.best_val_loss:.4f} nats)"
+    click.echo(f"Finished at {done}{best}. Checkpoints are in {result.out_dir}/.", err=True)
     click.echo(f"Sample with: charrnn sample --checkpoint {result.out_dir}", err=True)
 
 
@@ -219,8 +246,9 @@ def _print_summary(result: Any) -> None:
 @click.option("--top-k", type=click.IntRange(1), default=None, help="Sample only from the K most likely characters.")
 @click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=None, help="Sample only from the most likely characters whose probabilities sum to P (nucleus).")
 @click.option("--greedy", is_flag=True, help="Always take the most likely character (no randomness).")
+@click.option("--num-samples", "-n", type=click.IntRange(1), default=1, help="Generate this many independent samples in one batched pass, each under a header line.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", help="Where to run the model.")
-def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, **options: Any) -> None:
+def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, num_samples: int, **options: Any) -> None:
     """Generate text from a trained model, streaming it to stdout as it is made.
 
     \b
@@ -228,21 +256,37 @@ def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, *
       charrnn sample
       charrnn sample --temp 0.8 --length 2000 --prime "ROMEO:"
       charrnn sample --checkpoint runs/poems/best.pt --top-p 0.9 --seed 1
+      charrnn sample -n 5 --length 200 --prime "JULIET:"
     """
     config = SampleConfig(**options)
+    import torch
+
     from charrnn.runtime import select_device
-    from charrnn.sample import generate_text, load_model
+    from charrnn.sample import generate_samples, generate_text, load_model
 
     loaded = load_model(checkpoint, select_device(device))
-    pieces = generate_text(loaded, prime, config, seed)
+    if num_samples == 1:
+        # One stream is a chain of small matrix-vector products: a second CPU thread only
+        # adds synchronisation (measured: 10% slower; docs/benchmarks.md).
+        torch.set_num_threads(1)
+    # Both calls check the prime before anything is printed; only a single sample streams.
+    if num_samples == 1:
+        output = generate_text(loaded, prime, config, seed)
+    else:
+        output = _with_headers(generate_samples(loaded, prime, config, num_samples, seed))
     for note in loaded.passed_over:
         click.echo(f"warning: {note}", err=True)
     click.echo(f"(sampling from {loaded.path}, step {loaded.step:,})", err=True)
-    for piece in pieces:
+    for piece in output:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def _with_headers(samples: list[str]) -> list[str]:
+    """Several samples as one text, each under a `--- sample i of n ---` line."""
+    return ["\n\n".join(f"--- sample {i} of {len(samples)} ---\n{text}" for i, text in enumerate(samples, start=1))]
 
 
 def entry_point() -> None:

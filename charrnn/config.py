@@ -19,6 +19,7 @@ from charrnn.errors import ConfigError
 CELLS = ("rnn", "lstm", "gru")
 INPUT_MODES = ("one-hot", "embedding")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "bfloat16")
 DECODE_ERRORS = ("strict", "replace", "ignore")
 # One-hot input is as wide as the vocabulary; past this size its first layer dwarfs the model
 # (a 9,589-character Chinese vocabulary would give an LSTM of 256 nearly 10 M input weights).
@@ -99,8 +100,9 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.0
     clip: float = 5.0
-    max_steps: int = 12000
+    max_steps: int | None = 12000
     epochs: float | None = None
+    max_time: float | None = None  # seconds of training
     eval_every: int = 500
     save_every: int = 500
     keep: int = 2
@@ -108,9 +110,15 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "batch_size", "max_steps", "eval_every", "save_every", "keep", "log_every"):
+        for name in ("seq_len", "batch_size", "eval_every", "save_every", "keep", "log_every"):
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
+        if self.max_steps is not None:
+            _require(_is_int(self.max_steps) and self.max_steps >= 1, "max_steps", self.max_steps, "an integer >= 1")
+        if self.max_time is not None:
+            _require(_is_number(self.max_time) and self.max_time > 0, "max_time", self.max_time, "a duration > 0")
+        if self.max_steps is None and self.epochs is None and self.max_time is None:
+            raise ConfigError("a run needs a length: give --max-steps, --epochs or --max-time")
         _require(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "an integer >= 0")
         _require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _require(_is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction", self.val_fraction, "in [0, 1)")
@@ -122,6 +130,18 @@ class TrainConfig:
             _require(_is_number(self.epochs) and self.epochs > 0, "epochs", self.epochs, "a number > 0")
         _require(_is_encoding(self.encoding), "encoding", self.encoding, "a text encoding Python knows (e.g. utf-8, latin-1, gb18030)")
         _require(self.errors in DECODE_ERRORS, "errors", self.errors, "one of " + ", ".join(DECODE_ERRORS))
+
+
+# A run's length: whichever of these is set and comes first ends it.
+LENGTH_FIELDS = ("max_steps", "epochs", "max_time")
+
+
+def with_run_length(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The length options given replace those not given: `--max-time 30m` alone means no step
+    limit, whatever the default or the checkpoint said."""
+    if not any(name in options for name in LENGTH_FIELDS):
+        return dict(options)
+    return {**{name: None for name in LENGTH_FIELDS}, **options}
 
 
 # Options that fix how the text is cut into streams and windows: changing one on resume
@@ -203,7 +223,4 @@ def resume_configs(
             + "; ".join(differences)
             + ". Leave these options out to continue the run, or start a new run with another --out"
         )
-    changes = pick(TrainConfig, explicit)
-    if "max_steps" in changes and "epochs" not in changes:
-        changes["epochs"] = None  # a new --max-steps replaces a length the run had in epochs
-    return saved_model, dataclasses.replace(saved_train, **changes)
+    return saved_model, dataclasses.replace(saved_train, **pick(TrainConfig, with_run_length(explicit)))

@@ -53,6 +53,11 @@ class Streams:
         self.data = ids[: batch_size * stream_len].view(batch_size, stream_len)  # (B, L)
         self.num_windows = (stream_len - 1) // seq_len
 
+    def to(self, device: torch.device) -> "Streams":
+        """On a GPU, the streams live there (a corpus of ids is small), so windows need no copying."""
+        self.data = self.data.to(device)
+        return self
+
     @property
     def chars_per_window(self) -> int:
         return self.batch_size * self.seq_len

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +21,9 @@ def nats_to_bits(nats: float) -> float:
 
 
 @torch.inference_mode()
-def evaluate_loss(model: CharRNN, streams: Streams, device: torch.device) -> float:
+def evaluate_loss(
+    model: CharRNN, streams: Streams, device: torch.device, precision: Callable[[], ContextManager] = nullcontext
+) -> float:
     """Mean cross-entropy (nats per character) over every target in `streams`.
 
     The hidden state is carried across windows, as in training, so each character is
@@ -31,9 +35,10 @@ def evaluate_loss(model: CharRNN, streams: Streams, device: torch.device) -> flo
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     for inputs, targets in streams.every_window():
-        logits, hidden = model(inputs.to(device), hidden)  # (B, T, V)
+        with precision():
+            logits, hidden = model(inputs.to(device), hidden)  # (B, T, V)
         targets = targets.to(device)
-        total += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").double()
+        total += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum").double()
         count += targets.numel()
     model.train(was_training)
     return total.item() / count  # the one host sync of an evaluation

@@ -21,22 +21,19 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def learning_rate(step: int, config: TrainConfig, total_steps: int) -> float:
-    """The rate for update number `step` (0-based): linear warm-up, then cosine decay.
+def learning_rate(step: int, progress: float, config: TrainConfig) -> float:
+    """The rate for update number `step` (0-based) when `progress` (0 to 1) of the run is done.
 
-    The rate rises from lr / warmup_steps to lr over the first `warmup_steps` updates,
-    then follows half a cosine down to lr * min_lr_ratio at `total_steps`. A pure
-    function of the step, so resuming needs no scheduler state, and a longer run
-    (larger total_steps) simply follows the stretched curve from where it is.
+    A linear warm-up over the first `warmup_steps` updates, times half a cosine that falls
+    from 1 at the start of the run to `min_lr_ratio` at its end. Progress is the fraction of
+    the run's steps done (or of its time, with --max-time), so the rate is a pure function of
+    where the run is: resuming needs no scheduler state, and a run given a larger total
+    simply follows the stretched curve from where it is.
     """
-    peak, floor = config.lr, config.lr * config.min_lr_ratio
-    if step < config.warmup_steps:
-        return peak * (step + 1) / config.warmup_steps
-    decay_steps = total_steps - config.warmup_steps
-    if decay_steps <= 0:
-        return peak
-    progress = min(1.0, (step - config.warmup_steps) / decay_steps)
-    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
+    ratio = config.min_lr_ratio
+    decay = ratio + (1.0 - ratio) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * warmup * decay
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:

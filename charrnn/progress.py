@@ -1,26 +1,26 @@
-"""How a training run reports itself: silently, or with a tqdm progress bar on stderr."""
+"""How a training run reports itself: silently, as log lines, or with a tqdm bar on stderr."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
 from tqdm import tqdm
 
+from charrnn.budget import Budget, format_duration
 from charrnn.evaluate import nats_to_bits
 
 
 class Reporter:
     """Receives training events; this base class ignores them all (quiet runs, tests)."""
 
-    def start(self, step: int, total_steps: int) -> None:
-        """Training begins (or resumes) at `step` of `total_steps`."""
+    def start(self, step: int, budget: Budget, elapsed: float) -> None:
+        """Training begins (or resumes) at `step`, `elapsed` seconds into the run."""
 
-    def advance(self, step: int) -> None:
+    def advance(self, step: int, elapsed: float) -> None:
         """One update finished; cheap, called every step."""
 
-    def log(self, step: int, train_loss: float, lr: float, chars_per_sec: float) -> None:
+    def log(self, step: int, elapsed: float, train_loss: float, lr: float, chars_per_sec: float) -> None:
         """Averages since the last log (loss in nats per character)."""
 
     def evaluated(self, step: int, val_loss: float, is_best: bool) -> None:
@@ -34,13 +34,13 @@ class Reporter:
 
 
 class MessagesOnly(Reporter):
-    """Prints messages, evaluations included, to a stream; no progress bar."""
+    """Prints messages, evaluations included, to a stream; no progress display."""
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.train_loss: float | None = None
 
-    def log(self, step: int, train_loss: float, lr: float, chars_per_sec: float) -> None:
+    def log(self, step: int, elapsed: float, train_loss: float, lr: float, chars_per_sec: float) -> None:
         self.train_loss = train_loss
 
     def evaluated(self, step: int, val_loss: float, is_best: bool) -> None:
@@ -53,54 +53,47 @@ class MessagesOnly(Reporter):
 class LogLines(MessagesOnly):
     """For logs (stderr is not a terminal): a line every --log-every steps instead of a bar."""
 
-    def start(self, step: int, total_steps: int) -> None:
-        self.total_steps = total_steps
-        self.started_at, self.started_step = time.perf_counter(), step
+    def start(self, step: int, budget: Budget, elapsed: float) -> None:
+        self.budget = budget
+        self.start_progress, self.start_elapsed = budget.progress(step, elapsed), elapsed
 
-    def log(self, step: int, train_loss: float, lr: float, chars_per_sec: float) -> None:
-        super().log(step, train_loss, lr, chars_per_sec)
-        elapsed = time.perf_counter() - self.started_at
-        remaining = elapsed / max(step - self.started_step, 1) * (self.total_steps - step)
+    def log(self, step: int, elapsed: float, train_loss: float, lr: float, chars_per_sec: float) -> None:
+        super().log(step, elapsed, train_loss, lr, chars_per_sec)
+        progress = self.budget.progress(step, elapsed)
+        rate = (progress - self.start_progress) / max(elapsed - self.start_elapsed, 1e-9)  # progress per second
+        remaining = (1.0 - progress) / rate if rate > 0 else 0.0
+        total = f"/{self.budget.max_steps:,}" if self.budget.max_steps is not None else ""
         self.message(
-            f"step {step:,}/{self.total_steps:,}: train {nats_to_bits(train_loss):.4f} bpc, lr {lr:.3g}, "
-            f"{chars_per_sec:,.0f} chars/s, elapsed {_duration(elapsed)}, remaining {_duration(remaining)}"
+            f"step {step:,}{total}: train {nats_to_bits(train_loss):.4f} bpc, lr {lr:.3g}, {chars_per_sec:,.0f} chars/s, "
+            f"elapsed {format_duration(elapsed)}, remaining {format_duration(remaining)}"
         )
 
 
-def console_reporter(quiet: bool, stream: TextIO | None = None) -> Reporter:
-    """What a user sees: a progress bar on a terminal, log lines otherwise, little with quiet."""
-    stream = stream if stream is not None else sys.stderr
-    if quiet:
-        return MessagesOnly(stream)
-    return ProgressBar(stream) if stream.isatty() else LogLines(stream)
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-
-
 class ProgressBar(MessagesOnly):
-    """A tqdm bar: step, train and validation bits per character, chars/s and ETA."""
+    """A tqdm bar of the run's progress (by steps, or by time with --max-time): step, train and
+    validation bits per character, chars/s, elapsed time and ETA."""
 
     def __init__(self, stream: TextIO | None = None):
         super().__init__(stream)
         self.bar: tqdm | None = None
         self.fields: dict[str, str] = {}
 
-    def start(self, step: int, total_steps: int) -> None:
+    def start(self, step: int, budget: Budget, elapsed: float) -> None:
+        self.budget = budget
+        self.total = f"/{budget.max_steps:,}" if budget.max_steps is not None else ""
         self.bar = tqdm(
-            total=total_steps, initial=step, file=self.stream, unit="step", dynamic_ncols=True,
-            desc="training", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+            total=1.0, initial=budget.progress(step, elapsed), file=self.stream, dynamic_ncols=True, desc="training",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
         )
 
-    def advance(self, step: int) -> None:
+    def advance(self, step: int, elapsed: float) -> None:
         if self.bar is not None:
-            self.bar.update(step - self.bar.n)
+            self.fields["step"] = f"{step:,}{self.total}"
+            self.bar.update(self.budget.progress(step, elapsed) - self.bar.n)  # tqdm redraws at most 10 times a second
+            self._show(refresh=False)
 
-    def log(self, step: int, train_loss: float, lr: float, chars_per_sec: float) -> None:
-        super().log(step, train_loss, lr, chars_per_sec)
+    def log(self, step: int, elapsed: float, train_loss: float, lr: float, chars_per_sec: float) -> None:
+        super().log(step, elapsed, train_loss, lr, chars_per_sec)
         self.fields["loss"] = f"{nats_to_bits(train_loss):.3f} bpc"
         self.fields["chars/s"] = f"{chars_per_sec:,.0f}"
         self._show()
@@ -116,14 +109,22 @@ class ProgressBar(MessagesOnly):
         else:
             self.bar.write(text, file=self.stream)
 
-    def _show(self) -> None:
+    def _show(self, refresh: bool = True) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.fields.items()), refresh=False)
+            self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.fields.items()), refresh=refresh)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def console_reporter(quiet: bool, stream: TextIO | None = None) -> Reporter:
+    """What a user sees: a progress bar on a terminal, log lines otherwise, little with quiet."""
+    stream = stream if stream is not None else sys.stderr
+    if quiet:
+        return MessagesOnly(stream)
+    return ProgressBar(stream) if stream.isatty() else LogLines(stream)
 
 
 def _evaluation_line(step: int, train_loss: float | None, val_loss: float, is_best: bool) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from charrnn.config import DEVICES
+from charrnn.config import DEVICES, DTYPES
 from charrnn.errors import CheckpointError, ConfigError
 
 
@@ -79,3 +80,17 @@ class StopSignals:
 
 def signal_name(number: int) -> str:
     return "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name
+
+
+
+def autocast(device: torch.device, dtype: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of contexts to run forward passes in: bfloat16 autocast, or nothing for float32.
+
+    Weights and optimizer state stay float32 either way; only the matrix products run in
+    bfloat16 (faster on GPUs and on CPUs with bfloat16 units).
+    """
+    if dtype == "float32":
+        return contextlib.nullcontext
+    if dtype != "bfloat16":
+        raise ConfigError(f"unknown --dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
 import torch
 import torch.nn.functional as F
 
 from charrnn import __version__
 from charrnn.checkpoint import model_parts
-from charrnn.config import ModelConfig, TrainConfig, pick, resume_configs, to_dict
+from charrnn.budget import Budget, format_duration
+from charrnn.config import ModelConfig, TrainConfig, pick, resume_configs, to_dict, with_run_length
 from charrnn.corpus import Corpus, builtin_corpus, read_corpus
 from charrnn.data import Streams, eval_streams, split_train_val
 from charrnn.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
@@ -28,7 +30,7 @@ from charrnn.model import CharRNN, Hidden, detach_hidden, num_parameters
 from charrnn.outdir import LATEST, Found, OutDir, load_from
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
 from charrnn.progress import Reporter
-from charrnn.runtime import StopSignals, rng_state, select_device, set_rng_state, signal_name
+from charrnn.runtime import StopSignals, autocast, rng_state, select_device, set_rng_state, signal_name
 from charrnn.vocab import Vocab
 
 
@@ -39,6 +41,8 @@ class TrainRequest:
     corpus: str | None  # a text file; None: the built-in corpus, or on resume the checkpoint's corpus
     out_dir: Path
     device: str = "auto"
+    dtype: str = "float32"  # or "bfloat16": autocast for the forward passes
+    compile: bool = False  # torch.compile the model (helps on GPUs)
     resume: str | None = None  # a checkpoint file or out folder to continue from
     options: Mapping[str, Any] = field(default_factory=dict)  # only the options the user gave
 
@@ -48,7 +52,8 @@ class TrainResult:
     """How a run ended."""
 
     step: int
-    total_steps: int
+    budget: Budget
+    elapsed: float  # seconds of training, earlier sessions included
     best_val_loss: float | None
     last_val_loss: float | None
     already_complete: bool
@@ -71,6 +76,9 @@ def run_training(request: TrainRequest, reporter: Reporter | None = None) -> Tra
     torch.manual_seed(train_config.seed)
     model = CharRNN(model_config).to(device)
     trainer = Trainer(model, train_streams, val_streams, train_config, device, out.path, reporter)
+    trainer.precision = autocast(device, request.dtype)
+    if request.compile:
+        trainer.forward_model = torch.compile(model)
     trainer.checkpoint_extras = {"vocab": list(vocab.chars), "corpus": corpus.fingerprint()}
     if resumed is not None:
         trainer.restore(resumed.found.state, resumed.found.path)
@@ -111,7 +119,7 @@ def _run_setup(request: TrainRequest, resumed: _ResumePoint | None) -> tuple[Cor
         corpus = _read_corpus(path, train_config)
         _check_vocab_covers(corpus, resumed.vocab)
         return corpus, resumed.vocab, model_config, train_config
-    train_config = TrainConfig(**pick(TrainConfig, request.options))
+    train_config = TrainConfig(**pick(TrainConfig, with_run_length(request.options)))
     corpus = _read_corpus(request.corpus, train_config)
     vocab = Vocab.from_text(corpus.text)
     model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, request.options))
@@ -139,7 +147,8 @@ def _announce(reporter: Reporter, trainer: Trainer, corpus: Corpus, vocab: Vocab
             reporter.message(f"warning: {note}")
         if not _same_corpus(corpus, resumed.found.state):
             reporter.message("warning: this corpus differs from the one the checkpoint was trained on; training goes on, but not exactly as before")
-        reporter.message(f"resuming from {resumed.found.path} at step {trainer.step:,} of {trainer.total_steps:,}")
+        done = f"step {trainer.step:,}, {format_duration(trainer.elapsed())} trained"
+        reporter.message(f"resuming from {resumed.found.path} at {done}, of {trainer.budget.describe()}")
 
 
 def _check_vocab_covers(corpus: Corpus, vocab: Vocab) -> None:
@@ -157,21 +166,16 @@ def _same_corpus(corpus: Corpus, state: dict[str, Any]) -> bool:
     return not isinstance(recorded, dict) or recorded.get("sha256") == corpus.sha256
 
 
-def total_steps(config: TrainConfig, windows_per_epoch: int) -> int:
-    """The run's length in updates: --epochs if given, else --max-steps."""
-    if config.epochs is not None:
-        return max(1, math.ceil(config.epochs * windows_per_epoch))
-    return config.max_steps
-
-
 def train_step(
     model: CharRNN, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
-    hidden: Hidden, clip: float,
+    hidden: Hidden, clip: float, precision: Callable[[], ContextManager] = nullcontext,
 ) -> tuple[torch.Tensor, torch.Tensor | None, Hidden]:
     """One update on a (B, T) window: returns the loss (nats), the gradient norm before
-    clipping (None when clipping is off) and the hidden state, detached for the next window."""
-    logits, hidden = model(inputs, hidden)  # (B, T, V)
-    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    clipping (None when clipping is off) and the hidden state, detached for the next window.
+    `model` may be the compiled module; its parameters are the optimizer's."""
+    with precision():
+        logits, hidden = model(inputs, hidden)  # (B, T, V)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip) if clip > 0 else None
@@ -194,30 +198,34 @@ class Trainer:
         self.device = device
         self.out = OutDir(out_dir)
         self.reporter = reporter
-        self.total_steps = total_steps(config, train_streams.num_windows)
+        self.forward_model: torch.nn.Module = model  # or its torch.compile'd twin
+        self.precision: Callable[[], ContextManager] = nullcontext  # see runtime.autocast
+        if device.type == "cuda":
+            train_streams.to(device)
+        self.budget = Budget.of(config.max_steps, config.epochs, config.max_time, train_streams.num_windows)
         self.step = 0
         self.hidden = model.init_hidden(train_streams.batch_size, device)
         self.best_val_loss: float | None = None
         self.last_val_loss: float | None = None
         self.saved_step: int | None = None  # the step of the newest save of this run
         self.elapsed_before = 0.0  # seconds trained by earlier processes of this run
-        self._started = time.perf_counter()
+        self._started: float | None = None  # when this process began training
         self.checkpoint_extras: dict[str, Any] = {}  # vocab and corpus, stored with every save
         # Training loss summed on the device since the last log, read back only when logging or
         # saving, so steps do not wait on the device.
         self._loss_sum = torch.zeros((), device=device)
-        self._logged_step, self._logged_time = 0, self._started
+        self._logged_step, self._logged_time = 0, 0.0
 
     def fit(self) -> TrainResult:
         """Train from the current step to the end, evaluating and saving on schedule.
 
         A first SIGINT/SIGTERM stops after the current step, saves, and raises TrainingStopped.
         """
-        if self.step >= self.total_steps:
+        if self.budget.spent(self.step, self.elapsed()):
             return self._result(already_complete=True)
         self._started = time.perf_counter()
         self._logged_step, self._logged_time = self.step, self._started
-        self.reporter.start(self.step, self.total_steps)
+        self.reporter.start(self.step, self.budget, self.elapsed())
         try:
             with StopSignals() as signals:
                 self._loop(signals)
@@ -226,10 +234,12 @@ class Trainer:
         return self._result(already_complete=False)
 
     def _loop(self, signals: StopSignals) -> None:
-        while self.step < self.total_steps:
+        at_end = False
+        while not at_end:
             self._loss_sum += self._train_one_window()
-            self.reporter.advance(self.step)
-            at_end = self.step == self.total_steps
+            elapsed = self.elapsed()
+            self.reporter.advance(self.step, elapsed)
+            at_end = self.budget.spent(self.step, elapsed)
             if self.step % self.config.log_every == 0 or at_end:
                 self._log()
             if self.val_streams is not None and (self.step % self.config.eval_every == 0 or at_end):
@@ -244,8 +254,11 @@ class Trainer:
         if window == 0:  # a new epoch reads every stream from its start again
             self.hidden = self.model.init_hidden(self.train_streams.batch_size, self.device)
         inputs, targets = (t.to(self.device, non_blocking=True) for t in self.train_streams.window(window))
-        set_learning_rate(self.optimizer, learning_rate(self.step, self.config, self.total_steps))
-        loss, _, self.hidden = train_step(self.model, self.optimizer, inputs, targets, self.hidden, self.config.clip)
+        progress = self.budget.progress(self.step, self.elapsed())
+        set_learning_rate(self.optimizer, learning_rate(self.step, progress, self.config))
+        loss, _, self.hidden = train_step(
+            self.forward_model, self.optimizer, inputs, targets, self.hidden, self.config.clip, self.precision
+        )
         self.step += 1
         return loss
 
@@ -256,7 +269,7 @@ class Trainer:
         now = time.perf_counter()
         chars_per_sec = steps * self.train_streams.chars_per_window / max(now - self._logged_time, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.reporter.log(self.step, loss_sum / steps, lr, chars_per_sec)
+        self.reporter.log(self.step, self.elapsed(), loss_sum / steps, lr, chars_per_sec)
         self._loss_sum.zero_()
         self._logged_step, self._logged_time = self.step, now
 
@@ -272,7 +285,7 @@ class Trainer:
         )
 
     def _evaluate(self) -> None:
-        val_loss = evaluate_loss(self.model, self.val_streams, self.device)
+        val_loss = evaluate_loss(self.model, self.val_streams, self.device, self.precision)
         self._check_finite(val_loss)
         self.last_val_loss = val_loss
         is_best = self.best_val_loss is None or val_loss < self.best_val_loss
@@ -293,6 +306,11 @@ class Trainer:
         exit_code = 128 + signal_number  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
         raise TrainingStopped(signal_name(signal_number), self.step, str(self.out.path / LATEST), exit_code)
 
+    def elapsed(self) -> float:
+        """Seconds of training in this run, earlier sessions included."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return self.elapsed_before + running
+
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly, as plain data and tensors."""
         windows = self.train_streams.num_windows
@@ -309,7 +327,7 @@ class Trainer:
             "rng": rng_state(),
             "best_val_loss": self.best_val_loss,
             "val_loss": self.last_val_loss,
-            "elapsed_seconds": self.elapsed_before + time.perf_counter() - self._started,
+            "elapsed_seconds": self.elapsed(),
         }
 
     def restore(self, state: dict[str, Any], path: Path) -> None:
@@ -328,7 +346,7 @@ class Trainer:
 
     def _result(self, already_complete: bool) -> TrainResult:
         return TrainResult(
-            step=self.step, total_steps=self.total_steps, best_val_loss=self.best_val_loss,
+            step=self.step, budget=self.budget, elapsed=self.elapsed(), best_val_loss=self.best_val_loss,
             last_val_loss=self.last_val_loss, already_complete=already_complete, out_dir=self.out.path,
         )
 

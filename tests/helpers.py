@@ -24,7 +24,7 @@ class CrashAtStep(Reporter):
     def __init__(self, step: int):
         self.step = step
 
-    def advance(self, step: int) -> None:
+    def advance(self, step: int, elapsed: float) -> None:
         if step == self.step:
             raise Crash
 

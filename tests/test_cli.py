@@ -36,7 +36,7 @@ def test_train_sample_and_resume_end_to_end(tmp_path, pangram_file):
     out = tmp_path / "run"
     trained = run("train", pangram_file, *FAST, "--out", out, "--quiet")
     assert trained.exit_code == 0, trained.output
-    assert "Finished step 20 of 20" in trained.stderr and "bpc" in trained.stderr
+    assert "Finished at step 20 after" in trained.stderr and "bpc" in trained.stderr
     assert (out / "best.pt").exists() and (out / "latest.pt").exists()
 
     sampled = run("sample", "--checkpoint", out, "--length", "50", "--seed", "3", "--prime", "the ")
@@ -46,10 +46,19 @@ def test_train_sample_and_resume_end_to_end(tmp_path, pangram_file):
 
     resumed = run("train", pangram_file, *FAST, "--out", out, "--resume", "--max-steps", "30", "--quiet")
     assert resumed.exit_code == 0, resumed.output
-    assert "resuming from" in resumed.stderr and "Finished step 30 of 30" in resumed.stderr
+    assert "resuming from" in resumed.stderr and "Finished at step 30 after" in resumed.stderr
 
     complete = run("train", pangram_file, *FAST, "--out", out, "--resume", "--max-steps", "30", "--quiet")
     assert complete.exit_code == 0 and "is complete" in complete.stderr
+
+
+def test_sample_n_prints_each_sample_under_a_header(tmp_path, pangram_file):
+    run("train", pangram_file, *FAST, "--out", tmp_path / "run", "--quiet")
+    result = run("sample", "-c", tmp_path / "run", "-n", "3", "--length", "30", "--prime", "the", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    blocks = result.stdout.split("--- sample ")[1:]
+    assert [b.split(" ---")[0] for b in blocks] == ["1 of 3", "2 of 3", "3 of 3"]
+    assert all(b.split("---\n", 1)[1].startswith("the") for b in blocks)
 
 
 def test_training_with_no_corpus_uses_the_built_in_corpus_and_says_so(tmp_path):

@@ -13,6 +13,7 @@ ALLOWED = {
     "__main__": {"cli"},
     "errors": set(),
     "config": {"errors"},
+    "budget": set(),
     "vocab": {"errors"},
     "corpus": {"errors"},
     "data": {"errors"},
@@ -22,10 +23,10 @@ ALLOWED = {
     "outdir": {"checkpoint", "errors"},
     "optim": {"config"},
     "evaluate": {"data", "model"},
-    "progress": {"evaluate"},
-    "train": {"__init__", "checkpoint", "config", "corpus", "data", "errors", "evaluate", "model", "optim", "outdir", "progress", "runtime", "vocab"},
+    "progress": {"budget", "evaluate"},
+    "train": {"__init__", "budget", "checkpoint", "config", "corpus", "data", "errors", "evaluate", "model", "optim", "outdir", "progress", "runtime", "vocab"},
     "sample": {"checkpoint", "config", "errors", "model", "outdir", "vocab"},
-    "cli": {"__init__", "config", "errors", "checkpoint", "evaluate", "progress", "runtime", "sample", "train"},
+    "cli": {"__init__", "budget", "config", "errors", "checkpoint", "evaluate", "progress", "runtime", "sample", "train"},
 }
 # Modules the CLI may import only inside a command (they import torch).
 LAZY_FOR_CLI = {"checkpoint", "evaluate", "progress", "runtime", "sample", "train"}

@@ -1,9 +1,12 @@
+import copy
+
 import pytest
 import torch
 
 from charrnn.config import SampleConfig
 from charrnn.errors import OptionError
-from charrnn.sample import filter_logits, generate_ids, generate_text, load_model, pick_next
+from charrnn.model import CharStepper
+from charrnn.sample import LoadedModel, draw, filter_logits, generate_ids, generate_samples, generate_text, load_model, pick_next
 from conftest import PANGRAM, TINY_OPTIONS
 from helpers import train
 
@@ -51,16 +54,26 @@ def test_unknown_prime_characters_are_named(pangram_model):
     assert caught.value.option == "--prime"
 
 
-def test_generation_reads_the_prime_once_then_one_character_per_step(pangram_model):
-    model = pangram_model.model
-    lengths = []
-    handle = model.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1]))
-    try:
-        ids = list(generate_ids(model, [1, 2, 3, 4], SampleConfig(length=50), torch.Generator().manual_seed(0)))
-    finally:
-        handle.remove()
+def _record_calls(monkeypatch, model):
+    """Shapes of the inputs of every fused forward pass and every single step."""
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(("forward", tuple(args[0].shape))))
+    real_step = CharStepper.step
+
+    def recording_step(self, ids, states):
+        calls.append(("step", tuple(ids.shape)))
+        return real_step(self, ids, states)
+
+    monkeypatch.setattr(CharStepper, "step", recording_step)
+    return calls
+
+
+def test_generation_reads_the_prime_once_then_one_character_per_step(pangram_model, monkeypatch):
+    model = copy.deepcopy(pangram_model.model)
+    calls = _record_calls(monkeypatch, model)
+    ids = list(generate_ids(model, [1, 2, 3, 4], SampleConfig(length=50), torch.Generator().manual_seed(0)))
     assert len(ids) == 50
-    assert lengths == [4] + [1] * 49  # constant work per character, however long the text
+    assert calls == [("forward", (1, 4))] + [("step", (1,))] * 49  # constant work per character
 
 
 def test_top_k_keeps_only_the_k_most_likely():
@@ -90,3 +103,20 @@ def test_sampling_draws_only_from_the_kept_characters():
     assert set(pick_next(logits, SampleConfig(top_k=3), generator).tolist()) == {0, 1, 2}
     nucleus = pick_next(logits, SampleConfig(top_p=0.3), generator)  # 0.3 needs the two most likely
     assert set(nucleus.tolist()) == {0, 1}
+
+
+def test_several_samples_come_from_one_batched_pass_and_differ(pangram_model, monkeypatch):
+    loaded = LoadedModel(copy.deepcopy(pangram_model.model), pangram_model.vocab, pangram_model.path, 0)
+    calls = _record_calls(monkeypatch, loaded.model)
+    samples = generate_samples(loaded, "the ", SampleConfig(length=60, temperature=2.0), num_samples=4, seed=0)
+    assert len(samples) == 4 and all(s.startswith("the ") and len(s) == 64 for s in samples)
+    assert len(set(samples)) == 4  # independent draws
+    assert calls == [("forward", (4, 4))] + [("step", (4,))] * 59  # one pass for all four
+
+
+def test_draws_follow_the_probabilities_and_skip_impossible_characters():
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(20_000, 1)
+    counts = torch.bincount(draw(probs, torch.Generator().manual_seed(0)), minlength=6).float() / 20_000
+    assert counts[[0, 2, 5]].sum() == 0
+    # 20,000 draws: each frequency within 4 standard deviations (at most 0.014) of its probability
+    assert torch.allclose(counts, probs[0], atol=0.014)

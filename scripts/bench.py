@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""charrnn's speed on this machine, against what PyTorch itself can do here.
+
+1. Training throughput: charrnn's real training loop (the Trainer that `charrnn train` runs:
+   windows, schedule, clipping, logging, progress bar) against a bare loop of the same fused
+   PyTorch modules (forward, backward, AdamW step) on identical shapes and random data.
+2. Sampling speed: charrnn's stateful sampler against a bare loop of single steps of the same
+   modules, at batch 1 and 32, for 1,000 and 10,000 characters.
+3. Footprint: peak memory of `charrnn train` on tiny Shakespeare, and the time `charrnn --help` takes.
+
+Timings on a shared CPU drift by tens of percent from minute to minute, so the two sides of each
+comparison run in alternating rounds in one process and the median round of each is reported.
+
+    python scripts/bench.py            # everything; writes its sections of docs/benchmarks.md
+    python scripts/bench.py --quick    # a smoke run on tiny shapes, written nowhere
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchmark_doc import machine_description, replace_section  # noqa: E402
+
+from charrnn.budget import Budget  # noqa: E402
+from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
+from charrnn.data import Streams  # noqa: E402
+from charrnn.model import CharRNN  # noqa: E402
+from charrnn.progress import ProgressBar  # noqa: E402
+from charrnn.sample import LoadedModel, generate_ids, generate_text  # noqa: E402
+from charrnn.train import Trainer  # noqa: E402
+from charrnn.vocab import Vocab  # noqa: E402
+
+VOCAB_SIZE = 65  # tiny Shakespeare's
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    hidden_size: int
+    layers: int
+    embed_dim: int
+    batch_size: int
+    seq_len: int
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(vocab_size=VOCAB_SIZE, hidden_size=self.hidden_size, layers=self.layers, embed_dim=self.embed_dim)
+
+    def train_config(self, max_steps: int) -> TrainConfig:
+        return TrainConfig(batch_size=self.batch_size, seq_len=self.seq_len, max_steps=max_steps, eval_every=10**9,
+                           save_every=10**9, val_fraction=0.0)
+
+
+DEFAULTS = ModelConfig(vocab_size=VOCAB_SIZE)
+DEFAULT_TRAIN = TrainConfig()
+DEFAULT_SHAPE = Shape("defaults", DEFAULTS.hidden_size, DEFAULTS.layers, DEFAULTS.embed_dim, DEFAULT_TRAIN.batch_size, DEFAULT_TRAIN.seq_len)
+BIG_SHAPE = Shape("large", 512, 2, 64, 64, 128)
+QUICK_SHAPE = Shape("tiny", 32, 1, 16, 4, 16)
+
+
+# --- 1. training throughput -------------------------------------------------------------
+
+class StepClock(ProgressBar):
+    """charrnn's own progress bar (writing to a buffer), also noting when each step ends."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO())
+        self.times: list[float] = []
+
+    def advance(self, step: int, elapsed: float) -> None:
+        super().advance(step, elapsed)
+        self.times.append(time.perf_counter())
+
+
+def charrnn_trainer(shape: Shape, steps_per_round: int) -> tuple[Trainer, StepClock]:
+    text_ids = torch.randint(0, VOCAB_SIZE, (shape.batch_size * shape.seq_len * (steps_per_round + 2),), dtype=torch.uint8)
+    clock = StepClock()
+    model = CharRNN(shape.model_config())
+    streams = Streams(text_ids, shape.batch_size, shape.seq_len)
+    trainer = Trainer(model, streams, None, shape.train_config(steps_per_round), torch.device("cpu"), Path(tempfile.mkdtemp()), clock)
+    return trainer, clock
+
+
+def charrnn_round(trainer: Trainer, clock: StepClock, steps: int) -> float:
+    """Seconds per step of `steps` more steps of the real loop (the first one is not timed;
+    the save at the end of the round comes after the last step and is not timed either)."""
+    clock.times.clear()
+    trainer.budget = Budget(trainer.step + steps, None)
+    trainer.fit()
+    return (clock.times[-1] - clock.times[0]) / (len(clock.times) - 1)
+
+
+class BareModel(nn.Module):
+    """The same network as charrnn's, written the plainest way."""
+
+    def __init__(self, shape: Shape):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB_SIZE, shape.embed_dim)
+        self.rnn = nn.LSTM(shape.embed_dim, shape.hidden_size, shape.layers, batch_first=True, dropout=DEFAULTS.dropout)
+        self.dropout = nn.Dropout(DEFAULTS.dropout)
+        self.head = nn.Linear(shape.hidden_size, VOCAB_SIZE)
+
+    def forward(self, ids, state=None):
+        outputs, state = self.rnn(self.embedding(ids), state)
+        return self.head(self.dropout(outputs)), state
+
+
+def bare_round(model: BareModel, optimizer: torch.optim.Optimizer, inputs, targets, steps: int) -> float:
+    """Seconds per step of a plain forward + backward + AdamW loop (the first step not timed)."""
+    times = []
+    for _ in range(steps):
+        logits, _ = model(inputs)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter())
+    return (times[-1] - times[0]) / (steps - 1)
+
+
+def training_throughput(shape: Shape, rounds: int, steps: int) -> dict:
+    torch.manual_seed(0)
+    trainer, clock = charrnn_trainer(shape, steps)
+    bare = BareModel(shape)
+    optimizer = torch.optim.AdamW(bare.parameters(), lr=DEFAULT_TRAIN.lr)
+    inputs = torch.randint(0, VOCAB_SIZE, (shape.batch_size, shape.seq_len))
+    targets = torch.randint(0, VOCAB_SIZE, (shape.batch_size, shape.seq_len))
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(charrnn_round(trainer, clock, steps))
+        theirs.append(bare_round(bare, optimizer, inputs, targets, steps))
+    chars = shape.batch_size * shape.seq_len
+    ours_rate, bare_rate = chars / statistics.median(ours), chars / statistics.median(theirs)
+    return {"shape": shape, "charrnn": ours_rate, "bare": bare_rate, "ratio": ours_rate / bare_rate}
+
+
+# --- 2. sampling speed ----------------------------------------------------------------
+
+@torch.inference_mode()
+def bare_sampling(model: BareModel, batch: int, length: int, generator: torch.Generator) -> float:
+    """Seconds for a bare loop of single steps: embed, LSTM, linear, softmax, draw."""
+    ids = torch.zeros(batch, 1, dtype=torch.long)
+    state = None
+    start = time.perf_counter()
+    for _ in range(length):
+        logits, state = model(ids, state)
+        ids = torch.multinomial(torch.softmax(logits[:, -1], dim=-1), 1, generator=generator)
+    return time.perf_counter() - start
+
+
+def charrnn_sampling(loaded: LoadedModel, batch: int, length: int) -> float:
+    """Seconds for charrnn's sampler: text for batch 1 (what `charrnn sample` streams), ids otherwise."""
+    config = SampleConfig(length=length)
+    start = time.perf_counter()
+    if batch == 1:
+        for _ in generate_text(loaded, None, config, seed=0):
+            pass
+    else:
+        for _ in generate_ids(loaded.model, [0], config, torch.Generator().manual_seed(0), batch):
+            pass
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def sampling_speed(shape: Shape, rounds: int, lengths: tuple[int, ...], batches: tuple[int, ...]) -> list[dict]:
+    """Both sides run as `charrnn sample` does: one thread for a single stream, all for a batch."""
+    torch.manual_seed(0)
+    model = CharRNN(shape.model_config()).eval()
+    loaded = LoadedModel(model, Vocab([chr(32 + i) for i in range(VOCAB_SIZE)]), Path("-"), 0)
+    bare = BareModel(shape).eval()
+    rows = []
+    for batch in batches:
+        for length in lengths:
+            ours, theirs = [], []
+            with threads(1 if batch == 1 else torch.get_num_threads()):
+                for _ in range(rounds):  # alternating, so both sides see the same machine
+                    ours.append(batch * length / charrnn_sampling(loaded, batch, length))
+                    theirs.append(batch * length / bare_sampling(bare, batch, length, torch.Generator().manual_seed(0)))
+            rows.append({"shape": shape, "batch": batch, "length": length, "charrnn": statistics.median(ours),
+                         "spread": (min(ours), max(ours)), "bare": statistics.median(theirs)})
+    return rows
+
+
+# --- 3. footprint ---------------------------------------------------------------------
+
+def peak_training_rss(corpus: Path, steps: int) -> float:
+    """Peak resident memory (MiB) of a `charrnn train` process on `corpus`.
+
+    Measured by a small wrapper process: a child forked from this (large) process would
+    count this process's pages in its peak until it execs.
+    """
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "charrnn", "train", str(corpus), "--max-steps", str(steps), "--out", out, "--quiet"]
+        result = subprocess.run([sys.executable, "-c", wrapper, *command], check=True, capture_output=True, text=True, cwd=ROOT)
+    return int(result.stdout.strip()) / 1024  # Linux reports KiB
+
+
+def help_time(repeats: int) -> float:
+    """Median seconds of `charrnn --help`, the console script as users run it."""
+    script = Path(sys.executable).with_name("charrnn")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "charrnn"]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([*command, "--help"], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# --- report ----------------------------------------------------------------------------
+
+def _shape_text(shape: Shape) -> str:
+    return (f"{shape.name}: LSTM {shape.layers}x{shape.hidden_size}, embedding {shape.embed_dim}, "
+            f"batch {shape.batch_size}, seq {shape.seq_len}")
+
+
+def training_section(results: list[dict], header: str) -> str:
+    rows = "\n".join(f"| {_shape_text(r['shape'])} | {r['charrnn']:,.0f} | {r['bare']:,.0f} | {r['ratio']:.3f} |" for r in results)
+    return f"{header}\n\n| shape | charrnn chars/s | bare PyTorch chars/s | ratio |\n| --- | ---: | ---: | ---: |\n{rows}\n"
+
+
+def sampling_section(results: list[dict], header: str) -> str:
+    lines = []
+    for r in results:
+        low, high = r["spread"]
+        lines.append(f"| {r['shape'].name} | {r['batch']} | {r['length']:,} | {r['charrnn']:,.0f} ({low:,.0f}–{high:,.0f}) | "
+                     f"{1e6 * r['batch'] / r['charrnn']:,.0f} | {r['bare']:,.0f} | {r['charrnn'] / r['bare']:.2f} |")
+    table = "\n".join(lines)
+    return (f"{header}\n\n| model | batch | length | charrnn chars/s, median (range) | µs per step | bare chars/s | ratio |\n"
+            f"| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n{table}\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats; write nothing")
+    args = parser.parse_args()
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    command = "python scripts/bench.py" + (" --quick" if args.quick else "")
+    header = f"Command: `{command}`  \nMachine: {machine_description()}"
+
+    shapes = [QUICK_SHAPE] if args.quick else [DEFAULT_SHAPE, BIG_SHAPE]
+    rounds, steps = (2, 3) if args.quick else (7, 12)
+    training = [training_throughput(shape, rounds, steps) for shape in shapes]
+    print(training_section(training, header))
+
+    lengths, batches = ((20, 200), (1, 4)) if args.quick else ((1_000, 10_000), (1, 32))
+    sampling = [row for shape in shapes for row in sampling_speed(shape, 2 if args.quick else 7, lengths, batches)]
+    print(sampling_section(sampling, header))
+
+    corpus = SHAKESPEARE if SHAKESPEARE.exists() and not args.quick else _small_corpus()
+    rss = peak_training_rss(corpus, 20 if args.quick else 300)
+    help_seconds = help_time(3 if args.quick else 10)
+    footprint = (f"{header}\n\n| measure | value |\n| --- | ---: |\n"
+                 f"| peak RSS of `charrnn train {corpus.name}` (defaults) | {rss:,.0f} MiB |\n"
+                 f"| `charrnn --help` (median of {3 if args.quick else 10}) | {help_seconds:.3f} s |\n")
+    print(footprint)
+    if not args.quick:
+        replace_section("bench-training", training_section(training, header))
+        replace_section("bench-sampling", sampling_section(sampling, header))
+        replace_section("bench-footprint", footprint)
+    return 0
+
+
+def _small_corpus() -> Path:
+    path = Path(tempfile.mkdtemp()) / "small.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog\n" * 2000, encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Smoke tests: each benchmark script runs end to end on a tiny budget."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from charrnn.cli import main
+from conftest import PANGRAM
+
+SCRIPTS = Path(__file__).parent.parent / "scripts"
+
+
+def _run(*args):
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_and_reports_each_section():
+    output = _run(SCRIPTS / "bench.py", "--quick")
+    assert "bare PyTorch chars/s" in output and "µs per step" in output and "charrnn --help" in output
+
+
+@pytest.mark.slow
+def test_quality_trains_for_its_budget_and_reports_the_loss(tmp_path):
+    corpus = tmp_path / "small.txt"
+    corpus.write_text(PANGRAM * 400, encoding="utf-8")
+    output = _run(SCRIPTS / "quality.py", "--budget", "4s", "--corpus", corpus, "--no-write")
+    row = next(line for line in output.splitlines() if line.startswith("| 0:04 |"))
+    best_val_nats = float(row.split("|")[4])
+    assert 0 < best_val_nats < 3.3  # below a uniform guess over 28 characters (3.33 nats)
+
+
+def test_every_sweep_candidate_is_a_valid_train_command():
+    sys.path.insert(0, str(SCRIPTS))
+    from sweep import CANDIDATES
+
+    for budget, candidates in CANDIDATES.items():
+        for flags in candidates.values():
+            main.commands["train"].make_context("train", ["corpus.txt", "--max-time", budget, *flags])
