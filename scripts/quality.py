@@ -69,22 +69,20 @@ def main() -> int:
     args = parser.parse_args()
     if not args.corpus.exists():
         parser.error(f"no corpus at {args.corpus}; give --corpus (tiny Shakespeare: scripts/fetch_tinyshakespeare.py)")
-    budgets = [parse_duration(b) for b in (args.budget or ["5m", "30m"])]
-    rows = []
-    for budget in budgets:
+    for label in args.budget or ["5m", "30m"]:
+        budget = parse_duration(label)
         outcome = train_for(budget, args.corpus, [])
         target = TARGETS.get(budget) if args.corpus == SHAKESPEARE else None
         verdict = "—" if target is None else (f"≤ {target:.2f}: {'met' if outcome.best_val_nats <= target else 'NOT met'}")
-        rows.append(f"| {format_duration(budget)} | {outcome.steps:,} | {format_duration(outcome.wall)} | "
-                    f"{outcome.best_val_nats:.4f} | {outcome.best_val_bpc:.4f} | {verdict} |")
-        print(rows[-1], flush=True)
-    command = "python scripts/quality.py " + " ".join(sys.argv[1:])
-    body = (f"Command: `{command.strip()}`  \nMachine: {machine_description()}  \nCorpus: {args.corpus.name}\n\n"
-            "| budget | steps | wall time (process) | best val nats | best val bpc | target (nats) |\n"
-            "| --- | ---: | ---: | ---: | ---: | --- |\n" + "\n".join(rows) + "\n")
-    if not args.no_write:
-        replace_section("quality", body)
-    print(body)
+        command = f"python scripts/quality.py --budget {label}" + ("" if args.corpus == SHAKESPEARE else f" --corpus {args.corpus}")
+        body = (f"Command: `{command}`  \nMachine: {machine_description()}  \nCorpus: {args.corpus.name}\n\n"
+                "| budget | steps | wall time (process) | best val nats | best val bpc | target (nats) |\n"
+                "| --- | ---: | ---: | ---: | ---: | --- |\n"
+                f"| {format_duration(budget)} | {outcome.steps:,} | {format_duration(outcome.wall)} | "
+                f"{outcome.best_val_nats:.4f} | {outcome.best_val_bpc:.4f} | {verdict} |\n")
+        if not args.no_write:  # a section per budget, so that each run updates only its own
+            replace_section(f"quality-{label}", body)
+        print(body, flush=True)
     return 0
 
 
