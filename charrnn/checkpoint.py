@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from charrnn.budget import format_duration
 from charrnn.config import ModelConfig, TrainConfig, from_dict
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.vocab import Vocab
@@ -176,3 +178,26 @@ def training_state_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str
             if not (isinstance(y.get(key), torch.Tensor) and torch.equal(x[key], y[key])):
                 differences.append(f"{name}{'.' + str(key) if key else ''}")
     return differences
+
+
+def describe_checkpoint(state: dict[str, Any], path: str | Path) -> list[str]:
+    """What `charrnn info` prints about a loaded checkpoint, one line per fact."""
+    model_config, train_config, vocab = model_parts(state, path)
+    parameters = sum(t.numel() for t in state["model"].values() if isinstance(t, torch.Tensor))
+    input_kind = "one-hot" if model_config.input_mode == "one-hot" else f"embedding {model_config.embed_dim}"
+    corpus = state.get("corpus") if isinstance(state.get("corpus"), dict) else {}
+    best = state.get("best_val_loss")
+    lines = [
+        f"checkpoint: {path} (format {FORMAT_VERSION}, charrnn {state.get('charrnn_version', '?')})",
+        f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
+        f"dropout {model_config.dropout}, {parameters:,} parameters",
+        f"vocabulary: {len(vocab):,} entries{' (one is unknown)' if vocab.unknown_id is not None else ''}: {vocab.describe()}",
+        f"trained: step {state['step']:,} in {format_duration(float(state.get('elapsed_seconds') or 0))}; "
+        f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}",
+        "best validation: " + (f"{best / math.log(2):.4f} bpc ({best:.4f} nats)" if isinstance(best, float) else "none yet"),
+        f"corpus: {corpus.get('description', '?')} ({corpus.get('chars', 0):,} characters)",
+    ]
+    init = state.get("init_from")
+    if isinstance(init, dict):
+        lines.append(f"fine-tuned from: {init.get('path')} (step {init.get('step')})")
+    return lines

@@ -20,7 +20,18 @@ from click.core import ParameterSource
 
 from charrnn import __version__
 from charrnn.budget import format_duration, parse_duration
-from charrnn.config import CELLS, DECODE_ERRORS, DEVICES, DTYPES, INPUT_MODES, ModelConfig, SampleConfig, TrainConfig, default_of, field_names
+from charrnn.config import (
+    CELLS,
+    DECODE_ERRORS,
+    DEVICES,
+    DTYPES,
+    INPUT_MODES,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    default_of,
+    field_names,
+)
 from charrnn.errors import CharRNNError, OptionError, TrainingStopped
 
 DEFAULT_OUT = "checkpoints"
@@ -133,14 +144,17 @@ def _default(config_class: type, name: str) -> Any:
     return default_of(config_class, name)
 
 
-@main.command(short_help="Train a model on a text file (or the built-in corpus).")
-@click.argument("corpus", required=False, type=click.Path(path_type=str))
+@main.command(short_help="Train a model on text files (or the built-in corpus).")
+@click.argument("corpus", nargs=-1, type=click.Path(path_type=str))
 # data
 @click.option("--val-fraction", type=FiniteFloatRange(0, 1, max_open=True), default=_default(TrainConfig, "val_fraction"), help="Fraction of the text, from its end, held out for validation.")
 @click.option("--seq-len", type=click.IntRange(1), default=_default(TrainConfig, "seq_len"), help="Characters per window: how far back gradients flow (truncated BPTT).")
 @click.option("--batch-size", type=click.IntRange(1), default=_default(TrainConfig, "batch_size"), help="Parallel streams the training text is laid out in.")
 @click.option("--encoding", default=_default(TrainConfig, "encoding"), callback=lambda ctx, param, value: _known_encoding(value), help="Text encoding of CORPUS (e.g. latin-1, gb18030, utf-16).")
 @click.option("--errors", type=click.Choice(DECODE_ERRORS), default=_default(TrainConfig, "errors"), help="What to do with bytes that are not valid in --encoding: stop, replace them with U+FFFD, or drop them.")
+@click.option("--min-count", type=click.IntRange(1), default=_default(TrainConfig, "min_count"), help="Characters seen fewer times than this share one unknown id (which sampling never produces).")
+@click.option("--max-vocab", type=click.IntRange(1), default=None, help="Keep at most this many characters, the most frequent; the rest share the unknown id.")
+@click.option("--eval-chars", type=click.IntRange(1), default=_default(TrainConfig, "eval_chars"), help="Validate on at most this many characters from the start of the validation text.")
 # model
 @click.option("--cell", type=click.Choice(CELLS), default=_default(ModelConfig, "cell"), help="Recurrent cell type.")
 @click.option("--layers", type=click.IntRange(1), default=_default(ModelConfig, "layers"), help="Number of stacked recurrent layers.")
@@ -161,6 +175,7 @@ def _default(config_class: type, name: str) -> Any:
 # checkpoints and progress
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt, best.pt and step-N.pt.")
 @click.option("--resume", is_flag=False, flag_value=_RESUME_LATEST, default=None, metavar="[PATH]", help="Continue a run: from OUT/latest.pt, or from the checkpoint or out folder PATH.")
+@click.option("--init-from", type=click.Path(path_type=str), default=None, help="Start a new run from this checkpoint's weights (fine-tuning): its architecture, its vocabulary plus CORPUS's new characters, a fresh optimizer.")
 @click.option("--eval-every", type=click.IntRange(1), default=_default(TrainConfig, "eval_every"), help="Steps between validation passes (best.pt is saved when validation improves).")
 @click.option("--save-every", type=click.IntRange(1), default=_default(TrainConfig, "save_every"), help="Steps between saves (step-N.pt and latest.pt): the most work a crash can cost.")
 @click.option("--keep", type=click.IntRange(1), default=_default(TrainConfig, "keep"), help="Step-numbered checkpoints to keep; older ones are removed once a newer one is safely written.")
@@ -171,10 +186,11 @@ def _default(config_class: type, name: str) -> Any:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the final summary.")
 @click.pass_context
 def train(
-    ctx: click.Context, corpus: str | None, out: Path, resume: str | None, device: str, dtype: str,
-    compile_model: bool, quiet: bool, **_: Any,
+    ctx: click.Context, corpus: tuple[str, ...], out: Path, resume: str | None, init_from: str | None, device: str,
+    dtype: str, compile_model: bool, quiet: bool, **_: Any,
 ) -> None:
-    """Train a character model on CORPUS, a UTF-8 text file.
+    """Train a character model on CORPUS: UTF-8 text files, folders of them, or glob patterns,
+    read in sorted order (a newline ends each file that lacks one).
 
     With no CORPUS, trains on the built-in corpus (Python's own standard-library sources);
     with --resume and no CORPUS, on the corpus the checkpoint was trained on.
@@ -182,20 +198,25 @@ def train(
     \b
     Examples:
       charrnn train shakespeare.txt
-      charrnn train poems.txt --cell gru --hidden-size 512 --out runs/poems
+      charrnn train poems/ --cell gru --hidden-size 512 --out runs/poems
+      charrnn train 'src/**/*.py' --max-time 1h
       charrnn train shakespeare.txt --resume
       charrnn train shakespeare.txt --resume --max-steps 8000   # train further
+      charrnn train sonnets.txt --init-from checkpoints --out runs/sonnets --lr 0.001
     """
     options = _explicit_options(ctx, field_names(ModelConfig) + field_names(TrainConfig))
     if "epochs" in options and "max_steps" in options:
         raise click.UsageError("give --max-steps or --epochs, not both")
+    if resume is not None and init_from is not None:
+        raise click.UsageError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")
     if resume is not None:
         resume = _resume_location(resume, out)
     from charrnn.progress import console_reporter
     from charrnn.train import TrainRequest, run_training
 
     request = TrainRequest(
-        corpus=corpus, out_dir=out, device=device, dtype=dtype, compile=compile_model, resume=resume, options=options
+        corpus=corpus, out_dir=out, device=device, dtype=dtype, compile=compile_model, resume=resume,
+        init_from=init_from, options=options,
     )
     try:
         result = run_training(request, console_reporter(quiet))
@@ -287,6 +308,59 @@ def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, n
 def _with_headers(samples: list[str]) -> list[str]:
     """Several samples as one text, each under a `--- sample i of n ---` line."""
     return ["\n\n".join(f"--- sample {i} of {len(samples)} ---\n{text}" for i, text in enumerate(samples, start=1))]
+
+
+@main.command("eval", short_help="Score a model on a held-out text: bits per character and perplexity.")
+@click.argument("text", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--checkpoint", "-c", type=click.Path(path_type=Path), default=DEFAULT_OUT, help="A checkpoint file, or an out folder (its best.pt, else latest.pt).")
+@click.option("--encoding", default="utf-8", callback=lambda ctx, param, value: _known_encoding(value), help="Text encoding of TEXT.")
+@click.option("--errors", type=click.Choice(DECODE_ERRORS), default="strict", help="What to do with bytes that are not valid in --encoding.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", help="Where to run the model.")
+def evaluate(text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str, device: str) -> None:
+    """How well a model predicts TEXT (files, folders or globs, as for train): bits per
+    character, nats and perplexity. Characters outside the model's vocabulary are counted and
+    reported: scored as unknown where the vocabulary has an unknown id, else left out.
+
+    \b
+    Examples:
+      charrnn eval held_out.txt
+      charrnn eval chapter12.txt --checkpoint runs/novel/best.pt
+    """
+    from charrnn.corpus import resolve_corpus
+    from charrnn.evaluate import score_text
+    from charrnn.progress import console_reporter
+    from charrnn.runtime import select_device
+    from charrnn.sample import load_model
+
+    loaded = load_model(checkpoint, select_device(device))
+    corpus = resolve_corpus(text, encoding, errors)
+    score = score_text(loaded.model, loaded.vocab, corpus, loaded.model.head.weight.device, console_reporter(False).progress)
+    click.echo(f"model: {loaded.path} (step {loaded.step:,})")
+    click.echo(f"text: {corpus.description}: {score.chars:,} characters, {score.scored:,} scored")
+    if score.outside:
+        fate = "scored as the unknown character" if score.outside_mapped_to_unknown else "left out"
+        click.echo(f"outside the vocabulary: {score.outside:,} characters ({score.outside_distinct:,} distinct), {fate}")
+    click.echo(f"bits per character: {score.bits:.4f}")
+    click.echo(f"nats per character: {score.nats:.4f}")
+    click.echo(f"perplexity: {score.perplexity:.3f}")
+
+
+@main.command(short_help="Describe a checkpoint: model, vocabulary, training, corpus.")
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path), default=DEFAULT_OUT)
+def info(checkpoint: Path) -> None:
+    """Describe CHECKPOINT (a file, or an out folder: its best.pt, else newest): architecture,
+    parameter count, vocabulary size and preview, steps, best validation loss, corpus, format.
+    """
+    from charrnn.checkpoint import describe_checkpoint
+    from charrnn.outdir import OutDir, load_from
+
+    found = load_from(checkpoint, prefer="best")
+    for note in found.passed_over:
+        click.echo(f"warning: {note}", err=True)
+    for line in describe_checkpoint(found.state, found.path):
+        click.echo(line)
+    if checkpoint.is_dir():
+        click.echo(f"checkpoints in {checkpoint}: {', '.join(OutDir(checkpoint).checkpoint_names())}")
 
 
 def entry_point() -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from charrnn.errors import ConfigError
 
@@ -95,6 +96,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     encoding: str = "utf-8"
     errors: str = "strict"
+    min_count: int = 1
+    max_vocab: int | None = None
+    eval_chars: int | None = 250_000
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
@@ -110,9 +114,13 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "batch_size", "eval_every", "save_every", "keep", "log_every"):
+        for name in ("seq_len", "batch_size", "eval_every", "save_every", "keep", "log_every", "min_count"):
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
+        for name in ("max_vocab", "eval_chars"):
+            value = getattr(self, name)
+            if value is not None:
+                _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
         if self.max_steps is not None:
             _require(_is_int(self.max_steps) and self.max_steps >= 1, "max_steps", self.max_steps, "an integer >= 1")
         if self.max_time is not None:
@@ -146,7 +154,7 @@ def with_run_length(options: Mapping[str, Any]) -> dict[str, Any]:
 
 # Options that fix how the text is cut into streams and windows: changing one on resume
 # would change what every later step sees, so resume refuses instead.
-LAYOUT_FIELDS = ("seq_len", "batch_size", "val_fraction")
+LAYOUT_FIELDS = ("seq_len", "batch_size", "val_fraction", "min_count", "max_vocab")
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,15 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def architecture_differences(saved: ModelConfig, explicit: Mapping[str, Any]) -> list[str]:
+    """`--flag value (checkpoint: other)` for each explicit option that changes the architecture."""
+    return _differences({k: v for k, v in to_dict(saved).items() if k != "vocab_size"}, explicit)
+
+
+def _differences(fixed: Mapping[str, Any], explicit: Mapping[str, Any]) -> list[str]:
+    return [f"{flag_name(name)} {explicit[name]} (checkpoint: {fixed[name]})" for name in fixed if name in explicit and explicit[name] != fixed[name]]
+
+
 def resume_configs(
     saved_model: ModelConfig, saved_train: TrainConfig, explicit: Mapping[str, Any]
 ) -> tuple[ModelConfig, TrainConfig]:
@@ -211,12 +228,9 @@ def resume_configs(
     the run as it was. An explicit option that changes the architecture or the data layout
     cannot be honoured exactly and is refused, naming every difference.
     """
-    fixed = {**to_dict(saved_model), **{name: getattr(saved_train, name) for name in LAYOUT_FIELDS}}
-    differences = [
-        f"{flag_name(name)} {explicit[name]} (checkpoint: {fixed[name]})"
-        for name in fixed
-        if name in explicit and explicit[name] != fixed[name]
-    ]
+    differences = architecture_differences(saved_model, explicit) + _differences(
+        {name: getattr(saved_train, name) for name in LAYOUT_FIELDS}, explicit
+    )
     if differences:
         raise ConfigError(
             "cannot resume with a different architecture or data layout: "

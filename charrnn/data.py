@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -53,10 +53,15 @@ class Streams:
         self.data = ids[: batch_size * stream_len].view(batch_size, stream_len)  # (B, L)
         self.num_windows = (stream_len - 1) // seq_len
 
-    def to(self, device: torch.device) -> "Streams":
+    def to(self, device: torch.device) -> Streams:
         """On a GPU, the streams live there (a corpus of ids is small), so windows need no copying."""
         self.data = self.data.to(device)
         return self
+
+    @property
+    def num_targets(self) -> int:
+        """Characters scored by `every_window`: all of each stream but its first."""
+        return self.batch_size * (self.data.shape[1] - 1)
 
     @property
     def chars_per_window(self) -> int:

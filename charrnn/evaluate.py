@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable, ContextManager
+from dataclasses import dataclass
+from typing import ContextManager
 
 import torch
 import torch.nn.functional as F
 
-from charrnn.data import Streams
+from charrnn.corpus import Corpus
+from charrnn.data import Streams, eval_streams
+from charrnn.encoded import CorpusCache, Progress, no_progress
+from charrnn.errors import CorpusError
 from charrnn.model import CharRNN
+from charrnn.vocab import UNKNOWN, Vocab
 
 NATS_PER_BIT = math.log(2)
 
@@ -42,3 +48,45 @@ def evaluate_loss(
         count += targets.numel()
     model.train(was_training)
     return total.item() / count  # the one host sync of an evaluation
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """How well a model predicts a text."""
+
+    chars: int  # characters of the text
+    scored: int  # characters predicted and scored (each stream's first has no context)
+    nats: float  # mean cross-entropy per scored character
+    outside: int  # characters without an id of their own in the model's vocabulary
+    outside_distinct: int
+    outside_mapped_to_unknown: bool  # scored as the unknown character (else left out of the text)
+
+    @property
+    def bits(self) -> float:
+        return nats_to_bits(self.nats)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nats)
+
+
+def score_text(model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.device, progress: Progress = no_progress) -> TextScore:
+    """Bits per character and perplexity of `model` on a held-out text.
+
+    Characters the vocabulary lacks are counted and reported, never crashed on: with an unknown
+    id in the vocabulary they are scored as unknown; without one they are left out of the text.
+    """
+    cache = CorpusCache(corpus)
+    counts, _ = cache.counts(progress)
+    coverage = vocab.coverage(counts.counts)
+    if vocab.unknown_id is not None or not coverage.dropped_chars:
+        ids = cache.encoded(vocab, progress).ids
+    else:
+        widened = Vocab(vocab.entries + [UNKNOWN])  # the extra id marks what to leave out
+        encoded = cache.encoded(widened, progress).ids
+        ids = encoded[encoded != widened.unknown_id]
+    streams = eval_streams(ids)
+    if streams is None:
+        raise CorpusError(f"{corpus.description} has too few characters in the model's vocabulary to score")
+    nats = evaluate_loss(model, streams, device)
+    return TextScore(counts.total, streams.num_targets, nats, coverage.outside, coverage.dropped_chars, vocab.unknown_id is not None)

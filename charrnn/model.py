@@ -64,6 +64,24 @@ class CharRNN(nn.Module):
         return tuple(torch.zeros(shape, device=device) for _ in range(count))
 
 
+def load_grown(model: CharRNN, state: dict[str, torch.Tensor]) -> None:
+    """Load weights trained with a smaller vocabulary into `model` (fine-tuning on a new text).
+
+    Old characters keep their ids, so their embedding and output rows (or one-hot input
+    columns) are the leading block of each grown tensor: that block is copied, and the rows
+    of the new characters keep their fresh initialisation. Every other weight is copied whole.
+    """
+    own = model.state_dict()
+    if set(state) != set(own):
+        raise ValueError(f"the weights do not fit the model: {sorted(set(state) ^ set(own))[:4]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            target = own[name]
+            if value.dim() != target.dim() or any(old > new for old, new in zip(value.shape, target.shape)):
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, which does not fit {tuple(target.shape)}")
+            target[tuple(slice(0, size) for size in value.shape)].copy_(value)
+
+
 def detach_hidden(hidden: Hidden) -> Hidden:
     """Cut the graph between windows (truncated BPTT) while keeping the values."""
     return tuple(h.detach() for h in hidden)

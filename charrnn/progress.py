@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
 
 from charrnn.budget import Budget, format_duration
 from charrnn.evaluate import nats_to_bits
+
+# Passes over corpora smaller than this are quick and not reported in log lines.
+LONG_PASS_BYTES = 64 << 20
 
 
 class Reporter:
@@ -29,6 +34,10 @@ class Reporter:
     def message(self, text: str) -> None:
         """A line for the user."""
 
+    def progress(self, description: str, total: int) -> Callable[[int | None], None]:
+        """A long pass over `total` bytes begins: call the result with each block's size, then None."""
+        return lambda size: None
+
     def close(self) -> None:
         """Training stopped."""
 
@@ -48,6 +57,19 @@ class MessagesOnly(Reporter):
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
+
+    def progress(self, description: str, total: int) -> Callable[[int | None], None]:
+        if total < LONG_PASS_BYTES:
+            return lambda size: None  # small corpora take a moment: nothing to report
+        self.message(f"{description}: {total / 2**20:,.0f} MiB")
+        started = time.perf_counter()
+
+        def advance(size: int | None) -> None:
+            if size is None:
+                seconds = time.perf_counter() - started
+                self.message(f"done in {format_duration(seconds)} ({total / 2**20 / max(seconds, 1e-9):,.0f} MiB/s)")
+
+        return advance
 
 
 class LogLines(MessagesOnly):
@@ -108,6 +130,19 @@ class ProgressBar(MessagesOnly):
             super().message(text)
         else:
             self.bar.write(text, file=self.stream)
+
+    def progress(self, description: str, total: int) -> Callable[[int | None], None]:
+        # delay: the bar appears only if the pass takes more than a second
+        bar = tqdm(total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=self.stream,
+                   dynamic_ncols=True, delay=1.0, leave=False)
+
+        def advance(size: int | None) -> None:
+            if size is None:
+                bar.close()
+            else:
+                bar.update(size)
+
+        return advance
 
     def _show(self, refresh: bool = True) -> None:
         if self.bar is not None:

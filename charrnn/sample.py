@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -57,8 +57,12 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
     return logits
 
 
-def pick_next(logits: torch.Tensor, config: SampleConfig, generator: torch.Generator) -> torch.Tensor:
-    """The next character id of each of B samples (B,), from logits (B, V)."""
+def pick_next(
+    logits: torch.Tensor, config: SampleConfig, generator: torch.Generator, banned: int | None = None
+) -> torch.Tensor:
+    """The next character id of each of B samples (B,), from logits (B, V); never `banned`."""
+    if banned is not None:
+        logits = logits.index_fill(-1, torch.tensor([banned]), float("-inf"))
     if config.greedy:
         return logits.argmax(dim=-1)
     if config.temperature != 1.0:
@@ -81,7 +85,7 @@ def prime_ids(vocab: Vocab, prime: str | None, generator: torch.Generator) -> li
     """Ids to start from: the prime's, or a newline (else a random character) with no prime."""
     if prime:
         unknown = vocab.unknown_chars(prime)
-        if unknown:
+        if unknown and vocab.unknown_id is None:  # with an unknown id they map to it, as in training
             listed = ", ".join(repr(c) for c in unknown[:20])
             raise OptionError("--prime", f"has characters the model never saw in training: {listed}")
         return [int(i) for i in vocab.encode(prime)]
@@ -93,7 +97,8 @@ def prime_ids(vocab: Vocab, prime: str | None, generator: torch.Generator) -> li
 
 @torch.inference_mode()
 def generate_ids(
-    model: CharRNN, start_ids: list[int], config: SampleConfig, generator: torch.Generator, num_samples: int = 1
+    model: CharRNN, start_ids: list[int], config: SampleConfig, generator: torch.Generator, num_samples: int = 1,
+    banned: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next character id of each of `num_samples` samples (B,), `config.length` times.
 
@@ -107,7 +112,7 @@ def generate_ids(
     states = stepper.layer_states(hidden)
     logits = logits[:, -1]  # (B, V)
     for position in range(config.length):
-        ids = pick_next(logits.cpu(), config, generator)  # drawn on the CPU, where the generator lives
+        ids = pick_next(logits.cpu(), config, generator, banned)  # drawn on the CPU, where the generator lives
         yield ids
         if position + 1 < config.length:
             logits, states = stepper.step(ids.to(device), states)
@@ -123,7 +128,8 @@ def generate_text(
     generator = torch.Generator().manual_seed(seed if seed is not None else random_seed())
     start = prime_ids(loaded.vocab, prime, generator)
     chars = loaded.vocab.chars
-    continuation = (chars[int(ids[0])] for ids in generate_ids(loaded.model, start, config, generator))
+    steps = generate_ids(loaded.model, start, config, generator, banned=loaded.vocab.unknown_id)
+    continuation = (chars[int(ids[0])] for ids in steps)
     return itertools.chain([prime] if prime else [], continuation)
 
 
@@ -133,7 +139,8 @@ def generate_samples(
     """`num_samples` independent texts from one batched pass, each starting with the prime."""
     generator = torch.Generator().manual_seed(seed if seed is not None else random_seed())
     start = prime_ids(loaded.vocab, prime, generator)
-    columns = [ids.tolist() for ids in generate_ids(loaded.model, start, config, generator, num_samples)]
+    steps = generate_ids(loaded.model, start, config, generator, num_samples, banned=loaded.vocab.unknown_id)
+    columns = [ids.tolist() for ids in steps]
     chars = loaded.vocab.chars
     return [(prime or "") + "".join(chars[column[row]] for column in columns) for row in range(num_samples)]
 

@@ -10,40 +10,47 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Mapping
+from typing import Any, ContextManager
 
 import torch
 import torch.nn.functional as F
 
 from charrnn import __version__
-from charrnn.checkpoint import model_parts
 from charrnn.budget import Budget, format_duration
-from charrnn.config import ModelConfig, TrainConfig, pick, resume_configs, to_dict, with_run_length
-from charrnn.corpus import Corpus, builtin_corpus, read_corpus
+from charrnn.config import TrainConfig, to_dict
 from charrnn.data import Streams, eval_streams, split_train_val
-from charrnn.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
+from charrnn.errors import CheckpointError, TrainingDiverged, TrainingStopped
 from charrnn.evaluate import evaluate_loss
-from charrnn.model import CharRNN, Hidden, detach_hidden, num_parameters
-from charrnn.outdir import LATEST, Found, OutDir, load_from
+from charrnn.model import CharRNN, Hidden, detach_hidden, load_grown, num_parameters
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
+from charrnn.outdir import LATEST, OutDir
+from charrnn.prepare import Start, prepare_run
 from charrnn.progress import Reporter
-from charrnn.runtime import StopSignals, autocast, rng_state, select_device, set_rng_state, signal_name
-from charrnn.vocab import Vocab
+from charrnn.runtime import (
+    StopSignals,
+    autocast,
+    rng_state,
+    select_device,
+    set_rng_state,
+    signal_name,
+)
 
 
 @dataclass(frozen=True)
 class TrainRequest:
     """What the user asked for."""
 
-    corpus: str | None  # a text file; None: the built-in corpus, or on resume the checkpoint's corpus
+    corpus: Sequence[str]  # files, folders or globs; none: the built-in corpus, or on resume the checkpoint's
     out_dir: Path
     device: str = "auto"
     dtype: str = "float32"  # or "bfloat16": autocast for the forward passes
     compile: bool = False  # torch.compile the model (helps on GPUs)
     resume: str | None = None  # a checkpoint file or out folder to continue from
+    init_from: str | None = None  # a checkpoint whose weights a new run starts from
     options: Mapping[str, Any] = field(default_factory=dict)  # only the options the user gave
 
 
@@ -61,109 +68,56 @@ class TrainResult:
 
 
 def run_training(request: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
-    """Start or resume a run as `request` says, and train until its total step count."""
+    """Start, resume or fine-tune a run as `request` says, and train until its budget is spent."""
     reporter = reporter or Reporter()
     device = select_device(request.device)
-    out = OutDir(request.out_dir)
-    resumed = _load_resume_point(request.resume) if request.resume is not None else None
-    if resumed is None:
-        _refuse_to_overwrite(out)
-    corpus, vocab, model_config, train_config = _run_setup(request, resumed)
-    train_ids, val_ids = split_train_val(vocab.encode(corpus.text), train_config.val_fraction)
-    train_streams = Streams(train_ids, train_config.batch_size, train_config.seq_len, name="training text")
-    val_streams = eval_streams(val_ids) if train_config.val_fraction > 0 else None
+    start = prepare_run(request.corpus, request.out_dir, request.options, request.resume, request.init_from, reporter.progress)
+    config = start.train_config
+    train_ids, val_ids = split_train_val(start.encoded.ids, config.val_fraction)
+    train_streams = Streams(train_ids, config.batch_size, config.seq_len, name="training text")
+    val_streams = eval_streams(val_ids[: config.eval_chars]) if config.val_fraction > 0 else None
 
-    torch.manual_seed(train_config.seed)
-    model = CharRNN(model_config).to(device)
-    trainer = Trainer(model, train_streams, val_streams, train_config, device, out.path, reporter)
+    torch.manual_seed(config.seed)
+    model = CharRNN(start.model_config).to(device)
+    if start.init is not None:
+        load_grown(model, start.init.state["model"])
+    trainer = Trainer(model, train_streams, val_streams, config, device, request.out_dir, reporter)
     trainer.precision = autocast(device, request.dtype)
     if request.compile:
         trainer.forward_model = torch.compile(model)
-    trainer.checkpoint_extras = {"vocab": list(vocab.chars), "corpus": corpus.fingerprint()}
-    if resumed is not None:
-        trainer.restore(resumed.found.state, resumed.found.path)
-    out.prepare()
+    trainer.release_pages = start.encoded.release_pages
+    trainer.checkpoint_extras = {"vocab": list(start.vocab.entries), "corpus": start.corpus_record()}
+    if start.init is not None:
+        trainer.checkpoint_extras["init_from"] = {"path": str(start.init.path), "step": start.init.state["step"]}
+    if start.resume is not None:
+        trainer.restore(start.resume.state, start.resume.path)
+    trainer.out.prepare()
     # Only now, with every input checked, does the run say anything.
-    _announce(reporter, trainer, corpus, vocab, resumed)
+    _announce(reporter, trainer, start)
     return trainer.fit()
 
 
-@dataclass(frozen=True)
-class _ResumePoint:
-    found: Found
-    model_config: ModelConfig
-    train_config: TrainConfig
-    vocab: Vocab
-
-
-def _load_resume_point(location: str) -> _ResumePoint:
-    found = load_from(location, prefer="newest")
-    return _ResumePoint(found, *model_parts(found.state, found.path))
-
-
-def _refuse_to_overwrite(out: OutDir) -> None:
-    existing = out.checkpoint_names()
-    if existing:
-        raise ConfigError(
-            f"{out.path} already holds a run ({', '.join(existing[:3])}); add --resume to continue it, "
-            "or give another --out to start a new one"
-        )
-
-
-def _run_setup(request: TrainRequest, resumed: _ResumePoint | None) -> tuple[Corpus, Vocab, ModelConfig, TrainConfig]:
-    """The corpus, vocabulary and configs: new ones from the options, or the checkpoint's."""
-    if resumed is not None:
-        model_config, train_config = resume_configs(resumed.model_config, resumed.train_config, request.options)
-        recorded = resumed.found.state.get("corpus")
-        path = request.corpus or (recorded.get("path") if isinstance(recorded, dict) else None)
-        corpus = _read_corpus(path, train_config)
-        _check_vocab_covers(corpus, resumed.vocab)
-        return corpus, resumed.vocab, model_config, train_config
-    train_config = TrainConfig(**pick(TrainConfig, with_run_length(request.options)))
-    corpus = _read_corpus(request.corpus, train_config)
-    vocab = Vocab.from_text(corpus.text)
-    model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, request.options))
-    return corpus, vocab, model_config, train_config
-
-
-def _read_corpus(path: Any, config: TrainConfig) -> Corpus:
-    """The corpus file at `path` (decoded as the config says), or the built-in one for None."""
-    if isinstance(path, str):
-        return read_corpus(path, encoding=config.encoding, errors=config.errors)
-    return builtin_corpus()
-
-
-def _announce(reporter: Reporter, trainer: Trainer, corpus: Corpus, vocab: Vocab, resumed: _ResumePoint | None) -> None:
-    config = trainer.model.config
-    reporter.message(f"corpus: {corpus.description} ({len(corpus.text):,} characters)")
+def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
+    config, encoded = trainer.model.config, start.encoded
+    cache = "cached encoding reused" if encoded.ids_reused else "encoded and cached"
+    reporter.message(f"corpus: {start.corpus.description} ({encoded.counts.total:,} characters; {cache})")
+    reporter.message(f"vocabulary: {start.coverage.describe()}")
     reporter.message(
         f"model: {config.cell.upper()} {config.layers}x{config.hidden_size}, {config.input_mode} input, "
-        f"{num_parameters(trainer.model):,} parameters, vocabulary {len(vocab)}, device {trainer.device.type}; "
+        f"{num_parameters(trainer.model):,} parameters, device {trainer.device.type}; "
         f"{trainer.train_streams.batch_size} streams of {trainer.train_streams.data.shape[1]:,} characters, "
         f"{trainer.train_streams.num_windows:,} windows per epoch"
     )
-    if resumed is not None:
-        for note in resumed.found.passed_over:
+    if start.init is not None:
+        grown = len(start.vocab) - start.init.state["model_config"]["vocab_size"]
+        reporter.message(f"fine-tuning from {start.init.path} (step {start.init.state['step']:,}); {grown:,} new characters")
+    if start.resume is not None:
+        for note in start.resume.passed_over:
             reporter.message(f"warning: {note}")
-        if not _same_corpus(corpus, resumed.found.state):
+        if not start.same_corpus_as_checkpoint:
             reporter.message("warning: this corpus differs from the one the checkpoint was trained on; training goes on, but not exactly as before")
         done = f"step {trainer.step:,}, {format_duration(trainer.elapsed())} trained"
-        reporter.message(f"resuming from {resumed.found.path} at {done}, of {trainer.budget.describe()}")
-
-
-def _check_vocab_covers(corpus: Corpus, vocab: Vocab) -> None:
-    unknown = vocab.unknown_chars(corpus.text)
-    if unknown:
-        shown = "".join(unknown[:20])
-        raise CheckpointError(
-            f"the corpus has {len(unknown)} characters the checkpoint's vocabulary lacks ({shown!r}), "
-            "so it is not the text this run was trained on; to train on a new text, start a new run with another --out"
-        )
-
-
-def _same_corpus(corpus: Corpus, state: dict[str, Any]) -> bool:
-    recorded = state.get("corpus")
-    return not isinstance(recorded, dict) or recorded.get("sha256") == corpus.sha256
+        reporter.message(f"resuming from {start.resume.path} at {done}, of {trainer.budget.describe()}")
 
 
 def train_step(
@@ -200,7 +154,7 @@ class Trainer:
         self.reporter = reporter
         self.forward_model: torch.nn.Module = model  # or its torch.compile'd twin
         self.precision: Callable[[], ContextManager] = nullcontext  # see runtime.autocast
-        if device.type == "cuda":
+        if device.type == "cuda" and train_streams.data.nbytes < 2**31:
             train_streams.to(device)
         self.budget = Budget.of(config.max_steps, config.epochs, config.max_time, train_streams.num_windows)
         self.step = 0
@@ -211,6 +165,7 @@ class Trainer:
         self.elapsed_before = 0.0  # seconds trained by earlier processes of this run
         self._started: float | None = None  # when this process began training
         self.checkpoint_extras: dict[str, Any] = {}  # vocab and corpus, stored with every save
+        self.release_pages: Callable[[], None] = lambda: None  # see Encoded.release_pages
         # Training loss summed on the device since the last log, read back only when logging or
         # saving, so steps do not wait on the device.
         self._loss_sum = torch.zeros((), device=device)
@@ -299,6 +254,7 @@ class Trainer:
         self._check_finite()
         self.out.save(self.checkpoint_state(), self.config.keep)
         self.saved_step = self.step
+        self.release_pages()  # the corpus read since the last save leaves resident memory
 
     def _stop(self, signal_number: int) -> None:
         if self.saved_step != self.step:

@@ -1,86 +1,150 @@
-"""The character vocabulary: Unicode code points <-> integer ids."""
+"""The character vocabulary: Unicode code points <-> integer ids, with an optional unknown id."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from charrnn.errors import CorpusError
 
+CODE_POINTS = 0x110000  # every Unicode code point, astral planes included
+UNKNOWN = ""  # the entry that stands for every character left out of the vocabulary
+UNKNOWN_SHOWN = "\ufffd"  # how the unknown character is printed
 
-def _code_points(text: str) -> np.ndarray:
+
+def code_points(text: str) -> np.ndarray:
     """The code points of `text` as a uint32 array (UTF-32 has one unit per code point)."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 def smallest_id_dtype(vocab_size: int) -> np.dtype:
-    """The narrowest integer dtype torch can index with that holds every id."""
-    if vocab_size <= 256:
+    """The narrowest unsigned integer dtype that holds every id."""
+    if vocab_size <= 2**8:
         return np.dtype(np.uint8)
-    if vocab_size <= 2**15:
-        return np.dtype(np.int16)
-    return np.dtype(np.int32)
+    if vocab_size <= 2**16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a text a vocabulary covers."""
+
+    kept_chars: int  # distinct characters with an id of their own
+    dropped_chars: int  # distinct characters without one
+    total: int  # characters in the text
+    outside: int  # of them, characters without an id of their own
+
+    @property
+    def covered(self) -> float:
+        """Fraction of the text's characters with an id of their own."""
+        return 1.0 - self.outside / self.total if self.total else 1.0
+
+    def describe(self) -> str:
+        if not self.dropped_chars:
+            return f"{self.kept_chars:,} characters"
+        return (f"{self.kept_chars:,} characters + unknown, covering {self.covered:.2%} of the text "
+                f"({self.dropped_chars:,} rare characters map to unknown)")
 
 
 class Vocab:
-    """An ordered list of distinct characters (code points, not bytes); id = position."""
+    """An ordered list of entries, id = position: distinct characters (code points, not bytes),
+    and at most one UNKNOWN entry standing for every other character."""
 
-    def __init__(self, chars: Sequence[str]):
-        chars = list(chars)
-        if not chars:
+    def __init__(self, entries: Sequence[str]):
+        entries = list(entries)
+        if not entries:
             raise ValueError("the vocabulary is empty")
-        if any(not isinstance(c, str) or len(c) != 1 for c in chars):
+        if any(not isinstance(c, str) or len(c) > 1 for c in entries):
             raise ValueError("vocabulary entries must be single characters")
-        if len(set(chars)) != len(chars):
-            raise ValueError("the vocabulary has repeated characters")
-        self.chars = chars
-        codes = np.array([ord(c) for c in chars], dtype=np.uint32)
-        # Encoding looks code points up by binary search in sorted order.
-        self._order = np.argsort(codes, kind="stable")
-        self._sorted_codes = codes[self._order]
-        self.id_dtype = smallest_id_dtype(len(chars))
+        if len(set(entries)) != len(entries):
+            raise ValueError("the vocabulary has repeated entries")
+        self.entries = entries
+        self.unknown_id = entries.index(UNKNOWN) if UNKNOWN in entries else None
+        self.id_dtype = smallest_id_dtype(len(entries))
+        # code point -> id (-1: not in the vocabulary): one gather encodes any amount of text
+        self._lookup = np.full(CODE_POINTS, -1 if self.unknown_id is None else self.unknown_id, dtype=np.int32)
+        known = [(ord(c), i) for i, c in enumerate(entries) if c != UNKNOWN]
+        if known:
+            codes, ids = zip(*known)
+            self._lookup[list(codes)] = ids
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
+    def from_text(cls, text: str) -> Vocab:
         """Every distinct character of `text`, in code-point order (deterministic)."""
-        return cls([chr(code) for code in np.unique(_code_points(text))])
+        return cls([chr(code) for code in np.unique(code_points(text))])
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, min_count: int = 1, max_vocab: int | None = None) -> tuple[Vocab, Coverage]:
+        """The characters of a text given their counts (indexed by code point), in code-point order.
+
+        Characters seen fewer than `min_count` times, and all but the `max_vocab` most frequent
+        (ties broken by code point), share one unknown id.
+        """
+        present = np.flatnonzero(counts)
+        kept = present[counts[present] >= min_count]
+        if max_vocab is not None and len(kept) > max_vocab:
+            by_frequency = kept[np.lexsort((kept, -counts[kept]))]
+            kept = np.sort(by_frequency[:max_vocab])
+        entries = [chr(code) for code in kept] + ([UNKNOWN] if len(kept) < len(present) else [])
+        vocab = cls(entries)
+        return vocab, vocab.coverage(counts)
+
+    def coverage(self, counts: np.ndarray) -> Coverage:
+        """How much of a text with these character counts (indexed by code point) has ids of its own."""
+        present = np.flatnonzero(counts)
+        own = self._lookup[present]
+        has_own = own >= 0 if self.unknown_id is None else own != self.unknown_id
+        outside = int(counts[present[~has_own]].sum())
+        return Coverage(int(has_own.sum()), int((~has_own).sum()), int(counts.sum()), outside)
+
+    def extended(self, counts: np.ndarray) -> Vocab:
+        """This vocabulary with the characters of `counts` it lacks appended (old ids unchanged)."""
+        new = [chr(code) for code in np.flatnonzero(counts) if self._lookup[code] in (-1, self.unknown_id)]
+        return Vocab(self.entries + new) if new else self
 
     def __len__(self) -> int:
-        return len(self.chars)
+        return len(self.entries)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.chars == other.chars
+        return isinstance(other, Vocab) and self.entries == other.entries
+
+    @property
+    def chars(self) -> list[str]:
+        """Each id's character as printed (the unknown entry as U+FFFD)."""
+        return [c or UNKNOWN_SHOWN for c in self.entries]
 
     def __contains__(self, char: str) -> bool:
-        return len(self.unknown_chars(char)) == 0
+        return self._lookup[ord(char)] != -1 and self._lookup[ord(char)] != self.unknown_id
 
     def unknown_chars(self, text: str) -> list[str]:
-        """The distinct characters of `text` that are not in the vocabulary, sorted."""
-        codes = np.unique(_code_points(text))
-        _, known = self._lookup(codes)
-        return [chr(code) for code in codes[~known]]
+        """The distinct characters of `text` without an id of their own, sorted."""
+        codes = np.unique(code_points(text))
+        own = self._lookup[codes]
+        return [chr(code) for code in codes[(own == -1) | (own == self.unknown_id)]]
 
-    def _lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions of `codes` in sorted order, and which of them are in the vocabulary."""
-        positions = np.searchsorted(self._sorted_codes, codes).clip(max=len(self) - 1)
-        return positions, self._sorted_codes[positions] == codes
+    def encode_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Ids (`self.id_dtype`) of code points; characters without an id raise unless there is
+        an unknown id to take them."""
+        ids = self._lookup[codes]
+        if self.unknown_id is None and (ids < 0).any():
+            shown = "".join(chr(c) for c in np.unique(codes[ids < 0])[:20])
+            raise CorpusError(f"text has characters outside the vocabulary: {shown!r}")
+        return ids.astype(self.id_dtype)
 
     def encode(self, text: str) -> np.ndarray:
-        """Ids of the characters of `text` (1-D, `self.id_dtype`); unknown characters raise."""
-        positions, known = self._lookup(_code_points(text))
-        if not known.all():
-            shown = "".join(self.unknown_chars(text)[:20])
-            raise CorpusError(f"text has characters outside the vocabulary: {shown!r}")
-        return self._order[positions].astype(self.id_dtype)
+        """Ids of the characters of `text` (1-D, `self.id_dtype`)."""
+        return self.encode_codes(code_points(text))
 
     def decode(self, ids: Iterable[int]) -> str:
-        """The text for a sequence of ids."""
+        """The text for a sequence of ids (the unknown id as U+FFFD)."""
         chars = self.chars
         return "".join(chars[int(i)] for i in ids)
 
     def describe(self, limit: int = 40) -> str:
         """A short printable preview of the vocabulary."""
         preview = "".join(self.chars[:limit])
-        more = f" ... (+{len(self) - limit})" if len(self) > limit else ""
+        more = f" ... (+{len(self) - limit:,})" if len(self) > limit else ""
         return f"{preview!r}{more}"

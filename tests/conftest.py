@@ -29,6 +29,12 @@ TINY_OPTIONS = {
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Encoded corpora go to a cache of the test session's own, never ~/.cache."""
+    monkeypatch.setenv("CHARRNN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
 def _few_threads():
     """Tests are tiny: one thread avoids oversubscribing CI's two cores."""
     previous = torch.get_num_threads()

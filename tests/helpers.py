@@ -10,7 +10,7 @@ from charrnn.train import TrainRequest, TrainResult, run_training
 
 
 def train(corpus: Path | None, out: Path, options: dict, resume: str | None = None, reporter: Reporter | None = None) -> TrainResult:
-    request = TrainRequest(corpus=None if corpus is None else str(corpus), out_dir=out, device="cpu", resume=resume, options=options)
+    request = TrainRequest(corpus=() if corpus is None else (str(corpus),), out_dir=out, device="cpu", resume=resume, options=options)
     return run_training(request, reporter)
 
 

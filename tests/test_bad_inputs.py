@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import PANGRAM
+from test_checkpoint import _Payload
 
 from charrnn.checkpoint import MAGIC, load_checkpoint, save_checkpoint
 from charrnn.cli import main
-from conftest import PANGRAM
-from test_checkpoint import _Payload
 
 DOC = Path(__file__).parent.parent / "docs" / "bad-inputs.md"
 FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
@@ -53,6 +53,11 @@ def _torch_bytes(state) -> bytes:
     return buffer.getvalue()
 
 
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 def _with_config(trained: Path, tmp: Path, **changes) -> Path:
     state = load_checkpoint(trained / "run" / "latest.pt")
     state["model_config"] = {**state["model_config"], **changes}
@@ -84,7 +89,8 @@ def _train(corpus, *args):
 # id -> the arguments of the bad command, given (tmp folder, trained run folder)
 CASES = {
     "corpus-missing": lambda t, r: _train(t / "nosuch.txt", "--out", t / "o"),
-    "corpus-folder": lambda t, r: _train(t, "--out", t / "o"),
+    "corpus-empty-folder": lambda t, r: _train(_folder(t / "empty"), "--out", t / "o"),
+    "corpus-pattern-unmatched": lambda t, r: _train(t / "texts" / "*.txt", "--out", t / "o"),
     "corpus-empty": lambda t, r: _train(_write(t / "empty.txt", ""), "--out", t / "o"),
     "corpus-whitespace": lambda t, r: _train(_write(t / "blank.txt", " \n\t\n"), "--out", t / "o"),
     "corpus-too-short": lambda t, r: _train(_write(t / "tiny.txt", "abc\n" * 10), "--out", t / "o"),
@@ -103,6 +109,7 @@ CASES = {
     "dropout-one": lambda t, r: ["train", "--dropout", "1"],
     "dropout-negative": lambda t, r: ["train", "--dropout", "-0.1"],
     "val-fraction-one": lambda t, r: ["train", "--val-fraction", "1"],
+    "min-count-zero": lambda t, r: ["train", "--min-count", "0"],
     "keep-zero": lambda t, r: ["train", "--keep", "0"],
     "steps-and-epochs": lambda t, r: ["train", "--max-steps", "9", "--epochs", "1"],
     "cell-unknown": lambda t, r: ["train", "--cell", "transformer"],
@@ -114,6 +121,8 @@ CASES = {
         _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--resume", "--max-steps", "40", "--out", _copy_run(r, t)),
     "resume-other-architecture": lambda t, r: _train(
         r / "corpus.txt", "--resume", "--hidden-size", "64", "--cell", "gru", "--out", _copy_run(r, t)),
+    "resume-and-init-from": lambda t, r: _train(r / "corpus.txt", "--resume", "--init-from", r / "run", "--out", t / "o"),
+    "init-from-other-architecture": lambda t, r: _train(r / "corpus.txt", "--init-from", r / "run", "--hidden-size", "64", "--out", t / "o"),
     "resume-corpus-as-path": lambda t, r: ["train", "--resume", r / "corpus.txt", "--out", t / "o"],
     "temp-zero": lambda t, r: ["sample", "--temp", "0"],
     "top-k-zero": lambda t, r: ["sample", "--top-k", "0"],
@@ -128,6 +137,7 @@ CASES = {
     "checkpoint-foreign": lambda t, r: ["sample", "-c", _write(t / "model.bin", b"\x00\x01 weights")],
     "checkpoint-pickle": lambda t, r: ["sample", "-c", _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")}))],
     "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=2)],
+    "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
     "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],
 }
 

@@ -80,7 +80,7 @@ def test_sample_prints_characters_of_the_models_vocabulary(tmp_path, pangram_fil
         (lambda p: None, "corpus not found"),
         (lambda p: p.write_text("", encoding="utf-8"), "is empty"),
         (lambda p: p.write_text("  \n\t \n", encoding="utf-8"), "only whitespace"),
-        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: p.mkdir(), "holds no files"),
         (lambda p: p.write_bytes(b"caf\xe9 au lait\n" * 100), "not valid UTF-8: byte 0xe9 at offset 3 (line 1)"),
         (lambda p: p.write_bytes(b"\x7fELF\x00\x01" * 100), "binary file"),
         (lambda p: p.write_text("abc\n" * 10, encoding="utf-8"), "too short"),

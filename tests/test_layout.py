@@ -16,20 +16,22 @@ ALLOWED = {
     "budget": set(),
     "vocab": {"errors"},
     "corpus": {"errors"},
+    "encoded": {"corpus", "errors", "vocab"},
+    "prepare": {"checkpoint", "config", "corpus", "encoded", "errors", "outdir", "vocab"},
     "data": {"errors"},
     "model": {"config"},
     "runtime": {"config", "errors"},
-    "checkpoint": {"config", "errors", "vocab"},
+    "checkpoint": {"budget", "config", "errors", "vocab"},
     "outdir": {"checkpoint", "errors"},
     "optim": {"config"},
-    "evaluate": {"data", "model"},
+    "evaluate": {"corpus", "data", "encoded", "errors", "model", "vocab"},
     "progress": {"budget", "evaluate"},
-    "train": {"__init__", "budget", "checkpoint", "config", "corpus", "data", "errors", "evaluate", "model", "optim", "outdir", "progress", "runtime", "vocab"},
+    "train": {"__init__", "budget", "config", "data", "errors", "evaluate", "model", "optim", "outdir", "prepare", "progress", "runtime"},
     "sample": {"checkpoint", "config", "errors", "model", "outdir", "vocab"},
-    "cli": {"__init__", "budget", "config", "errors", "checkpoint", "evaluate", "progress", "runtime", "sample", "train"},
+    "cli": {"__init__", "budget", "config", "corpus", "errors", "checkpoint", "evaluate", "outdir", "progress", "runtime", "sample", "train"},
 }
 # Modules the CLI may import only inside a command (they import torch).
-LAZY_FOR_CLI = {"checkpoint", "evaluate", "progress", "runtime", "sample", "train"}
+LAZY_FOR_CLI = {"checkpoint", "corpus", "encoded", "evaluate", "outdir", "prepare", "progress", "runtime", "sample", "train"}
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:

@@ -2,17 +2,16 @@ import math
 
 import pytest
 import torch
+from conftest import PANGRAM, TINY_OPTIONS
+from helpers import Crash, CrashAtStep, assert_same_training_state, train
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.outdir import BEST, LATEST
 from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.model import CharRNN
 from charrnn.optim import build_optimizer, learning_rate
+from charrnn.outdir import BEST, LATEST
 from charrnn.train import TrainRequest, run_training, train_step
-from conftest import PANGRAM, TINY_OPTIONS
-from helpers import Crash, CrashAtStep, assert_same_training_state, train
-
 
 # The pangram's unigram entropy is 4.44 bits per character (the best a model that ignores
 # context can do), but given enough context each character is certain (0 bits). Below
@@ -157,7 +156,7 @@ def test_epochs_set_the_run_length_in_passes_over_the_text(tmp_path, short_corpu
 
 def test_bfloat16_autocast_learns_and_resumes_exactly(tmp_path, short_corpus):
     def request(out, resume=None, dtype="bfloat16"):
-        return TrainRequest(corpus=str(short_corpus), out_dir=out, device="cpu", dtype=dtype, resume=resume,
+        return TrainRequest(corpus=(str(short_corpus),), out_dir=out, device="cpu", dtype=dtype, resume=resume,
                             options=_resume_options())
 
     whole = run_training(request(tmp_path / "whole"))
@@ -172,7 +171,7 @@ def test_bfloat16_autocast_learns_and_resumes_exactly(tmp_path, short_corpus):
 
 @pytest.mark.slow
 def test_a_compiled_model_trains_and_saves_plain_weights(tmp_path, short_corpus):
-    request = TrainRequest(corpus=str(short_corpus), out_dir=tmp_path / "run", device="cpu", compile=True,
+    request = TrainRequest(corpus=(str(short_corpus),), out_dir=tmp_path / "run", device="cpu", compile=True,
                            options={**_resume_options(), "max_steps": 12})
     run_training(request)
     state = load_checkpoint(tmp_path / "run" / LATEST)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from conftest import mixed_script_text
 
 from charrnn.errors import CorpusError
-from charrnn.vocab import Vocab, smallest_id_dtype
-from conftest import mixed_script_text
+from charrnn.vocab import CODE_POINTS, UNKNOWN, Vocab, code_points, smallest_id_dtype
 
 
 def test_vocabulary_is_code_points_in_code_point_order():
@@ -38,13 +38,36 @@ def test_unknown_characters_are_named():
 
 
 def test_id_dtype_is_the_narrowest_that_fits():
-    assert smallest_id_dtype(65) == np.uint8
-    assert smallest_id_dtype(9589) == np.int16
-    assert smallest_id_dtype(70000) == np.int32
+    assert smallest_id_dtype(65) == np.uint8 and smallest_id_dtype(256) == np.uint8
+    assert smallest_id_dtype(9589) == np.uint16
+    assert smallest_id_dtype(70000) == np.uint32
     assert Vocab.from_text(mixed_script_text()).encode("a").dtype == np.uint8
 
 
-@pytest.mark.parametrize("chars", [[], ["ab"], ["a", "a"], [1]])
+@pytest.mark.parametrize("chars", [[], ["ab"], ["a", "a"], [1], ["", "a", ""]])
 def test_malformed_vocabularies_are_refused(chars):
     with pytest.raises(ValueError):
         Vocab(chars)
+
+
+def test_rare_characters_share_one_unknown_id_and_coverage_is_reported():
+    text = "aaaabbbbccccd" * 10 + "xyz"
+    counts = np.bincount(code_points(text), minlength=CODE_POINTS)
+    vocab, coverage = Vocab.from_counts(counts, min_count=5)
+    assert vocab.entries == ["a", "b", "c", "d", UNKNOWN]
+    assert vocab.decode(vocab.encode("abxd")) == "ab\ufffdd"
+    assert (coverage.kept_chars, coverage.dropped_chars, coverage.outside) == (4, 3, 3)
+    assert coverage.covered == pytest.approx(1 - 3 / len(text))
+    assert "3 rare characters map to unknown" in coverage.describe()
+
+
+def test_max_vocab_keeps_the_most_frequent_in_code_point_order():
+    counts = np.bincount(code_points("zzzzyyyxxw"), minlength=CODE_POINTS)
+    vocab, _ = Vocab.from_counts(counts, max_vocab=2)
+    assert vocab.entries == ["y", "z", UNKNOWN]
+
+
+def test_extending_keeps_every_old_id():
+    old = Vocab(["b", UNKNOWN, "d"])
+    grown = old.extended(np.bincount(code_points("abcde"), minlength=CODE_POINTS))
+    assert grown.entries[:3] == old.entries and grown.entries[3:] == ["a", "c", "e"]
