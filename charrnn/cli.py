@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import os
 import signal
 import sys
 import traceback
@@ -149,7 +150,7 @@ def _default(config_class: type, name: str) -> Any:
 # data
 @click.option("--val-fraction", type=FiniteFloatRange(0, 1, max_open=True), default=_default(TrainConfig, "val_fraction"), help="Fraction of the text, from its end, held out for validation.")
 @click.option("--seq-len", type=click.IntRange(1), default=_default(TrainConfig, "seq_len"), help="Characters per window: how far back gradients flow (truncated BPTT).")
-@click.option("--batch-size", type=click.IntRange(1), default=_default(TrainConfig, "batch_size"), help="Parallel streams the training text is laid out in.")
+@click.option("--batch-size", type=click.IntRange(1), default=_default(TrainConfig, "batch_size"), help="Parallel streams the training text is laid out in (under torchrun: of all processes together).")
 @click.option("--encoding", default=_default(TrainConfig, "encoding"), callback=lambda ctx, param, value: _known_encoding(value), help="Text encoding of CORPUS (e.g. latin-1, gb18030, utf-16).")
 @click.option("--errors", type=click.Choice(DECODE_ERRORS), default=_default(TrainConfig, "errors"), help="What to do with bytes that are not valid in --encoding: stop, replace them with U+FFFD, or drop them.")
 @click.option("--min-count", type=click.IntRange(1), default=_default(TrainConfig, "min_count"), help="Characters seen fewer times than this share one unknown id (which sampling never produces).")
@@ -218,13 +219,16 @@ def train(
         corpus=corpus, out_dir=out, device=device, dtype=dtype, compile=compile_model, resume=resume,
         init_from=init_from, options=options,
     )
+    is_main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for the run
     try:
         result = run_training(request, console_reporter(quiet))
     except TrainingStopped as stopped:
         out_flag = "" if out == Path(DEFAULT_OUT) else f" --out {out}"
-        click.echo(f"Training {stopped}. Resume with: charrnn train --resume{out_flag}", err=True)
+        if is_main:
+            click.echo(f"Training {stopped}. Resume with: charrnn train --resume{out_flag}", err=True)
         ctx.exit(stopped.exit_code)
-    _print_summary(result)
+    if is_main:
+        _print_summary(result)
 
 
 def _resume_location(resume: str, out: Path) -> str:

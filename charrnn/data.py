@@ -53,6 +53,12 @@ class Streams:
         self.data = ids[: batch_size * stream_len].view(batch_size, stream_len)  # (B, L)
         self.num_windows = (stream_len - 1) // seq_len
 
+    def keep_rows(self, rows: slice) -> Streams:
+        """Only these streams (one process's share in distributed training); windows stay aligned."""
+        self.data = self.data[rows]
+        self.batch_size = self.data.shape[0]
+        return self
+
     def to(self, device: torch.device) -> Streams:
         """On a GPU, the streams live there (a corpus of ids is small), so windows need no copying."""
         self.data = self.data.to(device)

@@ -28,26 +28,29 @@ def nats_to_bits(nats: float) -> float:
 
 @torch.inference_mode()
 def evaluate_loss(
-    model: CharRNN, streams: Streams, device: torch.device, precision: Callable[[], ContextManager] = nullcontext
+    model: CharRNN, streams: Streams, device: torch.device, precision: Callable[[], ContextManager] = nullcontext,
+    total_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda sums: sums,
 ) -> float:
     """Mean cross-entropy (nats per character) over every target in `streams`.
 
     The hidden state is carried across windows, as in training, so each character is
     scored with all the context before it in its stream. Dropout is off while scoring.
+    In distributed training each rank scores its share of the streams and
+    `total_over_ranks` adds up the (loss, count) sums of all ranks.
     """
     was_training = model.training
     model.eval()
     hidden = model.init_hidden(streams.batch_size, device)
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    count = 0
-    for inputs, targets in streams.every_window():
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss, characters
+    for inputs, targets in streams.every_window() if streams.batch_size else ():  # a rank may have no share
         with precision():
             logits, hidden = model(inputs.to(device), hidden)  # (B, T, V)
         targets = targets.to(device)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum").double()
-        count += targets.numel()
+        sums[0] += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum").double()
+        sums[1] += targets.numel()
     model.train(was_training)
-    return total.item() / count  # the one host sync of an evaluation
+    total, count = total_over_ranks(sums).tolist()  # the one host sync of an evaluation
+    return total / count
 
 
 @dataclass(frozen=True)

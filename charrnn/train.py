@@ -23,7 +23,13 @@ from charrnn import __version__
 from charrnn.budget import Budget, format_duration
 from charrnn.config import TrainConfig, to_dict
 from charrnn.data import Streams, eval_streams, split_train_val
-from charrnn.errors import CheckpointError, TrainingDiverged, TrainingStopped
+from charrnn.distributed import SINGLE, Group, join, leave
+from charrnn.errors import (
+    CheckpointError,
+    ConfigError,
+    TrainingDiverged,
+    TrainingStopped,
+)
 from charrnn.evaluate import evaluate_loss
 from charrnn.model import CharRNN, Hidden, detach_hidden, load_grown, num_parameters
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
@@ -68,30 +74,59 @@ class TrainResult:
 
 
 def run_training(request: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
-    """Start, resume or fine-tune a run as `request` says, and train until its budget is spent."""
-    reporter = reporter or Reporter()
-    device = select_device(request.device)
+    """Start, resume or fine-tune a run as `request` says, and train until its budget is spent.
+
+    Under torchrun, every process runs this: each trains on its share of the streams, and
+    rank 0 alone reports and writes checkpoints.
+    """
+    group, device = join(select_device(request.device))
+    try:
+        result = _run(request, (reporter or Reporter()) if group.is_main else Reporter(), device, group)
+        group.barrier()  # no process leaves while another still writes or reduces
+        return result
+    finally:
+        leave()
+
+
+def _run(request: TrainRequest, reporter: Reporter, device: torch.device, group: Group) -> TrainResult:
+    if not group.is_main:
+        group.barrier()  # rank 0 encodes the corpus into the cache first; the others reuse it
     start = prepare_run(request.corpus, request.out_dir, request.options, request.resume, request.init_from, reporter.progress)
+    if group.is_main:
+        group.barrier()
     config = start.train_config
+    if config.batch_size % group.world_size:
+        raise ConfigError(f"--batch-size {config.batch_size} does not split evenly over {group.world_size} processes; "
+                          f"give a multiple of {group.world_size} (it is the batch of all processes together)")
     train_ids, val_ids = split_train_val(start.encoded.ids, config.val_fraction)
     train_streams = Streams(train_ids, config.batch_size, config.seq_len, name="training text")
+    train_streams.keep_rows(group.rows(config.batch_size))
     val_streams = eval_streams(val_ids[: config.eval_chars]) if config.val_fraction > 0 else None
+    if val_streams is not None:
+        val_streams.keep_rows(group.rows(val_streams.batch_size))
 
     torch.manual_seed(config.seed)
     model = CharRNN(start.model_config).to(device)
     if start.init is not None:
         load_grown(model, start.init.state["model"])
-    trainer = Trainer(model, train_streams, val_streams, config, device, request.out_dir, reporter)
+    if group.active:
+        torch.manual_seed(config.seed + group.rank)  # each rank its own dropout masks
+    trainer = Trainer(model, train_streams, val_streams, config, device, request.out_dir, reporter, group)
     trainer.precision = autocast(device, request.dtype)
+    if group.active:
+        trainer.forward_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if request.compile:
-        trainer.forward_model = torch.compile(model)
+        trainer.forward_model = torch.compile(trainer.forward_model)
     trainer.release_pages = start.encoded.release_pages
     trainer.checkpoint_extras = {"vocab": list(start.vocab.entries), "corpus": start.corpus_record()}
     if start.init is not None:
         trainer.checkpoint_extras["init_from"] = {"path": str(start.init.path), "step": start.init.state["step"]}
     if start.resume is not None:
         trainer.restore(start.resume.state, start.resume.path)
-    trainer.out.prepare()
+    if group.is_main:
+        trainer.out.prepare()
     # Only now, with every input checked, does the run say anything.
     _announce(reporter, trainer, start)
     return trainer.fit()
@@ -105,8 +140,9 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
     reporter.message(
         f"model: {config.cell.upper()} {config.layers}x{config.hidden_size}, {config.input_mode} input, "
         f"{num_parameters(trainer.model):,} parameters, device {trainer.device.type}; "
-        f"{trainer.train_streams.batch_size} streams of {trainer.train_streams.data.shape[1]:,} characters, "
+        f"{trainer.config.batch_size} streams of {trainer.train_streams.data.shape[1]:,} characters, "
         f"{trainer.train_streams.num_windows:,} windows per epoch"
+        + (f"; {trainer.group.world_size} processes, {trainer.train_streams.batch_size} streams each" if trainer.group.active else "")
     )
     if start.init is not None:
         grown = len(start.vocab) - start.init.state["model_config"]["vocab_size"]
@@ -142,9 +178,10 @@ class Trainer:
 
     def __init__(
         self, model: CharRNN, train_streams: Streams, val_streams: Streams | None, config: TrainConfig,
-        device: torch.device, out_dir: Path, reporter: Reporter,
+        device: torch.device, out_dir: Path, reporter: Reporter, group: Group = SINGLE,
     ):
         self.model = model
+        self.group = group
         self.optimizer = build_optimizer(model, config)
         self.train_streams = train_streams
         self.val_streams = val_streams
@@ -170,6 +207,7 @@ class Trainer:
         # saving, so steps do not wait on the device.
         self._loss_sum = torch.zeros((), device=device)
         self._logged_step, self._logged_time = 0, 0.0
+        self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
 
     def fit(self) -> TrainResult:
         """Train from the current step to the end, evaluating and saving on schedule.
@@ -180,6 +218,7 @@ class Trainer:
             return self._result(already_complete=True)
         self._started = time.perf_counter()
         self._logged_step, self._logged_time = self.step, self._started
+        self._agreed_elapsed = self.elapsed()
         self.reporter.start(self.step, self.budget, self.elapsed())
         try:
             with StopSignals() as signals:
@@ -192,7 +231,10 @@ class Trainer:
         at_end = False
         while not at_end:
             self._loss_sum += self._train_one_window()
-            elapsed = self.elapsed()
+            # One small all-reduce per step, and none with one process: if any rank was asked to
+            # stop, all stop at this step; all take the slowest rank's clock for --max-time.
+            stop_signal, elapsed = self.group.max(signals.received or 0, self.elapsed())
+            self._agreed_elapsed = elapsed
             self.reporter.advance(self.step, elapsed)
             at_end = self.budget.spent(self.step, elapsed)
             if self.step % self.config.log_every == 0 or at_end:
@@ -201,15 +243,15 @@ class Trainer:
                 self._evaluate()
             if self.step % self.config.save_every == 0 or at_end:
                 self._save()
-            if signals.received is not None:
-                self._stop(signals.received)
+            if stop_signal:
+                self._stop(int(stop_signal))
 
     def _train_one_window(self) -> torch.Tensor:
         window = self.step % self.train_streams.num_windows
         if window == 0:  # a new epoch reads every stream from its start again
             self.hidden = self.model.init_hidden(self.train_streams.batch_size, self.device)
         inputs, targets = (t.to(self.device, non_blocking=True) for t in self.train_streams.window(window))
-        progress = self.budget.progress(self.step, self.elapsed())
+        progress = self.budget.progress(self.step, self._agreed_elapsed)
         set_learning_rate(self.optimizer, learning_rate(self.step, progress, self.config))
         loss, _, self.hidden = train_step(
             self.forward_model, self.optimizer, inputs, targets, self.hidden, self.config.clip, self.precision
@@ -219,7 +261,7 @@ class Trainer:
 
     def _log(self) -> None:
         steps = self.step - self._logged_step
-        loss_sum = self._loss_sum.item()  # the one host sync per log
+        loss_sum = self._mean_over_ranks(self._loss_sum).item()  # the one host sync per log
         self._check_finite(loss_sum)
         now = time.perf_counter()
         chars_per_sec = steps * self.train_streams.chars_per_window / max(now - self._logged_time, 1e-9)
@@ -230,7 +272,7 @@ class Trainer:
 
     def _check_finite(self, loss: float | None = None) -> None:
         """Stop before a NaN or infinite loss can reach a checkpoint."""
-        value = float(self._loss_sum) if loss is None else loss
+        value = float(self._mean_over_ranks(self._loss_sum)) if loss is None else loss
         if math.isfinite(value):
             return
         kept = f"the last good state is step {self.saved_step:,}" if self.saved_step is not None else "nothing was saved"
@@ -240,27 +282,35 @@ class Trainer:
         )
 
     def _evaluate(self) -> None:
-        val_loss = evaluate_loss(self.model, self.val_streams, self.device, self.precision)
+        val_loss = evaluate_loss(self.model, self.val_streams, self.device, self.precision, self.group.sum)
         self._check_finite(val_loss)
         self.last_val_loss = val_loss
         is_best = self.best_val_loss is None or val_loss < self.best_val_loss
         if is_best:
             self.best_val_loss = val_loss
             self._check_finite()
-            self.out.save_best(self.checkpoint_state())
+            state = self.checkpoint_state()  # every rank takes part: it gathers their hidden states
+            if self.group.is_main:
+                self.out.save_best(state)
         self.reporter.evaluated(self.step, val_loss, is_best)
 
     def _save(self) -> None:
         self._check_finite()
-        self.out.save(self.checkpoint_state(), self.config.keep)
+        state = self.checkpoint_state()
+        if self.group.is_main:
+            self.out.save(state, self.config.keep)
         self.saved_step = self.step
         self.release_pages()  # the corpus read since the last save leaves resident memory
 
     def _stop(self, signal_number: int) -> None:
         if self.saved_step != self.step:
             self._save()
+        self.group.barrier()  # every rank stops at this step; none leaves while rank 0 writes
         exit_code = 128 + signal_number  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
         raise TrainingStopped(signal_name(signal_number), self.step, str(self.out.path / LATEST), exit_code)
+
+    def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        return self.group.sum(value) / self.group.world_size
 
     def elapsed(self) -> float:
         """Seconds of training in this run, earlier sessions included."""
@@ -268,8 +318,11 @@ class Trainer:
         return self.elapsed_before + running
 
     def checkpoint_state(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly, as plain data and tensors."""
+        """Everything needed to continue this run exactly, as plain data and tensors. With
+        several processes, the hidden state of all streams is gathered (so the run can resume
+        on any number of processes) and so are the random generator states of all ranks."""
         windows = self.train_streams.num_windows
+        distributed = {"world_size": self.group.world_size, "rng_ranks": self.group.gather_objects(rng_state())}
         return {
             "charrnn_version": __version__,
             "model_config": to_dict(self.model.config),
@@ -279,11 +332,12 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "data_position": {"epoch": self.step // windows, "window": self.step % windows},
-            "hidden": tuple(h.cpu() for h in self.hidden),
+            "hidden": tuple(self.group.gather_rows(h, dim=1).cpu() for h in self.hidden),  # (layers, B, H)
             "rng": rng_state(),
             "best_val_loss": self.best_val_loss,
             "val_loss": self.last_val_loss,
             "elapsed_seconds": self.elapsed(),
+            **(distributed if self.group.active else {}),
         }
 
     def restore(self, state: dict[str, Any], path: Path) -> None:
@@ -294,11 +348,28 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f"{path} does not fit this model: {str(error).splitlines()[0]}") from None
         self.step = self.saved_step = state["step"]  # load_checkpoint checked it is a count
-        self.hidden = _checked_hidden(state["hidden"], self.hidden, path)
+        self.hidden = _checked_hidden(self._my_rows(state["hidden"]), self.hidden, path)
         self.best_val_loss = state.get("best_val_loss")
         self.last_val_loss = state.get("val_loss")
         self.elapsed_before = float(state.get("elapsed_seconds") or 0.0)
-        set_rng_state(state["rng"])
+        self._restore_rng(state)
+
+    def _my_rows(self, hidden: Any) -> Any:
+        """This rank's streams of a saved hidden state, which holds all of them."""
+        if self.group.active and isinstance(hidden, (tuple, list)) and all(isinstance(h, torch.Tensor) and h.dim() == 3 for h in hidden):
+            return tuple(h[:, self.group.rows(h.shape[1])] for h in hidden)
+        return hidden
+
+    def _restore_rng(self, state: dict[str, Any]) -> None:
+        """Each rank's generator as saved when the number of processes is the same; with
+        another number, dropout draws cannot continue as they were and are seeded anew."""
+        ranks = state.get("rng_ranks")
+        if isinstance(ranks, list) and len(ranks) == self.group.world_size:
+            set_rng_state(ranks[self.group.rank])
+        elif self.group.active:
+            torch.manual_seed(self.config.seed + 1_000_003 * self.step + self.group.rank)
+        else:
+            set_rng_state(state["rng"])
 
     def _result(self, already_complete: bool) -> TrainResult:
         return TrainResult(

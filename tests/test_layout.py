@@ -19,6 +19,7 @@ ALLOWED = {
     "encoded": {"corpus", "errors", "vocab"},
     "prepare": {"checkpoint", "config", "corpus", "encoded", "errors", "outdir", "vocab"},
     "data": {"errors"},
+    "distributed": {"errors"},
     "model": {"config"},
     "runtime": {"config", "errors"},
     "checkpoint": {"budget", "config", "errors", "vocab"},
@@ -26,7 +27,7 @@ ALLOWED = {
     "optim": {"config"},
     "evaluate": {"corpus", "data", "encoded", "errors", "model", "vocab"},
     "progress": {"budget", "evaluate"},
-    "train": {"__init__", "budget", "config", "data", "errors", "evaluate", "model", "optim", "outdir", "prepare", "progress", "runtime"},
+    "train": {"__init__", "budget", "config", "data", "distributed", "errors", "evaluate", "model", "optim", "outdir", "prepare", "progress", "runtime"},
     "sample": {"checkpoint", "config", "errors", "model", "outdir", "vocab"},
     "cli": {"__init__", "budget", "config", "corpus", "errors", "checkpoint", "evaluate", "outdir", "progress", "runtime", "sample", "train"},
 }
