@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from charrnn.budget import format_duration
-from charrnn.config import ModelConfig, TrainConfig, from_dict
+from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.vocab import Vocab
 
@@ -197,6 +197,9 @@ def describe_checkpoint(state: dict[str, Any], path: str | Path) -> list[str]:
         "best validation: " + (f"{best / math.log(2):.4f} bpc ({best:.4f} nats)" if isinstance(best, float) else "none yet"),
         f"corpus: {corpus.get('description', '?')} ({corpus.get('chars', 0):,} characters)",
     ]
+    defaults = to_dict(TrainConfig())
+    changed = [f"--{name.replace('_', '-')} {value}" for name, value in to_dict(train_config).items() if value != defaults.get(name)]
+    lines.append(f"training options (beyond the defaults): {', '.join(changed) or 'none'}")
     init = state.get("init_from")
     if isinstance(init, dict):
         lines.append(f"fine-tuned from: {init.get('path')} (step {init.get('step')})")

@@ -39,6 +39,43 @@ DEFAULT_OUT = "checkpoints"
 _RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
 
 
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options under headings: `sections` maps each heading
+    to option names; options in no section come last, under "Other options"."""
+
+    def __init__(self, *args: Any, sections: dict[str, tuple[str, ...]] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.sections = sections or {}
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        records = {param.name: param.get_help_record(ctx) for param in self.get_params(ctx) if isinstance(param, click.Option)}
+        placed: set[str | None] = set()
+        for heading, names in self.sections.items():
+            placed.update(names)
+            rows = [records[name] for name in names if records.get(name)]
+            if rows:
+                with formatter.section(heading):
+                    formatter.write_dl(rows)
+        rest = [record for name, record in records.items() if record and name not in placed]
+        if rest:
+            with formatter.section("Other options"):
+                formatter.write_dl(rest)
+
+
+TRAIN_SECTIONS = {
+    "Data": ("val_fraction", "seq_len", "batch_size", "encoding", "errors", "min_count", "max_vocab", "eval_chars"),
+    "Model": ("cell", "layers", "hidden_size", "dropout", "input_mode", "embed_dim"),
+    "Optimisation": ("lr", "min_lr_ratio", "warmup_steps", "weight_decay", "clip", "max_steps", "epochs", "max_time", "patience", "seed"),
+    "Checkpoints and progress": ("out", "resume", "init_from", "eval_every", "save_every", "keep", "log_every", "quiet", "config"),
+    "Hardware": ("device", "dtype", "compile_model"),
+}
+SAMPLE_SECTIONS = {
+    "Model": ("checkpoint", "device"),
+    "What to generate": ("length", "prime", "num_samples", "stops", "interactive", "seed"),
+    "How to choose each character": ("temperature", "top_k", "top_p", "greedy", "beam"),
+}
+
+
 class CharRNNGroup(click.Group):
     """A click group that reports every failure as a single line on stderr."""
 
@@ -127,7 +164,8 @@ def _explicit_options(ctx: click.Context, names: tuple[str, ...]) -> dict[str, A
     }
 
 
-@click.group(cls=CharRNNGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+# Every option can also come from the environment: CHARRNN_<COMMAND>_<OPTION>, e.g. CHARRNN_TRAIN_LR.
+@click.group(cls=CharRNNGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True, "auto_envvar_prefix": "CHARRNN"})
 @click.version_option(__version__, prog_name="charrnn")
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
 def main(debug: bool) -> None:
@@ -141,11 +179,29 @@ def main(debug: bool) -> None:
     """
 
 
+def _read_config_file(ctx: click.Context, param: click.Parameter, path: Path | None) -> None:
+    """`--config run.toml`: its keys (option names, as on the command line) become defaults,
+    so an option given on the command line (or in the environment) wins over the file."""
+    if path is None:
+        return
+    import tomllib
+
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise click.BadParameter(f"{path} is not a readable TOML file: {error}", ctx, param) from None
+    options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option) and p.expose_value}
+    unknown = [key for key in values if key.replace("-", "_") not in options]
+    if unknown:
+        raise click.BadParameter(f"{path} has keys that are not options of 'charrnn {ctx.command.name}': {', '.join(unknown)}", ctx, param)
+    ctx.default_map = {**(ctx.default_map or {}), **{key.replace("-", "_"): value for key, value in values.items()}}
+
+
 def _default(config_class: type, name: str) -> Any:
     return default_of(config_class, name)
 
 
-@main.command(short_help="Train a model on text files (or the built-in corpus).")
+@main.command(cls=SectionedCommand, sections=TRAIN_SECTIONS, short_help="Train a model on text files (or the built-in corpus).")
 @click.argument("corpus", nargs=-1, type=click.Path(path_type=str))
 # data
 @click.option("--val-fraction", type=FiniteFloatRange(0, 1, max_open=True), default=_default(TrainConfig, "val_fraction"), help="Fraction of the text, from its end, held out for validation.")
@@ -177,6 +233,7 @@ def _default(config_class: type, name: str) -> Any:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt, best.pt and step-N.pt.")
 @click.option("--resume", is_flag=False, flag_value=_RESUME_LATEST, default=None, metavar="[PATH]", help="Continue a run: from OUT/latest.pt, or from the checkpoint or out folder PATH.")
 @click.option("--init-from", type=click.Path(path_type=str), default=None, help="Start a new run from this checkpoint's weights (fine-tuning): its architecture, its vocabulary plus CORPUS's new characters, a fresh optimizer.")
+@click.option("--patience", type=click.IntRange(1), default=None, help="Stop early once validation has not improved for this many evaluations in a row.  [default: off]")
 @click.option("--eval-every", type=click.IntRange(1), default=_default(TrainConfig, "eval_every"), help="Steps between validation passes (best.pt is saved when validation improves).")
 @click.option("--save-every", type=click.IntRange(1), default=_default(TrainConfig, "save_every"), help="Steps between saves (step-N.pt and latest.pt): the most work a crash can cost.")
 @click.option("--keep", type=click.IntRange(1), default=_default(TrainConfig, "keep"), help="Step-numbered checkpoints to keep; older ones are removed once a newer one is safely written.")
@@ -185,6 +242,7 @@ def _default(config_class: type, name: str) -> Any:
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", help="Precision of the forward passes: bfloat16 autocast is faster on GPUs (and some CPUs); weights stay float32.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model first (minutes of compiling; pays off on long GPU runs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors and the final summary.")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, is_eager=True, expose_value=False, callback=_read_config_file, help="A TOML file of options (e.g. hidden-size = 512); the command line wins over it.")
 @click.pass_context
 def train(
     ctx: click.Context, corpus: tuple[str, ...], out: Path, resume: str | None, init_from: str | None, device: str,
@@ -262,7 +320,7 @@ def _print_summary(result: Any) -> None:
     click.echo(f"Sample with: charrnn sample --checkpoint {result.out_dir}", err=True)
 
 
-@main.command(short_help="Generate text from a trained model.")
+@main.command(cls=SectionedCommand, sections=SAMPLE_SECTIONS, short_help="Generate text from a trained model.")
 @click.option("--checkpoint", "-c", type=click.Path(path_type=Path), default=DEFAULT_OUT, help="A checkpoint file, or an out folder (its best.pt, else latest.pt).")
 @click.option("--length", "-l", type=click.IntRange(0), default=_default(SampleConfig, "length"), help="Characters to generate after the prime.")
 @click.option("--temp", "--temperature", "temperature", type=FiniteFloatRange(0, min_open=True), default=_default(SampleConfig, "temperature"), help="Sampling temperature: lower is more conservative, higher more surprising.")
@@ -272,8 +330,14 @@ def _print_summary(result: Any) -> None:
 @click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=None, help="Sample only from the most likely characters whose probabilities sum to P (nucleus).")
 @click.option("--greedy", is_flag=True, help="Always take the most likely character (no randomness).")
 @click.option("--num-samples", "-n", type=click.IntRange(1), default=1, help="Generate this many independent samples in one batched pass, each under a header line.")
+@click.option("--beam", type=click.IntRange(1), default=None, help="Beam search with this many hypotheses: the most likely continuation, instead of a random one (--temp, --top-k, --top-p do not apply).  [default: off]")
+@click.option("--interactive", "-i", is_flag=True, help="Keep the model loaded and ask for primes: type one, see it continued; Ctrl-D ends.")
+@click.option("--stop", "stops", multiple=True, default=None, help="End a sample once this text appears in it (included); repeatable.  [default: none]")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", help="Where to run the model.")
-def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, num_samples: int, **options: Any) -> None:
+def sample(
+    checkpoint: Path, prime: str | None, seed: int | None, device: str, num_samples: int, stops: tuple[str, ...],
+    interactive: bool, beam: int | None, **options: Any,
+) -> None:
     """Generate text from a trained model, streaming it to stdout as it is made.
 
     \b
@@ -282,31 +346,67 @@ def sample(checkpoint: Path, prime: str | None, seed: int | None, device: str, n
       charrnn sample --temp 0.8 --length 2000 --prime "ROMEO:"
       charrnn sample --checkpoint runs/poems/best.pt --top-p 0.9 --seed 1
       charrnn sample -n 5 --length 200 --prime "JULIET:"
+      charrnn sample --prime "ROMEO:" --stop $'\\n\\n'     # one speech: stop at a blank line
+      charrnn sample -i --length 300                    # type primes, see them continued
+      charrnn sample --prime "ROMEO:" --beam 8 --length 100   # the most likely continuation
     """
+    if any(not stop for stop in stops):
+        raise click.BadParameter("must not be empty", param_hint="'--stop'")
+    if beam is not None and (num_samples > 1 or interactive):
+        raise click.UsageError("--beam finds the one most likely continuation: leave out -n and --interactive")
+    if interactive and (num_samples > 1 or prime is not None):
+        raise click.UsageError("--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n")
     config = SampleConfig(**options)
     import torch
 
     from charrnn.runtime import select_device
-    from charrnn.sample import generate_samples, generate_text, load_model
+    from charrnn.sample import generate_beam, generate_samples, generate_text, load_model
 
     loaded = load_model(checkpoint, select_device(device))
     if num_samples == 1:
         # One stream is a chain of small matrix-vector products: a second CPU thread only
         # adds synchronisation (measured: 10% slower; docs/benchmarks.md).
         torch.set_num_threads(1)
-    # Both calls check the prime before anything is printed; only a single sample streams.
-    if num_samples == 1:
-        output = generate_text(loaded, prime, config, seed)
+    if interactive:
+        _sample_interactively(loaded, config, seed, stops)
+        return
+    # Each call checks the prime before anything is printed; only a single sample streams.
+    if beam is not None:
+        output = [generate_beam(loaded, prime, config.length, beam, stops)]
+    elif num_samples == 1:
+        output = generate_text(loaded, prime, config, seed, stops)
     else:
-        output = _with_headers(generate_samples(loaded, prime, config, num_samples, seed))
+        output = _with_headers(generate_samples(loaded, prime, config, num_samples, seed, stops))
     for note in loaded.passed_over:
         click.echo(f"warning: {note}", err=True)
-    click.echo(f"(sampling from {loaded.path}, step {loaded.step:,})", err=True)
+    click.echo(f"(sampling from {loaded.path}, step {loaded.step:,}, on {loaded.model.head.weight.device.type})", err=True)
     for piece in output:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def _sample_interactively(loaded: Any, config: SampleConfig, seed: int | None, stops: tuple[str, ...]) -> None:
+    """Ask for a prime, stream its continuation, again, until end of input (Ctrl-D)."""
+    from charrnn.sample import generate_text
+
+    click.echo(f"(model {loaded.path}, step {loaded.step:,}; type a prime and press Enter, Ctrl-D to end)", err=True)
+    while True:
+        try:
+            prime = click.prompt("prime", default="", show_default=False, prompt_suffix="> ", err=True)
+        except click.Abort:  # end of input, or Ctrl-C at the prompt
+            click.echo(err=True)
+            return
+        try:
+            for piece in generate_text(loaded, prime or None, config, seed, stops):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except OptionError as error:  # a prime with unseen characters: say so, and ask again
+            click.echo(f"that prime {error.detail}", err=True)
+            continue
+        sys.stdout.write("\n\n")
+        sys.stdout.flush()
 
 
 def _with_headers(samples: list[str]) -> list[str]:
@@ -365,6 +465,24 @@ def info(checkpoint: Path) -> None:
         click.echo(line)
     if checkpoint.is_dir():
         click.echo(f"checkpoints in {checkpoint}: {', '.join(OutDir(checkpoint).checkpoint_names())}")
+
+
+@main.command(short_help="Plot train and validation bits per character against step (needs matplotlib).")
+@click.argument("out_dirs", metavar="[OUT_DIR]...", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default="bpc.png", help="The PNG file to write.")
+def plot(out_dirs: tuple[Path, ...], output: Path) -> None:
+    """Draw the training and validation loss of one or more runs (their out folders, default
+    checkpoints/) from their metrics.jsonl, overlaid, into a PNG.
+
+    \b
+    Examples:
+      charrnn plot
+      charrnn plot runs/small runs/large -o compare.png
+    """
+    from charrnn.plot import plot_runs
+
+    plot_runs(out_dirs or (Path(DEFAULT_OUT),), output)
+    click.echo(f"wrote {output}", err=True)
 
 
 def entry_point() -> None:

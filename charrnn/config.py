@@ -111,13 +111,14 @@ class TrainConfig:
     save_every: int = 500
     keep: int = 2
     log_every: int = 100
+    patience: int | None = None  # stop after this many evaluations without a new best
     seed: int = 42
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "batch_size", "eval_every", "save_every", "keep", "log_every", "min_count"):
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
-        for name in ("max_vocab", "eval_chars"):
+        for name in ("max_vocab", "eval_chars", "patience"):
             value = getattr(self, name)
             if value is not None:
                 _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")

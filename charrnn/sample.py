@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +118,44 @@ def generate_ids(
             logits, states = stepper.step(ids.to(device), states)
 
 
+@torch.inference_mode()
+def beam_search(model: CharRNN, start_ids: list[int], length: int, beam: int, banned: int | None = None) -> list[int]:
+    """The most likely continuation of `length` characters that a beam of `beam` hypotheses
+    finds: at each step every hypothesis is extended by every character, and the `beam` with
+    the highest total log-probability are kept (beam 1 is greedy decoding)."""
+    device = model.head.weight.device
+    logits, hidden = model(torch.tensor([start_ids], device=device), model.init_hidden(1, device))
+    stepper = CharStepper(model)
+    states = stepper.layer_states(hidden)
+    scores = torch.zeros(1, device=device)  # total log-probability of each hypothesis
+    sequences: list[list[int]] = [[]]
+    logits = logits[:, -1]
+    for position in range(length):
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        if banned is not None:
+            log_probs[:, banned] = float("-inf")
+        totals = (scores[:, None] + log_probs).flatten()  # (K * V,)
+        scores, best = totals.topk(min(beam, totals.numel()))
+        rows, ids = best // log_probs.shape[1], best % log_probs.shape[1]
+        sequences = [sequences[row] + [char] for row, char in zip(rows.tolist(), ids.tolist())]
+        if position + 1 < length:
+            kept = tuple(h.index_select(1, rows) for h in stepper.hidden(states))  # each hypothesis its parent's state
+            logits, states = stepper.step(ids, stepper.layer_states(kept))
+    return sequences[0]  # topk sorts: the first is the best
+
+
+def generate_beam(loaded: LoadedModel, prime: str | None, length: int, beam: int, stops: Sequence[str] = ()) -> str:
+    """The prime and its most likely continuation by beam search, cut after the first of `stops`."""
+    start = prime_ids(loaded.vocab, prime, torch.Generator().manual_seed(0))
+    ids = beam_search(loaded.model, start, length, beam, banned=loaded.vocab.unknown_id)
+    return (prime or "") + cut_at_stop(loaded.vocab.decode(ids), stops)
+
+
 def generate_text(
-    loaded: LoadedModel, prime: str | None, config: SampleConfig, seed: int | None = None
+    loaded: LoadedModel, prime: str | None, config: SampleConfig, seed: int | None = None, stops: Sequence[str] = ()
 ) -> Iterator[str]:
-    """Text as it is made: the prime (if any) first, then one character at a time.
+    """Text as it is made: the prime (if any) first, then one character at a time, up to and
+    including the first of `stops` to appear in the continuation (generation ends there).
 
     The prime is checked here, before anything is generated, so a bad one fails at once.
     """
@@ -130,19 +164,38 @@ def generate_text(
     chars = loaded.vocab.chars
     steps = generate_ids(loaded.model, start, config, generator, banned=loaded.vocab.unknown_id)
     continuation = (chars[int(ids[0])] for ids in steps)
-    return itertools.chain([prime] if prime else [], continuation)
+    return itertools.chain([prime] if prime else [], until_stop(continuation, stops))
+
+
+def until_stop(chars: Iterator[str], stops: Sequence[str]) -> Iterator[str]:
+    """`chars` up to and including the first occurrence of any of `stops`."""
+    longest = max(map(len, stops), default=0)
+    recent = ""
+    for char in chars:
+        yield char
+        recent = (recent + char)[-longest:] if longest else ""
+        if any(recent.endswith(stop) for stop in stops):
+            return
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """`text` up to and including the first occurrence of any of `stops`."""
+    ends = [text.find(stop) + len(stop) for stop in stops if stop in text]
+    return text[: min(ends)] if ends else text
 
 
 def generate_samples(
-    loaded: LoadedModel, prime: str | None, config: SampleConfig, num_samples: int, seed: int | None = None
+    loaded: LoadedModel, prime: str | None, config: SampleConfig, num_samples: int, seed: int | None = None,
+    stops: Sequence[str] = (),
 ) -> list[str]:
-    """`num_samples` independent texts from one batched pass, each starting with the prime."""
+    """`num_samples` independent texts from one batched pass, each starting with the prime and
+    each cut after the first of `stops` in its continuation."""
     generator = torch.Generator().manual_seed(seed if seed is not None else random_seed())
     start = prime_ids(loaded.vocab, prime, generator)
     steps = generate_ids(loaded.model, start, config, generator, num_samples, banned=loaded.vocab.unknown_id)
     columns = [ids.tolist() for ids in steps]
     chars = loaded.vocab.chars
-    return [(prime or "") + "".join(chars[column[row]] for column in columns) for row in range(num_samples)]
+    return [(prime or "") + cut_at_stop("".join(chars[column[row]] for column in columns), stops) for row in range(num_samples)]
 
 
 def random_seed() -> int:

@@ -30,7 +30,8 @@ from charrnn.errors import (
     TrainingDiverged,
     TrainingStopped,
 )
-from charrnn.evaluate import evaluate_loss
+from charrnn.evaluate import evaluate_loss, nats_to_bits
+from charrnn.metrics import MetricsLog
 from charrnn.model import CharRNN, Hidden, detach_hidden, load_grown, num_parameters
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
 from charrnn.outdir import LATEST, OutDir
@@ -197,6 +198,7 @@ class Trainer:
         self.step = 0
         self.hidden = model.init_hidden(train_streams.batch_size, device)
         self.best_val_loss: float | None = None
+        self.evals_since_best = 0  # for --patience
         self.last_val_loss: float | None = None
         self.saved_step: int | None = None  # the step of the newest save of this run
         self.elapsed_before = 0.0  # seconds trained by earlier processes of this run
@@ -208,17 +210,21 @@ class Trainer:
         self._loss_sum = torch.zeros((), device=device)
         self._logged_step, self._logged_time = 0, 0.0
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
+        self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
+        self.metrics = MetricsLog(out_dir)
 
     def fit(self) -> TrainResult:
         """Train from the current step to the end, evaluating and saving on schedule.
 
         A first SIGINT/SIGTERM stops after the current step, saves, and raises TrainingStopped.
         """
-        if self.budget.spent(self.step, self.elapsed()):
+        if self.budget.spent(self.step, self.elapsed()) or self._out_of_patience():
             return self._result(already_complete=True)
         self._started = time.perf_counter()
         self._logged_step, self._logged_time = self.step, self._started
         self._agreed_elapsed = self.elapsed()
+        if self.group.is_main:
+            self.metrics.forget_after(self.step)  # steps past the checkpoint are about to be redone
         self.reporter.start(self.step, self.budget, self.elapsed())
         try:
             with StopSignals() as signals:
@@ -241,6 +247,13 @@ class Trainer:
                 self._log()
             if self.val_streams is not None and (self.step % self.config.eval_every == 0 or at_end):
                 self._evaluate()
+                if self._out_of_patience() and not at_end:
+                    at_end = True
+                    self.reporter.message(
+                        f"stopping early at step {self.step:,}: validation has not improved for {self.evals_since_best} "
+                        f"evaluations (--patience {self.config.patience}); best.pt holds the best, "
+                        f"{nats_to_bits(self.best_val_loss):.4f} bpc"
+                    )
             if self.step % self.config.save_every == 0 or at_end:
                 self._save()
             if stop_signal:
@@ -253,7 +266,7 @@ class Trainer:
         inputs, targets = (t.to(self.device, non_blocking=True) for t in self.train_streams.window(window))
         progress = self.budget.progress(self.step, self._agreed_elapsed)
         set_learning_rate(self.optimizer, learning_rate(self.step, progress, self.config))
-        loss, _, self.hidden = train_step(
+        loss, self._grad_norm, self.hidden = train_step(
             self.forward_model, self.optimizer, inputs, targets, self.hidden, self.config.clip, self.precision
         )
         self.step += 1
@@ -267,6 +280,8 @@ class Trainer:
         chars_per_sec = steps * self.train_streams.chars_per_window / max(now - self._logged_time, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
         self.reporter.log(self.step, self.elapsed(), loss_sum / steps, lr, chars_per_sec)
+        self._record("train", train_bpc=nats_to_bits(loss_sum / steps), lr=lr, chars_per_sec=round(chars_per_sec, 1),
+                     grad_norm=None if self._grad_norm is None else float(self._grad_norm))
         self._loss_sum.zero_()
         self._logged_step, self._logged_time = self.step, now
 
@@ -286,6 +301,7 @@ class Trainer:
         self._check_finite(val_loss)
         self.last_val_loss = val_loss
         is_best = self.best_val_loss is None or val_loss < self.best_val_loss
+        self.evals_since_best = 0 if is_best else self.evals_since_best + 1
         if is_best:
             self.best_val_loss = val_loss
             self._check_finite()
@@ -293,6 +309,13 @@ class Trainer:
             if self.group.is_main:
                 self.out.save_best(state)
         self.reporter.evaluated(self.step, val_loss, is_best)
+        self._record("validation", val_bpc=nats_to_bits(val_loss), best=is_best)
+
+    def _record(self, kind: str, **figures: Any) -> None:
+        if self.group.is_main:
+            epoch = self.step / self.train_streams.num_windows
+            self.metrics.append({"kind": kind, "step": self.step, "epoch": round(epoch, 4), **figures,
+                                 "elapsed": round(self.elapsed(), 2)})
 
     def _save(self) -> None:
         self._check_finite()
@@ -308,6 +331,9 @@ class Trainer:
         self.group.barrier()  # every rank stops at this step; none leaves while rank 0 writes
         exit_code = 128 + signal_number  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
         raise TrainingStopped(signal_name(signal_number), self.step, str(self.out.path / LATEST), exit_code)
+
+    def _out_of_patience(self) -> bool:
+        return self.config.patience is not None and self.evals_since_best >= self.config.patience
 
     def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
         return self.group.sum(value) / self.group.world_size
@@ -335,6 +361,7 @@ class Trainer:
             "hidden": tuple(self.group.gather_rows(h, dim=1).cpu() for h in self.hidden),  # (layers, B, H)
             "rng": rng_state(),
             "best_val_loss": self.best_val_loss,
+            "evals_since_best": self.evals_since_best,
             "val_loss": self.last_val_loss,
             "elapsed_seconds": self.elapsed(),
             **(distributed if self.group.active else {}),
@@ -351,6 +378,8 @@ class Trainer:
         self.hidden = _checked_hidden(self._my_rows(state["hidden"]), self.hidden, path)
         self.best_val_loss = state.get("best_val_loss")
         self.last_val_loss = state.get("val_loss")
+        since_best = state.get("evals_since_best")
+        self.evals_since_best = since_best if isinstance(since_best, int) and since_best >= 0 else 0
         self.elapsed_before = float(state.get("elapsed_seconds") or 0.0)
         self._restore_rng(state)
 

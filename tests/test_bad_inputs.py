@@ -139,6 +139,12 @@ CASES = {
     "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=2)],
     "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
     "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],
+    "config-unknown-key": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", "hiden-size = 24\n"), "--out", t / "o"],
+    "config-not-toml": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "notes.txt", "hidden size: 24\n"), "--out", t / "o"],
+    "patience-zero": lambda t, r: ["train", "--patience", "0"],
+    "stop-empty": lambda t, r: ["sample", "-c", r / "run", "--stop", ""],
+    "beam-with-samples": lambda t, r: ["sample", "-c", r / "run", "--beam", "4", "-n", "3"],
+    "plot-no-metrics": lambda t, r: ["plot", t, "-o", t / "x.png"],
 }
 
 

@@ -14,6 +14,8 @@ ALLOWED = {
     "errors": set(),
     "config": {"errors"},
     "budget": set(),
+    "metrics": set(),
+    "plot": {"errors", "metrics"},
     "vocab": {"errors"},
     "corpus": {"errors"},
     "encoded": {"corpus", "errors", "vocab"},
@@ -27,9 +29,9 @@ ALLOWED = {
     "optim": {"config"},
     "evaluate": {"corpus", "data", "encoded", "errors", "model", "vocab"},
     "progress": {"budget", "evaluate"},
-    "train": {"__init__", "budget", "config", "data", "distributed", "errors", "evaluate", "model", "optim", "outdir", "prepare", "progress", "runtime"},
+    "train": {"__init__", "budget", "config", "data", "distributed", "errors", "evaluate", "metrics", "model", "optim", "outdir", "prepare", "progress", "runtime"},
     "sample": {"checkpoint", "config", "errors", "model", "outdir", "vocab"},
-    "cli": {"__init__", "budget", "config", "corpus", "errors", "checkpoint", "evaluate", "outdir", "progress", "runtime", "sample", "train"},
+    "cli": {"__init__", "budget", "config", "corpus", "errors", "checkpoint", "evaluate", "outdir", "plot", "progress", "runtime", "sample", "train"},
 }
 # Modules the CLI may import only inside a command (they import torch).
 LAZY_FOR_CLI = {"checkpoint", "corpus", "encoded", "evaluate", "outdir", "prepare", "progress", "runtime", "sample", "train"}

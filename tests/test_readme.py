@@ -23,7 +23,7 @@ def _shown(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval"])
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "plot"])
 def test_every_option_is_in_the_readme_with_its_real_default(command):
     table = _table_defaults(command)
     for param in main.commands[command].params:
