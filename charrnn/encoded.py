@@ -102,9 +102,12 @@ class CorpusCache:
         _atomic(path, lambda f: np.savez(f, codes=present, counts=counts.counts[present], sha256=counts.sha256))
         return counts, False
 
-    def encoded(self, vocab: Vocab, progress: Progress = no_progress) -> Encoded:
-        """The corpus as ids of `vocab`, memory-mapped from the cache (built first if needed)."""
-        counts, counts_reused = self.counts(progress)
+    def encoded(
+        self, vocab: Vocab, progress: Progress = no_progress, counted: tuple[CharCounts, bool] | None = None
+    ) -> Encoded:
+        """The corpus as ids of `vocab`, memory-mapped from the cache (built first if needed).
+        `counted`: what `counts()` already returned, so that it is not read again."""
+        counts, counts_reused = counted or self.counts(progress)
         _check_has_text(counts, self.corpus.description)
         path = self.folder / f"ids-{_digest(vocab.entries)}.bin"
         ids_reused = path.exists() and path.stat().st_size == counts.total * vocab.id_dtype.itemsize

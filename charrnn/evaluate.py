@@ -80,13 +80,14 @@ def score_text(model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.devic
     id in the vocabulary they are scored as unknown; without one they are left out of the text.
     """
     cache = CorpusCache(corpus)
-    counts, _ = cache.counts(progress)
+    counted = cache.counts(progress)
+    counts = counted[0]
     coverage = vocab.coverage(counts.counts)
     if vocab.unknown_id is not None or not coverage.dropped_chars:
-        ids = cache.encoded(vocab, progress).ids
+        ids = cache.encoded(vocab, progress, counted).ids
     else:
         widened = Vocab(vocab.entries + [UNKNOWN])  # the extra id marks what to leave out
-        encoded = cache.encoded(widened, progress).ids
+        encoded = cache.encoded(widened, progress, counted).ids
         ids = encoded[encoded != widened.unknown_id]
     streams = eval_streams(ids)
     if streams is None:

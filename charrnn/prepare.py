@@ -68,17 +68,18 @@ def prepare_run(
     train_config = TrainConfig(**pick(TrainConfig, with_run_length(options)))
     corpus = resolve_corpus(corpus_args, train_config.encoding, train_config.errors)
     cache = CorpusCache(corpus)
-    counts, _ = cache.counts(progress)
+    counted = cache.counts(progress)
+    counts = counted[0]
     if init_from is None:
         vocab, coverage = Vocab.from_counts(counts.counts, train_config.min_count, train_config.max_vocab)
         model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, options))
-        return Start(corpus, cache.encoded(vocab, progress), vocab, coverage, model_config, train_config)
+        return Start(corpus, cache.encoded(vocab, progress, counted), vocab, coverage, model_config, train_config)
     init = load_from(init_from, prefer="best")
     base_model, _, base_vocab = model_parts(init.state, init.path)
     _refuse_other_architecture(base_model, options, "fine-tune")
     vocab = base_vocab.extended(counts.counts)
     model_config = dataclasses.replace(base_model, vocab_size=len(vocab))
-    encoded = cache.encoded(vocab, progress)
+    encoded = cache.encoded(vocab, progress, counted)
     return Start(corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, init=init)
 
 
@@ -89,9 +90,10 @@ def _resumed(corpus_args: Sequence[str], options: Mapping[str, Any], found: Foun
     paths = corpus_args or recorded.get("paths") or ([recorded["path"]] if isinstance(recorded.get("path"), str) else [])
     corpus = resolve_corpus(paths, train_config.encoding, train_config.errors)
     cache = CorpusCache(corpus)
-    counts, _ = cache.counts(progress)
+    counted = cache.counts(progress)
+    counts = counted[0]
     _check_vocab_covers(counts.counts, vocab)
-    encoded = cache.encoded(vocab, progress)
+    encoded = cache.encoded(vocab, progress, counted)
     return Start(corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, resume=found)
 
 

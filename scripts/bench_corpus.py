@@ -60,10 +60,10 @@ def pass_speeds(path: Path, cache: Path) -> tuple[float, float, int]:
     size = path.stat().st_size / 1e6
     corpus_cache = CorpusCache(resolve_corpus([str(path)]), root=cache)
     start = time.perf_counter()
-    counts, _ = corpus_cache.counts()
+    result = corpus_cache.counts()
     counted = time.perf_counter()
-    vocab, _ = Vocab.from_counts(counts.counts)
-    corpus_cache.encoded(vocab)
+    vocab, _ = Vocab.from_counts(result[0].counts)
+    corpus_cache.encoded(vocab, counted=result)
     encoded = time.perf_counter()
     return size / (counted - start), size / (encoded - counted), len(vocab)
 
@@ -91,7 +91,8 @@ from charrnn.data import Streams, split_train_val
 from charrnn.encoded import CorpusCache
 from charrnn.vocab import Vocab
 cache = CorpusCache(resolve_corpus([sys.argv[1]]))
-encoded = cache.encoded(Vocab.from_counts(cache.counts()[0].counts)[0])
+counted = cache.counts()
+encoded = cache.encoded(Vocab.from_counts(counted[0].counts)[0], counted=counted)
 streams = Streams(split_train_val(encoded.ids, 0.1)[0], 16, 64)
 for window in range(streams.num_windows):
     streams.window(window)
