@@ -61,9 +61,15 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     fsync_folder(path.parent)
 
 
+# Temporary files carry a tag no other program would choose, so that charrnn only ever
+# removes leftovers it can prove it wrote (never a user's `.notes.md.tmp-123`).
+TEMPORARY_TAG = ".charrnn-tmp-"
+
+
 def temporary_name(path: Path) -> Path:
-    """Where a file is written before it is renamed to `path` (hidden, tagged with the writer's pid)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Where a file is written before it is renamed to `path`: hidden, tagged as charrnn's,
+    with the writer's pid."""
+    return path.with_name(f".{path.name}{TEMPORARY_TAG}{os.getpid()}")
 
 
 def fsync_folder(folder: Path) -> None:

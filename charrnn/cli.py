@@ -24,6 +24,7 @@ from charrnn.budget import format_duration, parse_duration
 from charrnn.config import (
     CELLS,
     DECODE_ERRORS,
+    DEFAULT_OUT,
     DEVICES,
     DTYPES,
     INPUT_MODES,
@@ -35,7 +36,6 @@ from charrnn.config import (
 )
 from charrnn.errors import CharRNNError, OptionError, TrainingStopped
 
-DEFAULT_OUT = "checkpoints"
 _RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
 
 
@@ -230,7 +230,7 @@ def _default(config_class: type, name: str) -> Any:
 @click.option("--max-time", type=Duration(), default=None, help="Stop after this much training (e.g. 90s, 5m, 1h30m), evaluating and saving; alone, it lifts the step limit. The learning rate decays over the time.")
 @click.option("--seed", type=click.IntRange(0), default=_default(TrainConfig, "seed"), help="Random seed for weights and dropout.")
 # checkpoints and progress
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt, best.pt and step-N.pt.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, help="Folder for checkpoints: latest.pt, best.pt and step-N.pt; it holds one run. With --resume PATH: PATH's own folder.")
 @click.option("--resume", is_flag=False, flag_value=_RESUME_LATEST, default=None, metavar="[PATH]", help="Continue a run: from OUT/latest.pt, or from the checkpoint or out folder PATH.")
 @click.option("--init-from", type=click.Path(path_type=str), default=None, help="Start a new run from this checkpoint's weights (fine-tuning): its architecture, its vocabulary plus CORPUS's new characters, a fresh optimizer.")
 @click.option("--patience", type=click.IntRange(1), default=None, help="Stop early once validation has not improved for this many evaluations in a row.  [default: off]")
@@ -268,20 +268,23 @@ def train(
         raise click.UsageError("give --max-steps or --epochs, not both")
     if resume is not None and init_from is not None:
         raise click.UsageError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")
+    # Not given, --out is checkpoints/ for a new run, and a resumed checkpoint's own folder.
+    out_dir = out if ctx.get_parameter_source("out") is not ParameterSource.DEFAULT else None
     if resume is not None:
         resume = _resume_location(resume, out)
     from charrnn.progress import console_reporter
     from charrnn.train import TrainRequest, run_training
 
     request = TrainRequest(
-        corpus=corpus, out_dir=out, device=device, dtype=dtype, compile=compile_model, resume=resume,
+        corpus=corpus, out_dir=out_dir, device=device, dtype=dtype, compile=compile_model, resume=resume,
         init_from=init_from, options=options,
     )
     is_main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for the run
     try:
         result = run_training(request, console_reporter(quiet))
     except TrainingStopped as stopped:
-        out_flag = "" if out == Path(DEFAULT_OUT) else f" --out {out}"
+        folder = Path(stopped.saved).parent
+        out_flag = "" if folder == Path(DEFAULT_OUT) else f" --out {folder}"
         if is_main:
             click.echo(f"Training {stopped}. Resume with: charrnn train --resume{out_flag}", err=True)
         ctx.exit(stopped.exit_code)

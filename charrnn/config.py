@@ -22,6 +22,7 @@ INPUT_MODES = ("one-hot", "embedding")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16")
 DECODE_ERRORS = ("strict", "replace", "ignore")
+DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info read, when not told
 # One-hot input is as wide as the vocabulary; past this size its first layer dwarfs the model
 # (a 9,589-character Chinese vocabulary would give an LSTM of 256 nearly 10 M input weights).
 ONE_HOT_MAX_VOCAB = 4096

@@ -1,10 +1,16 @@
-"""A run's out folder: step-numbered checkpoints, `latest.pt` and `best.pt`.
+"""A run's out folder: step-numbered checkpoints, `latest.pt` and `best.pt`, owned by one run.
 
     checkpoints/
       step-00011500.pt   the newest --keep saves, named by step (the newest is found by
       step-00012000.pt   number, never by file time)
       latest.pt          the newest save: a hard link to the newest step file
-      best.pt            the state with the lowest validation loss so far
+      best.pt            the state with the lowest validation loss so far (never replaced by a worse one)
+      run.json           the identity of the run the folder holds (also stored in every checkpoint)
+      .charrnn.lock      locked by the one process that trains here; says who it is
+
+A folder holds one run. A training process first takes the folder's lock (an OS lock:
+released by the OS when the process dies, so a `kill -9` never leaves it stale), and only
+then looks at what the folder holds and writes anything.
 
 A save writes its step file atomically, then points latest.pt at it, and only then removes
 step files beyond the newest --keep, so nothing is removed before its successor is safely
@@ -14,19 +20,32 @@ next good checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charrnn.checkpoint import fsync_folder, load_checkpoint, save_checkpoint, temporary_name
-from charrnn.errors import CheckpointError
+from charrnn.checkpoint import TEMPORARY_TAG, fsync_folder, load_checkpoint, save_checkpoint, temporary_name
+from charrnn.display import printable
+from charrnn.errors import CheckpointError, ConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; a folder is then not protected against a second process
+    fcntl = None
 
 LATEST = "latest.pt"
 BEST = "best.pt"
+RUN_FILE = "run.json"
+LOCK_FILE = ".charrnn.lock"
 _STEP_FILE = re.compile(r"step-(\d+)\.pt")
-_TEMPORARY = re.compile(r"\..+\.tmp-(\d+)")
+_TEMPORARY = re.compile(r"\..+" + re.escape(TEMPORARY_TAG) + r"\d+")
+_MAX_SMALL_FILE = 64 * 1024  # run.json and the lock file are a few hundred bytes
 
 
 def step_file_name(step: int) -> str:
@@ -47,20 +66,70 @@ class OutDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.run: dict[str, Any] | None = None  # the identity of the run written here (see claim)
+        self._lock: int | None = None  # the descriptor holding the folder's lock
+        self._created = False  # whether acquire() made the folder
+        self._best_loss: float | None = None  # the validation loss best.pt holds
 
-    def prepare(self) -> None:
-        """Create the folder, prove it is writable, and remove temporary files of dead writers."""
+    def acquire(self) -> None:
+        """Take the folder for this process: create it, lock it (refusing if another process
+        holds it, naming that process), and remove temporary files charrnn left in it."""
         try:
+            self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = temporary_name(self.path / "write-test")
-            probe.write_bytes(b"")
-            probe.unlink()
+            descriptor = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise CheckpointError(f"cannot write to the out folder {self.path}: {error.strerror or error}") from None
-        for leftover in self.path.iterdir():
-            match = _TEMPORARY.fullmatch(leftover.name)
-            if match and _writer_gone(int(match[1])):
+            raise CheckpointError(f"cannot write to the out folder {printable(self.path)}: {error.strerror or error}") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _holder(descriptor)
+                os.close(descriptor)
+                raise ConfigError(
+                    f"{printable(self.path)} is in use by another charrnn training process ({holder}); "
+                    "wait for it to end, or give another --out"
+                ) from None
+        self._lock = descriptor
+        _write_holder(descriptor)
+        for leftover in self.path.iterdir():  # the lock is ours: no charrnn process is writing here
+            if _TEMPORARY.fullmatch(leftover.name) and leftover.is_file():
                 leftover.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """Let the folder go; one this process created and wrote nothing into is removed."""
+        if self._lock is None:
+            return
+        if self._created and [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+            (self.path / LOCK_FILE).unlink(missing_ok=True)
+            self.path.rmdir()
+        os.close(self._lock)  # closing the descriptor releases the lock
+        self._lock = None
+
+    def identity(self) -> str | None:
+        """The id of the run this folder holds, from run.json (None: no run.json, or unreadable)."""
+        try:
+            with open(self.path / RUN_FILE, "rb") as file:
+                stored = json.loads(file.read(_MAX_SMALL_FILE))
+        except (OSError, ValueError):
+            return None
+        run_id = stored.get("id") if isinstance(stored, dict) else None
+        return run_id if isinstance(run_id, str) else None
+
+    def holds_run(self) -> bool:
+        return bool(self.checkpoint_names()) or (self.path / RUN_FILE).exists()
+
+    def claim(self, run: dict[str, Any]) -> None:
+        """Write checkpoints of `run` ({"id": ..., "forked_from": ...}) here from now on;
+        remember the validation loss of the best.pt already here, which no save may worsen."""
+        self.run = run
+        best = self.path / BEST
+        if best.exists():
+            try:
+                loss = load_checkpoint(best).get("best_val_loss")
+                self._best_loss = loss if isinstance(loss, float) else None
+            except CheckpointError:
+                self._best_loss = None  # a damaged best.pt is no standard to keep
 
     def checkpoint_names(self) -> list[str]:
         """Names of the checkpoints here (empty if the folder holds no run)."""
@@ -70,6 +139,7 @@ class OutDir:
 
     def save(self, state: dict[str, Any], keep: int) -> Path:
         """Save the run's progress: a new step file, latest.pt pointing at it, old step files pruned."""
+        self._write_identity()
         step_path = self.path / step_file_name(state["step"])
         save_checkpoint(state, step_path)
         self._point_latest_at(step_path, state)
@@ -77,8 +147,28 @@ class OutDir:
             old.unlink(missing_ok=True)
         return step_path
 
-    def save_best(self, state: dict[str, Any]) -> None:
+    def save_best(self, state: dict[str, Any]) -> bool:
+        """Write `state` as best.pt unless best.pt already holds a lower validation loss (as it
+        can after a resume from before a later best): best.pt never gets worse. Whether written."""
+        loss = state["best_val_loss"]
+        if self._best_loss is not None and not loss <= self._best_loss:
+            return False
+        self._write_identity()
         save_checkpoint(state, self.path / BEST)
+        self._best_loss = loss
+        return True
+
+    def _write_identity(self) -> None:
+        """run.json, before the first checkpoint: so a folder never holds checkpoints of no run."""
+        if self.run is None or self.identity() == self.run["id"]:
+            return
+        temporary = temporary_name(self.path / RUN_FILE)
+        try:
+            temporary.write_text(json.dumps(self.run, indent=1) + "\n", encoding="utf-8")
+            os.replace(temporary, self.path / RUN_FILE)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise CheckpointError(f"cannot write {printable(self.path / RUN_FILE)}: {error.strerror or error}") from None
 
     def _point_latest_at(self, step_path: Path, state: dict[str, Any]) -> None:
         latest = self.path / LATEST
@@ -157,14 +247,28 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _writer_gone(pid: int) -> bool:
-    """Whether the process that was writing a temporary file has ended (or is this one)."""
-    if pid == os.getpid():
-        return True  # this process writes nothing while it prepares the folder
+def new_run(forked_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A fresh run identity: a random id, and where it was forked from (None for a new run)."""
+    return {"id": uuid.uuid4().hex, "forked_from": forked_from}
+
+
+def _write_holder(descriptor: int) -> None:
+    """Say in the lock file who holds it, for a second process to name in its refusal."""
+    since = time.strftime("%Y-%m-%d %H:%M:%S")
+    holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
     try:
-        os.kill(pid, 0)  # signal 0 only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, holder, 0)
+    except OSError:
+        pass  # the lock holds without the note
+
+
+def _holder(descriptor: int) -> str:
+    """Who holds a lock, from its file: "pid 123 on host, since 2026-11-24 10:00:00"."""
+    for _ in range(20):  # the holder writes its note just after taking the lock
+        try:
+            note = json.loads(os.pread(descriptor, _MAX_SMALL_FILE, 0))
+            return f"pid {int(note['pid'])} on {printable(note['host'])}, since {printable(note['since'])}"
+        except (OSError, ValueError, TypeError, KeyError):
+            time.sleep(0.05)
+    return "a process that has not said who it is"

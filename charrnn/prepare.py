@@ -1,16 +1,24 @@
-"""What a training run starts from: corpus, vocabulary, configs, and perhaps a checkpoint.
+"""What a training run starts from: corpus, vocabulary, configs, out folder, and perhaps a checkpoint.
 
 Three ways to start:
 - fresh: the vocabulary comes from the corpus, the configs from the options;
 - --resume: everything comes from the checkpoint, which the run continues exactly;
 - --init-from: the architecture and weights come from a checkpoint, the vocabulary is the
   checkpoint's plus the new corpus's new characters, and training starts over (fine-tuning).
+
+Where it writes: a fresh run into --out (default checkpoints/), which must hold no run; a
+resumed run into its checkpoint's own folder, or into --out. A folder holds one run, so:
+- resuming into a folder that holds another run is refused, naming both;
+- resuming a checkpoint older than the newest one of its own folder is refused (it would
+  replace the newer history): continue the newest, or fork the old step with another --out;
+- resuming into an empty folder is a fork: a new run, which records where it came from.
+The training process owns the folder (OutDir.acquire) before it looks at what it holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,7 @@ import numpy as np
 
 from charrnn.checkpoint import model_parts
 from charrnn.config import (
+    DEFAULT_OUT,
     ModelConfig,
     TrainConfig,
     architecture_differences,
@@ -27,9 +36,10 @@ from charrnn.config import (
     with_run_length,
 )
 from charrnn.corpus import Corpus, resolve_corpus
+from charrnn.display import printable
 from charrnn.encoded import CorpusCache, Encoded, Progress, no_progress
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.outdir import Found, OutDir, load_from
+from charrnn.outdir import RUN_FILE, Found, OutDir, load_from, new_run
 from charrnn.vocab import Coverage, Vocab
 
 
@@ -43,6 +53,8 @@ class Start:
     coverage: Coverage
     model_config: ModelConfig
     train_config: TrainConfig
+    out: OutDir  # where the run writes: acquired, when this is the process that writes
+    run: dict[str, Any]  # the run's identity, stored in its folder and in every checkpoint
     resume: Found | None = None  # continue this checkpoint's run
     init: Found | None = None  # start from this checkpoint's weights
 
@@ -57,35 +69,65 @@ class Start:
 
 
 def prepare_run(
-    corpus_args: Sequence[str], out_dir: Path, options: Mapping[str, Any], resume: str | None = None,
-    init_from: str | None = None, progress: Progress = no_progress,
+    corpus_args: Sequence[str], out_dir: Path | None, options: Mapping[str, Any], resume: str | None = None,
+    init_from: str | None = None, progress: Progress = no_progress, owner: bool = True,
 ) -> Start:
-    """Check the request against the corpus and any checkpoint; encode the corpus (or reuse
-    its cache). `options` holds only the options the user gave."""
+    """Check the request against the corpus, the out folder and any checkpoint; encode the
+    corpus (or reuse its cache). `options` holds only the options the user gave; `out_dir`
+    None means none was given. The `owner` (the process that writes) acquires the out folder
+    before it looks inside, and lets it go if anything here fails."""
     if resume is not None:
-        return _resumed(corpus_args, options, load_from(resume, prefer="newest"), progress)
-    _refuse_to_overwrite(OutDir(out_dir))
+        found = load_from(resume, prefer="newest")
+        out = OutDir(out_dir or (Path(resume) if Path(resume).is_dir() else Path(resume).parent))
+        return _owning(out, owner, lambda: _resumed(corpus_args, options, found, out, owner, progress))
     train_config = TrainConfig(**pick(TrainConfig, with_run_length(options)))
-    corpus = resolve_corpus(corpus_args, train_config.encoding, train_config.errors)
+    corpus = resolve_corpus(corpus_args, train_config.encoding, train_config.errors)  # the corpus before the folder
+    out = OutDir(out_dir or DEFAULT_OUT)
+    return _owning(out, owner, lambda: _fresh(corpus, out, owner, options, train_config, init_from, progress))
+
+
+def _owning(out: OutDir, owner: bool, prepare: Callable[[], Start]) -> Start:
+    if not owner:
+        return prepare()
+    out.acquire()
+    try:
+        return prepare()
+    except BaseException:
+        out.release()
+        raise
+
+
+def _fresh(
+    corpus: Corpus, out: OutDir, owner: bool, options: Mapping[str, Any], train_config: TrainConfig,
+    init_from: str | None, progress: Progress,
+) -> Start:
+    if owner:
+        _refuse_to_overwrite(out)
+    run = new_run()
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)
     counts = counted[0]
     if init_from is None:
         vocab, coverage = Vocab.from_counts(counts.counts, train_config.min_count, train_config.max_vocab)
         model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, options))
-        return Start(corpus, cache.encoded(vocab, progress, counted), vocab, coverage, model_config, train_config)
+        encoded = cache.encoded(vocab, progress, counted)
+        return _started(Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run), owner)
     init = load_from(init_from, prefer="best")
     base_model, _, base_vocab = model_parts(init.state, init.path)
     _refuse_other_architecture(base_model, options, "fine-tune")
     vocab = base_vocab.extended(counts.counts)
     model_config = dataclasses.replace(base_model, vocab_size=len(vocab))
     encoded = cache.encoded(vocab, progress, counted)
-    return Start(corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, init=init)
+    start = Start(corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, out, run, init=init)
+    return _started(start, owner)
 
 
-def _resumed(corpus_args: Sequence[str], options: Mapping[str, Any], found: Found, progress: Progress) -> Start:
+def _resumed(
+    corpus_args: Sequence[str], options: Mapping[str, Any], found: Found, out: OutDir, owner: bool, progress: Progress,
+) -> Start:
     saved_model, saved_train, vocab = model_parts(found.state, found.path)
     model_config, train_config = resume_configs(saved_model, saved_train, options)
+    run = _continued_run(found, out) if owner else new_run()
     recorded = found.state.get("corpus") if isinstance(found.state.get("corpus"), dict) else {}
     paths = corpus_args or recorded.get("paths") or ([recorded["path"]] if isinstance(recorded.get("path"), str) else [])
     corpus = resolve_corpus(paths, train_config.encoding, train_config.errors)
@@ -94,14 +136,70 @@ def _resumed(corpus_args: Sequence[str], options: Mapping[str, Any], found: Foun
     counts = counted[0]
     _check_vocab_covers(counts.counts, vocab)
     encoded = cache.encoded(vocab, progress, counted)
-    return Start(corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, resume=found)
+    coverage = vocab.coverage(counts.counts)
+    start = Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run, resume=found)
+    return _started(start, owner)
+
+
+def _started(start: Start, owner: bool) -> Start:
+    """Every input is checked: from now on the run writes into its folder."""
+    if owner:
+        start.out.claim(start.run)
+    return start
+
+
+def _continued_run(found: Found, out: OutDir) -> dict[str, Any]:
+    """The identity under which a resumed run goes on writing into `out` (which this process
+    owns), or a refusal if that would overwrite another run or newer checkpoints of this one."""
+    saved = found.state.get("run") if isinstance(found.state.get("run"), dict) else {}
+    saved_id = saved.get("id") if isinstance(saved.get("id"), str) else None
+    step = found.state["step"]
+    if not out.holds_run():  # continuing elsewhere: a new run, forked from this checkpoint
+        return new_run(forked_from={"id": saved_id, "step": step, "path": str(found.path.resolve())})
+    folder_id = out.identity()
+    inside = _same_folder(found.path.parent, out.path)
+    # A checkpoint from before run identities (or a folder without run.json) belongs to the
+    # run of the folder it lies in.
+    if not ((saved_id is not None and saved_id == folder_id) or (inside and None in (saved_id, folder_id))):
+        raise ConfigError(
+            f"{printable(out.path)} holds another run ({_describe_run(folder_id, _newest_step(out))}) than "
+            f"{printable(found.path)} ({_describe_run(saved_id, step)}); to continue that checkpoint, "
+            "give it an --out of its own"
+        )
+    newest = _newest_step(out)
+    if step < newest:
+        raise ConfigError(
+            f"{printable(out.path)} holds newer checkpoints of this run (step {newest:,}) than {printable(found.path)} "
+            f"(step {step:,}), which resuming it here would replace; continue the newest with "
+            f"--resume {printable(out.path)}, or fork step {step:,} into a new folder with --out"
+        )
+    run_id = saved_id or folder_id
+    return {"id": run_id, "forked_from": saved.get("forked_from")} if run_id else new_run()
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _newest_step(out: OutDir) -> int:
+    try:
+        return out.newest().state["step"]
+    except CheckpointError:  # nothing loads: the step files' names still tell how far it got
+        return max((step for step, _ in out.step_files()), default=0)
+
+
+def _describe_run(run_id: str | None, step: int) -> str:
+    return f"{'run ' + run_id[:8] if run_id else 'a run from before run ids'} at step {step:,}"
 
 
 def _refuse_to_overwrite(out: OutDir) -> None:
-    existing = out.checkpoint_names()
+    existing = out.checkpoint_names() or ([RUN_FILE] if out.holds_run() else [])
     if existing:
         raise ConfigError(
-            f"{out.path} already holds a run ({', '.join(existing[:3])}); add --resume to continue it, "
+            f"{printable(out.path)} already holds a run ({', '.join(existing[:3])}); add --resume to continue it, "
             "or give another --out to start a new one"
         )
 

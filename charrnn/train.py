@@ -52,7 +52,7 @@ class TrainRequest:
     """What the user asked for."""
 
     corpus: Sequence[str]  # files, folders or globs; none: the built-in corpus, or on resume the checkpoint's
-    out_dir: Path
+    out_dir: Path | None  # None: checkpoints/, or on resume the checkpoint's own folder
     device: str = "auto"
     dtype: str = "float32"  # or "bfloat16": autocast for the forward passes
     compile: bool = False  # torch.compile the model (helps on GPUs)
@@ -82,19 +82,24 @@ def run_training(request: TrainRequest, reporter: Reporter | None = None) -> Tra
     """
     group, device = join(select_device(request.device))
     try:
-        result = _run(request, (reporter or Reporter()) if group.is_main else Reporter(), device, group)
-        group.barrier()  # no process leaves while another still writes or reduces
+        reporter = (reporter or Reporter()) if group.is_main else Reporter()
+        if not group.is_main:
+            group.barrier()  # rank 0 encodes the corpus into the cache first; the others reuse it
+        start = prepare_run(request.corpus, request.out_dir, request.options, request.resume, request.init_from,
+                            reporter.progress, owner=group.is_main)
+        if group.is_main:
+            group.barrier()
+        try:
+            result = _run(request, start, reporter, device, group)
+            group.barrier()  # no process leaves while another still writes or reduces
+        finally:
+            start.out.release()
         return result
     finally:
         leave()
 
 
-def _run(request: TrainRequest, reporter: Reporter, device: torch.device, group: Group) -> TrainResult:
-    if not group.is_main:
-        group.barrier()  # rank 0 encodes the corpus into the cache first; the others reuse it
-    start = prepare_run(request.corpus, request.out_dir, request.options, request.resume, request.init_from, reporter.progress)
-    if group.is_main:
-        group.barrier()
+def _run(request: TrainRequest, start: Start, reporter: Reporter, device: torch.device, group: Group) -> TrainResult:
     config = start.train_config
     if config.batch_size % group.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} does not split evenly over {group.world_size} processes; "
@@ -112,7 +117,7 @@ def _run(request: TrainRequest, reporter: Reporter, device: torch.device, group:
         load_grown(model, start.init.state["model"])
     if group.active:
         torch.manual_seed(config.seed + group.rank)  # each rank its own dropout masks
-    trainer = Trainer(model, train_streams, val_streams, config, device, request.out_dir, reporter, group)
+    trainer = Trainer(model, train_streams, val_streams, config, device, start.out, reporter, group)
     trainer.precision = autocast(device, request.dtype)
     if group.active:
         trainer.forward_model = torch.nn.parallel.DistributedDataParallel(
@@ -121,13 +126,11 @@ def _run(request: TrainRequest, reporter: Reporter, device: torch.device, group:
     if request.compile:
         trainer.forward_model = torch.compile(trainer.forward_model)
     trainer.release_pages = start.encoded.release_pages
-    trainer.checkpoint_extras = {"vocab": list(start.vocab.entries), "corpus": start.corpus_record()}
+    trainer.checkpoint_extras = {"run": start.run, "vocab": list(start.vocab.entries), "corpus": start.corpus_record()}
     if start.init is not None:
         trainer.checkpoint_extras["init_from"] = {"path": str(start.init.path), "step": start.init.state["step"]}
     if start.resume is not None:
         trainer.restore(start.resume.state, start.resume.path)
-    if group.is_main:
-        trainer.out.prepare()
     # Only now, with every input checked, does the run say anything.
     _announce(reporter, trainer, start)
     return trainer.fit()
@@ -179,7 +182,7 @@ class Trainer:
 
     def __init__(
         self, model: CharRNN, train_streams: Streams, val_streams: Streams | None, config: TrainConfig,
-        device: torch.device, out_dir: Path, reporter: Reporter, group: Group = SINGLE,
+        device: torch.device, out: OutDir, reporter: Reporter, group: Group = SINGLE,
     ):
         self.model = model
         self.group = group
@@ -188,7 +191,7 @@ class Trainer:
         self.val_streams = val_streams
         self.config = config
         self.device = device
-        self.out = OutDir(out_dir)
+        self.out = out
         self.reporter = reporter
         self.forward_model: torch.nn.Module = model  # or its torch.compile'd twin
         self.precision: Callable[[], ContextManager] = nullcontext  # see runtime.autocast
@@ -211,7 +214,7 @@ class Trainer:
         self._logged_step, self._logged_time = 0, 0.0
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
         self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
-        self.metrics = MetricsLog(out_dir)
+        self.metrics = MetricsLog(out.path)
 
     def fit(self) -> TrainResult:
         """Train from the current step to the end, evaluating and saving on schedule.
@@ -307,7 +310,8 @@ class Trainer:
             self._check_finite()
             state = self.checkpoint_state()  # every rank takes part: it gathers their hidden states
             if self.group.is_main:
-                self.out.save_best(state)
+                # best.pt keeps a better model saved before a resume from an earlier step
+                is_best = self.out.save_best(state)
         self.reporter.evaluated(self.step, val_loss, is_best)
         self._record("validation", val_bpc=nats_to_bits(val_loss), best=is_best)
 

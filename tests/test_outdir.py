@@ -8,7 +8,7 @@ import torch
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import CheckpointError
-from charrnn.outdir import BEST, LATEST, OutDir, load_from, step_file_name
+from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, load_from, step_file_name
 from conftest import PANGRAM, TINY_OPTIONS
 from helpers import assert_same_training_state, train
 
@@ -27,7 +27,8 @@ def test_keeps_the_newest_step_files_and_points_latest_at_the_newest(tmp_path, c
     out = OutDir(tmp_path / "run")
     assert [step for step, _ in out.step_files()] == [30, 40]
     assert (out.path / LATEST).samefile(out.path / step_file_name(40))
-    assert sorted(p.name for p in out.path.iterdir()) == sorted([BEST, LATEST, "metrics.jsonl", "step-00000030.pt", "step-00000040.pt"])
+    assert sorted(p.name for p in out.path.iterdir()) == sorted(
+        [BEST, LATEST, "metrics.jsonl", "step-00000030.pt", "step-00000040.pt", RUN_FILE, LOCK_FILE])
 
 
 def test_the_newest_checkpoint_is_found_by_step_number_not_file_time(tmp_path, corpus):
@@ -84,20 +85,22 @@ def test_a_folder_of_only_damaged_checkpoints_names_each(tmp_path):
         OutDir(tmp_path).newest()
 
 
-def test_prepare_clears_leftovers_of_dead_writers_only(tmp_path):
-    dead = tmp_path / ".latest.pt.tmp-999999999"
-    alive = tmp_path / f".latest.pt.tmp-{os.getppid()}"
-    dead.write_text("half a checkpoint")
-    alive.write_text("being written")
-    OutDir(tmp_path).prepare()
-    assert not dead.exists() and alive.exists()
+def test_acquiring_clears_charrnn_leftovers_and_nothing_else(tmp_path):
+    ours = tmp_path / ".latest.pt.charrnn-tmp-999999999"
+    users = [tmp_path / ".thesis.md.tmp-4000000", tmp_path / ".notes.tmp-1", tmp_path / "draft.charrnn-tmp-5"]
+    for path in [ours, *users]:
+        path.write_text("contents")
+    out = OutDir(tmp_path)
+    out.acquire()
+    out.release()
+    assert not ours.exists() and all(path.read_text() == "contents" for path in users)
 
 
 def test_an_out_folder_that_cannot_be_created_is_one_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(CheckpointError, match="cannot write to the out folder"):
-        OutDir(blocker / "run").prepare()
+        OutDir(blocker / "run").acquire()
 
 
 def test_a_full_disk_stops_with_a_clear_error_and_keeps_earlier_checkpoints(tmp_path, corpus, monkeypatch):
@@ -115,4 +118,4 @@ def test_a_full_disk_stops_with_a_clear_error_and_keeps_earlier_checkpoints(tmp_
     after = load_checkpoint(tmp_path / "run" / LATEST)
     assert after["step"] == before["step"] == 20
     assert all(torch.equal(after["model"][k], before["model"][k]) for k in before["model"])
-    assert not [p for p in (tmp_path / "run").iterdir() if ".tmp-" in p.name]
+    assert not [p for p in (tmp_path / "run").iterdir() if "tmp-" in p.name]
