@@ -146,19 +146,20 @@ def _charrnn(*args, **popen):
 
 
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, pangram_file):
-    args = ["train", pangram_file, *FAST, "--max-steps", "300", "--save-every", "25", "--eval-every", "50", "--quiet"]
+    args = ["train", pangram_file, *FAST, "--max-steps", "1000", "--save-every", "25", "--eval-every", "50", "--quiet"]
     whole = _charrnn(*args, "--out", tmp_path / "whole")
 
     killed = _charrnn(*args, "--out", tmp_path / "killed")
     deadline = time.time() + 120
-    while not (tmp_path / "killed" / LATEST).exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # let it train past the save
+    # Killed once it has trained past its first save (the second one is written): no sleep
+    # whose length would depend on the machine's speed.
+    while not (tmp_path / "killed" / "step-00000050.pt").exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert killed.returncode == -signal.SIGKILL
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.read()
     saved_step = load_checkpoint(tmp_path / "killed" / LATEST)["step"]
-    assert 0 < saved_step < 300
+    assert 0 < saved_step < 1000
 
     resumed = _charrnn(*args, "--out", tmp_path / "killed", "--resume")
     assert resumed.wait() == 0, resumed.stderr.read()
