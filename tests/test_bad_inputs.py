@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from test_checkpoint import _Payload
 
 from charrnn.checkpoint import MAGIC, load_checkpoint, save_checkpoint
 from charrnn.cli import main
+from charrnn.outdir import LOCK_FILE, RUN_FILE, OutDir
 
 DOC = Path(__file__).parent.parent / "docs" / "bad-inputs.md"
 FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
@@ -82,6 +84,19 @@ def _copy_run(trained: Path, tmp: Path) -> Path:
     return copy
 
 
+def _held(folder: Path) -> Path:
+    """An out folder whose lock another owner holds (this process, through another descriptor)."""
+    OutDir(folder).acquire()
+    return folder
+
+
+def _other_run(trained: Path, tmp: Path) -> Path:
+    """A copy of the trained run under another run id: a different run."""
+    copy = _copy_run(trained, tmp)
+    (copy / RUN_FILE).write_text(json.dumps({"id": "0ther0000run", "forked_from": None}))
+    return copy
+
+
 def _train(corpus, *args):
     return ["train", corpus, *FAST, *args]
 
@@ -116,6 +131,9 @@ CASES = {
     "device-cuda-missing": lambda t, r: _train(r / "corpus.txt", "--device", "cuda", "--out", t / "o"),
     "out-unwritable": lambda t, r: _train(r / "corpus.txt", "--out", _write(t / "file", "") / "run"),
     "out-holds-run": lambda t, r: _train(r / "corpus.txt", "--out", r / "run"),
+    "out-in-use": lambda t, r: _train(r / "corpus.txt", "--out", _held(t / "o")),
+    "resume-into-other-run": lambda t, r: _train(r / "corpus.txt", "--resume", r / "run", "--out", _other_run(r, t)),
+    "resume-older-step": lambda t, r: _train(r / "corpus.txt", "--resume", _copy_run(r, t) / "step-00000010.pt"),
     "resume-no-checkpoint": lambda t, r: _train(r / "corpus.txt", "--resume", "--out", t),
     "resume-other-corpus": lambda t, r: _train(
         _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--resume", "--max-steps", "40", "--out", _copy_run(r, t)),
@@ -149,7 +167,9 @@ CASES = {
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's hash, but the lock file's: who last held the folder is no one's data."""
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def test_the_table_and_the_cases_list_the_same_inputs():
