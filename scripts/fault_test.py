@@ -100,7 +100,7 @@ class Training:
 def _half_written(out: Path) -> bool:
     """Whether a checkpoint is being written in `out` (or was, when its writer was killed)."""
     try:
-        return any(".tmp-" in name for name in os.listdir(out))
+        return any(".charrnn-tmp-" in name for name in os.listdir(out))
     except FileNotFoundError:  # killed before it made the folder
         return False
 

@@ -82,4 +82,4 @@ def test_two_quick_ctrl_cs_never_damage_a_checkpoint(tmp_path):
     assert process.returncode == 130 and "Traceback" not in stderr
     for name in OutDir(out).checkpoint_names():
         load_checkpoint(out / name)  # every file whole
-    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in out.iterdir() if ".charrnn-tmp-" in p.name]
