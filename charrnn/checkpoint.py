@@ -1,49 +1,78 @@
-"""Checkpoint files: atomic writes, integrity checks, and loading that never runs code.
+"""Checkpoint files: atomic writes, integrity checks, and bounded loading that never runs code.
 
-A checkpoint file is a short text header followed by a `torch.save` payload:
+A checkpoint file is a short text header followed by a safetensors payload:
 
     charrnn checkpoint\\n
-    format 1 sha256 <64 hex digits> bytes <payload length>\\n
-    <payload: torch.save of a dict of plain data and tensors>
+    format 2 sha256 <64 hex digits> bytes <payload length>\\n
+    <payload: safetensors>
 
 The header makes a charrnn checkpoint recognisable, gives its format version before
-anything is parsed, and lets a truncated or corrupted file be detected by its hash.
-The payload is read with `torch.load(weights_only=True)`, which refuses any pickled
-object other than tensors and plain containers, so a checkpoint cannot run code.
+anything is parsed, and lets a truncated or corrupted file be detected by its size and hash.
+The payload is safetensors, the standard tensor file that cannot carry code: every tensor of
+the state (weights, optimizer moments, hidden state, generator states) is a safetensors
+tensor named by its place in the state (`optimizer/state/0/exp_avg`), and the rest of the
+state is JSON in the safetensors metadata, with `{"$tensor": name}` where each tensor goes.
+`{"$tuple": [...]}` and `{"$items": [[key, value], ...]}` keep tuples, and dicts whose keys
+are not plain strings (the optimizer's parameter ids), as they were.
+
+Format 1 (a `torch.save` pickle) is still read, to migrate older runs: its zip archive must
+hold only uncompressed entries (no zip bomb) and is read with `torch.load(weights_only=True)`,
+which refuses any object other than tensors and plain containers. Resuming writes format 2.
+
+Loading is bounded: only regular files are opened (a device or a pipe could feed bytes
+forever or block), a file's size must be what its header declares before it is read, the
+JSON is bounded, and its tensors can hold no more bytes than the file. `model_parts` then
+checks the model config (ModelConfig has its own ceilings), the number of weights and each
+one's shape against the tensors present, before anything builds the model (which allocates
+what the config says, whatever the file holds).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import os
 import re
+import stat
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import safetensors.torch
 import torch
+from safetensors import SafetensorError
 
 from charrnn.budget import format_duration
 from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
+from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.vocab import Vocab
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MIGRATED_FORMATS = (1,)  # older formats still read (see `_migrated`)
 MAGIC = b"charrnn checkpoint\n"
 _HEADER = re.compile(rb"format (\d+) sha256 ([0-9a-f]{64}) bytes (\d+)\n")
 _MAX_HEADER = 200
+_STATE_KEY = "charrnn"  # the safetensors metadata entry holding the state's JSON
+# The JSON part of a checkpoint: configs, vocabulary, corpus paths (a folder of ~500,000
+# files), optimizer settings. Parsing JSON takes several times its size in memory: bounded.
+_MAX_JSON_BYTES = 64 << 20
+_MAX_DEPTH = 32  # nesting of the state (a real one nests 5 deep)
+_INT_RANGE = range(-(2**63), 2**63)  # every integer in a state fits in 64 bits
 
 # Keys every checkpoint holds (see train.py's `checkpoint_state` for the meaning of each).
 REQUIRED_KEYS = ("model_config", "train_config", "vocab", "model", "optimizer", "step", "hidden", "rng")
+
+_WEIGHT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write `state` to `path` atomically: a reader sees the old file or the new, never half."""
     path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
+    payload = _encoded(state)
     header = b"format %d sha256 %s bytes %d\n" % (FORMAT_VERSION, hashlib.sha256(payload).hexdigest().encode(), len(payload))
     temporary = temporary_name(path)
     try:
@@ -86,87 +115,436 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def is_checkpoint_file(path: str | Path) -> bool:
-    """Whether `path` starts like a charrnn checkpoint (it may still be damaged)."""
+# The payload: a state (dicts, lists and tuples of plain values and tensors) as safetensors.
+
+
+def _encoded(state: dict[str, Any]) -> bytes:
+    """`state` as a safetensors payload: its tensors, and the rest as JSON in the metadata."""
+    store = _TensorStore()
+    skeleton = _to_json(state, "", store)
+    return safetensors.torch.save(store.tensors, metadata={_STATE_KEY: json.dumps(skeleton, ensure_ascii=True)})
+
+
+class _TensorStore:
+    """The tensors of a state being encoded, each under a unique path-like name."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+        self._storages: set[int] = set()
+
+    def add(self, name: str, tensor: torch.Tensor) -> str:
+        tensor = tensor.detach().to("cpu").contiguous()
+        if tensor.untyped_storage().data_ptr() in self._storages:
+            tensor = tensor.clone()  # safetensors refuses shared memory (a CUDA LSTM's weights are views of one buffer)
+        if tensor.untyped_storage().data_ptr():
+            self._storages.add(tensor.untyped_storage().data_ptr())
+        name = name.lstrip("/") or "tensor"
+        key, copies = name, 1
+        while key in self.tensors:  # a dict key holding "/" could repeat a name
+            copies += 1
+            key = f"{name}#{copies}"
+        self.tensors[key] = tensor
+        return key
+
+
+def _to_json(value: Any, name: str, store: _TensorStore) -> Any:
+    """`value` as JSON, with `{"$tensor": name}` for each tensor, which goes into `store`."""
+    if isinstance(value, torch.Tensor):
+        return {"$tensor": store.add(name, value)}
+    if isinstance(value, dict):
+        if all(isinstance(key, str) and not key.startswith("$") for key in value):
+            return {key: _to_json(item, f"{name}/{key}", store) for key, item in value.items()}
+        return {"$items": [[_json_key(key), _to_json(item, f"{name}/{key}", store)] for key, item in value.items()]}
+    if isinstance(value, (list, tuple)):
+        items = [_to_json(item, f"{name}/{index}", store) for index, item in enumerate(value)]
+        return {"$tuple": items} if isinstance(value, tuple) else items
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value  # floats as their shortest exact repr: they come back bit for bit
+    raise TypeError(f"a checkpoint cannot hold a {type(value).__name__} (at {name or 'the top'})")
+
+
+def _json_key(key: Any) -> Any:
+    if key is None or isinstance(key, (bool, int, float, str)):
+        return key
+    raise TypeError(f"a checkpoint cannot hold a dict keyed by {type(key).__name__}")
+
+
+def _decoded(payload: bytes, path: Path) -> Any:
+    """The state in a format-2 payload; each stored tensor must be used exactly once."""
     try:
-        with open(path, "rb") as file:
+        text = _state_json(payload)
+        tensors = safetensors.torch.load(payload)  # checks every tensor's bytes lie in the payload
+        unused = set(tensors)
+        state = _from_json(json.loads(text), tensors, unused, 0)
+    except (SafetensorError, ValueError, RecursionError) as error:  # ValueError: JSON, or a check below
+        raise CheckpointError(f"{printable(path)} is damaged: {_first_line(error)}") from None
+    if unused:
+        raise CheckpointError(f"{printable(path)} is damaged: it holds tensors no part of its state uses")
+    return state
+
+
+def _state_json(payload: bytes) -> str:
+    """The state's JSON, from the safetensors header: 8 bytes of length, then JSON."""
+    size = int.from_bytes(payload[:8], "little")
+    if len(payload) < 8 or size > min(len(payload) - 8, _MAX_JSON_BYTES):
+        raise ValueError("its safetensors header is missing, cut short or too large")
+    header = json.loads(payload[8 : 8 + size])
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    text = metadata.get(_STATE_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(text, str):
+        raise ValueError("it holds tensors but no charrnn state")
+    return text
+
+
+def _from_json(value: Any, tensors: dict[str, torch.Tensor], unused: set[str], depth: int) -> Any:
+    """What `_to_json` encoded as `value`."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"its state nests more than {_MAX_DEPTH} deep")
+    if isinstance(value, list):
+        return [_from_json(item, tensors, unused, depth + 1) for item in value]
+    if not isinstance(value, dict):
+        return value
+    tags = [key for key in value if key.startswith("$")]
+    if tags and len(value) == 1:
+        return _tagged(tags[0], value[tags[0]], tensors, unused, depth)
+    if tags:
+        raise ValueError("its state has a malformed tag")
+    return {key: _from_json(item, tensors, unused, depth + 1) for key, item in value.items()}
+
+
+def _tagged(tag: str, content: Any, tensors: dict[str, torch.Tensor], unused: set[str], depth: int) -> Any:
+    if tag == "$tensor" and isinstance(content, str) and content in unused:
+        unused.remove(content)  # a tensor used twice could make one stored tensor stand for many
+        return tensors[content]
+    if tag == "$tuple" and isinstance(content, list):
+        return tuple(_from_json(content, tensors, unused, depth + 1))
+    if tag == "$items" and isinstance(content, list) and all(_is_json_pair(pair) for pair in content):
+        return {key: _from_json(item, tensors, unused, depth + 1) for key, item in content}
+    raise ValueError(f"its state has a malformed {printable(tag, 40)} entry")
+
+
+def _is_json_pair(pair: Any) -> bool:
+    return isinstance(pair, list) and len(pair) == 2 and not isinstance(pair[0], (list, dict))
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return printable(lines[0] if lines else type(error).__name__, 200)
+
+
+# Reading: only regular files, only as many bytes as the header declares and the file holds.
+
+
+def is_checkpoint_file(path: str | Path) -> bool:
+    """Whether `path` is a file that starts like a charrnn checkpoint (it may still be damaged)."""
+    try:
+        with _open_regular(Path(path)) as file:
             return file.read(len(MAGIC)) == MAGIC
-    except OSError:
+    except (CheckpointError, OSError):
         return False
+
+
+def checkpoint_format(path: str | Path) -> int | None:
+    """The format version the checkpoint at `path` declares (None if it declares none)."""
+    try:
+        with _open_regular(Path(path)) as file:
+            return _parsed_header(file.read(len(MAGIC) + _MAX_HEADER), Path(path))[0]
+    except (CheckpointError, OSError):
+        return None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and verify a checkpoint; raise CheckpointError with the reason if it is unusable."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {path}") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"checkpoint is a folder with no checkpoint in it: {path}") from None
-    except OSError as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror}") from None
-    payload = _verified_payload(data, path)
-    try:
-        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types; all mean "not plain data"
-        raise CheckpointError(
-            f"refusing to load {path}: it holds objects other than plain data and tensors, "
-            f"which could run code ({type(error).__name__})"
-        ) from None
-    _check_structure(state, path)
+    version, payload = _read_verified(path)
+    state = _migrated(payload, path) if version in MIGRATED_FORMATS else _decoded(payload, path)
+    _check_structure(state, path, len(payload))
     return state
 
 
-def _verified_payload(data: bytes, path: Path) -> bytes:
-    if not data.startswith(MAGIC):
-        raise CheckpointError(f"{path} is not a charrnn checkpoint")
-    end = data.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
-    match = _HEADER.fullmatch(data[len(MAGIC) : end + 1]) if end >= 0 else None
+def _open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file: a device (`/dev/zero`) or a pipe
+    could feed bytes forever, and opening a FIFO blocks (hence the stat first, and O_NONBLOCK
+    in case it was swapped for one since)."""
+    try:
+        _require_regular(os.stat(path).st_mode, path)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {printable(path)}") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {error.strerror or error}") from None
+    file = os.fdopen(descriptor, "rb")
+    try:
+        _require_regular(os.fstat(descriptor).st_mode, path)
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def _require_regular(mode: int, path: Path) -> None:
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"checkpoint is a folder with no checkpoint in it: {printable(path)}")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{printable(path)} is not a regular file (a device, pipe or socket), so not a checkpoint")
+
+
+def _read_verified(path: Path) -> tuple[int, bytes]:
+    """The format version and payload of a checkpoint, read once its size is found to be the
+    one its header declares, and checked against its hash."""
+    with _open_regular(path) as file:
+        try:
+            version, digest, size, start = _parsed_header(file.read(len(MAGIC) + _MAX_HEADER), path)
+            held = os.fstat(file.fileno()).st_size - start
+            file.seek(start)
+            payload = file.read(size) if held == size else b""
+        except OSError as error:
+            raise CheckpointError(f"cannot read checkpoint {printable(path)}: {error.strerror or error}") from None
+    if len(payload) != size:
+        held = len(payload) or held
+        raise CheckpointError(f"{printable(path)} is truncated or damaged: {held:,} of {size:,} payload bytes")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CheckpointError(f"{printable(path)} is corrupted: its contents do not match their checksum")
+    return version, payload
+
+
+def _parsed_header(head: bytes, path: Path) -> tuple[int, str, int, int]:
+    """(format version, sha256, payload size, payload offset) from a file's first bytes."""
+    if not head.startswith(MAGIC):
+        raise CheckpointError(f"{printable(path)} is not a charrnn checkpoint")
+    end = head.find(b"\n", len(MAGIC))
+    match = _HEADER.fullmatch(head[len(MAGIC) : end + 1]) if end >= 0 else None
     if match is None:
-        raise CheckpointError(f"{path} has a damaged checkpoint header")
-    version, digest, size = int(match[1]), match[2].decode(), int(match[3])
+        raise CheckpointError(f"{printable(path)} has a damaged checkpoint header")
+    version = int(match[1])
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} uses checkpoint format {version}, newer than this charrnn reads ({FORMAT_VERSION}); upgrade charrnn"
+            f"{printable(path)} uses checkpoint format {version}, newer than this charrnn reads ({FORMAT_VERSION}); "
+            "upgrade charrnn"
         )
-    payload = data[end + 1 :]
-    if len(payload) != size:
-        raise CheckpointError(f"{path} is truncated or damaged: {len(payload):,} of {size:,} payload bytes")
-    if hashlib.sha256(payload).hexdigest() != digest:
-        raise CheckpointError(f"{path} is corrupted: its contents do not match their checksum")
-    return payload
+    if version != FORMAT_VERSION and version not in MIGRATED_FORMATS:
+        raise CheckpointError(f"{printable(path)} has a damaged checkpoint header (format {version})")
+    return version, match[2].decode(), int(match[3]), end + 1
 
 
-def _check_structure(state: Any, path: Path) -> None:
+def _migrated(payload: bytes, path: Path) -> Any:
+    """The state in a format-1 payload (a `torch.save` zip archive). torch reads the archive
+    repacked from what Python's zipfile found in it, after checking that every entry is stored
+    uncompressed (a compressed one may inflate a thousandfold), so both read the same bytes."""
+    try:
+        archive = _repacked(payload)
+    except Exception as error:  # zipfile raises many types on a crafted archive; all mean "damaged"
+        raise CheckpointError(f"{printable(path)} is damaged: {_first_line(error)}") from None
+    try:
+        return torch.load(io.BytesIO(archive), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types; all mean "not plain data"
+        raise CheckpointError(
+            f"refusing to load {printable(path)}: it holds objects other than plain data and tensors, "
+            f"which could run code ({type(error).__name__})"
+        ) from None
+
+
+def _repacked(payload: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(payload)) as source:
+        entries = source.infolist()
+        if len({entry.filename for entry in entries}) != len(entries) or any(
+            entry.compress_type != zipfile.ZIP_STORED or entry.file_size != entry.compress_size for entry in entries
+        ):
+            raise ValueError("its archive has compressed or repeated entries, which charrnn never wrote")
+        if sum(entry.file_size for entry in entries) > len(payload):
+            raise ValueError("its archive claims more bytes than it holds")
+        packed = io.BytesIO()
+        with zipfile.ZipFile(packed, "w") as target:
+            for entry in entries:
+                target.writestr(entry.filename, source.read(entry))
+    return packed.getvalue()
+
+
+# What a loaded state must hold: checked once, where every loader passes.
+
+
+def _check_structure(state: Any, path: Path, payload_size: int) -> None:
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a charrnn checkpoint (no state dictionary)")
+        raise CheckpointError(f"{printable(path)} is not a charrnn checkpoint (no state dictionary)")
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
-        raise CheckpointError(f"{path} is missing {', '.join(missing)}")
-    step = state["step"]
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise CheckpointError(f"{path} has an invalid step count: {step!r}")
+        raise CheckpointError(f"{printable(path)} is missing {', '.join(missing)}")
+    _check_values(state, path, payload_size)
+    for key, check in _FIELD_CHECKS.items():
+        if key in state and not check(state[key]):
+            raise CheckpointError(f"{printable(path)} has a malformed {key!r} entry")
+
+
+def _check_values(state: dict[str, Any], path: Path, payload_size: int) -> None:
+    """Every tensor is a plain dense CPU one, together they hold no more bytes than the file
+    (a format-1 tensor can be a view claiming more than its storage), and every integer fits
+    in 64 bits. A format-1 pickle can share objects, or nest one in itself: each is seen once."""
+    seen: set[int] = set()
+    pending: list[tuple[Any, int]] = [(state, 0)]
+    tensor_bytes = 0
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (torch.Tensor, dict, list, tuple)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+        if isinstance(value, torch.Tensor):
+            if value.layout != torch.strided or value.is_quantized or value.device.type != "cpu":
+                raise CheckpointError(f"{printable(path)} holds a tensor of a kind charrnn never writes")
+            tensor_bytes += value.numel() * value.element_size()
+        elif isinstance(value, (dict, list, tuple)):
+            if depth >= _MAX_DEPTH:
+                raise CheckpointError(f"{printable(path)} is damaged: its state nests more than {_MAX_DEPTH} deep")
+            pending.extend((item, depth + 1) for item in ([*value, *value.values()] if isinstance(value, dict) else value))
+        elif isinstance(value, int) and value not in _INT_RANGE:
+            raise CheckpointError(f"{printable(path)} is damaged: it holds an integer beyond 64 bits")
+    if tensor_bytes > payload_size:
+        raise CheckpointError(f"{printable(path)} is damaged: its tensors claim {tensor_bytes:,} bytes, more than the file holds")
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, (list, tuple)) and all(map(check, value))
+
+
+def _mapping(keys: Callable[[Any], bool], values: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, dict) and all(keys(k) and values(v) for k, v in value.items())
+
+
+def _record(required: tuple[str, ...] = (), **fields: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A dict holding `required`, whose entries named in `fields` pass their checks where present."""
+    return lambda value: (
+        isinstance(value, dict) and all(name in value for name in required)
+        and all(name not in value or check(value[name]) for name, check in fields.items())
+    )
+
+
+_RNG = _record(("torch",), torch=_is_tensor, cuda=_list_of(_is_tensor))
+# What each entry of a state must be where present (see train.py's `checkpoint_state`). The
+# configs are checked field by field in `model_parts`; entries not listed here are ignored.
+_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "charrnn_version": _is_str,
+    "model_config": _mapping(_is_str, _is_scalar),
+    "train_config": _mapping(_is_str, _is_scalar),
+    "vocab": _list_of(_is_str),
+    "model": _mapping(_is_str, _is_tensor),
+    "optimizer": _record(
+        ("state", "param_groups"),
+        state=_mapping(_is_count, _mapping(_is_str, _anything)),
+        param_groups=_list_of(_record(("params",), params=_list_of(_is_count))),
+    ),
+    "step": _is_count,
+    "data_position": _mapping(_is_str, _is_count),
+    "hidden": _list_of(_is_tensor),
+    "rng": _RNG,
+    "rng_ranks": _list_of(_RNG),
+    "world_size": lambda value: _is_count(value) and value >= 1,
+    "best_val_loss": _optional(_is_number),
+    "val_loss": _optional(_is_number),
+    "evals_since_best": _optional(_is_count),
+    "elapsed_seconds": _optional(lambda value: _is_number(value) and 0 <= value < 2**63),
+    "corpus": _record(paths=_optional(_list_of(_is_str)), path=_is_str, description=_is_str, chars=_is_count, sha256=_is_str),
+    "init_from": _record(path=_is_str, step=_is_count),
+    "run": _record(id=_optional(_is_str)),
+}
+
+
+# The model a state describes: checked before anything builds it.
 
 
 def model_parts(state: dict[str, Any], path: str | Path) -> tuple[ModelConfig, TrainConfig, Vocab]:
-    """The validated configs and vocabulary stored in a loaded checkpoint."""
+    """The validated configs and vocabulary stored in a loaded checkpoint. Its weights must be
+    exactly those of its model config, and finite, and its hidden state must fit: building the
+    model then allocates no more than the file holds, and nothing computes with NaN."""
+    shown = printable(path)
     try:
         model_config = from_dict(ModelConfig, state["model_config"], "the model config")
         train_config = from_dict(TrainConfig, state["train_config"], "the training config")
-    except ConfigError as error:
-        raise CheckpointError(f"{path}: {error}") from None
+    except (ConfigError, ValueError) as error:  # ValueError: an encoding name no codec lookup takes
+        raise CheckpointError(f"{shown}: {printable(error)}") from None
     chars = state["vocab"]
-    if not isinstance(chars, list):
-        raise CheckpointError(f"{path}: the vocabulary is not a list of characters")
+    if len(chars) != model_config.vocab_size:
+        raise CheckpointError(f"{shown}: vocabulary of {len(chars):,} does not match vocab_size {model_config.vocab_size:,}")
     try:
         vocab = Vocab(chars)
     except ValueError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    if len(vocab) != model_config.vocab_size:
-        raise CheckpointError(f"{path}: vocabulary of {len(vocab)} does not match vocab_size {model_config.vocab_size}")
+        raise CheckpointError(f"{shown}: {error}") from None
+    _check_weights(state["model"], model_config, shown)
+    _check_hidden(state["hidden"], model_config, train_config, shown)
     return model_config, train_config, vocab
 
+
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every weight of `CharRNN(config)` (its state_dict), computed
+    without building it: PyTorch's recurrent layers stack their gates' weights."""
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[config.cell] * config.hidden_size
+    shapes = {"embedding.weight": (config.vocab_size, config.embed_dim)} if config.input_mode == "embedding" else {}
+    for layer in range(config.layers):
+        width = config.input_size if layer == 0 else config.hidden_size
+        shapes[f"rnn.weight_ih_l{layer}"] = (gates, width)
+        shapes[f"rnn.weight_hh_l{layer}"] = (gates, config.hidden_size)
+        shapes[f"rnn.bias_ih_l{layer}"] = (gates,)
+        shapes[f"rnn.bias_hh_l{layer}"] = (gates,)
+    return {**shapes, "head.weight": (config.vocab_size, config.hidden_size), "head.bias": (config.vocab_size,)}
+
+
+def hidden_shapes(model: ModelConfig, train: TrainConfig) -> list[tuple[int, int, int]]:
+    """The shapes of a run's carried hidden state: (h, c) for an LSTM, (h,) otherwise, each
+    (layers, batch, hidden_size), with the streams of every process."""
+    return [(model.layers, train.batch_size, model.hidden_size)] * (2 if model.cell == "lstm" else 1)
+
+
+def _check_weights(weights: dict[str, torch.Tensor], config: ModelConfig, shown: str) -> None:
+    # The count first: listing the expected shapes of a million layers would take a while.
+    if len(weights) != 4 * config.layers + 2 + (config.input_mode == "embedding"):
+        raise CheckpointError(f"{shown}: it holds {len(weights):,} weight tensors, not those of its model config")
+    expected = parameter_shapes(config)
+    if set(weights) != set(expected):
+        strangers = printable(", ".join(sorted(set(weights) - set(expected))[:3]), 200)
+        raise CheckpointError(f"{shown}: its weights are not those of its model config (it holds {strangers})")
+    for name, shape in expected.items():
+        weight = weights[name]
+        if tuple(weight.shape) != shape:
+            raise CheckpointError(
+                f"{shown}: weight {name} has shape {printable(tuple(weight.shape), 100)} where its model config needs {shape}"
+            )
+        if weight.dtype not in _WEIGHT_DTYPES:
+            raise CheckpointError(f"{shown}: weight {name} holds {weight.dtype}, not floating-point numbers")
+        if not bool(torch.isfinite(weight).all()):
+            raise CheckpointError(f"{shown} has non-finite weights (NaN or infinity) in {name}; the model cannot be used")
+
+
+def _check_hidden(hidden: Any, model: ModelConfig, train: TrainConfig, shown: str) -> None:
+    """Training allocates its hidden state by the batch size: the file must hold one that size."""
+    if [tuple(h.shape) for h in hidden] != hidden_shapes(model, train):
+        raise CheckpointError(f"{shown} has a hidden state that does not fit its model config and batch size")
 
 
 
@@ -187,26 +565,36 @@ def training_state_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str
 
 
 def describe_checkpoint(state: dict[str, Any], path: str | Path) -> list[str]:
-    """What `charrnn info` prints about a loaded checkpoint, one line per fact."""
+    """What `charrnn info` prints about a loaded checkpoint, one line per fact. Every string
+    from the file goes through `printable`, so no terminal escape sequence gets through."""
     model_config, train_config, vocab = model_parts(state, path)
-    parameters = sum(t.numel() for t in state["model"].values() if isinstance(t, torch.Tensor))
+    parameters = sum(t.numel() for t in state["model"].values())
     input_kind = "one-hot" if model_config.input_mode == "one-hot" else f"embedding {model_config.embed_dim}"
-    corpus = state.get("corpus") if isinstance(state.get("corpus"), dict) else {}
-    best = state.get("best_val_loss")
+    corpus, best, version = state.get("corpus") or {}, state.get("best_val_loss"), checkpoint_format(path)
+    migrated = ", read by migration" if version in MIGRATED_FORMATS else ""
+    chars = corpus.get("chars")
     lines = [
-        f"checkpoint: {path} (format {FORMAT_VERSION}, charrnn {state.get('charrnn_version', '?')})",
-        f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
-        f"dropout {model_config.dropout}, {parameters:,} parameters",
-        f"vocabulary: {len(vocab):,} entries{' (one is unknown)' if vocab.unknown_id is not None else ''}: {vocab.describe()}",
-        f"trained: step {state['step']:,} in {format_duration(float(state.get('elapsed_seconds') or 0))}; "
-        f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}",
-        "best validation: " + (f"{best / math.log(2):.4f} bpc ({best:.4f} nats)" if isinstance(best, float) else "none yet"),
-        f"corpus: {corpus.get('description', '?')} ({corpus.get('chars', 0):,} characters)",
+        (f"checkpoint: {printable(path)} (format {version or '?'}{migrated}, "
+         f"charrnn {printable(state.get('charrnn_version', '?'), 40)})"),
+        (f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
+         f"dropout {model_config.dropout}, {parameters:,} parameters"),
+        (f"vocabulary: {len(vocab):,} entries{' (one is unknown)' if vocab.unknown_id is not None else ''}: "
+         f"{printable(vocab.describe())}"),
+        (f"trained: step {state['step']:,} in {format_duration(state.get('elapsed_seconds') or 0)}; "
+         f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}"),
+        "best validation: " + (f"{_figure(best / math.log(2))} bpc ({_figure(best)} nats)" if best is not None else "none yet"),
+        f"corpus: {printable(corpus.get('description', '?'))} ({'?' if chars is None else f'{chars:,}'} characters)",
     ]
     defaults = to_dict(TrainConfig())
-    changed = [f"--{name.replace('_', '-')} {value}" for name, value in to_dict(train_config).items() if value != defaults.get(name)]
+    changed = [f"--{name.replace('_', '-')} {printable(value, 80)}" for name, value in to_dict(train_config).items()
+               if value != defaults.get(name)]
     lines.append(f"training options (beyond the defaults): {', '.join(changed) or 'none'}")
     init = state.get("init_from")
-    if isinstance(init, dict):
-        lines.append(f"fine-tuned from: {init.get('path')} (step {init.get('step')})")
+    if init is not None:
+        lines.append(f"fine-tuned from: {printable(init.get('path', '?'))} (step {init.get('step', '?')})")
     return lines
+
+
+def _figure(value: float) -> str:
+    """A loss with four decimals, or in exponent form when a crafted file makes it huge."""
+    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
