@@ -1,23 +1,32 @@
 """Where training text comes from, read in chunks so that no corpus has to fit in memory.
 
 A corpus is one or more text files: a file, several files, a folder (every file under it,
-hidden ones left out) or a glob pattern. Files are read in sorted path order and joined with
-a newline after each file that does not end with one, so no file's last line runs into the
-next file's first. With no files at all, the built-in corpus is used: Python's own
-standard-library sources, like Karpathy's Linux-source corpus, present wherever charrnn runs.
+hidden ones left out, linked folders followed) or a glob pattern. Files are read in sorted path
+order and joined with a newline after each file that does not end with one, so no file's last
+line runs into the next file's first. With no files at all, the built-in corpus is used:
+Python's own standard-library sources, like Karpathy's Linux-source corpus, present wherever
+charrnn runs.
+
+A text that can be read only once (`-`, standard input; a named pipe; `<(...)` in a shell) is
+first copied into the cache (charrnn.cache), and that copy is the file read. Devices, sockets,
+unreadable folders and broken links are refused in one line, never skipped or waited on.
 """
 
 from __future__ import annotations
 
 import codecs
 import glob
+import math
 import os
+import stat
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from charrnn.cache import spool
+from charrnn.display import printable
 from charrnn.errors import CorpusError
 
 CHUNK_BYTES = 1 << 22  # 4 MiB read at a time: memory stays flat however large the corpus
@@ -25,6 +34,8 @@ BUILTIN_NAME = "built-in"
 BUILTIN_MAX_BYTES = 3_000_000
 _BUILTIN_SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
 SEPARATOR = "\n"
+STDIN = "-"  # the corpus argument that means standard input
+STDIN_DESCRIPTION = "standard input"
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,9 @@ class Corpus:
     encoding: str = "utf-8"
     errors: str = "strict"
     builtin: bool = False
+    # What each file was named as, where that is not the file itself: `-` or a pipe, whose text
+    # was copied into the cache. A checkpoint records these, so a resume reads them again.
+    names: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -43,14 +57,16 @@ class Corpus:
 
     def record(self) -> dict:
         """What a checkpoint records to find this corpus again on resume."""
-        return {"paths": None if self.builtin else [str(p) for p in self.files], "description": self.description}
+        paths = None if self.builtin else list(self.names) if self.names else [str(p) for p in self.files]
+        return {"paths": paths, "description": self.description}
 
     def chunks(self, on_read: Callable[[bytes], None] = lambda raw: None) -> Iterator[str]:
         """The decoded text, chunk by chunk, files joined as the module docstring says.
         `on_read` sees every block of raw bytes as it is read (for hashing, for progress)."""
-        for path in self.files:
+        for index, path in enumerate(self.files):
             ends_with_newline = True
-            for text in _decoded_chunks(path, self.encoding, self.errors, on_read):
+            shown = _shown(self.names[index] if self.names else path)
+            for text in _decoded_chunks(path, shown, self.encoding, self.errors, on_read):
                 if text:
                     ends_with_newline = text.endswith(SEPARATOR)
                     yield text
@@ -59,70 +75,253 @@ class Corpus:
 
 
 def resolve_corpus(arguments: Sequence[str], encoding: str = "utf-8", errors: str = "strict") -> Corpus:
-    """The corpus named by command-line arguments (files, folders, glob patterns), or the built-in one."""
+    """The corpus named by command-line arguments (files, folders, glob patterns, `-`), or the built-in one."""
     if not arguments:
         return builtin_corpus()
-    files: list[Path] = []
+    arguments = list(arguments)
+    if STDIN in arguments and len(arguments) > 1:
+        raise CorpusError("- (standard input) must be the only corpus argument; pipe every text into it instead")
+    named: dict[str, Path] = {}  # the name a checkpoint records -> the file read
     for argument in arguments:
-        files.extend(_files_of(argument))
-    files = sorted(set(files), key=lambda p: str(p))
-    description = str(arguments[0]) if len(arguments) == 1 and len(files) == 1 else f"{len(files):,} files ({', '.join(arguments)})"
-    return Corpus(files=tuple(files), description=description, encoding=encoding, errors=errors)
+        named.update(_files_of(argument, encoding))
+    names = sorted(named)
+    files = tuple(named[name] for name in names)
+    if arguments == [STDIN]:
+        description = STDIN_DESCRIPTION
+    elif len(arguments) == 1 and len(files) == 1:
+        description = printable(arguments[0])
+    else:
+        description = f"{len(files):,} files ({printable(', '.join(arguments))})"
+    return Corpus(files=files, description=description, encoding=encoding, errors=errors, names=tuple(names))
 
 
-def _files_of(argument: str) -> list[Path]:
-    path = Path(argument)
-    if path.is_dir():
-        files = [p.resolve() for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p.relative_to(path))]
-        if not files:
-            raise CorpusError(f"corpus folder {path} holds no files")
-        return files
-    if path.exists():
-        return [path.resolve()]
-    if glob.has_magic(argument):
-        matches = [Path(p).resolve() for p in glob.glob(argument, recursive=True) if Path(p).is_file()]
-        if not matches:
-            raise CorpusError(f"corpus pattern {argument} matches no files")
-        return matches
-    raise CorpusError(f"corpus not found: {path}")
+def _files_of(argument: str, encoding: str) -> dict[str, Path]:
+    """The files `argument` names, each under the name a checkpoint records."""
+    if argument == STDIN:
+        return {STDIN: _spooled(_stdin_source(), STDIN_DESCRIPTION, encoding)}
+    status = _status(argument)
+    if status is None:
+        if glob.has_magic(argument):
+            return _matches(argument)
+        raise CorpusError(f"corpus not found: {printable(argument)}")
+    if stat.S_ISDIR(status.st_mode):
+        return _folder_files(Path(argument))
+    if stat.S_ISREG(status.st_mode):
+        return _regular(Path(argument))
+    if stat.S_ISFIFO(status.st_mode):  # a named pipe, or a shell's <(...)
+        _refuse_pipes_under_torchrun(printable(argument))
+        return {os.path.abspath(argument): _spooled(_pipe_source(argument), printable(argument), encoding, pipe=True)}
+    raise CorpusError(f"{printable(argument)} is {_kind(status.st_mode)}, not a text file")
 
 
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def _status(path: str | Path) -> os.stat_result | None:
+    """os.stat of `path` (through links), or None if there is nothing there."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
+        return None
+    except OSError as error:
+        raise CorpusError(f"cannot read corpus {printable(path)}: {error.strerror}") from None
 
 
-def _decoded_chunks(path: Path, encoding: str, errors: str, on_read: Callable[[bytes], None]) -> Iterator[str]:
-    """One file's text in chunks; refuses binary files and says where bad bytes are."""
+def _regular(path: Path) -> dict[str, Path]:
+    resolved = path.resolve()
+    return {str(resolved): resolved}
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISCHR: "a device", stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket",
+             stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+
+
+def _refuse_folder(error: OSError) -> None:
+    raise CorpusError(f"cannot read folder {printable(error.filename)} of the corpus: {error.strerror}; "
+                      "give access to it, or name the files to read")
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """Every regular file under `folder`, hidden ones left out, linked folders followed (each
+    folder once). Nothing is skipped without a word: an unreadable folder, a broken link or a
+    pipe or device in the folder is refused, naming it."""
+    found: dict[str, Path] = {}
+    for parent, subfolders, names in _walk(folder):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in names:
+            if not name.startswith("."):
+                found.update(_file_in_folder(Path(parent, name)))
+    if not found:
+        raise CorpusError(f"corpus folder {printable(folder)} holds no files")
+    return found
+
+
+def _walk(top: Path, depth: float = math.inf) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk, following links to folders but entering each folder once (a link may point
+    back up), to at most `depth` levels below `top`, refusing folders it cannot read."""
+    seen: set[tuple[int, int]] = set()
+    for parent, subfolders, names in os.walk(top, onerror=_refuse_folder, followlinks=True):
+        status = _status(parent)
+        identity = (status.st_dev, status.st_ino) if status else None
+        if identity in seen or len(Path(parent).parts) - len(top.parts) >= depth:
+            subfolders[:] = []
+            if identity in seen:
+                continue
+        seen.add(identity)
+        yield parent, subfolders, names
+
+
+def _file_in_folder(path: Path) -> dict[str, Path]:
+    status = _status(path)
+    if status is None:
+        raise CorpusError(f"{printable(path)} in the corpus folder is a broken link; remove it, or name the files to read")
+    if not stat.S_ISREG(status.st_mode):
+        raise CorpusError(f"{printable(path)} in the corpus folder is {_kind(status.st_mode)}, not a text file; "
+                          "move it out, or name the files to read")
+    return _regular(path)
+
+
+def _matches(pattern: str) -> dict[str, Path]:
+    """The files a glob pattern matches (a matched folder gives its files, as on a shell's
+    command line). glob passes over folders it cannot read without a word, so every folder
+    it would list is checked first."""
+    _check_folders_readable(pattern)
+    found: dict[str, Path] = {}
+    for match in glob.glob(pattern, recursive=True):
+        status = _status(match)
+        if status is not None and stat.S_ISDIR(status.st_mode):
+            found.update(_folder_files(Path(match)))
+        elif status is not None:
+            found.update(_file_in_folder(Path(match)))
+    if not found:
+        raise CorpusError(f"corpus pattern {printable(pattern)} matches no files")
+    return found
+
+
+def _check_folders_readable(pattern: str) -> None:
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    status = _status(base)
+    if status is None or not stat.S_ISDIR(status.st_mode):
+        return  # glob finds nothing there, and says so
+    depth = math.inf if "**" in parts[fixed:] else len(parts) - fixed - 1
+    for _, subfolders, _ in _walk(base, depth):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+
+
+def _refuse_pipes_under_torchrun(name: str) -> None:
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"):
+        raise CorpusError(f"{name} can be read only once, not by each of several processes (torchrun); save the text to a file")
+
+
+def _stdin_source() -> Iterator[bytes]:
+    """Standard input's bytes, checked first: a terminal would wait for typing, not a text."""
+    stream = sys.stdin
+    try:
+        is_terminal = stream is not None and stream.isatty()
+    except ValueError:  # closed
+        stream = None
+    if stream is None:
+        raise CorpusError("the corpus is standard input (-), but there is none: pipe the text in (cat *.txt | charrnn train -)")
+    if is_terminal:
+        raise CorpusError(
+            "the corpus is standard input (-), which is a terminal here: pipe the text in (cat *.txt | charrnn train -), "
+            "or name its files; a run trained on standard input resumes the same way (cat *.txt | charrnn train --resume)"
+        )
+    _refuse_pipes_under_torchrun("standard input")
+    source = getattr(stream, "buffer", stream)
+    return _chunks_of(lambda: source.read(CHUNK_BYTES), "standard input")
+
+
+def _pipe_source(path: str) -> Iterator[bytes]:
+    """A named pipe's bytes. Opening a FIFO waits for a writer, perhaps forever: open it
+    without waiting, then read normally; with no writer at all, the first read ends at once."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(descriptor, True)
+    except OSError as error:
+        raise CorpusError(f"cannot read corpus {printable(path)}: {error.strerror}") from None
+    return _chunks_of(lambda: os.read(descriptor, CHUNK_BYTES), printable(path), lambda: os.close(descriptor))
+
+
+def _chunks_of(read: Callable[[], bytes], name: str, close: Callable[[], None] = lambda: None) -> Iterator[bytes]:
+    try:
+        while chunk := read():
+            yield chunk
+    except OSError as error:
+        raise CorpusError(f"cannot read {name}: {error.strerror or error}") from None
+    finally:
+        close()
+
+
+def _spooled(chunks: Iterator[bytes], name: str, encoding: str, pipe: bool = False) -> Path:
+    """Copy a text that can be read once into the cache; refuse at once what cannot be text."""
+    is_utf8 = codecs.lookup(encoding).name == "utf-8"
+    size = 0
+
+    def checked() -> Iterator[bytes]:
+        nonlocal size
+        for chunk in chunks:
+            nul = chunk.find(b"\0") if is_utf8 else -1
+            if nul >= 0:  # fail fast on `cat /dev/zero |`, before filling the disk
+                raise CorpusError(f"{name} looks like a binary file (NUL byte at offset {size + nul:,}), not text")
+            size += len(chunk)
+            yield chunk
+
+    path = spool(checked(), f"reading {name}")
+    if pipe and not size:
+        raise CorpusError(f"{name} gave no text: nothing was writing to it (start the writer first: cat *.txt > {name} &)")
+    return path
+
+
+def _shown(name: str | Path) -> str:
+    """A corpus file as messages name it."""
+    return STDIN_DESCRIPTION if name == STDIN else printable(name)
+
+
+def _open_regular(path: Path, shown: str):
+    """`path` opened for reading, if it is (still) a regular file: a pipe put in its place
+    since the corpus was resolved must not make the read wait forever."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise CorpusError(f"corpus is a folder, not a text file: {shown}" if stat.S_ISDIR(mode) else f"{shown} is {_kind(mode)}, not a text file")
+    return os.fdopen(descriptor, "rb")
+
+
+def _decoded_chunks(path: Path, shown: str, encoding: str, errors: str, on_read: Callable[[bytes], None]) -> Iterator[str]:
+    """One file's text in chunks; refuses binary files and says where bad bytes are (naming the file `shown`)."""
     is_utf8 = codecs.lookup(encoding).name == "utf-8"
     decoder = codecs.getincrementaldecoder("utf-8-sig" if is_utf8 else encoding)(errors)
     offset = newlines = 0  # bytes read and newlines passed, to place an error in the file
     try:
-        with open(path, "rb") as file:
+        with _open_regular(path, shown) as file:
             while chunk := file.read(CHUNK_BYTES):
                 nul = chunk.find(b"\0")
                 if nul >= 0 and is_utf8:  # UTF-16 and UTF-32 texts hold NUL bytes; UTF-8 text never does
-                    raise CorpusError(f"{path} looks like a binary file (NUL byte at offset {offset + nul:,}), not text")
+                    raise CorpusError(f"{shown} looks like a binary file (NUL byte at offset {offset + nul:,}), not text")
                 pending = decoder.getstate()[0]
                 try:
                     yield decoder.decode(chunk)
                 except UnicodeDecodeError as error:
-                    raise _decode_error(path, encoding, is_utf8, pending + chunk, offset - len(pending), newlines, error) from None
+                    raise _decode_error(shown, encoding, is_utf8, pending + chunk, offset - len(pending), newlines, error) from None
                 offset += len(chunk)
                 newlines += chunk.count(b"\n")
                 on_read(chunk)
             yield decoder.decode(b"", final=True)
     except UnicodeDecodeError as error:  # the file ends inside a character
-        raise CorpusError(f"{path} ends in the middle of a character ({error.reason}); give its --encoding") from None
+        raise CorpusError(f"{shown} ends in the middle of a character ({error.reason}); give its --encoding") from None
     except IsADirectoryError:
-        raise CorpusError(f"corpus is a folder, not a text file: {path}") from None
+        raise CorpusError(f"corpus is a folder, not a text file: {shown}") from None
     except OSError as error:
-        raise CorpusError(f"cannot read corpus {path}: {error.strerror}") from None
+        raise CorpusError(f"cannot read corpus {shown}: {error.strerror}") from None
 
 
-def _decode_error(path, encoding, is_utf8, data, start, newlines, error) -> CorpusError:
+def _decode_error(shown, encoding, is_utf8, data, start, newlines, error) -> CorpusError:
     line = newlines + data.count(b"\n", 0, error.start) + 1
     return CorpusError(
-        f"{path} is not valid {'UTF-8' if is_utf8 else encoding}: byte {data[error.start]:#04x} at offset "
+        f"{shown} is not valid {'UTF-8' if is_utf8 else encoding}: byte {data[error.start]:#04x} at offset "
         f"{start + error.start:,} (line {line:,}); give its encoding with --encoding (e.g. latin-1, gb18030), "
         "or --errors replace to substitute U+FFFD"
     )
@@ -140,7 +339,7 @@ def builtin_corpus(max_bytes: int = BUILTIN_MAX_BYTES) -> Corpus:
             files.append(path)
             total += size
     if not files:
-        raise CorpusError(f"no Python sources found under {stdlib} for the built-in corpus; give a corpus file")
+        raise CorpusError(f"no Python sources found under {printable(stdlib)} for the built-in corpus; give a corpus file")
     version = ".".join(map(str, sys.version_info[:2]))
     description = f"{BUILTIN_NAME}: {len(files)} Python {version} standard-library sources from {stdlib}"
     return Corpus(files=tuple(files), description=description, builtin=True)

@@ -3,11 +3,12 @@
 import os
 
 import numpy as np
-import torch
 import pytest
+import torch
 from conftest import mixed_script_text
 
 import charrnn.corpus
+from charrnn.cache import HEADER_BYTES
 from charrnn.corpus import resolve_corpus
 from charrnn.encoded import CorpusCache
 from charrnn.vocab import Vocab
@@ -37,7 +38,7 @@ def test_ids_take_the_narrowest_type_the_vocabulary_allows(tmp_path):
     cache = CorpusCache(resolve_corpus([str(tmp_path / "cjk.txt")]), root=tmp_path / "cache")
     vocab, _ = Vocab.from_counts(cache.counts()[0].counts)
     encoded = cache.encoded(vocab)
-    assert encoded.ids.dtype == np.uint16 and os.path.getsize(encoded.path) == 601 * 2
+    assert encoded.ids.dtype == np.uint16 and os.path.getsize(encoded.path) == HEADER_BYTES + 601 * 2
 
 
 def test_a_second_run_reuses_the_cache_and_a_changed_file_is_encoded_again(corpus_files, tmp_path):
@@ -53,13 +54,13 @@ def test_a_second_run_reuses_the_cache_and_a_changed_file_is_encoded_again(corpu
     path.write_text(mixed_script_text() * 31, encoding="utf-8")
     changed = CorpusCache(resolve_corpus([str(path)]), root=tmp_path / "cache").encoded(vocab)
     assert not changed.counts_reused and changed.counts.total == built.counts.total // 30 * 31
-    assert not [p for p in (tmp_path / "cache").rglob("*") if ".tmp-" in p.name]
+    assert not [p for p in (tmp_path / "cache").rglob("*") if ".charrnn-tmp-" in p.name]
 
 
 def test_a_damaged_cache_entry_is_rebuilt(corpus_files, tmp_path):
     cache = CorpusCache(resolve_corpus([str(corpus_files / "one.txt")]), root=tmp_path / "cache")
     counts, _ = cache.counts()
-    (cache.folder / "counts.npz").write_bytes(b"not numpy")
+    (cache.folder / "counts.bin").write_bytes(b"not a cache entry")
     rebuilt, reused = cache.counts()
     assert not reused and np.array_equal(rebuilt.counts, counts.counts)
 
