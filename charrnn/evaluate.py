@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -13,12 +14,14 @@ import torch.nn.functional as F
 
 from charrnn.corpus import Corpus
 from charrnn.data import Streams, eval_streams
+from charrnn.display import printable
 from charrnn.encoded import CorpusCache, Progress, no_progress
-from charrnn.errors import CorpusError
+from charrnn.errors import CheckpointError, CorpusError
 from charrnn.model import CharRNN
 from charrnn.vocab import UNKNOWN, Vocab
 
 NATS_PER_BIT = math.log(2)
+_LARGEST_EXP = math.log(sys.float_info.max)
 
 
 def nats_to_bits(nats: float) -> float:
@@ -70,7 +73,7 @@ class TextScore:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.nats)
+        return math.exp(self.nats) if self.nats < _LARGEST_EXP else math.inf  # e^710 overflows a float
 
 
 def score_text(model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.device, progress: Progress = no_progress) -> TextScore:
@@ -93,4 +96,9 @@ def score_text(model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.devic
     if streams is None:
         raise CorpusError(f"{corpus.description} has too few characters in the model's vocabulary to score")
     nats = evaluate_loss(model, streams, device)
+    if not math.isfinite(nats):  # never report "nan bits per character"
+        raise CheckpointError(
+            f"the model scores {printable(corpus.description)} as {nats} nats per character: "
+            "its weights are damaged or out of range"
+        )
     return TextScore(counts.total, streams.num_targets, nats, coverage.outside, coverage.dropped_chars, vocab.unknown_id is not None)

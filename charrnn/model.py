@@ -41,11 +41,15 @@ class CharRNN(nn.Module):
 
     def forward(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """ids (B, T) int64 -> logits (B, T, V) and the hidden state after the last step."""
-        inputs = self._inputs(ids)  # (B, T, input_size)
+        outputs, hidden = self.recurrent(ids, hidden)
+        return self.head(self.dropout(outputs)), hidden
+
+    def recurrent(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """ids (B, T) -> the last layer's outputs (B, T, H) and the hidden state after the last
+        step: the network without its output layer (reading a prime needs only the last output)."""
         state = None if hidden is None else (hidden if self.is_lstm else hidden[0])
-        outputs, state = self.rnn(inputs, state)  # (B, T, H)
-        logits = self.head(self.dropout(outputs))
-        return logits, (tuple(state) if self.is_lstm else (state,))
+        outputs, state = self.rnn(self._inputs(ids), state)  # (B, T, H)
+        return outputs, (tuple(state) if self.is_lstm else (state,))
 
     def _inputs(self, ids: torch.Tensor) -> torch.Tensor:
         if self.embedding is not None:

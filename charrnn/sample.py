@@ -1,22 +1,25 @@
 """Generating text: the prime is read once, then one step per character, state carried.
 
-Each new character costs one single-step forward pass, however long the text grows.
+Each new character costs one single-step forward pass, however long the text grows; a
+prime of any length is read in bounded memory.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from charrnn.checkpoint import model_parts
 from charrnn.config import SampleConfig
 from charrnn.errors import CheckpointError, OptionError
-from charrnn.model import CharRNN, CharStepper
+from charrnn.model import CharRNN, CharStepper, LayerState
 from charrnn.outdir import load_from
 from charrnn.vocab import Vocab
 
@@ -63,13 +66,42 @@ def pick_next(
     """The next character id of each of B samples (B,), from logits (B, V); never `banned`."""
     if banned is not None:
         logits = logits.index_fill(-1, torch.tensor([banned]), float("-inf"))
+    logits = logits.float()
+    best, best_ids = logits.max(dim=-1, keepdim=True)  # max, unlike argmax, lets NaN through to be caught
+    require_usable(best)
     if config.greedy:
-        return logits.argmax(dim=-1)
-    if config.temperature != 1.0:
-        logits = logits / config.temperature
+        return best_ids.view(-1)
+    logits = scaled(logits, best, config.temperature)
     if config.top_k is not None or config.top_p is not None:
         logits = filter_logits(logits, config.top_k, config.top_p)
-    return draw(torch.softmax(logits.float(), dim=-1), generator)
+    return draw(torch.softmax(logits, dim=-1), generator)
+
+
+# Temperatures that, and whose reciprocals, are ordinary float32 numbers: no 0/0 or -inf/inf.
+_PLAIN_TEMPERATURES = (1e-30, 1e30)
+
+
+def scaled(logits: torch.Tensor, best: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits (B, V) for sampling at `temperature`: at 1 as they are, else the gaps to each
+    row's best (B, 1) divided by it (softmax, top-k and top-p do not change with a shift).
+
+    Dividing the gaps to the best, which are <= 0, never gives inf - inf = NaN however small or
+    large the temperature: the best stays 0, the rest fall to -inf at worst (a temperature that
+    small is greedy decoding).
+    """
+    if temperature == 1.0:
+        return logits
+    gaps = logits - best
+    if _PLAIN_TEMPERATURES[0] <= temperature <= _PLAIN_TEMPERATURES[1]:
+        return gaps / temperature
+    return (gaps.double() / temperature).float()  # as float32 scalars, 1e-300 is 0 and 1e300 infinite
+
+
+def require_usable(best: torch.Tensor) -> None:
+    """Refuse predictions whose best logits (or beam scores) are NaN or infinite: they come from
+    damaged or out-of-range weights, and whatever was drawn from them would be garbage."""
+    if not all(map(math.isfinite, best.view(-1).tolist())):  # a list: fewer tensor ops per character
+        raise CheckpointError("the model predicts NaN or infinite scores: its weights are damaged or out of range")
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -83,6 +115,8 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def prime_ids(vocab: Vocab, prime: str | None, generator: torch.Generator) -> list[int]:
     """Ids to start from: the prime's, or a newline (else a random character) with no prime."""
+    if len(vocab) == (vocab.unknown_id is not None):  # sampling never writes the unknown character
+        raise CheckpointError("the model's vocabulary holds no character to generate, only the unknown one")
     if prime:
         unknown = vocab.unknown_chars(prime)
         if unknown and vocab.unknown_id is None:  # with an unknown id they map to it, as in training
@@ -95,22 +129,50 @@ def prime_ids(vocab: Vocab, prime: str | None, generator: torch.Generator) -> li
     return [int(torch.randint(len(vocab), (1,), generator=generator))]
 
 
-@torch.inference_mode()
-def generate_ids(
-    model: CharRNN, start_ids: list[int], config: SampleConfig, generator: torch.Generator, num_samples: int = 1,
-    banned: int | None = None,
-) -> Iterator[torch.Tensor]:
-    """Yield the next character id of each of `num_samples` samples (B,), `config.length` times.
+PRIME_CHUNK = 4096  # prime characters per pass through the recurrent layers: bounds a long prime's memory
 
-    The prime goes through the fused layers in one call; then each character is one step of
-    the cells (see CharStepper), so every character costs the same, however long the text.
+
+@torch.inference_mode()
+def read_prime(model: CharRNN, start_ids: Sequence[int], num_samples: int = 1) -> tuple[torch.Tensor, list[LayerState]]:
+    """The logits (B, V) of the character after the prime, and the state to step on from (see
+    CharStepper), for `num_samples` identical copies; refused if the model predicts NaN.
+
+    The prime is read once for all samples, through the fused layers PRIME_CHUNK characters at
+    a time, state carried, and only its last position goes through the output layer: memory
+    stays bounded however long the prime (the logits of every position of a 120 KB prime took
+    3.4 GB).
     """
     device = model.head.weight.device
-    inputs = torch.tensor(start_ids, device=device).repeat(num_samples, 1)  # (B, P)
-    logits, hidden = model(inputs, model.init_hidden(num_samples, device))
-    stepper = CharStepper(model)
-    states = stepper.layer_states(hidden)
-    logits = logits[:, -1]  # (B, V)
+    ids = torch.as_tensor(start_ids, dtype=torch.long, device=device).unsqueeze(0)  # (1, P)
+    hidden = model.init_hidden(1, device)
+    for chunk in ids.split(PRIME_CHUNK, dim=1):
+        outputs, hidden = model.recurrent(chunk, hidden)  # (1, chunk, H)
+    logits = model.head(outputs[:, -1])  # (1, V); dropout is off in inference
+    require_usable(logits.max(dim=-1).values)
+    copies = tuple(h.expand(-1, num_samples, -1).contiguous() for h in hidden)
+    return logits.expand(num_samples, -1), CharStepper(model).layer_states(copies)
+
+
+def generate_ids(
+    model: CharRNN, start_ids: Sequence[int], config: SampleConfig, generator: torch.Generator, num_samples: int = 1,
+    banned: int | None = None,
+) -> Iterator[torch.Tensor]:
+    """The next character id of each of `num_samples` samples (B,), `config.length` times.
+
+    The prime is read here, at once (see read_prime), so a model that predicts NaN is refused
+    before anything is printed; then each character is one step of the cells (see
+    CharStepper), so every character costs the same, however long the text.
+    """
+    logits, states = read_prime(model, start_ids, num_samples)
+    return _sampled_ids(CharStepper(model), logits, states, config, generator, banned)
+
+
+@torch.inference_mode()
+def _sampled_ids(
+    stepper: CharStepper, logits: torch.Tensor, states: list[LayerState], config: SampleConfig,
+    generator: torch.Generator, banned: int | None,
+) -> Iterator[torch.Tensor]:
+    device = logits.device
     for position in range(config.length):
         ids = pick_next(logits.cpu(), config, generator, banned)  # drawn on the CPU, where the generator lives
         yield ids
@@ -119,29 +181,46 @@ def generate_ids(
 
 
 @torch.inference_mode()
-def beam_search(model: CharRNN, start_ids: list[int], length: int, beam: int, banned: int | None = None) -> list[int]:
+def beam_search(
+    model: CharRNN, start_ids: Sequence[int], length: int, beam: int, banned: int | None = None
+) -> list[int]:
     """The most likely continuation of `length` characters that a beam of `beam` hypotheses
     finds: at each step every hypothesis is extended by every character, and the `beam` with
-    the highest total log-probability are kept (beam 1 is greedy decoding)."""
-    device = model.head.weight.device
-    logits, hidden = model(torch.tensor([start_ids], device=device), model.init_hidden(1, device))
+    the highest total log-probability are kept (beam 1 is greedy decoding).
+
+    Each step records only which hypothesis each kept one extends and by which character;
+    the best sequence is traced back once at the end, so the work is linear in `length`.
+    """
+    logits, states = read_prime(model, start_ids)
     stepper = CharStepper(model)
-    states = stepper.layer_states(hidden)
-    scores = torch.zeros(1, device=device)  # total log-probability of each hypothesis
-    sequences: list[list[int]] = [[]]
-    logits = logits[:, -1]
+    vocab_size = logits.shape[-1]
+    scores = torch.zeros(1, device=logits.device)  # total log-probability of each hypothesis
+    # picks[t, k]: hypothesis k of step t is hypothesis picks // V of step t - 1 plus character picks % V
+    picks = torch.empty(length, beam, dtype=torch.int64, device=logits.device)
     for position in range(length):
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         if banned is not None:
             log_probs[:, banned] = float("-inf")
         totals = (scores[:, None] + log_probs).flatten()  # (K * V,)
         scores, best = totals.topk(min(beam, totals.numel()))
-        rows, ids = best // log_probs.shape[1], best % log_probs.shape[1]
-        sequences = [sequences[row] + [char] for row, char in zip(rows.tolist(), ids.tolist())]
+        picks[position, : len(best)] = best
         if position + 1 < length:
+            rows, ids = best // vocab_size, best % vocab_size
             kept = tuple(h.index_select(1, rows) for h in stepper.hidden(states))  # each hypothesis its parent's state
             logits, states = stepper.step(ids, stepper.layer_states(kept))
-    return sequences[0]  # topk sorts: the first is the best
+    if length:
+        require_usable(scores[:1])  # a NaN anywhere stays in the scores and tops them
+    return traced_back(picks.cpu().numpy(), vocab_size)
+
+
+def traced_back(picks: np.ndarray, vocab_size: int) -> list[int]:
+    """The characters of the best final hypothesis (row 0: topk sorts), followed back through
+    the hypotheses it extends (see beam_search)."""
+    sequence, row = [], 0
+    for step in reversed(range(len(picks))):
+        row, char = divmod(int(picks[step, row]), vocab_size)
+        sequence.append(char)
+    return sequence[::-1]
 
 
 def generate_beam(loaded: LoadedModel, prime: str | None, length: int, beam: int, stops: Sequence[str] = ()) -> str:
@@ -157,7 +236,8 @@ def generate_text(
     """Text as it is made: the prime (if any) first, then one character at a time, up to and
     including the first of `stops` to appear in the continuation (generation ends there).
 
-    The prime is checked here, before anything is generated, so a bad one fails at once.
+    The prime is checked and read here, before anything is generated, so a bad one (or a model
+    that predicts NaN) fails at once.
     """
     generator = torch.Generator().manual_seed(seed if seed is not None else random_seed())
     start = prime_ids(loaded.vocab, prime, generator)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.errors import CorpusError
+from charrnn.errors import CorpusError, OptionError
 
 CODE_POINTS = 0x110000  # every Unicode code point, astral planes included
 UNKNOWN = ""  # the entry that stands for every character left out of the vocabulary
@@ -81,10 +81,17 @@ class Vocab:
         """The characters of a text given their counts (indexed by code point), in code-point order.
 
         Characters seen fewer than `min_count` times, and all but the `max_vocab` most frequent
-        (ties broken by code point), share one unknown id.
+        (ties broken by code point), share one unknown id; a `min_count` that leaves no character
+        its own id is refused.
         """
         present = np.flatnonzero(counts)
         kept = present[counts[present] >= min_count]
+        if present.size and not kept.size:  # only the unknown id: nothing a model could learn or write
+            most = int(counts[present].max())
+            raise OptionError(
+                "--min-count", f"{min_count:,} leaves no character of the text its own id: the most frequent one "
+                f"appears {most:,} times (give at most {most:,})"
+            )
         if max_vocab is not None and len(kept) > max_vocab:
             by_frequency = kept[np.lexsort((kept, -counts[kept]))]
             kept = np.sort(by_frequency[:max_vocab])

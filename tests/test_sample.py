@@ -55,9 +55,9 @@ def test_unknown_prime_characters_are_named(pangram_model):
 
 
 def _record_calls(monkeypatch, model):
-    """Shapes of the inputs of every fused forward pass and every single step."""
+    """(batch, characters) of every pass through the fused layers, and the batch of every single step."""
     calls = []
-    model.register_forward_pre_hook(lambda module, args: calls.append(("forward", tuple(args[0].shape))))
+    model.rnn.register_forward_pre_hook(lambda module, args: calls.append(("fused", tuple(args[0].shape[:2]))))
     real_step = CharStepper.step
 
     def recording_step(self, ids, states):
@@ -73,7 +73,7 @@ def test_generation_reads_the_prime_once_then_one_character_per_step(pangram_mod
     calls = _record_calls(monkeypatch, model)
     ids = list(generate_ids(model, [1, 2, 3, 4], SampleConfig(length=50), torch.Generator().manual_seed(0)))
     assert len(ids) == 50
-    assert calls == [("forward", (1, 4))] + [("step", (1,))] * 49  # constant work per character
+    assert calls == [("fused", (1, 4))] + [("step", (1,))] * 49  # constant work per character
 
 
 def test_top_k_keeps_only_the_k_most_likely():
@@ -111,7 +111,7 @@ def test_several_samples_come_from_one_batched_pass_and_differ(pangram_model, mo
     samples = generate_samples(loaded, "the ", SampleConfig(length=60, temperature=2.0), num_samples=4, seed=0)
     assert len(samples) == 4 and all(s.startswith("the ") and len(s) == 64 for s in samples)
     assert len(set(samples)) == 4  # independent draws
-    assert calls == [("forward", (4, 4))] + [("step", (4,))] * 59  # one pass for all four
+    assert calls == [("fused", (1, 4))] + [("step", (4,))] * 59  # the prime read once for all four
 
 
 def test_draws_follow_the_probabilities_and_skip_impossible_characters():

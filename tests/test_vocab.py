@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import mixed_script_text
 
-from charrnn.errors import CorpusError
+from charrnn.errors import CorpusError, OptionError
 from charrnn.vocab import CODE_POINTS, UNKNOWN, Vocab, code_points, smallest_id_dtype
 
 
@@ -71,3 +71,11 @@ def test_extending_keeps_every_old_id():
     old = Vocab(["b", UNKNOWN, "d"])
     grown = old.extended(np.bincount(code_points("abcde"), minlength=CODE_POINTS))
     assert grown.entries[:3] == old.entries and grown.entries[3:] == ["a", "c", "e"]
+
+
+def test_a_min_count_that_leaves_no_character_its_own_id_is_refused():
+    counts = np.bincount(code_points("aaab"), minlength=CODE_POINTS)
+    with pytest.raises(OptionError, match=r"4 leaves no character .* appears 3 times \(give at most 3\)") as caught:
+        Vocab.from_counts(counts, min_count=4)
+    assert caught.value.option == "--min-count"
+    assert Vocab.from_counts(counts, min_count=3)[0].entries == ["a", UNKNOWN]  # the most frequent alone is enough
