@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import signal
 import socket
 import threading
@@ -38,14 +37,13 @@ from typing import Any, BinaryIO
 
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CorpusError, OptionError
+from charrnn.files import TEMPORARY_TAG, fsync_folder, leftover_writer, temporary_name
 
 CACHE_VARIABLE = "CHARRNN_CACHE"
 SPOOLED = "spooled"  # the folder of texts read once from a pipe: <root>/spooled/<sha256>
 HEADER_BYTES = 4096  # a sealed entry's header; a page, so that the payload is aligned for any dtype
 READ_BYTES = 1 << 22  # hashing reads 4 MiB at a time: memory stays flat
 _MAGIC = b"charrnn cache entry\n"
-_TAG = ".charrnn-tmp-"
-_LEFTOVER = re.compile(r"\..+" + re.escape(_TAG) + r"(\d+)@(.+)")
 
 
 class Terminated(CharRNNError):
@@ -95,16 +93,12 @@ def _signals_raise(doing: str) -> Iterator[None]:
             signal.signal(number, handler)
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}{_TAG}{os.getpid()}@{socket.gethostname()}")
-
-
 @contextmanager
 def _writing(path: Path, doing: str) -> Iterator[tuple[Path, BinaryIO]]:
     """A temporary file beside `path` to write, removed however the block ends (unless the
     block renamed it into place). An OSError (read-only, full disk, a file where a folder
     should be) becomes one line naming the folder."""
-    temporary = _temporary(path)
+    temporary = temporary_name(path)
     with _signals_raise(doing):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,12 +128,7 @@ def _put(temporary: Path, path: Path) -> None:
         except OSError:
             raise CorpusError(f"the corpus cache entry {printable(path)} is a folder, not a file; remove it") from None
     os.replace(temporary, path)
-    with suppress(OSError):  # some filesystems cannot open or flush a folder: the rename stands anyway
-        descriptor = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+    fsync_folder(path.parent)
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None], doing: str) -> None:
@@ -155,9 +144,9 @@ def remove_leftovers(root: Path) -> None:
     only charrnn's own (by their tag), only this machine's, only once their writer is gone."""
     with suppress(OSError):  # a cache that cannot be listed or changed is still read
         host = socket.gethostname()
-        for path in [*root.glob(f".*{_TAG}*"), *root.glob(f"*/.*{_TAG}*")]:
-            match = _LEFTOVER.fullmatch(path.name)
-            if match and match[2] == host and _writer_gone(int(match[1])):
+        for path in [*root.glob(f".*{TEMPORARY_TAG}*"), *root.glob(f"*/.*{TEMPORARY_TAG}*")]:
+            writer = leftover_writer(path.name)
+            if writer and writer[1] == host and _writer_gone(writer[0]):
                 with suppress(OSError):
                     path.unlink()
 

@@ -49,6 +49,7 @@ from charrnn.budget import format_duration
 from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.files import write_atomic
 from charrnn.vocab import Vocab
 
 FORMAT_VERSION = 2
@@ -74,45 +75,12 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     payload = _encoded(state)
     header = b"format %d sha256 %s bytes %d\n" % (FORMAT_VERSION, hashlib.sha256(payload).hexdigest().encode(), len(payload))
-    temporary = temporary_name(path)
     try:
-        with open(temporary, "wb") as file:
-            file.write(MAGIC + header)
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        temporary.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise CheckpointError(f"cannot write checkpoint {path}: {error.strerror or error}; earlier checkpoints are intact") from None
-        raise
-    fsync_folder(path.parent)
-
-
-# Temporary files carry a tag no other program would choose, so that charrnn only ever
-# removes leftovers it can prove it wrote (never a user's `.notes.md.tmp-123`).
-TEMPORARY_TAG = ".charrnn-tmp-"
-
-
-def temporary_name(path: Path) -> Path:
-    """Where a file is written before it is renamed to `path`: hidden, tagged as charrnn's,
-    with the writer's pid."""
-    return path.with_name(f".{path.name}{TEMPORARY_TAG}{os.getpid()}")
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (a no-op where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+        write_atomic(path, lambda file: file.write(MAGIC + header + payload))
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot write checkpoint {printable(path)}: {error.strerror or error}; earlier checkpoints are intact"
+        ) from None
 
 
 # The payload: a state (dicts, lists and tuples of plain values and tensors) as safetensors.

@@ -27,6 +27,20 @@ DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info rea
 # (a 9,589-character Chinese vocabulary would give an LSTM of 256 nearly 10 M input weights).
 ONE_HOT_MAX_VOCAB = 4096
 
+ENCODING_EXPECTED = "a text encoding Python knows (e.g. utf-8, latin-1, gb18030)"
+
+# Upper bounds, checked before anything is built or allocated. Model sizes reach far beyond any
+# character model one GPU can train, yet a typo or a crafted checkpoint cannot hang charrnn (a
+# million layers) or ask for terabytes. Counts (steps, characters, streams) and seeds stay
+# within a signed 64-bit integer, with room for arithmetic on them, as torch and numpy need.
+MAX_LAYERS = 64
+MAX_WIDTH = 16_384  # --hidden-size and --embed-dim
+MAX_PARAMETERS = 2**31  # 8 GiB of float32 weights; training needs about four times that
+MAX_COUNT = 10**15
+MAX_SEED = 2**63 - 1
+MAX_STREAMS = 65_536  # samples or beams generated side by side
+MAX_LR = 3.4e38  # about the largest float32, as torch holds the learning rate; more fails inside AdamW
+
 # Fields whose command-line flag is not simply the field name with dashes.
 _FLAG_NAMES = {"input_mode": "--input"}
 
@@ -45,11 +59,19 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_encoding(value: Any) -> bool:
+def _require_int(field_name: str, value: Any, low: int, high: int = MAX_COUNT) -> None:
+    _require(_is_int(value) and value >= low, field_name, value, f"an integer >= {low}")
+    _require(value <= high, field_name, value, f"at most {high:,}")
+
+
+def is_text_encoding(name: Any) -> bool:
+    """Whether `name` is a codec that decodes bytes into text: not one of the bytes-to-bytes
+    (base64, hex, zlib, ...) or text-to-text (rot13) codecs, nor "undefined", which refuses all."""
     try:
-        return isinstance(value, str) and codecs.lookup(value) is not None
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, TypeError, ValueError):  # unknown; not a string; a NUL in the name
         return False
+    return info._is_text_encoding and info.name != "undefined"
 
 
 def _is_number(value: Any) -> bool:
@@ -69,18 +91,32 @@ class ModelConfig:
     embed_dim: int = 64
 
     def __post_init__(self) -> None:
-        _require(_is_int(self.vocab_size) and self.vocab_size >= 1, "vocab_size", self.vocab_size, "an integer >= 1")
+        _require_int("vocab_size", self.vocab_size, 1)
         _require(self.cell in CELLS, "cell", self.cell, "one of " + ", ".join(CELLS))
-        _require(_is_int(self.layers) and self.layers >= 1, "layers", self.layers, "an integer >= 1")
-        _require(_is_int(self.hidden_size) and self.hidden_size >= 1, "hidden_size", self.hidden_size, "an integer >= 1")
+        _require_int("layers", self.layers, 1, MAX_LAYERS)
+        _require_int("hidden_size", self.hidden_size, 1, MAX_WIDTH)
         _require(_is_number(self.dropout) and 0 <= self.dropout < 1, "dropout", self.dropout, "in [0, 1)")
         _require(self.input_mode in INPUT_MODES, "input_mode", self.input_mode, "one of " + ", ".join(INPUT_MODES))
-        _require(_is_int(self.embed_dim) and self.embed_dim >= 1, "embed_dim", self.embed_dim, "an integer >= 1")
+        _require_int("embed_dim", self.embed_dim, 1, MAX_WIDTH)
         if self.input_mode == "one-hot" and self.vocab_size > ONE_HOT_MAX_VOCAB:
             raise ConfigError(
                 f"--input one-hot with a vocabulary of {self.vocab_size:,} characters would make every input "
                 f"vector {self.vocab_size:,} wide (the limit is {ONE_HOT_MAX_VOCAB:,}); use --input embedding"
             )
+        if self.parameter_count > MAX_PARAMETERS:
+            raise ConfigError(
+                f"a model of {self.parameter_count:,} parameters is more than charrnn builds ({MAX_PARAMETERS:,}); "
+                "use a smaller --hidden-size, --layers or --embed-dim"
+            )
+
+    @property
+    def parameter_count(self) -> int:
+        """Weights and biases of the network model.py builds (each fused recurrent layer has two biases)."""
+        gates = {"rnn": 1, "gru": 3, "lstm": 4}[self.cell]
+        widths = [self.input_size] + [self.hidden_size] * (self.layers - 1)
+        recurrent = sum(gates * self.hidden_size * (width + self.hidden_size + 2) for width in widths)
+        embedding = self.vocab_size * self.embed_dim if self.input_mode == "embedding" else 0
+        return embedding + recurrent + (self.hidden_size + 1) * self.vocab_size
 
     @property
     def input_size(self) -> int:
@@ -117,28 +153,24 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "batch_size", "eval_every", "save_every", "keep", "log_every", "min_count"):
-            value = getattr(self, name)
-            _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
-        for name in ("max_vocab", "eval_chars", "patience"):
-            value = getattr(self, name)
-            if value is not None:
-                _require(_is_int(value) and value >= 1, name, value, "an integer >= 1")
-        if self.max_steps is not None:
-            _require(_is_int(self.max_steps) and self.max_steps >= 1, "max_steps", self.max_steps, "an integer >= 1")
+            _require_int(name, getattr(self, name), 1)
+        for name in ("max_vocab", "eval_chars", "patience", "max_steps"):
+            if getattr(self, name) is not None:
+                _require_int(name, getattr(self, name), 1)
         if self.max_time is not None:
             _require(_is_number(self.max_time) and self.max_time > 0, "max_time", self.max_time, "a duration > 0")
         if self.max_steps is None and self.epochs is None and self.max_time is None:
             raise ConfigError("a run needs a length: give --max-steps, --epochs or --max-time")
-        _require(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "an integer >= 0")
-        _require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _require_int("warmup_steps", self.warmup_steps, 0)
+        _require_int("seed", self.seed, 0, MAX_SEED)
         _require(_is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction", self.val_fraction, "in [0, 1)")
-        _require(_is_number(self.lr) and self.lr > 0, "lr", self.lr, "a number > 0")
+        _require(_is_number(self.lr) and 0 < self.lr <= MAX_LR, "lr", self.lr, f"a number > 0 and at most {MAX_LR:g}")
         _require(_is_number(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", self.min_lr_ratio, "in [0, 1]")
         _require(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
         _require(_is_number(self.clip) and self.clip >= 0, "clip", self.clip, "a number >= 0 (0 disables clipping)")
         if self.epochs is not None:
-            _require(_is_number(self.epochs) and self.epochs > 0, "epochs", self.epochs, "a number > 0")
-        _require(_is_encoding(self.encoding), "encoding", self.encoding, "a text encoding Python knows (e.g. utf-8, latin-1, gb18030)")
+            _require(_is_number(self.epochs) and 0 < self.epochs <= MAX_COUNT, "epochs", self.epochs, f"a number > 0 and at most {MAX_COUNT:,}")
+        _require(is_text_encoding(self.encoding), "encoding", self.encoding, ENCODING_EXPECTED)
         _require(self.errors in DECODE_ERRORS, "errors", self.errors, "one of " + ", ".join(DECODE_ERRORS))
 
 
@@ -170,10 +202,10 @@ class SampleConfig:
     greedy: bool = False
 
     def __post_init__(self) -> None:
-        _require(_is_int(self.length) and self.length >= 0, "length", self.length, "an integer >= 0")
+        _require_int("length", self.length, 0)
         _require(_is_number(self.temperature) and self.temperature > 0, "temperature", self.temperature, "a number > 0")
         if self.top_k is not None:
-            _require(_is_int(self.top_k) and self.top_k >= 1, "top_k", self.top_k, "an integer >= 1")
+            _require_int("top_k", self.top_k, 1)
         if self.top_p is not None:
             _require(_is_number(self.top_p) and 0 < self.top_p <= 1, "top_p", self.top_p, "in (0, 1]")
 

@@ -312,6 +312,8 @@ def _decoded_chunks(path: Path, shown: str, encoding: str, errors: str, on_read:
             yield decoder.decode(b"", final=True)
     except UnicodeDecodeError as error:  # the file ends inside a character
         raise CorpusError(f"{shown} ends in the middle of a character ({error.reason}); give its --encoding") from None
+    except UnicodeError as error:  # a codec that refuses text its own way (utf-16 without a BOM, idna)
+        raise CorpusError(f"{shown} cannot be decoded as {encoding}: {printable(error)}; give its --encoding") from None
     except IsADirectoryError:
         raise CorpusError(f"corpus is a folder, not a text file: {shown}") from None
     except OSError as error:

@@ -14,7 +14,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from charrnn.errors import ConfigError
+from charrnn.display import printable
+from charrnn.errors import ConfigError, OptionError
+
+MAX_PROCESSES = 2**31 - 1  # torch.distributed counts ranks in a C int
+_TORCHRUN = "start distributed training with torchrun, which sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT"
 
 
 @dataclass(frozen=True)
@@ -82,17 +86,41 @@ SINGLE = Group()
 def join(device: torch.device) -> tuple[Group, torch.device]:
     """Join the run torchrun started, if any (it sets RANK, WORLD_SIZE and LOCAL_RANK), and the
     device this rank uses: on CUDA, the GPU numbered by its local rank."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    world_size = _environment_int("WORLD_SIZE", 1, MAX_PROCESSES, default=1)
+    if world_size == 1:
         return SINGLE, device
-    group = Group(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+    group = Group(_environment_int("RANK", 0, world_size - 1), world_size, _environment_int("LOCAL_RANK", 0, MAX_PROCESSES - 1, default=0))
+    # Where the processes meet: without these, torch fails with a long message of its own.
+    if not os.environ.get("MASTER_ADDR"):
+        raise OptionError("MASTER_ADDR", f"is not set, but WORLD_SIZE asks for distributed training; {_TORCHRUN}")
+    _environment_int("MASTER_PORT", 1, 65535)
     if device.type == "mps":
         raise ConfigError("distributed training runs on CUDA (NCCL) or on CPUs (gloo), not on MPS; use --device cpu")
+    if device.type == "cuda" and group.local_rank >= torch.cuda.device_count():
+        raise ConfigError(f"LOCAL_RANK={group.local_rank} names a GPU this machine lacks (it has {torch.cuda.device_count()})")
     if device.type == "cuda":
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return group, device
+
+
+def _environment_int(name: str, low: int, high: int, default: int | None = None) -> int:
+    """An integer that torchrun passes in the environment, checked, since a person may have set
+    it by hand: a missing or wrong value gets one line naming it."""
+    text = os.environ.get(name)
+    if text is None:
+        if default is None:
+            raise OptionError(name, f"is not set, but WORLD_SIZE asks for distributed training; {_TORCHRUN}")
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise OptionError(name, f"'{printable(text, limit=50)}' is not an integer") from None
+    if not low <= value <= high:
+        raise OptionError(name, f"{value} is not in the range {low} to {high:,}")
+    return value
 
 
 def leave() -> None:

@@ -5,50 +5,147 @@ rate, chars/s, elapsed seconds, gradient norm) and every validation a line of ki
 "validation" (step, epoch, validation bpc, whether it is the best so far). A resumed run
 appends, after first dropping the lines of steps its checkpoint does not hold (they are about
 to be trained again), so no step is ever counted twice.
+
+The figures are a convenience, never worth a run: a damaged file (bytes that are not UTF-8,
+lines that are not records) loses its damaged lines, and one that cannot be read or written
+(a folder in its place, no permission, a full disk) costs one warning, and training goes on.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from charrnn.display import printable
+from charrnn.files import temporary_name
+from charrnn.errors import ConfigError
 
 NAME = "metrics.jsonl"
+MAX_LINE_BYTES = 1 << 16  # a record is a few hundred bytes; longer lines are damage, read past in pieces
+MAX_STEP = 2**63 - 1  # a step as torch and numpy hold it; larger ones are damage
 
 
 class MetricsLog:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, warn: Callable[[str], None] = lambda text: None):
         self.path = Path(folder) / NAME
+        self.warn = warn  # how a warning reaches the user (the training reporter's message)
+        self.given_up = False  # after a failure to write: training goes on without the figures
 
     def append(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
+        if self.given_up or not self._usable():
+            return
+        try:
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(json.dumps(record) + "\n")
+        except OSError as error:
+            self._give_up(error.strerror or str(error))
 
     def forget_after(self, step: int) -> None:
-        """Keep only whole lines of steps up to `step` (a crash may have cut the last one short)."""
-        if not self.path.exists():
+        """Keep only the whole, valid lines of steps up to `step`: a crash may have cut the last
+        one short, and damage (a power cut's zeros, stray bytes) is dropped, with a warning."""
+        if not self._usable():
             return
-        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if line.endswith("\n") and (at := _step_of(line)) is not None and at <= step]
-        if len(kept) == len(lines):
+        temporary = temporary_name(self.path)
+        try:
+            with open(self.path, "rb") as source:
+                kept, dropped, damaged = _filter_into(source, temporary, step)
+            if dropped or damaged:
+                os.replace(temporary, self.path)
+        except FileNotFoundError:
             return
-        temporary = self.path.with_name(f".{NAME}.tmp-{os.getpid()}")
-        temporary.write_text("".join(kept), encoding="utf-8")
-        os.replace(temporary, self.path)
+        except OSError as error:
+            self._give_up(error.strerror or str(error))
+            return
+        finally:
+            with suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        if damaged:
+            self.warn(f"warning: {damaged:,} damaged lines of {printable(self.path)} were dropped; {kept:,} records are kept")
+
+    def _usable(self) -> bool:
+        """False, after a warning, if something other than a file (a folder, a FIFO that would
+        block) is where the file should be."""
+        if not self.given_up and os.path.lexists(self.path) and not self.path.is_file():
+            self._give_up("it is not a regular file")
+        return not self.given_up
+
+    def _give_up(self, reason: str) -> None:
+        self.given_up = True
+        self.warn(
+            f"warning: cannot write {printable(self.path)} ({reason}); "
+            "training goes on without recording its figures there"
+        )
 
 
-def read_metrics(folder: Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl (empty if it has none)."""
-    path = Path(folder) / NAME
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if _step_of(line) is not None]
+def _filter_into(source: BinaryIO, temporary: Path, step: int) -> tuple[int, int, int]:
+    """Copy the records of steps up to `step` from `source` into `temporary`; return how many
+    were kept, how many dropped (later steps, a last line cut short) and how many lines were damaged."""
+    kept = dropped = damaged = 0
+    with open(temporary, "wb") as target:
+        for line in _lines(source):
+            record = _record(line)
+            if record is not None and record["step"] <= step:
+                target.write(line)
+                kept += 1
+            elif record is not None or (line and not line.endswith(b"\n")):
+                dropped += 1
+            else:
+                damaged += 1
+    return kept, dropped, damaged
 
 
-def _step_of(line: str) -> int | None:
-    try:
-        step = json.loads(line).get("step")
-    except (ValueError, AttributeError):
+def _lines(source: BinaryIO) -> Iterator[bytes]:
+    """The lines of `source` with their newlines; a line longer than MAX_LINE_BYTES comes back
+    as b"" (damage) after being read past a piece at a time, so memory stays bounded."""
+    while line := source.readline(MAX_LINE_BYTES):
+        if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (piece := source.readline(MAX_LINE_BYTES)) and not piece.endswith(b"\n"):
+                pass
+            yield b""
+        else:
+            yield line
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """The record on a whole line: a JSON object with an integer step; None for anything else."""
+    if not line.endswith(b"\n"):
         return None
-    return step if isinstance(step, int) else None
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past Python's limit
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return record if isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= MAX_STEP else None
+
+
+def read_metrics(folder: Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of a run's metrics.jsonl (none if it has no such file), and how many lines
+    were skipped as damaged."""
+    path = Path(folder) / NAME
+    if not os.path.lexists(path):
+        return [], 0
+    if not path.is_file():  # a folder; a FIFO or a device would block or never end
+        raise ConfigError(f"{printable(path)} is not a regular file")
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    try:
+        with open(path, "rb") as file:
+            for line in _lines(file):
+                record = _record(line)
+                if record is None:
+                    skipped += 1
+                else:
+                    records.append(record)
+    except OSError as error:
+        raise ConfigError(f"cannot read {printable(path)}: {error.strerror or error}") from None
+    return records, skipped
+
+
+def finite_number(value: Any) -> bool:
+    """A figure that can be drawn: an int or float, not NaN or infinite (JSON allows both)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

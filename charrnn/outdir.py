@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charrnn.checkpoint import TEMPORARY_TAG, fsync_folder, load_checkpoint, save_checkpoint, temporary_name
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.files import fsync_folder, leftover_writer, temporary_name, write_atomic
 
 try:
     import fcntl
@@ -44,7 +45,6 @@ BEST = "best.pt"
 RUN_FILE = "run.json"
 LOCK_FILE = ".charrnn.lock"
 _STEP_FILE = re.compile(r"step-(\d+)\.pt")
-_TEMPORARY = re.compile(r"\..+" + re.escape(TEMPORARY_TAG) + r"\d+")
 _MAX_SMALL_FILE = 64 * 1024  # run.json and the lock file are a few hundred bytes
 
 
@@ -93,7 +93,7 @@ class OutDir:
         self._lock = descriptor
         _write_holder(descriptor)
         for leftover in self.path.iterdir():  # the lock is ours: no charrnn process is writing here
-            if _TEMPORARY.fullmatch(leftover.name) and leftover.is_file():
+            if leftover_writer(leftover.name) and leftover.is_file():
                 leftover.unlink(missing_ok=True)
 
     def release(self) -> None:
@@ -162,12 +162,9 @@ class OutDir:
         """run.json, before the first checkpoint: so a folder never holds checkpoints of no run."""
         if self.run is None or self.identity() == self.run["id"]:
             return
-        temporary = temporary_name(self.path / RUN_FILE)
         try:
-            temporary.write_text(json.dumps(self.run, indent=1) + "\n", encoding="utf-8")
-            os.replace(temporary, self.path / RUN_FILE)
+            write_atomic(self.path / RUN_FILE, lambda file: file.write(json.dumps(self.run, indent=1).encode() + b"\n"))
         except OSError as error:
-            temporary.unlink(missing_ok=True)
             raise CheckpointError(f"cannot write {printable(self.path / RUN_FILE)}: {error.strerror or error}") from None
 
     def _point_latest_at(self, step_path: Path, state: dict[str, Any]) -> None:

@@ -214,7 +214,7 @@ class Trainer:
         self._logged_step, self._logged_time = 0, 0.0
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
         self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
-        self.metrics = MetricsLog(out.path)
+        self.metrics = MetricsLog(out.path, warn=reporter.message)  # a damaged metrics.jsonl never stops a run
 
     def fit(self) -> TrainResult:
         """Train from the current step to the end, evaluating and saving on schedule.

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from charrnn.config import ModelConfig, TrainConfig, flag_name, from_dict, resume_configs, to_dict
@@ -47,3 +49,29 @@ def test_resume_refuses_a_different_architecture_or_layout_listing_each_differen
 def test_a_new_max_steps_on_resume_replaces_a_length_in_epochs():
     _, train = resume_configs(ModelConfig(vocab_size=7), TrainConfig(epochs=2.0), {"max_steps": 50})
     assert train.epochs is None and train.max_steps == 50
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("input_mode", ["one-hot", "embedding"])
+def test_the_parameter_count_checked_before_building_is_the_built_models(cell, input_mode):
+    from charrnn.model import CharRNN
+
+    config = ModelConfig(vocab_size=37, cell=cell, layers=3, hidden_size=20, embed_dim=7, input_mode=input_mode)
+    assert config.parameter_count == sum(p.numel() for p in CharRNN(config).parameters())
+
+
+@pytest.mark.parametrize("config_class, field, value, message", [
+    (ModelConfig, "layers", 65, "--layers must be at most 64, got 65"),
+    (ModelConfig, "hidden_size", 16_385, "--hidden-size must be at most 16,384"),
+    (ModelConfig, "embed_dim", 10**12, "--embed-dim must be at most 16,384"),
+    (TrainConfig, "seed", 2**63, "--seed must be at most 9,223,372,036,854,775,807"),
+    (TrainConfig, "max_steps", 10**30, "--max-steps must be at most 1,000,000,000,000,000"),
+    (TrainConfig, "lr", 1e39, "--lr must be a number > 0 and at most 3.4e+38"),
+    (TrainConfig, "epochs", 1e300, "--epochs must be a number > 0 and at most"),
+    (TrainConfig, "encoding", "rot13", "--encoding must be a text encoding Python knows"),
+    (TrainConfig, "encoding", 8, "--encoding must be a text encoding Python knows"),
+])
+def test_values_past_their_bounds_are_refused_wherever_they_come_from(config_class, field, value, message):
+    base = {"vocab_size": 10} if config_class is ModelConfig else {}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_class(**base, **{field: value})

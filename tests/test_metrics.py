@@ -1,11 +1,14 @@
-"""metrics.jsonl: a line per training-loss report and per validation; a resume appends without repeats."""
+"""metrics.jsonl: a line per training-loss report and per validation; a resume appends without
+repeats; a damaged or unwritable file never stops a run."""
 
 import json
+import os
 
+import pytest
 from click.testing import CliRunner
 
 from charrnn.cli import main
-from charrnn.metrics import NAME, read_metrics
+from charrnn.metrics import NAME, MetricsLog, read_metrics
 from conftest import PANGRAM
 
 FAST = ["--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--log-every", "10",
@@ -15,7 +18,9 @@ FAST = ["--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size
 def train(corpus, out, *extra):
     result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(out), *extra])
     assert result.exit_code == 0, result.output
-    return read_metrics(out)
+    records, skipped = read_metrics(out)
+    assert skipped == 0
+    return records
 
 
 def test_each_report_and_validation_is_a_line_and_a_resume_appends_without_repeats(tmp_path):
@@ -38,3 +43,86 @@ def test_each_report_and_validation_is_a_line_and_a_resume_appends_without_repea
     assert steps == [("train", 10), ("validation", 15), ("train", 20), ("train", 30), ("validation", 30),
                      ("train", 40), ("train", 45), ("validation", 45)]
     assert resumed[5]["train_bpc"] != 1.0  # the crashed run's line for step 40 was dropped, not kept
+
+
+def record(step, kind="train"):
+    return {"kind": kind, "step": step, "train_bpc": 2.0}
+
+
+def lines(*records):
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+@pytest.mark.parametrize("damage", [
+    b"\xff\xfe not UTF-8\n", b"\x00" * 100 + b"\n", b"[1, 2]\n", b"\"text\"\n", b'{"step": "x"}\n',
+    b'{"step": true}\n', b'{"step": -1}\n', b"[" * 50_000 + b"\n", b"[" * 100_000 + b"\n", b"{" + b"x" * 200_000 + b"\n",
+])
+def test_resuming_drops_damaged_lines_with_one_warning_and_keeps_the_rest(tmp_path, damage):
+    (tmp_path / NAME).write_bytes(lines(record(1)) + damage + lines(record(2), record(9)))
+    warnings = []
+    log = MetricsLog(tmp_path, warn=warnings.append)
+    log.forget_after(5)
+    log.append(record(6))
+    assert [r["step"] for r in read_metrics(tmp_path)[0]] == [1, 2, 6]
+    assert warnings == [f"warning: 1 damaged lines of {tmp_path / NAME} were dropped; 2 records are kept"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [NAME]  # no temporary left behind
+
+
+def test_a_line_cut_short_by_a_crash_is_dropped_without_a_warning(tmp_path):
+    (tmp_path / NAME).write_bytes(lines(record(1)) + b'{"kind": "tra')
+    warnings = []
+    MetricsLog(tmp_path, warn=warnings.append).forget_after(5)
+    assert (tmp_path / NAME).read_bytes() == lines(record(1)) and warnings == []
+
+
+def _folder(path):
+    path.mkdir()
+
+
+def _fifo(path):
+    os.mkfifo(path)  # opening it would wait for a writer forever
+
+
+@pytest.mark.parametrize("make", [_folder, _fifo])
+def test_something_other_than_a_file_in_its_place_costs_one_warning_not_the_run(tmp_path, make):
+    make(tmp_path / NAME)
+    warnings = []
+    log = MetricsLog(tmp_path, warn=warnings.append)
+    log.forget_after(5)
+    log.append(record(6))
+    log.append(record(7))
+    assert len(warnings) == 1 and "cannot write" in warnings[0] and "not a regular file" in warnings[0]
+
+
+def test_a_file_that_cannot_be_written_costs_one_warning_not_the_run(tmp_path, monkeypatch):
+    (tmp_path / NAME).write_bytes(lines(record(1)))
+    warnings = []
+    log = MetricsLog(tmp_path, warn=warnings.append)
+    log.forget_after(5)
+
+    def refuse(*args, **kwargs):  # as a read-only file or a full disk would (root may write anything)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("builtins.open", refuse)
+    log.append(record(6))
+    log.append(record(7))
+    monkeypatch.undo()
+    assert warnings == [f"warning: cannot write {tmp_path / NAME} (Permission denied); training goes on without recording its figures there"]
+    assert [r["step"] for r in read_metrics(tmp_path)[0]] == [1]
+
+
+def test_a_resume_with_a_damaged_metrics_file_trains_on_and_logs_again(tmp_path):
+    corpus = tmp_path / "pangram.txt"
+    corpus.write_text(PANGRAM * 300, encoding="utf-8")
+    train(corpus, tmp_path / "run", "--max-steps", "15")
+    with open(tmp_path / "run" / NAME, "ab") as file:
+        file.write(b"\xff\xfe\x00 garbage\n")
+    result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "30"])
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 damaged lines of" in result.stderr
+    assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "run")[0]][-2:] == [("train", 30), ("validation", 30)]
+    (tmp_path / "run" / NAME).unlink()
+    (tmp_path / "run" / NAME).mkdir()  # a folder where the file should be
+    result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "40"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning: cannot write") == 1 and "Finished at step 40" in result.stderr

@@ -86,7 +86,7 @@ def test_a_folder_of_only_damaged_checkpoints_names_each(tmp_path):
 
 
 def test_acquiring_clears_charrnn_leftovers_and_nothing_else(tmp_path):
-    ours = tmp_path / ".latest.pt.charrnn-tmp-999999999"
+    ours = tmp_path / ".latest.pt.charrnn-tmp-999999999@otherhost"
     users = [tmp_path / ".thesis.md.tmp-4000000", tmp_path / ".notes.tmp-1", tmp_path / "draft.charrnn-tmp-5"]
     for path in [ours, *users]:
         path.write_text("contents")

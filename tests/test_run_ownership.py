@@ -171,7 +171,7 @@ def test_starting_a_run_keeps_every_user_file_in_the_folder(tmp_path, texts):
     users = {".thesis.md.tmp-4000000": "chapter one", ".latest.pt.tmp-999999": "not ours", "notes.txt": "mine"}
     for name, text in users.items():
         (run / name).write_text(text)
-    ours = run / ".step-00000010.pt.charrnn-tmp-999999999"
+    ours = run / ".step-00000010.pt.charrnn-tmp-999999999@somehost"
     ours.write_bytes(b"half a checkpoint from a killed charrnn")
 
     assert _charrnn("train", texts[0], *FAST, "--max-steps", "20", "--out", run).exit_code == 0
