@@ -43,6 +43,7 @@ from charrnn.budget import Budget  # noqa: E402
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from charrnn.data import Streams  # noqa: E402
 from charrnn.model import CharRNN  # noqa: E402
+from charrnn.outdir import OutDir  # noqa: E402
 from charrnn.progress import ProgressBar  # noqa: E402
 from charrnn.sample import LoadedModel, generate_ids, generate_text  # noqa: E402
 from charrnn.train import Trainer  # noqa: E402
@@ -95,7 +96,7 @@ def charrnn_trainer(shape: Shape, steps_per_round: int) -> tuple[Trainer, StepCl
     clock = StepClock()
     model = CharRNN(shape.model_config())
     streams = Streams(text_ids, shape.batch_size, shape.seq_len)
-    trainer = Trainer(model, streams, None, shape.train_config(steps_per_round), torch.device("cpu"), Path(tempfile.mkdtemp()), clock)
+    trainer = Trainer(model, streams, None, shape.train_config(steps_per_round), torch.device("cpu"), OutDir(tempfile.mkdtemp()), clock)
     return trainer, clock
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def _torch_bytes(state) -> bytes:
     return buffer.getvalue()
 
 
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _holding(folder: Path, make) -> Path:
+    """`folder` with one good text and one odd entry, made by `make(path)`."""
+    folder.mkdir()
+    _write(folder / "good.txt", PANGRAM * 60)
+    make(folder / "odd")
+    return folder
+
+
 def _folder(path: Path) -> Path:
     path.mkdir()
     return path
@@ -65,6 +79,19 @@ def _with_config(trained: Path, tmp: Path, **changes) -> Path:
     state["model_config"] = {**state["model_config"], **changes}
     save_checkpoint(state, tmp / "odd.pt")
     return tmp / "odd.pt"
+
+
+def _with_state(trained: Path, tmp: Path, change) -> Path:
+    """The trained run's checkpoint with `change(state)` applied, saved as odd.pt."""
+    state = load_checkpoint(trained / "run" / "latest.pt")
+    change(state)
+    save_checkpoint(state, tmp / "odd.pt")
+    return tmp / "odd.pt"
+
+
+def _overflowing(trained: Path, tmp: Path) -> Path:
+    """The trained model with finite weights so large that its predictions overflow."""
+    return _with_state(trained, tmp, lambda state: state["model"]["head.weight"].mul_(1e38))
 
 
 def _damaged(trained: Path, tmp: Path, cut: bool) -> Path:
@@ -97,11 +124,18 @@ def _other_run(trained: Path, tmp: Path) -> Path:
     return copy
 
 
+def _metrics_run(tmp: Path, make) -> Path:
+    """An out folder whose metrics.jsonl is made by `make(path)`."""
+    run = _folder(tmp / "run")
+    make(run / "metrics.jsonl")
+    return run
+
+
 def _train(corpus, *args):
     return ["train", corpus, *FAST, *args]
 
 
-# id -> the arguments of the bad command, given (tmp folder, trained run folder)
+# id -> the arguments of the bad command (or they and environment variables), given (tmp folder, trained run folder)
 CASES = {
     "corpus-missing": lambda t, r: _train(t / "nosuch.txt", "--out", t / "o"),
     "corpus-empty-folder": lambda t, r: _train(_folder(t / "empty"), "--out", t / "o"),
@@ -111,6 +145,14 @@ CASES = {
     "corpus-too-short": lambda t, r: _train(_write(t / "tiny.txt", "abc\n" * 10), "--out", t / "o"),
     "corpus-not-utf8": lambda t, r: _train(_write(t / "latin1.txt", "café au lait\n".encode("latin-1") * 50), "--out", t / "o"),
     "corpus-binary": lambda t, r: _train(_write(t / "ls", b"\x7fELF\x00\x01\x02" * 50), "--out", t / "o"),
+    "corpus-stdin-empty": lambda t, r: _train("-", "--out", t / "o"),
+    "corpus-stdin-with-files": lambda t, r: _train("-", r / "corpus.txt", "--out", t / "o"),
+    "corpus-pipe-no-writer": lambda t, r: _train(_fifo(t / "pipe"), "--out", t / "o"),
+    "corpus-device": lambda t, r: _train("/dev/null", "--out", t / "o"),
+    "corpus-folder-broken-link": lambda t, r: _train(_holding(t / "texts", lambda p: p.symlink_to(t / "gone")), "--out", t / "o"),
+    "corpus-folder-pipe": lambda t, r: _train(_holding(t / "texts", os.mkfifo), "--out", t / "o"),
+    "cache-env-empty": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"CHARRNN_CACHE": ""}),
+    "cache-unwritable": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"CHARRNN_CACHE": str(_write(t / "file", "") / "cache")}),
     "encoding-unknown": lambda t, r: _train(r / "corpus.txt", "--encoding", "klingon", "--out", t / "o"),
     "one-hot-vocab-too-big": lambda t, r: _train(
         _write(t / "chinese.txt", "".join(chr(0x4E00 + i) for i in range(5000)) * 2 + "\n"), "--input", "one-hot", "--out", t / "o"),
@@ -125,6 +167,7 @@ CASES = {
     "dropout-negative": lambda t, r: ["train", "--dropout", "-0.1"],
     "val-fraction-one": lambda t, r: ["train", "--val-fraction", "1"],
     "min-count-zero": lambda t, r: ["train", "--min-count", "0"],
+    "min-count-leaves-nothing": lambda t, r: _train(r / "corpus.txt", "--min-count", "100000", "--out", t / "o"),
     "keep-zero": lambda t, r: ["train", "--keep", "0"],
     "steps-and-epochs": lambda t, r: ["train", "--max-steps", "9", "--epochs", "1"],
     "cell-unknown": lambda t, r: ["train", "--cell", "transformer"],
@@ -154,15 +197,45 @@ CASES = {
     "checkpoint-truncated": lambda t, r: ["sample", "-c", _damaged(r, t, cut=True)],
     "checkpoint-foreign": lambda t, r: ["sample", "-c", _write(t / "model.bin", b"\x00\x01 weights")],
     "checkpoint-pickle": lambda t, r: ["sample", "-c", _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")}))],
-    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=2)],
+    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=3)],
     "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
+    "eval-not-a-number": lambda t, r: ["eval", r / "corpus.txt", "-c", _overflowing(r, t)],
     "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],
+    "checkpoint-device": lambda t, r: ["sample", "-c", "/dev/zero"],
+    "checkpoint-huge-claim": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=12_000)],
+    "checkpoint-layers-claim": lambda t, r: ["train", r / "corpus.txt", "--resume", _with_config(r, t, layers=64)],
+    "checkpoint-view-claim": lambda t, r: ["sample", "-c", _crafted(t / "view.pt", _torch_bytes(
+        {**load_checkpoint(r / "run" / "latest.pt"), "hidden": (torch.zeros(1).expand(10**8),)}))],
+    "checkpoint-nan": lambda t, r: ["sample", "-c", _with_state(r, t, lambda s: s["model"]["head.bias"].fill_(float("nan")))],
+    "checkpoint-odd-field": lambda t, r: ["info", _with_state(r, t, lambda s: s.update(step="7"))],
     "config-unknown-key": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", "hiden-size = 24\n"), "--out", t / "o"],
     "config-not-toml": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "notes.txt", "hidden size: 24\n"), "--out", t / "o"],
     "patience-zero": lambda t, r: ["train", "--patience", "0"],
     "stop-empty": lambda t, r: ["sample", "-c", r / "run", "--stop", ""],
     "beam-with-samples": lambda t, r: ["sample", "-c", r / "run", "--beam", "4", "-n", "3"],
     "plot-no-metrics": lambda t, r: ["plot", t, "-o", t / "x.png"],
+    "config-float-for-int": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", "hidden-size = 16.9\n"), "--out", t / "o"],
+    "config-wrong-type": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", 'lr = "0.01"\n'), "--out", t / "o"],
+    "config-flag-not-boolean": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", 'quiet = "yes"\n'), "--out", t / "o"],
+    "config-out-of-range": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", "layers = 0\n"), "--out", t / "o"],
+    "config-not-a-file": lambda t, r: ["train", r / "corpus.txt", "--config", "/dev/zero", "--out", t / "o"],
+    "config-too-large": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "huge.toml", "#" * (2 << 20)), "--out", t / "o"],
+    "env-bad-value": lambda t, r: (["train", r / "corpus.txt", "--out", t / "o"], {"CHARRNN_TRAIN_HIDDEN_SIZE": "abc"}),
+    "encoding-not-text": lambda t, r: _train(r / "corpus.txt", "--encoding", "rot13", "--out", t / "o"),
+    "eval-encoding-not-text": lambda t, r: ["eval", r / "corpus.txt", "-c", r / "run", "--encoding", "base64"],
+    "seed-too-large": lambda t, r: ["train", "--seed", str(2**64)],
+    "max-steps-too-large": lambda t, r: ["train", "--max-steps", str(10**30)],
+    "hidden-size-too-large": lambda t, r: ["train", "--hidden-size", str(10**12)],
+    "layers-too-many": lambda t, r: ["train", "--layers", str(10**6)],
+    "lr-too-large": lambda t, r: ["train", "--lr", "1e300"],
+    "num-samples-too-many": lambda t, r: ["sample", "-n", str(10**9)],
+    "model-too-large": lambda t, r: ["train", r / "corpus.txt", "--hidden-size", "16384", "--layers", "64", "--out", t / "o"],
+    "path-empty": lambda t, r: ["train", r / "corpus.txt", "--out", ""],
+    "distributed-rank-missing": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"WORLD_SIZE": "2"}),
+    "distributed-rank-out-of-range": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"WORLD_SIZE": "2", "RANK": "2"}),
+    "distributed-not-a-number": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"WORLD_SIZE": "two"}),
+    "plot-metrics-not-a-file": lambda t, r: ["plot", _metrics_run(t, lambda p: p.mkdir()), "-o", t / "x.png"],
+    "plot-metrics-damaged": lambda t, r: ["plot", _metrics_run(t, lambda p: _write(p, b"\xff\xfe\n[1, 2]\n{\"step\": \"x\"}\n")), "-o", t / "x.png"],
 }
 
 
@@ -183,7 +256,9 @@ def test_bad_input_gets_its_documented_line_and_exit_code(case_id, tmp_path, tra
         pytest.skip("this machine has CUDA")
     exit_code, excerpt = _documented()[case_id]
     before = _fingerprint(trained)
-    result = CliRunner().invoke(main, [str(a) for a in CASES[case_id](tmp_path, trained)])
+    case = CASES[case_id](tmp_path, trained)  # the arguments, or (arguments, environment)
+    arguments, env = case if isinstance(case, tuple) else (case, None)
+    result = CliRunner().invoke(main, [str(a) for a in arguments], env=env)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == exit_code, result.output
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr

@@ -73,7 +73,8 @@ def test_two_processes_train_like_one_with_the_same_global_batch(corpus, one_pro
     assert two["world_size"] == 2 and len(two["rng_ranks"]) == 2
     assert result.stderr.count("Finished at step 20") == 1  # rank 0 alone reports
     assert "2 processes, 4 streams each" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["best.pt", "latest.pt", "metrics.jsonl", "step-00000010.pt", "step-00000020.pt"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [".charrnn.lock", "best.pt", "latest.pt", "metrics.jsonl", "run.json",
+                                                                   "step-00000010.pt", "step-00000020.pt"]
 
 
 @pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
