@@ -1,4 +1,5 @@
-"""Shared fixtures: small texts written into tmp_path, and options for tiny, fast models."""
+"""Fixtures for every test: a private corpus cache, one thread, a small text (constants and
+helpers that tests import are in helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-# A sentence whose characters recur in several contexts ('o' is followed by w, x, v, g, ...),
-# so predicting it well needs memory beyond the previous character.
-PANGRAM = "the quick brown fox jumps over the lazy dog\n"
-
-# Small enough to train in a second or two, large enough to learn a repeating text.
-TINY_OPTIONS = {
-    "hidden_size": 32,
-    "layers": 2,
-    "embed_dim": 16,
-    "seq_len": 16,
-    "batch_size": 4,
-    "dropout": 0.1,
-    "lr": 1e-2,
-    "warmup_steps": 5,
-    "max_steps": 30,
-    "eval_every": 10,
-    "save_every": 10,
-    "log_every": 5,
-}
+from helpers import PANGRAM
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +30,3 @@ def pangram_file(tmp_path: Path) -> Path:
     path = tmp_path / "pangram.txt"
     path.write_text(PANGRAM * 120, encoding="utf-8")
     return path
-
-
-def mixed_script_text() -> str:
-    """English, Chinese, emoji (outside the BMP) and a CJK extension-B character."""
-    return "Hello, 世界! 春眠不觉晓，处处闻啼鸟。🙂🚀 𥫗 naïve café\n"

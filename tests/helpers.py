@@ -1,12 +1,61 @@
-"""Helpers shared by several test modules."""
+"""What test modules share: small texts, option sets for tiny quick runs, and helpers.
+
+Fixtures that pytest injects live in conftest.py; everything a test imports lives here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from charrnn.checkpoint import load_checkpoint, training_state_differences
 from charrnn.progress import Reporter
 from charrnn.train import TrainRequest, TrainResult, run_training
+
+# A sentence whose characters recur in several contexts ('o' is followed by w, x, v, g, ...),
+# so predicting it well needs memory beyond the previous character.
+PANGRAM = "the quick brown fox jumps over the lazy dog\n"
+
+# Small enough to train in a second or two, large enough to learn a repeating text
+# (the Python API's option names: charrnn.train.TrainRequest.options).
+TINY_OPTIONS = {
+    "hidden_size": 32,
+    "layers": 2,
+    "embed_dim": 16,
+    "seq_len": 16,
+    "batch_size": 4,
+    "dropout": 0.1,
+    "lr": 1e-2,
+    "warmup_steps": 5,
+    "max_steps": 30,
+    "eval_every": 10,
+    "save_every": 10,
+    "log_every": 5,
+}
+
+# The command line's tiny quick run: 20 steps, an evaluation and a save every 10.
+FAST_RUN: dict[str, Any] = {
+    "hidden_size": 24, "layers": 1, "seq_len": 16, "batch_size": 4, "max_steps": 20, "eval_every": 10,
+    "save_every": 10, "warmup_steps": 2,
+}
+
+
+def fast_args(base: dict[str, Any] | None = None, **changes: Any) -> list[str]:
+    """Command-line options for a tiny run: `base` (FAST_RUN unless given) with `changes`;
+    a value None leaves the option out, True gives a bare flag (`quiet=True` -> --quiet)."""
+    options = {**(FAST_RUN if base is None else base), **changes}
+    args: list[str] = []
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
+    return args
+
+
+def mixed_script_text() -> str:
+    """English, Chinese, emoji (outside the BMP) and a CJK extension-B character."""
+    return "Hello, 世界! 春眠不觉晓，处处闻啼鸟。🙂🚀 𥫗 naïve café\n"
 
 
 def train(corpus: Path | None, out: Path, options: dict, resume: str | None = None, reporter: Reporter | None = None) -> TrainResult:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import PANGRAM
+from helpers import PANGRAM, fast_args
 from test_checkpoint import _Payload
 
 from charrnn.checkpoint import MAGIC, load_checkpoint, save_checkpoint
@@ -20,8 +20,7 @@ from charrnn.cli import main
 from charrnn.outdir import LOCK_FILE, RUN_FILE, OutDir
 
 DOC = Path(__file__).parent.parent / "docs" / "bad-inputs.md"
-FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
-        "--max-steps", "20", "--eval-every", "10", "--save-every", "10", "--warmup-steps", "2"]
+FAST = fast_args()
 
 
 def _documented() -> dict[str, tuple[int, str]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import PANGRAM
+from helpers import PANGRAM, fast_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +28,7 @@ from charrnn.errors import CorpusError
 from charrnn.vocab import Vocab
 
 TEXT = PANGRAM * 60 + "naïve café 世界\n"
-FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
-        "--max-steps", "10", "--eval-every", "10", "--save-every", "10", "--warmup-steps", "2", "--quiet"]
+FAST = fast_args(max_steps=10, quiet=True)
 TAG = ".charrnn-tmp-"
 
 

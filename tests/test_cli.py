@@ -8,15 +8,13 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from helpers import PANGRAM, assert_same_training_state, fast_args
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.outdir import LATEST
 from charrnn.cli import main
-from conftest import PANGRAM
-from helpers import assert_same_training_state
+from charrnn.outdir import LATEST
 
-FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
-        "--max-steps", "20", "--eval-every", "10", "--save-every", "10", "--warmup-steps", "2"]
+FAST = fast_args()
 
 
 def run(*args):

@@ -2,12 +2,12 @@
 
 import pytest
 from click.testing import CliRunner
+from helpers import PANGRAM, fast_args
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import main
-from conftest import PANGRAM
 
-FAST = ["--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--quiet"]
+FAST = fast_args(hidden_size=32, max_steps=None, eval_every=None, save_every=None, warmup_steps=None, quiet=True)
 
 
 def run(*args, env=None):

@@ -18,6 +18,7 @@ import time
 
 import pytest
 import torch
+from helpers import fast_args
 
 from charrnn.checkpoint import load_checkpoint
 
@@ -26,9 +27,8 @@ pytestmark = pytest.mark.slow
 # Dropout off, so that the runs draw no random numbers; a constant learning rate after the
 # warm-up, so that a run stopped at step 10 and resumed to 20 follows the same schedule as one
 # run straight to 20.
-FAST = ["--hidden-size", "32", "--layers", "2", "--seq-len", "16", "--batch-size", "8", "--dropout", "0",
-        "--warmup-steps", "3", "--min-lr-ratio", "1", "--lr", "0.01", "--eval-every", "10", "--save-every", "10",
-        "--quiet"]
+FAST = fast_args(hidden_size=32, layers=2, batch_size=8, dropout=0, warmup_steps=3, min_lr_ratio=1, lr=0.01,
+                 max_steps=None, quiet=True)
 TOLERANCE = 1e-4
 
 

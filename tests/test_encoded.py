@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import mixed_script_text
+from helpers import mixed_script_text
 
 import charrnn.corpus
 from charrnn.cache import HEADER_BYTES

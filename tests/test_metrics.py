@@ -6,13 +6,13 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from helpers import PANGRAM, fast_args
 
 from charrnn.cli import main
 from charrnn.metrics import NAME, MetricsLog, read_metrics
-from conftest import PANGRAM
 
-FAST = ["--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--log-every", "10",
-        "--eval-every", "15", "--save-every", "15", "--min-lr-ratio", "1", "--quiet"]
+FAST = fast_args(hidden_size=32, log_every=10, eval_every=15, save_every=15, min_lr_ratio=1, max_steps=None,
+                 warmup_steps=None, quiet=True)
 
 
 def train(corpus, out, *extra):

@@ -5,12 +5,19 @@ import os
 
 import pytest
 import torch
+from helpers import PANGRAM, TINY_OPTIONS, assert_same_training_state, train
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import CheckpointError
-from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, load_from, step_file_name
-from conftest import PANGRAM, TINY_OPTIONS
-from helpers import assert_same_training_state, train
+from charrnn.outdir import (
+    BEST,
+    LATEST,
+    LOCK_FILE,
+    RUN_FILE,
+    OutDir,
+    load_from,
+    step_file_name,
+)
 
 OPTIONS = {**TINY_OPTIONS, "max_steps": 40, "save_every": 10, "eval_every": 20, "keep": 2}
 

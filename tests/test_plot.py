@@ -8,12 +8,12 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from helpers import PANGRAM, fast_args
 
 from charrnn.cli import main
-from conftest import PANGRAM
 
-FAST = ["--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--log-every", "10",
-        "--eval-every", "20", "--max-steps", "60", "--quiet"]
+FAST = fast_args(hidden_size=32, log_every=10, eval_every=20, max_steps=60, save_every=None, warmup_steps=None,
+                 quiet=True)
 
 
 def png_size(path):

@@ -12,22 +12,21 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PANGRAM
-from helpers import assert_same_training_state
+from helpers import PANGRAM, assert_same_training_state, fast_args
 
 from charrnn.outdir import LATEST
 
 pytestmark = pytest.mark.slow
 
 PROCESSES, ROUNDS = 4, 5
-FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--warmup-steps", "2",
-        "--max-steps", "40", "--eval-every", "10", "--save-every", "10", "--quiet"]
+FAST = fast_args(max_steps=40, quiet=True)
 # Each process imports everything first, then waits for the starting gun, so that all of
 # them reach the folder within a few milliseconds of each other.
 LAUNCHER = """
 import os, sys, time
 import charrnn.cli, charrnn.train
 go = sys.argv[1]
+open(f"{go}.ready-{os.getpid()}", "w").close()
 while not os.path.exists(go):
     time.sleep(0.001)
 sys.argv = ["charrnn", *sys.argv[2:]]
@@ -43,7 +42,9 @@ def _start_together(arguments: list[str], folder: Path) -> list[subprocess.Compl
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(PROCESSES)
     ]
-    time.sleep(5)  # every process has imported torch and waits (a late one only makes it easier)
+    deadline = time.monotonic() + 300
+    while len(list(folder.glob("go.ready-*"))) < PROCESSES and time.monotonic() < deadline:
+        time.sleep(0.05)  # until every process has imported torch and waits
     go.write_text("")
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in processes]
 

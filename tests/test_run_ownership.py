@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PANGRAM
+from helpers import PANGRAM, fast_args
 
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.cli import main
 from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, step_file_name
 
-FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--warmup-steps", "2",
-        "--eval-every", "10", "--save-every", "10", "--keep", "5", "--quiet"]
+FAST = fast_args(max_steps=None, keep=5, quiet=True)
 
 
 def _charrnn(*args) -> object:

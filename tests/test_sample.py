@@ -2,13 +2,21 @@ import copy
 
 import pytest
 import torch
+from helpers import PANGRAM, TINY_OPTIONS, train
 
 from charrnn.config import SampleConfig
 from charrnn.errors import OptionError
 from charrnn.model import CharStepper
-from charrnn.sample import LoadedModel, draw, filter_logits, generate_ids, generate_samples, generate_text, load_model, pick_next
-from conftest import PANGRAM, TINY_OPTIONS
-from helpers import train
+from charrnn.sample import (
+    LoadedModel,
+    draw,
+    filter_logits,
+    generate_ids,
+    generate_samples,
+    generate_text,
+    load_model,
+    pick_next,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import PANGRAM, TINY_OPTIONS
-from helpers import train
+from helpers import PANGRAM, TINY_OPTIONS, train
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -8,14 +8,15 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import fast_args
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import main
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN, load_grown
 
-FAST = ["--hidden-size", "48", "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--lr", "0.01",
-        "--warmup-steps", "5", "--eval-every", "50", "--save-every", "50", "--quiet"]
+FAST = fast_args(hidden_size=48, lr=0.01, warmup_steps=5, eval_every=50, save_every=50, max_steps=None,
+                 quiet=True)
 
 
 def run(*args):

@@ -2,8 +2,14 @@ import math
 
 import pytest
 import torch
-from conftest import PANGRAM, TINY_OPTIONS
-from helpers import Crash, CrashAtStep, assert_same_training_state, train
+from helpers import (
+    PANGRAM,
+    TINY_OPTIONS,
+    Crash,
+    CrashAtStep,
+    assert_same_training_state,
+    train,
+)
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig

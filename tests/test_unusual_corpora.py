@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PANGRAM
-from helpers import assert_same_training_state
+from helpers import PANGRAM, assert_same_training_state, fast_args
 
 import charrnn.corpus
 from charrnn.checkpoint import load_checkpoint
@@ -25,8 +24,7 @@ from charrnn.encoded import CorpusCache
 from charrnn.errors import CorpusError
 
 TEXT = PANGRAM * 60
-FAST = ["--hidden-size", "24", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
-        "--max-steps", "10", "--eval-every", "10", "--save-every", "10", "--warmup-steps", "2", "--quiet"]
+FAST = fast_args(max_steps=10, quiet=True)
 TIMEOUT = 120  # seconds: a hang fails the test instead of blocking the suite
 
 

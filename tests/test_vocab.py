@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import mixed_script_text
+from helpers import mixed_script_text
 
 from charrnn.errors import CorpusError, OptionError
 from charrnn.vocab import CODE_POINTS, UNKNOWN, Vocab, code_points, smallest_id_dtype
