@@ -52,7 +52,7 @@ def _draw(runs: list[tuple[Path, dict[str, list[tuple[int, float]]]]], output: P
     try:
         import matplotlib
     except ImportError:
-        raise ConfigError("charrnn plot needs matplotlib: pip install 'charrnn[plot]' (or pip install matplotlib)") from None
+        raise ConfigError("charrnn plot needs matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 

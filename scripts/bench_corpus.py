@@ -118,7 +118,7 @@ def parse_size(text: str) -> int:
 
 
 def main() -> int:
-    from benchmark_doc import machine_description, replace_section
+    from benchmark_doc import check_section, machine_description, replace_section
 
     from charrnn.budget import format_duration
 
@@ -127,6 +127,8 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where to write the text and the cache (default: a temporary folder)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
+    if not args.no_write:
+        check_section("corpus-1gb")
     size = parse_size(args.size)
     with tempfile.TemporaryDirectory(prefix="charrnn-corpus-", dir=args.dir) as folder:
         folder = Path(folder)

@@ -1,16 +1,31 @@
 """Helpers for scripts that record results in docs/benchmarks.md.
 
-Each script owns one section, between `<!-- NAME:start -->` and `<!-- NAME:end -->`, and
-replaces only that, so results from different scripts and machines sit side by side.
+Each script owns its sections, each between `<!-- NAME:start -->` and `<!-- NAME:end -->`
+under a heading written by hand, and replaces only those, so results from different scripts
+and machines sit side by side. `SECTIONS` lists them; tests/test_benchmarks_doc.py checks that
+the page holds each exactly once.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+# The sections of the page, by the script that writes them. A new one goes here and, with its
+# markers, under its heading in the page: a section appended at the end of the page is how
+# the page once came to hold two copies of three sections with contradicting figures.
+SECTIONS = {
+    "bench.py": ("bench-training", "bench-sampling", "bench-footprint"),
+    "quality.py": ("quality-5m", "quality-30m"),
+    "sweep.py": ("sweep-5m", "sweep-30m"),
+    "bench_corpus.py": ("corpus-1gb",),
+    "fault_test.py": ("fault-test",),
+}
+MARKER = re.compile(r"<!-- (\S+):(start|end) -->")
 
 
 def machine_description() -> str:
@@ -30,14 +45,31 @@ def machine_description() -> str:
     return f"{cpu}, {cores} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def replace_section(name: str, body: str) -> None:
-    """Put `body` between the section's markers (appending the section if it is new)."""
+def section_problem(name: str, text: str) -> str | None:
+    """Why section `name` of the page `text` cannot be replaced, or None when it can."""
+    if not any(name in names for names in SECTIONS.values()):
+        return f"{name!r} is not a section of {DOC.name}: add it to SECTIONS and its markers to the page"
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text, encoding="utf-8")
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        return f"{DOC.name} must hold {start} once, followed by {end} once"
+    return None
+
+
+def check_section(name: str, doc: Path = DOC) -> None:
+    """Fail before a long measurement, rather than after it, when its section cannot be written."""
+    problem = section_problem(name, doc.read_text(encoding="utf-8"))
+    if problem:
+        raise SystemExit(f"Error: {problem}")
+
+
+def replace_section(name: str, body: str, doc: Path = DOC) -> None:
+    """Put `body` between the section's markers, leaving the rest of the page as it is."""
+    from charrnn.files import write_atomic
+
+    check_section(name, doc)
+    text = doc.read_text(encoding="utf-8")
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    page = f"{before}{start}\n{body.rstrip()}\n{end}{after}"
+    write_atomic(doc, lambda file: file.write(page.encode("utf-8")))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_doc import machine_description, replace_section  # noqa: E402
+from benchmark_doc import check_section, machine_description, replace_section  # noqa: E402
 from quality import SHAKESPEARE, train_for  # noqa: E402
 
 # Candidates by budget: name -> flags on top of the defaults (the defaults are what `charrnn
@@ -49,6 +49,8 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=SHAKESPEARE)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
+    if not args.no_write:
+        check_section(f"sweep-{args.budget}")
     budget = parse_duration(args.budget)
     candidates = {name: flags for name, flags in CANDIDATES[args.budget].items() if not args.only or name in args.only}
     rows = []

@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import PANGRAM
 
 from charrnn.cli import main
-from conftest import PANGRAM
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 
