@@ -1,4 +1,5 @@
-"""How long a run lasts (steps, epochs or wall-clock time) and how far along it is."""
+"""How long a run lasts (steps, epochs or wall-clock time, or until validation stops
+improving) and how far along it is."""
 
 from __future__ import annotations
 
@@ -62,3 +63,27 @@ class Budget:
         parts = [f"{self.max_steps:,} steps"] if self.max_steps is not None else []
         parts += [format_duration(self.max_time)] if self.max_time is not None else []
         return " or ".join(parts)
+
+
+@dataclass
+class Validation:
+    """A run's validation losses so far (nats): the best, the last, and how many evaluations
+    since the best, which --patience bounds."""
+
+    patience: int | None
+    best: float | None = None
+    last: float | None = None
+    since_best: int = 0
+
+    def record(self, loss: float) -> bool:
+        """Note a new validation loss; whether it is the best so far."""
+        self.last = loss
+        is_best = self.best is None or loss < self.best
+        self.since_best = 0 if is_best else self.since_best + 1
+        if is_best:
+            self.best = loss
+        return is_best
+
+    @property
+    def out_of_patience(self) -> bool:
+        return self.patience is not None and self.since_best >= self.patience

@@ -21,10 +21,14 @@ which refuses any object other than tensors and plain containers. Resuming write
 
 Loading is bounded: only regular files are opened (a device or a pipe could feed bytes
 forever or block), a file's size must be what its header declares before it is read, the
-JSON is bounded, and its tensors can hold no more bytes than the file. `model_parts` then
+JSON is bounded, and its tensors can hold no more bytes than the file. `Checkpoint.from_stored` then
 checks the model config (ModelConfig has its own ceilings), the number of weights and each
 one's shape against the tensors present, before anything builds the model (which allocates
 what the config says, whatever the file holds).
+
+The rest of charrnn sees a checkpoint as a `Checkpoint` (typed fields, validated): the keys of
+the stored form appear in this module only. Each older format has a migration (`MIGRATIONS`)
+to the next, so a stored field may be renamed without breaking older checkpoints.
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ import math
 import os
 import re
 import stat
+import uuid
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -53,7 +59,6 @@ from charrnn.files import write_atomic
 from charrnn.vocab import Vocab
 
 FORMAT_VERSION = 2
-MIGRATED_FORMATS = (1,)  # older formats still read (see `_migrated`)
 MAGIC = b"charrnn checkpoint\n"
 _HEADER = re.compile(rb"format (\d+) sha256 ([0-9a-f]{64}) bytes (\d+)\n")
 _MAX_HEADER = 200
@@ -64,7 +69,7 @@ _MAX_JSON_BYTES = 64 << 20
 _MAX_DEPTH = 32  # nesting of the state (a real one nests 5 deep)
 _INT_RANGE = range(-(2**63), 2**63)  # every integer in a state fits in 64 bits
 
-# Keys every checkpoint holds (see train.py's `checkpoint_state` for the meaning of each).
+# Keys every checkpoint holds (see `Checkpoint` for the meaning of each).
 REQUIRED_KEYS = ("model_config", "train_config", "vocab", "model", "optimizer", "step", "hidden", "rng")
 
 _WEIGHT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -222,10 +227,14 @@ def checkpoint_format(path: str | Path) -> int | None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read and verify a checkpoint; raise CheckpointError with the reason if it is unusable."""
+    """The stored form of a checkpoint, read, verified and migrated to this format; raise
+    CheckpointError with the reason if it is unusable. charrnn reads checkpoints with
+    `read_checkpoint`; this, with `save_checkpoint`, is for tools and tests that inspect or
+    craft the stored form."""
     path = Path(path)
     version, payload = _read_verified(path)
-    state = _migrated(payload, path) if version in MIGRATED_FORMATS else _decoded(payload, path)
+    state = _unpickled(payload, path) if version == 1 else _decoded(payload, path)
+    state = migrated(state, version)
     _check_structure(state, path, len(payload))
     return state
 
@@ -290,12 +299,12 @@ def _parsed_header(head: bytes, path: Path) -> tuple[int, str, int, int]:
             f"{printable(path)} uses checkpoint format {version}, newer than this charrnn reads ({FORMAT_VERSION}); "
             "upgrade charrnn"
         )
-    if version != FORMAT_VERSION and version not in MIGRATED_FORMATS:
+    if version != FORMAT_VERSION and version not in migrated_formats():
         raise CheckpointError(f"{printable(path)} has a damaged checkpoint header (format {version})")
     return version, match[2].decode(), int(match[3]), end + 1
 
 
-def _migrated(payload: bytes, path: Path) -> Any:
+def _unpickled(payload: bytes, path: Path) -> Any:
     """The state in a format-1 payload (a `torch.save` zip archive). torch reads the archive
     repacked from what Python's zipfile found in it, after checking that every entry is stored
     uncompressed (a compressed one may inflate a thousandfold), so both read the same bytes."""
@@ -326,6 +335,43 @@ def _repacked(payload: bytes) -> bytes:
             for entry in entries:
                 target.writestr(entry.filename, source.read(entry))
     return packed.getvalue()
+
+
+# Migrations: the stored form of each older format, as the next one stores it. A change to the
+# stored form (a renamed config field, a new entry, another layout) bumps FORMAT_VERSION and adds
+# the migration from the format before; every older file then passes through each in turn.
+
+
+def renamed_fields(renames: dict[str, dict[str, str]]) -> Callable[[Any], Any]:
+    """A migration renaming entries of the state's dicts: {"train_config": {"old": "new"}}."""
+
+    def migrate(state: Any) -> Any:
+        if not isinstance(state, dict):
+            return state  # not a state at all: _check_structure says so
+        state = dict(state)
+        for section, names in renames.items():
+            if isinstance(state.get(section), dict):
+                state[section] = {names.get(key, key): value for key, value in state[section].items()}
+        return state
+
+    return migrate
+
+
+# MIGRATIONS[v] turns the state of format v into that of format v + 1. Format 2 changed only
+# the encoding of the file (safetensors instead of a pickle): its state is format 1's.
+MIGRATIONS: dict[int, Callable[[Any], Any]] = {1: renamed_fields({})}
+
+
+def migrated_formats() -> tuple[int, ...]:
+    """The older formats still read: those with a chain of migrations up to this one."""
+    return tuple(v for v in range(1, FORMAT_VERSION) if all(step in MIGRATIONS for step in range(v, FORMAT_VERSION)))
+
+
+def migrated(state: Any, version: int) -> Any:
+    """`state`, stored in format `version`, as this format stores it."""
+    for step in range(version, FORMAT_VERSION):
+        state = MIGRATIONS[step](state)
+    return state
 
 
 # What a loaded state must hold: checked once, where every loader passes.
@@ -415,8 +461,8 @@ def _record(required: tuple[str, ...] = (), **fields: Callable[[Any], bool]) -> 
 
 
 _RNG = _record(("torch",), torch=_is_tensor, cuda=_list_of(_is_tensor))
-# What each entry of a state must be where present (see train.py's `checkpoint_state`). The
-# configs are checked field by field in `model_parts`; entries not listed here are ignored.
+# What each entry of a state must be where present (see `Checkpoint.to_stored`). The configs
+# are checked field by field in `Checkpoint.from_stored`; entries not listed here are ignored.
 _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "charrnn_version": _is_str,
     "model_config": _mapping(_is_str, _is_scalar),
@@ -444,29 +490,207 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-# The model a state describes: checked before anything builds it.
+# The typed checkpoint: what the rest of charrnn reads and writes, never the keys above.
 
 
-def model_parts(state: dict[str, Any], path: str | Path) -> tuple[ModelConfig, TrainConfig, Vocab]:
-    """The validated configs and vocabulary stored in a loaded checkpoint. Its weights must be
-    exactly those of its model config, and finite, and its hidden state must fit: building the
-    model then allocates no more than the file holds, and nothing computes with NaN."""
-    shown = printable(path)
-    try:
-        model_config = from_dict(ModelConfig, state["model_config"], "the model config")
-        train_config = from_dict(TrainConfig, state["train_config"], "the training config")
-    except (ConfigError, ValueError) as error:  # ValueError: an encoding name no codec lookup takes
-        raise CheckpointError(f"{shown}: {printable(error)}") from None
-    chars = state["vocab"]
-    if len(chars) != model_config.vocab_size:
-        raise CheckpointError(f"{shown}: vocabulary of {len(chars):,} does not match vocab_size {model_config.vocab_size:,}")
-    try:
-        vocab = Vocab(chars)
-    except ValueError as error:
-        raise CheckpointError(f"{shown}: {error}") from None
-    _check_weights(state["model"], model_config, shown)
-    _check_hidden(state["hidden"], model_config, train_config, shown)
-    return model_config, train_config, vocab
+RngState = dict[str, Any]  # runtime.rng_state(): {"torch": tensor, "cuda": [tensor, ...]}
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Which run a checkpoint belongs to (also kept in its folder's run.json)."""
+
+    id: str | None  # None: a run from before run identities
+    forked_from: dict[str, Any] | None = None  # {"id", "step", "path"} of the checkpoint it continued elsewhere
+
+    @classmethod
+    def new(cls, forked_from: Checkpoint | None = None, path: Path | None = None) -> RunIdentity:
+        """A fresh identity: a random id, and the checkpoint (at `path`) it forks, if any."""
+        fork = None
+        if forked_from is not None:
+            parent = forked_from.record.run.id if forked_from.record.run else None
+            fork = {"id": parent, "step": forked_from.step, "path": str(path)}
+        return cls(uuid.uuid4().hex, fork)
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"id": self.id, "forked_from": self.forked_from}
+
+    @classmethod
+    def from_stored(cls, stored: Any) -> RunIdentity | None:
+        if not isinstance(stored, dict):
+            return None
+        forked_from = stored.get("forked_from")
+        return cls(stored.get("id"), forked_from if isinstance(forked_from, dict) else None)
+
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """What a checkpoint says about its corpus: where to find it on resume, and its fingerprint."""
+
+    paths: list[str] | None  # None: the built-in corpus
+    description: str | None = None
+    chars: int | None = None
+    sha256: str | None = None
+    path: str | None = None  # the one path older checkpoints recorded instead of `paths`
+
+    def locations(self) -> list[str]:
+        """Where the corpus was read from (empty: the built-in corpus)."""
+        return list(self.paths or ([self.path] if self.path is not None else []))
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """The checkpoint a fine-tuned run started from."""
+
+    path: str | None  # None only in a hand-made file
+    step: int | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What every checkpoint of a run records besides its training state."""
+
+    run: RunIdentity | None
+    vocab: Vocab
+    corpus: CorpusRecord | None = None
+    init_from: InitFrom | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything needed to continue a run exactly, or to use its model."""
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    record: RunRecord  # run identity, vocabulary, corpus, fine-tuning origin
+    weights: dict[str, torch.Tensor]  # the model's state_dict
+    optimizer: dict[str, Any]  # the optimizer's state_dict
+    step: int
+    hidden: tuple[torch.Tensor, ...]  # the carried state, each (layers, batch, hidden), streams of every process
+    rng: RngState  # of the process that wrote it
+    rng_ranks: list[RngState] | None = None  # of every process, when several trained
+    world_size: int | None = None  # how many processes trained, when several did
+    best_val_loss: float | None = None  # nats
+    last_val_loss: float | None = None
+    evals_since_best: int = 0  # for --patience
+    elapsed: float = 0.0  # seconds of training, every session of the run
+    data_position: tuple[int, int] | None = None  # (epoch, window) reached: for people, training derives it from the step
+    charrnn_version: str | None = None
+
+    @property
+    def vocab(self) -> Vocab:
+        return self.record.vocab
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(t.numel() for t in self.weights.values())
+
+    def to_stored(self) -> dict[str, Any]:
+        """The stored form (see `STORED_KEYS`): plain data and tensors, as `save_checkpoint` takes."""
+        record = self.record
+        optional = {
+            "run": record.run.to_stored() if record.run else None,
+            "corpus": _stored_corpus(record.corpus) if record.corpus else None,
+            "init_from": _stored_init_from(record.init_from) if record.init_from else None,
+        }
+        stored = {
+            "charrnn_version": self.charrnn_version,
+            "model_config": to_dict(self.model_config),
+            "train_config": to_dict(self.train_config),
+            "run": optional["run"],
+            "vocab": list(record.vocab.entries),
+            "corpus": optional["corpus"],
+            "init_from": optional["init_from"],
+            "model": self.weights,
+            "optimizer": self.optimizer,
+            "step": self.step,
+            "data_position": (
+                {"epoch": self.data_position[0], "window": self.data_position[1]} if self.data_position else None
+            ),
+            "hidden": tuple(self.hidden),
+            "rng": self.rng,
+            "best_val_loss": self.best_val_loss,
+            "evals_since_best": self.evals_since_best,
+            "val_loss": self.last_val_loss,
+            "elapsed_seconds": self.elapsed,
+            "world_size": self.world_size,
+            "rng_ranks": self.rng_ranks,
+        }
+        return {key: value for key, value in stored.items() if value is not None or key in _KEPT_WHEN_NONE}
+
+    @classmethod
+    def from_stored(cls, state: dict[str, Any], path: str | Path) -> Checkpoint:
+        """The checkpoint a loaded state (as `load_checkpoint` returns it) holds. Its weights must
+        be exactly those of its model config, and finite, and its hidden state must fit:
+        building the model then allocates no more than the file holds, and nothing computes with NaN."""
+        shown = printable(path)
+        try:
+            model_config = from_dict(ModelConfig, state["model_config"], "the model config")
+            train_config = from_dict(TrainConfig, state["train_config"], "the training config")
+        except (ConfigError, ValueError) as error:  # ValueError: an encoding name no codec lookup takes
+            raise CheckpointError(f"{shown}: {printable(error)}") from None
+        chars = state["vocab"]
+        if len(chars) != model_config.vocab_size:
+            raise CheckpointError(f"{shown}: vocabulary of {len(chars):,} does not match vocab_size {model_config.vocab_size:,}")
+        try:
+            vocab = Vocab(chars)
+        except ValueError as error:
+            raise CheckpointError(f"{shown}: {error}") from None
+        _check_weights(state["model"], model_config, shown)
+        _check_hidden(state["hidden"], model_config, train_config, shown)
+        corpus, init, position = state.get("corpus"), state.get("init_from"), state.get("data_position")
+        record = RunRecord(
+            run=RunIdentity.from_stored(state.get("run")),
+            vocab=vocab,
+            corpus=CorpusRecord(**{name: corpus.get(name) for name in _CORPUS_FIELDS}) if corpus is not None else None,
+            init_from=InitFrom(init.get("path"), init.get("step")) if init is not None else None,
+        )
+        return cls(
+            model_config=model_config,
+            train_config=train_config,
+            record=record,
+            weights=state["model"],
+            optimizer=state["optimizer"],
+            step=state["step"],
+            hidden=tuple(state["hidden"]),
+            rng=state["rng"],
+            rng_ranks=state.get("rng_ranks"),
+            world_size=state.get("world_size"),
+            best_val_loss=_float_or_none(state.get("best_val_loss")),
+            last_val_loss=_float_or_none(state.get("val_loss")),
+            evals_since_best=state.get("evals_since_best") or 0,
+            elapsed=float(state.get("elapsed_seconds") or 0.0),
+            data_position=(position.get("epoch", 0), position.get("window", 0)) if position is not None else None,
+            charrnn_version=state.get("charrnn_version"),
+        )
+
+
+_CORPUS_FIELDS = ("paths", "description", "chars", "sha256", "path")
+# Entries written even when None (the others are left out when they are).
+_KEPT_WHEN_NONE = ("best_val_loss", "val_loss")
+
+
+def _stored_corpus(corpus: CorpusRecord) -> dict[str, Any]:
+    stored = {"paths": corpus.paths, "description": corpus.description, "chars": corpus.chars, "sha256": corpus.sha256}
+    return {**stored, "path": corpus.path} if corpus.path is not None else stored
+
+
+def _stored_init_from(init: InitFrom) -> dict[str, Any]:
+    return {name: value for name, value in (("path", init.path), ("step", init.step)) if value is not None}
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """The checkpoint at `path`, read, verified, migrated and validated; CheckpointError if unusable."""
+    return Checkpoint.from_stored(load_checkpoint(path), path)
+
+
+def write_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
+    """Write `checkpoint` to `path` atomically."""
+    save_checkpoint(checkpoint.to_stored(), path)
 
 
 def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -516,13 +740,13 @@ def _check_hidden(hidden: Any, model: ModelConfig, train: TrainConfig, shown: st
 
 
 
-def training_state_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """What differs, bit for bit, between the training states of two loaded checkpoints
-    (step, weights, optimizer moments, carried hidden state, random generator state)."""
-    differences = [] if a["step"] == b["step"] else [f"step {a['step']} != {b['step']}"]
-    pairs = [("model", a["model"], b["model"]), ("rng", a["rng"]["torch"], b["rng"]["torch"])]
-    pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a["hidden"], b["hidden"]))]
-    pairs += [(f"optimizer[{key}]", value, b["optimizer"]["state"].get(key, {})) for key, value in a["optimizer"]["state"].items()]
+def training_state_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
+    """What differs, bit for bit, between the training states of two checkpoints (step,
+    weights, optimizer moments, carried hidden state, random generator state)."""
+    differences = [] if a.step == b.step else [f"step {a.step} != {b.step}"]
+    pairs = [("model", a.weights, b.weights), ("rng", a.rng["torch"], b.rng["torch"])]
+    pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a.hidden, b.hidden))]
+    pairs += [(f"optimizer[{key}]", value, b.optimizer["state"].get(key, {})) for key, value in a.optimizer["state"].items()]
     for name, x, y in pairs:
         if isinstance(x, torch.Tensor):
             x, y = {"": x}, {"": y}
@@ -532,34 +756,35 @@ def training_state_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str
     return differences
 
 
-def describe_checkpoint(state: dict[str, Any], path: str | Path) -> list[str]:
+def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
     """What `charrnn info` prints about a loaded checkpoint, one line per fact. Every string
     from the file goes through `printable`, so no terminal escape sequence gets through."""
-    model_config, train_config, vocab = model_parts(state, path)
-    parameters = sum(t.numel() for t in state["model"].values())
+    model_config, train_config, vocab = checkpoint.model_config, checkpoint.train_config, checkpoint.vocab
+    parameters = checkpoint.num_parameters
     input_kind = "one-hot" if model_config.input_mode == "one-hot" else f"embedding {model_config.embed_dim}"
-    corpus, best, version = state.get("corpus") or {}, state.get("best_val_loss"), checkpoint_format(path)
-    migrated = ", read by migration" if version in MIGRATED_FORMATS else ""
-    chars = corpus.get("chars")
+    corpus = checkpoint.record.corpus or CorpusRecord(paths=None, description="?")
+    best, version = checkpoint.best_val_loss, checkpoint_format(path)
+    migrated = ", read by migration" if version in migrated_formats() else ""
+    chars = corpus.chars
     lines = [
         (f"checkpoint: {printable(path)} (format {version or '?'}{migrated}, "
-         f"charrnn {printable(state.get('charrnn_version', '?'), 40)})"),
+         f"charrnn {printable(checkpoint.charrnn_version or '?', 40)})"),
         (f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
          f"dropout {model_config.dropout}, {parameters:,} parameters"),
         (f"vocabulary: {len(vocab):,} entries{' (one is unknown)' if vocab.unknown_id is not None else ''}: "
          f"{printable(vocab.describe())}"),
-        (f"trained: step {state['step']:,} in {format_duration(state.get('elapsed_seconds') or 0)}; "
+        (f"trained: step {checkpoint.step:,} in {format_duration(checkpoint.elapsed)}; "
          f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}"),
         "best validation: " + (f"{_figure(best / math.log(2))} bpc ({_figure(best)} nats)" if best is not None else "none yet"),
-        f"corpus: {printable(corpus.get('description', '?'))} ({'?' if chars is None else f'{chars:,}'} characters)",
+        f"corpus: {printable('?' if corpus.description is None else corpus.description)} ({'?' if chars is None else f'{chars:,}'} characters)",
     ]
     defaults = to_dict(TrainConfig())
     changed = [f"--{name.replace('_', '-')} {printable(value, 80)}" for name, value in to_dict(train_config).items()
                if value != defaults.get(name)]
     lines.append(f"training options (beyond the defaults): {', '.join(changed) or 'none'}")
-    init = state.get("init_from")
+    init = checkpoint.record.init_from
     if init is not None:
-        lines.append(f"fine-tuned from: {printable(init.get('path', '?'))} (step {init.get('step', '?')})")
+        lines.append(f"fine-tuned from: {printable(init.path or '?')} (step {'?' if init.step is None else init.step})")
     return lines
 
 

@@ -55,10 +55,9 @@ class Corpus:
     def total_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.files)
 
-    def record(self) -> dict:
-        """What a checkpoint records to find this corpus again on resume."""
-        paths = None if self.builtin else list(self.names) if self.names else [str(p) for p in self.files]
-        return {"paths": paths, "description": self.description}
+    def paths(self) -> list[str] | None:
+        """What a checkpoint records to find this corpus again on resume (None: the built-in one)."""
+        return None if self.builtin else list(self.names) if self.names else [str(p) for p in self.files]
 
     def chunks(self, on_read: Callable[[bytes], None] = lambda raw: None) -> Iterator[str]:
         """The decoded text, chunk by chunk, files joined as the module docstring says.

@@ -66,6 +66,7 @@ class TextScore:
     outside: int  # characters without an id of their own in the model's vocabulary
     outside_distinct: int
     outside_mapped_to_unknown: bool  # scored as the unknown character (else left out of the text)
+    text: str = ""  # which text: the corpus's description
 
     @property
     def bits(self) -> float:
@@ -101,4 +102,7 @@ def score_text(model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.devic
             f"the model scores {printable(corpus.description)} as {nats} nats per character: "
             "its weights are damaged or out of range"
         )
-    return TextScore(counts.total, streams.num_targets, nats, coverage.outside, coverage.dropped_chars, vocab.unknown_id is not None)
+    return TextScore(
+        counts.total, streams.num_targets, nats, coverage.outside, coverage.dropped_chars, vocab.unknown_id is not None,
+        corpus.description,
+    )

@@ -25,12 +25,15 @@ import os
 import re
 import socket
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from charrnn.checkpoint import load_checkpoint, save_checkpoint
+from charrnn.checkpoint import (
+    Checkpoint,
+    RunIdentity,
+    read_checkpoint,
+    write_checkpoint,
+)
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.files import fsync_folder, leftover_writer, temporary_name, write_atomic
@@ -57,7 +60,7 @@ class Found:
     """A checkpoint that loaded, and a note on each damaged one passed over to reach it."""
 
     path: Path
-    state: dict[str, Any]
+    checkpoint: Checkpoint
     passed_over: tuple[str, ...] = ()
 
 
@@ -66,7 +69,7 @@ class OutDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.run: dict[str, Any] | None = None  # the identity of the run written here (see claim)
+        self.run: RunIdentity | None = None  # the identity of the run written here (see claim)
         self._lock: int | None = None  # the descriptor holding the folder's lock
         self._created = False  # whether acquire() made the folder
         self._best_loss: float | None = None  # the validation loss best.pt holds
@@ -113,21 +116,20 @@ class OutDir:
                 stored = json.loads(file.read(_MAX_SMALL_FILE))
         except (OSError, ValueError):
             return None
-        run_id = stored.get("id") if isinstance(stored, dict) else None
-        return run_id if isinstance(run_id, str) else None
+        run = RunIdentity.from_stored(stored)
+        return run.id if run is not None and isinstance(run.id, str) else None
 
     def holds_run(self) -> bool:
         return bool(self.checkpoint_names()) or (self.path / RUN_FILE).exists()
 
-    def claim(self, run: dict[str, Any]) -> None:
-        """Write checkpoints of `run` ({"id": ..., "forked_from": ...}) here from now on;
-        remember the validation loss of the best.pt already here, which no save may worsen."""
+    def claim(self, run: RunIdentity) -> None:
+        """Write checkpoints of `run` here from now on; remember the validation loss of the
+        best.pt already here, which no save may worsen."""
         self.run = run
         best = self.path / BEST
         if best.exists():
             try:
-                loss = load_checkpoint(best).get("best_val_loss")
-                self._best_loss = loss if isinstance(loss, float) else None
+                self._best_loss = read_checkpoint(best).best_val_loss
             except CheckpointError:
                 self._best_loss = None  # a damaged best.pt is no standard to keep
 
@@ -137,37 +139,38 @@ class OutDir:
             return []
         return sorted(p.name for p in self.path.iterdir() if p.name in (LATEST, BEST) or _STEP_FILE.fullmatch(p.name))
 
-    def save(self, state: dict[str, Any], keep: int) -> Path:
+    def save(self, checkpoint: Checkpoint, keep: int) -> Path:
         """Save the run's progress: a new step file, latest.pt pointing at it, old step files pruned."""
         self._write_identity()
-        step_path = self.path / step_file_name(state["step"])
-        save_checkpoint(state, step_path)
-        self._point_latest_at(step_path, state)
+        step_path = self.path / step_file_name(checkpoint.step)
+        write_checkpoint(checkpoint, step_path)
+        self._point_latest_at(step_path, checkpoint)
         for _, old in self.step_files()[:-keep]:
             old.unlink(missing_ok=True)
         return step_path
 
-    def save_best(self, state: dict[str, Any]) -> bool:
-        """Write `state` as best.pt unless best.pt already holds a lower validation loss (as it
-        can after a resume from before a later best): best.pt never gets worse. Whether written."""
-        loss = state["best_val_loss"]
+    def save_best(self, checkpoint: Checkpoint) -> bool:
+        """Write `checkpoint` as best.pt unless best.pt already holds a lower validation loss (as
+        it can after a resume from before a later best): best.pt never gets worse. Whether written."""
+        loss = checkpoint.best_val_loss
         if self._best_loss is not None and not loss <= self._best_loss:
             return False
         self._write_identity()
-        save_checkpoint(state, self.path / BEST)
+        write_checkpoint(checkpoint, self.path / BEST)
         self._best_loss = loss
         return True
 
     def _write_identity(self) -> None:
         """run.json, before the first checkpoint: so a folder never holds checkpoints of no run."""
-        if self.run is None or self.identity() == self.run["id"]:
+        if self.run is None or self.identity() == self.run.id:
             return
+        stored = json.dumps(self.run.to_stored(), indent=1).encode() + b"\n"
         try:
-            write_atomic(self.path / RUN_FILE, lambda file: file.write(json.dumps(self.run, indent=1).encode() + b"\n"))
+            write_atomic(self.path / RUN_FILE, lambda file: file.write(stored))
         except OSError as error:
             raise CheckpointError(f"cannot write {printable(self.path / RUN_FILE)}: {error.strerror or error}") from None
 
-    def _point_latest_at(self, step_path: Path, state: dict[str, Any]) -> None:
+    def _point_latest_at(self, step_path: Path, checkpoint: Checkpoint) -> None:
         latest = self.path / LATEST
         temporary = temporary_name(latest)
         try:
@@ -176,7 +179,7 @@ class OutDir:
             os.replace(temporary, latest)  # atomic: latest.pt is always one whole checkpoint
         except OSError:
             temporary.unlink(missing_ok=True)
-            save_checkpoint(state, latest)  # a file system without hard links gets a second copy
+            write_checkpoint(checkpoint, latest)  # a file system without hard links gets a second copy
             return
         except BaseException:  # a second Ctrl-C: leave no stray link behind
             temporary.unlink(missing_ok=True)
@@ -197,7 +200,7 @@ class OutDir:
             if not path.exists() or (found is not None and _same_file(path, found.path)):
                 continue
             other = _first_good([path], passed_over)
-            if other is not None and (found is None or other.state["step"] > found.state["step"]):
+            if other is not None and (found is None or other.checkpoint.step > found.checkpoint.step):
                 found = other
         return _require(found, self.path, passed_over)
 
@@ -217,13 +220,13 @@ def load_from(location: str | Path, prefer: str) -> Found:
         return out.best() if prefer == "best" else out.newest()
     if not location.exists():
         raise CheckpointError(f"checkpoint not found: {location}")
-    return Found(location, load_checkpoint(location))
+    return Found(location, read_checkpoint(location))
 
 
 def _first_good(paths: list[Path], passed_over: list[str]) -> Found | None:
     for path in paths:
         try:
-            return Found(path, load_checkpoint(path))
+            return Found(path, read_checkpoint(path))
         except CheckpointError as error:
             passed_over.append(f"passed over {path.name}: {error}")
     return None
@@ -234,7 +237,7 @@ def _require(found: Found | None, folder: Path, passed_over: list[str]) -> Found
         if passed_over:
             raise CheckpointError(f"no usable checkpoint in {folder}: {'; '.join(passed_over)}")
         raise CheckpointError(f"no checkpoint in {folder}; train first")
-    return Found(found.path, found.state, tuple(passed_over))
+    return Found(found.path, found.checkpoint, tuple(passed_over))
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -242,11 +245,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.samefile(b)
     except OSError:
         return False
-
-
-def new_run(forked_from: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A fresh run identity: a random id, and where it was forked from (None for a new run)."""
-    return {"id": uuid.uuid4().hex, "forked_from": forked_from}
 
 
 def _write_holder(descriptor: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.checkpoint import model_parts
+from charrnn.checkpoint import CorpusRecord, InitFrom, RunIdentity, RunRecord
 from charrnn.config import (
     DEFAULT_OUT,
     ModelConfig,
@@ -39,7 +39,7 @@ from charrnn.corpus import Corpus, resolve_corpus
 from charrnn.display import printable
 from charrnn.encoded import CorpusCache, Encoded, Progress, no_progress
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.outdir import RUN_FILE, Found, OutDir, load_from, new_run
+from charrnn.outdir import RUN_FILE, Found, OutDir, load_from
 from charrnn.vocab import Coverage, Vocab
 
 
@@ -54,18 +54,23 @@ class Start:
     model_config: ModelConfig
     train_config: TrainConfig
     out: OutDir  # where the run writes: acquired, when this is the process that writes
-    run: dict[str, Any]  # the run's identity, stored in its folder and in every checkpoint
+    run: RunIdentity  # the run's identity, stored in its folder and in every checkpoint
     resume: Found | None = None  # continue this checkpoint's run
     init: Found | None = None  # start from this checkpoint's weights
 
-    def corpus_record(self) -> dict[str, Any]:
-        """What checkpoints say about the corpus (to find it on resume, and to tell it apart)."""
-        return {**self.corpus.record(), "chars": self.encoded.counts.total, "sha256": self.encoded.counts.sha256}
+    def record(self) -> RunRecord:
+        """What every checkpoint of the run records besides its training state."""
+        corpus = CorpusRecord(
+            paths=self.corpus.paths(), description=self.corpus.description,
+            chars=self.encoded.counts.total, sha256=self.encoded.counts.sha256,
+        )
+        init = InitFrom(str(self.init.path), self.init.checkpoint.step) if self.init is not None else None
+        return RunRecord(self.run, self.vocab, corpus, init)
 
     @property
     def same_corpus_as_checkpoint(self) -> bool:
-        recorded = self.resume.state.get("corpus") if self.resume else None
-        return not isinstance(recorded, dict) or recorded.get("sha256") == self.encoded.counts.sha256
+        recorded = self.resume.checkpoint.record.corpus if self.resume else None
+        return recorded is None or recorded.sha256 == self.encoded.counts.sha256
 
 
 def prepare_run(
@@ -103,7 +108,7 @@ def _fresh(
 ) -> Start:
     if owner:
         _refuse_to_overwrite(out)
-    run = new_run()
+    run = RunIdentity.new()
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)
     counts = counted[0]
@@ -113,7 +118,7 @@ def _fresh(
         encoded = cache.encoded(vocab, progress, counted)
         return _started(Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run), owner)
     init = load_from(init_from, prefer="best")
-    base_model, _, base_vocab = model_parts(init.state, init.path)
+    base_model, base_vocab = init.checkpoint.model_config, init.checkpoint.vocab
     _refuse_other_architecture(base_model, options, "fine-tune")
     vocab = base_vocab.extended(counts.counts)
     model_config = dataclasses.replace(base_model, vocab_size=len(vocab))
@@ -125,11 +130,12 @@ def _fresh(
 def _resumed(
     corpus_args: Sequence[str], options: Mapping[str, Any], found: Found, out: OutDir, owner: bool, progress: Progress,
 ) -> Start:
-    saved_model, saved_train, vocab = model_parts(found.state, found.path)
-    model_config, train_config = resume_configs(saved_model, saved_train, options)
-    run = _continued_run(found, out) if owner else new_run()
-    recorded = found.state.get("corpus") if isinstance(found.state.get("corpus"), dict) else {}
-    paths = corpus_args or recorded.get("paths") or ([recorded["path"]] if isinstance(recorded.get("path"), str) else [])
+    saved = found.checkpoint
+    model_config, train_config = resume_configs(saved.model_config, saved.train_config, options)
+    vocab = saved.vocab
+    run = _continued_run(found, out) if owner else RunIdentity.new()
+    recorded = saved.record.corpus
+    paths = corpus_args or (recorded.locations() if recorded is not None else [])
     corpus = resolve_corpus(paths, train_config.encoding, train_config.errors)
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)
@@ -148,14 +154,14 @@ def _started(start: Start, owner: bool) -> Start:
     return start
 
 
-def _continued_run(found: Found, out: OutDir) -> dict[str, Any]:
+def _continued_run(found: Found, out: OutDir) -> RunIdentity:
     """The identity under which a resumed run goes on writing into `out` (which this process
     owns), or a refusal if that would overwrite another run or newer checkpoints of this one."""
-    saved = found.state.get("run") if isinstance(found.state.get("run"), dict) else {}
-    saved_id = saved.get("id") if isinstance(saved.get("id"), str) else None
-    step = found.state["step"]
+    saved = found.checkpoint.record.run or RunIdentity(None)
+    saved_id = saved.id
+    step = found.checkpoint.step
     if not out.holds_run():  # continuing elsewhere: a new run, forked from this checkpoint
-        return new_run(forked_from={"id": saved_id, "step": step, "path": str(found.path.resolve())})
+        return RunIdentity.new(forked_from=found.checkpoint, path=found.path.resolve())
     folder_id = out.identity()
     inside = _same_folder(found.path.parent, out.path)
     # A checkpoint from before run identities (or a folder without run.json) belongs to the
@@ -174,7 +180,7 @@ def _continued_run(found: Found, out: OutDir) -> dict[str, Any]:
             f"--resume {printable(out.path)}, or fork step {step:,} into a new folder with --out"
         )
     run_id = saved_id or folder_id
-    return {"id": run_id, "forked_from": saved.get("forked_from")} if run_id else new_run()
+    return RunIdentity(run_id, saved.forked_from) if run_id else RunIdentity.new()
 
 
 def _same_folder(a: Path, b: Path) -> bool:
@@ -186,7 +192,7 @@ def _same_folder(a: Path, b: Path) -> bool:
 
 def _newest_step(out: OutDir) -> int:
     try:
-        return out.newest().state["step"]
+        return out.newest().checkpoint.step
     except CheckpointError:  # nothing loads: the step files' names still tell how far it got
         return max((step for step, _ in out.step_files()), default=0)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charrnn.checkpoint import model_parts
+from charrnn.checkpoint import Checkpoint
 from charrnn.config import SampleConfig
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.model import CharRNN, CharStepper, LayerState
@@ -31,18 +31,19 @@ class LoadedModel:
     path: Path
     step: int
     passed_over: tuple[str, ...] = ()  # damaged checkpoints skipped to reach this one
+    checkpoint: Checkpoint | None = None  # everything the file holds (None for a model built in memory)
 
 
 def load_model(location: str | Path, device: torch.device) -> LoadedModel:
     """The model in a checkpoint file, or in an out folder's best.pt (else its newest good one)."""
     found = load_from(location, prefer="best")
-    model_config, _, vocab = model_parts(found.state, found.path)
-    model = CharRNN(model_config)
+    checkpoint = found.checkpoint
+    model = CharRNN(checkpoint.model_config)
     try:
-        model.load_state_dict(found.state["model"])
+        model.load_state_dict(checkpoint.weights)
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(f"{found.path} does not fit its own model config: {str(error).splitlines()[0]}") from None
-    return LoadedModel(model.to(device).eval(), vocab, found.path, found.state["step"], found.passed_over)
+    return LoadedModel(model.to(device).eval(), checkpoint.vocab, found.path, checkpoint.step, found.passed_over, checkpoint)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:

@@ -37,16 +37,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark_doc import machine_description, replace_section  # noqa: E402
+from benchmark_doc import SECTIONS, check_section, machine_description, replace_section  # noqa: E402
 
 from charrnn.budget import Budget  # noqa: E402
+from charrnn.checkpoint import RunRecord  # noqa: E402
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from charrnn.data import Streams  # noqa: E402
 from charrnn.model import CharRNN  # noqa: E402
 from charrnn.outdir import OutDir  # noqa: E402
 from charrnn.progress import ProgressBar  # noqa: E402
 from charrnn.sample import LoadedModel, generate_ids, generate_text  # noqa: E402
-from charrnn.train import Trainer  # noqa: E402
+from charrnn.training import Trainer  # noqa: E402
 from charrnn.vocab import Vocab  # noqa: E402
 
 VOCAB_SIZE = 65  # tiny Shakespeare's
@@ -96,7 +97,9 @@ def charrnn_trainer(shape: Shape, steps_per_round: int) -> tuple[Trainer, StepCl
     clock = StepClock()
     model = CharRNN(shape.model_config())
     streams = Streams(text_ids, shape.batch_size, shape.seq_len)
-    trainer = Trainer(model, streams, None, shape.train_config(steps_per_round), torch.device("cpu"), OutDir(tempfile.mkdtemp()), clock)
+    record = RunRecord(run=None, vocab=Vocab([chr(32 + i) for i in range(VOCAB_SIZE)]))
+    trainer = Trainer(model, streams, None, shape.train_config(steps_per_round), torch.device("cpu"),
+                      OutDir(tempfile.mkdtemp()), clock, record=record)
     return trainer, clock
 
 
@@ -266,6 +269,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats; write nothing")
     args = parser.parse_args()
+    for name in () if args.quick else SECTIONS["bench.py"]:
+        check_section(name)
     torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     command = "python scripts/bench.py" + (" --quick" if args.quick else "")
     header = f"Command: `{command}`  \nMachine: {machine_description()}"

@@ -44,7 +44,7 @@ class Outcome:
 
 def train_for(budget: float, corpus: Path, flags: list[str]) -> Outcome:
     """Train with `flags` for `budget` seconds in a fresh process; return its best validation loss."""
-    from charrnn.checkpoint import load_checkpoint
+    from charrnn.checkpoint import read_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="charrnn-quality-") as out:
         command = [sys.executable, "-m", "charrnn", "train", str(corpus), "--max-time", f"{budget}s", "--out", out, "--quiet", *flags]
@@ -53,13 +53,13 @@ def train_for(budget: float, corpus: Path, flags: list[str]) -> Outcome:
         wall = time.perf_counter() - start
         if result.returncode != 0:
             raise RuntimeError(f"training failed: {result.stderr.strip().splitlines()[-1]}")
-        state = load_checkpoint(Path(out) / "best.pt")
-        latest = load_checkpoint(Path(out) / "latest.pt")
-    return Outcome(budget, wall, latest["step"], state["best_val_loss"])
+        best = read_checkpoint(Path(out) / "best.pt")
+        latest = read_checkpoint(Path(out) / "latest.pt")
+    return Outcome(budget, wall, latest.step, best.best_val_loss)
 
 
 def main() -> int:
-    from benchmark_doc import machine_description, replace_section
+    from benchmark_doc import check_section, machine_description, replace_section
     from charrnn.budget import format_duration, parse_duration
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +69,10 @@ def main() -> int:
     args = parser.parse_args()
     if not args.corpus.exists():
         parser.error(f"no corpus at {args.corpus}; give --corpus (tiny Shakespeare: scripts/fetch_tinyshakespeare.py)")
-    for label in args.budget or ["5m", "30m"]:
+    labels = args.budget or ["5m", "30m"]
+    for label in labels if not args.no_write else []:
+        check_section(f"quality-{label}")
+    for label in labels:
         budget = parse_duration(label)
         outcome = train_for(budget, args.corpus, [])
         target = TARGETS.get(budget) if args.corpus == SHAKESPEARE else None

@@ -8,16 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from charrnn.checkpoint import load_checkpoint, training_state_differences
+from charrnn.checkpoint import read_checkpoint, training_state_differences
 from charrnn.progress import Reporter
-from charrnn.train import TrainRequest, TrainResult, run_training
+from charrnn.training import TrainRequest, TrainResult, run_training
 
 # A sentence whose characters recur in several contexts ('o' is followed by w, x, v, g, ...),
 # so predicting it well needs memory beyond the previous character.
 PANGRAM = "the quick brown fox jumps over the lazy dog\n"
 
 # Small enough to train in a second or two, large enough to learn a repeating text
-# (the Python API's option names: charrnn.train.TrainRequest.options).
+# (the Python API's option names: charrnn.training.TrainRequest.options).
 TINY_OPTIONS = {
     "hidden_size": 32,
     "layers": 2,
@@ -80,6 +80,6 @@ class CrashAtStep(Reporter):
 
 def assert_same_training_state(path_a: Path, path_b: Path) -> None:
     """Two checkpoints hold bit-identical weights, optimizer state, hidden state and RNG."""
-    a, b = load_checkpoint(path_a), load_checkpoint(path_b)
+    a, b = read_checkpoint(path_a), read_checkpoint(path_b)
     assert training_state_differences(a, b) == []
-    assert a["best_val_loss"] == b["best_val_loss"]
+    assert a.best_val_loss == b.best_val_loss

@@ -1,6 +1,6 @@
 import pytest
 
-from charrnn.budget import Budget, format_duration, parse_duration
+from charrnn.budget import Budget, Validation, format_duration, parse_duration
 from charrnn.config import TrainConfig, with_run_length
 
 
@@ -36,3 +36,16 @@ def test_length_options_given_replace_those_not_given():
     assert with_run_length({"max_time": 300.0}) == {"max_steps": None, "epochs": None, "max_time": 300.0}
     assert with_run_length({"lr": 0.1}) == {"lr": 0.1}
     assert TrainConfig(**with_run_length({"max_time": 300.0})).max_steps is None
+
+
+def test_validation_tracks_the_best_and_runs_out_of_patience():
+    validation = Validation(patience=2)
+    assert [validation.record(loss) for loss in (3.0, 2.0, 2.5, 2.0)] == [True, True, False, False]
+    assert validation.best == 2.0 and validation.last == 2.0 and validation.since_best == 2
+    assert validation.out_of_patience
+    assert validation.record(1.5) and not validation.out_of_patience  # a new best resets the count
+
+
+def test_validation_without_patience_never_runs_out():
+    validation = Validation(patience=None, best=1.0, since_best=100)
+    assert not validation.record(2.0) and not validation.out_of_patience

@@ -1,6 +1,7 @@
 """The checkpoint file format: exact round trips, atomic writes, damage detected, no pickle,
-and the migration of format-1 (pickle) checkpoints."""
+the typed checkpoint, and the migration of older formats (each tested on a stored file)."""
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -13,14 +14,17 @@ import safetensors.torch
 import torch
 from click.testing import CliRunner
 
+from charrnn import checkpoint
 from charrnn.checkpoint import (
     FORMAT_VERSION,
     MAGIC,
+    Checkpoint,
     checkpoint_format,
     hidden_shapes,
     load_checkpoint,
-    model_parts,
     parameter_shapes,
+    read_checkpoint,
+    renamed_fields,
     save_checkpoint,
     training_state_differences,
 )
@@ -31,6 +35,7 @@ from charrnn.model import CharRNN
 
 DATA = Path(__file__).parent / "data"
 FORMAT_1 = DATA / "format1-lstm.pt"  # written by charrnn before format 2; see tests/data/README.md
+FORMAT_2 = DATA / "format2-lstm.pt"  # written by charrnn in format 2, the same run
 
 
 def tiny_state(cell: str = "lstm", **model_options) -> dict:
@@ -201,7 +206,7 @@ def test_a_migrated_checkpoint_saved_as_format_2_keeps_the_whole_training_state(
     migrated = load_checkpoint(FORMAT_1)
     save_checkpoint(migrated, tmp_path / "c.pt")
     again = load_checkpoint(tmp_path / "c.pt")
-    assert training_state_differences(migrated, again) == []
+    assert training_state_differences(read_checkpoint(FORMAT_1), read_checkpoint(tmp_path / "c.pt")) == []
     assert_same(migrated, again)
 
 
@@ -265,7 +270,79 @@ def test_parameter_and_hidden_shapes_are_those_of_the_model(cell, input_mode, la
     assert hidden_shapes(config, TrainConfig(batch_size=3)) == [tuple(h.shape) for h in model.init_hidden(3)]
 
 
-def test_model_parts_of_a_real_state():
+def test_the_typed_checkpoint_of_a_real_state():
     state = tiny_state(cell="gru")
-    model_config, train_config, vocab = model_parts(state, "c.pt")
-    assert model_config.cell == "gru" and train_config.batch_size == 1 and vocab.chars[:2] == ["a", "世"]
+    typed = Checkpoint.from_stored(state, "c.pt")
+    assert typed.model_config.cell == "gru" and typed.train_config.batch_size == 1 and typed.vocab.chars[:2] == ["a", "世"]
+    assert typed.step == 7 and typed.best_val_loss == 0.1 + 0.2 and typed.record.corpus.locations() == ["c.txt"]
+
+
+@pytest.mark.parametrize("stored", [FORMAT_1, FORMAT_2])
+def test_the_typed_checkpoint_stores_what_it_read(stored, tmp_path):
+    """Reading a file into a Checkpoint and writing it back loses nothing charrnn reads."""
+    typed = read_checkpoint(stored)
+    save_checkpoint(typed.to_stored(), tmp_path / "again.pt")
+    again = read_checkpoint(tmp_path / "again.pt")
+    assert training_state_differences(typed, again) == []
+    assert again == dataclasses.replace(typed, weights=again.weights, optimizer=again.optimizer,
+                                        hidden=again.hidden, rng=again.rng)
+    assert_same(load_checkpoint(stored), load_checkpoint(tmp_path / "again.pt"))
+
+
+# Format 2: the stored file of this format (tests/data/README.md) reads as written.
+
+
+def test_the_stored_format_2_checkpoint_reads_value_for_value():
+    typed = read_checkpoint(FORMAT_2)
+    assert checkpoint_format(FORMAT_2) == 2 and typed.step == 2 and typed.charrnn_version is not None
+    assert typed.model_config.cell == "lstm" and typed.model_config.hidden_size == 8 and typed.train_config.seed == 7
+    assert typed.vocab == read_checkpoint(FORMAT_1).vocab and typed.vocab.unknown_id is not None
+    assert typed.record.run is not None and len(typed.record.run.id) == 32
+    assert [Path(p).name for p in typed.record.corpus.locations()] == ["corpus.txt"] and typed.record.corpus.chars == 541
+    assert typed.best_val_loss == typed.last_val_loss and typed.evals_since_best == 0 and typed.elapsed > 0
+
+
+def test_a_format_2_run_resumes(tmp_path):
+    copy = tmp_path / "old" / "latest.pt"
+    copy.parent.mkdir()
+    copy.write_bytes(FORMAT_2.read_bytes())
+    result = CliRunner().invoke(
+        main, ["train", str(DATA / "format1-corpus.txt"), "--resume", str(copy), "--max-steps", "4", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    resumed, old = read_checkpoint(copy), read_checkpoint(FORMAT_2)
+    assert resumed.step == 4 and resumed.vocab == old.vocab and resumed.model_config == old.model_config
+    assert resumed.record.run == old.record.run  # the same run, continued
+
+
+# Renaming a stored field: the migration from the format before maps the old name. Shown on a
+# format-2 file whose training config names `lr` as a fictitious format 2 would have, read by
+# a fictitious format 3 that renamed it.
+
+
+def _with_renamed_lr(tmp_path: Path) -> Path:
+    state = load_checkpoint(FORMAT_2)
+    state["train_config"] = {("learning_rate" if key == "lr" else key): value for key, value in state["train_config"].items()}
+    save_checkpoint(state, tmp_path / "renamed.pt")
+    return tmp_path / "renamed.pt"
+
+
+def test_an_older_field_name_is_refused_without_a_migration(tmp_path):
+    with pytest.raises(CheckpointError, match="unknown fields: learning_rate"):
+        read_checkpoint(_with_renamed_lr(tmp_path))
+
+
+def test_a_migration_maps_an_older_field_name(tmp_path, monkeypatch):
+    path = _with_renamed_lr(tmp_path)
+    monkeypatch.setattr(checkpoint, "FORMAT_VERSION", 3)
+    monkeypatch.setitem(checkpoint.MIGRATIONS, 2, renamed_fields({"train_config": {"learning_rate": "lr"}}))
+    assert checkpoint.migrated_formats() == (1, 2)
+    migrated = read_checkpoint(path)
+    assert migrated.train_config.lr == read_checkpoint(FORMAT_2).train_config.lr
+    assert read_checkpoint(FORMAT_1).step == 2  # format 1 passes through both migrations
+
+
+def test_every_older_format_has_a_migration_and_a_stored_file():
+    assert checkpoint.migrated_formats() == tuple(range(1, FORMAT_VERSION))
+    for version in range(1, FORMAT_VERSION + 1):
+        assert checkpoint_format(DATA / f"format{version}-lstm.pt") == version

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from test_checkpoint import FORMAT_1, payload_of, tiny_state, write_with_header
 
 from charrnn.checkpoint import (
+    Checkpoint,
     describe_checkpoint,
     load_checkpoint,
-    model_parts,
+    read_checkpoint,
     save_checkpoint,
 )
 from charrnn.cli import main
@@ -251,7 +252,7 @@ def _loads_or_refuses(path: Path) -> None:
     else:
         assert 2 * sum(p.numel() for p in loaded.model.parameters()) <= path.stat().st_size
     try:
-        lines = describe_checkpoint(load_checkpoint(path), path)
+        lines = describe_checkpoint(read_checkpoint(path), path)
     except (CheckpointError, ConfigError):
         return
     assert all("\x1b" not in line and len(line) < 2000 for line in lines)
@@ -372,5 +373,5 @@ def test_a_checkpoint_that_loads_is_the_model_it_claims(tmp_path):
     """The other side of the bound: none of the checks refuses a good checkpoint."""
     state = tiny_state()
     loaded = load_model(_saved(tmp_path / "good.pt", state), CPU)
-    assert loaded.step == 7 and model_parts(state, "good.pt")[0].hidden_size == 4
+    assert loaded.step == 7 and Checkpoint.from_stored(state, "good.pt").model_config.hidden_size == 4
     assert all(torch.equal(value, state["model"][name]) for name, value in loaded.model.state_dict().items())

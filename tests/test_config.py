@@ -1,9 +1,23 @@
+import dataclasses
 import re
 
+import click
 import pytest
 
-from charrnn.config import ModelConfig, TrainConfig, flag_name, from_dict, resume_configs, to_dict
+from charrnn.config import (
+    LAYOUT_FIELDS,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    architecture_differences,
+    flag_name,
+    from_dict,
+    resume_configs,
+    to_dict,
+)
 from charrnn.errors import ConfigError
+from charrnn.options import FLOAT, INT, SAMPLE, TRAIN
+from charrnn.params import Count, Number
 
 
 def test_flag_names_follow_fields():
@@ -75,3 +89,44 @@ def test_values_past_their_bounds_are_refused_wherever_they_come_from(config_cla
     base = {"vocab_size": 10} if config_class is ModelConfig else {}
     with pytest.raises(ConfigError, match=re.escape(message)):
         config_class(**base, **{field: value})
+
+
+def _boundary_values(option):
+    """Values on each side of an option's range and of its upper limit."""
+    values = [option.low, option.low + 1, option.low - 1, option.low + 1e-9, option.low - 1e-9, 0.5, 2]
+    for top in (option.high, option.limit):
+        if top is not None:
+            values += [top, top - 1, top + 1, top * 2, top + 1e-9 * max(1, abs(top))]
+    return [v for v in values if option.kind != INT or v == int(v)]
+
+
+@pytest.mark.parametrize("option", [o for o in TRAIN + SAMPLE if o.kind in (INT, FLOAT)], ids=lambda o: o.flag)
+def test_the_command_line_and_the_configs_apply_one_rule_to_each_number(option):
+    """The click type and the dataclass check both come from the table: they accept the same values."""
+    click_type = Number(option) if option.kind == FLOAT else Count(option.low, option.limit)
+    for value in _boundary_values(option):
+        value = int(value) if option.kind == INT else float(value)
+        try:
+            click_type.convert(value, None, None)
+            by_click = True
+        except click.BadParameter:
+            by_click = False
+        assert by_click == (option.problem(value) is None), (option.flag, value)
+
+
+@pytest.mark.parametrize("config_class, table", [(ModelConfig, TRAIN), (TrainConfig, TRAIN), (SampleConfig, SAMPLE)])
+def test_every_config_field_is_an_option_with_the_tables_default(config_class, table):
+    options = {option.name: option for option in table}
+    for field in dataclasses.fields(config_class):
+        if field.name == "vocab_size":  # the vocabulary decides it
+            continue
+        assert field.name in options, f"{config_class.__name__}.{field.name} has no entry in charrnn/options.py"
+        assert field.default == options[field.name].default, field.name
+
+
+def test_what_may_not_change_on_resume_is_what_the_table_marks():
+    fixed = {option.name for option in TRAIN if option.fixed_on_resume}
+    assert set(LAYOUT_FIELDS) == fixed & {f.name for f in dataclasses.fields(TrainConfig)}
+    explicit = {name: "changed" for name in fixed}
+    message = "; ".join(architecture_differences(ModelConfig(vocab_size=7), explicit))
+    assert all(f"{flag_name(name)} changed" in message for name in fixed - set(LAYOUT_FIELDS))

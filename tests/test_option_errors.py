@@ -11,16 +11,21 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PANGRAM
+from helpers import PANGRAM, fast_args
 
 from charrnn import distributed
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import _out_of_memory, main, train
-from charrnn.config import MAX_PARAMETERS, ModelConfig, SampleConfig, TrainConfig, is_text_encoding
+from charrnn.config import (
+    MAX_PARAMETERS,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    is_text_encoding,
+)
 from charrnn.errors import ConfigError, OptionError
 
-FAST = ["--hidden-size", "16", "--layers", "1", "--seq-len", "8", "--batch-size", "2", "--max-steps", "4",
-        "--eval-every", "2", "--save-every", "2", "--warmup-steps", "1", "--quiet"]
+FAST = fast_args(hidden_size=16, seq_len=8, batch_size=2, max_steps=4, eval_every=2, save_every=2, warmup_steps=1, quiet=True)
 TEXT = PANGRAM * 40 + "世界\n"
 
 
@@ -251,7 +256,7 @@ def test_running_out_of_memory_is_one_line_with_the_size_asked_for(monkeypatch, 
     def allocate(*args, **kwargs):
         raise RuntimeError(torch_message + "\nException raised from ... (most recent call first):\nframe #0: ...")
 
-    monkeypatch.setattr("charrnn.sample.load_model", allocate)
+    monkeypatch.setattr("charrnn.api.load_model", allocate)
     assert_one_line_error(invoke("sample", "-c", trained / "run"), 1, "out of memory: 89.4 GiB asked for")
 
 
@@ -268,7 +273,7 @@ def test_an_unexpected_error_spanning_lines_is_still_one_line(monkeypatch, train
     def fail(*args, **kwargs):
         raise ValueError("first line\nException raised from c10::...\nframe #0: ...")
 
-    monkeypatch.setattr("charrnn.sample.load_model", fail)
+    monkeypatch.setattr("charrnn.api.load_model", fail)
     result = invoke("sample", "-c", trained / "run")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == ["Error: unexpected ValueError: first line (rerun with --debug for the traceback)"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import PANGRAM, TINY_OPTIONS, assert_same_training_state, train
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint import read_checkpoint
 from charrnn.errors import CheckpointError
 from charrnn.outdir import (
     BEST,
@@ -43,7 +43,7 @@ def test_the_newest_checkpoint_is_found_by_step_number_not_file_time(tmp_path, c
     out = OutDir(tmp_path / "run")
     os.utime(out.path / step_file_name(30), (2e9, 2e9))  # the older step now looks newer
     os.utime(out.path / LATEST, (1e9, 1e9))
-    assert out.newest().state["step"] == 40
+    assert out.newest().checkpoint.step == 40
 
 
 def _damage(path):
@@ -60,7 +60,7 @@ def test_resume_passes_over_a_damaged_checkpoint_says_so_and_still_ends_exact(tm
     (tmp_path / "run" / BEST).unlink()  # it may hold step 40 too, a good place to resume from
 
     found = OutDir(tmp_path / "run").newest()
-    assert found.state["step"] == 30
+    assert found.checkpoint.step == 30
     assert any("step-00000040.pt" in note and "corrupted" in note for note in found.passed_over)
 
     result = train(corpus, tmp_path / "run", {**options, "max_steps": 40}, resume=str(tmp_path / "run"))
@@ -112,7 +112,7 @@ def test_an_out_folder_that_cannot_be_created_is_one_clear_error(tmp_path):
 
 def test_a_full_disk_stops_with_a_clear_error_and_keeps_earlier_checkpoints(tmp_path, corpus, monkeypatch):
     train(corpus, tmp_path / "run", {**OPTIONS, "max_steps": 20})
-    before = load_checkpoint(tmp_path / "run" / LATEST)
+    before = read_checkpoint(tmp_path / "run" / LATEST)
 
     def disk_full(*args):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -122,7 +122,7 @@ def test_a_full_disk_stops_with_a_clear_error_and_keeps_earlier_checkpoints(tmp_
         train(corpus, tmp_path / "run", {**OPTIONS, "max_steps": 40}, resume=str(tmp_path / "run"))
     monkeypatch.undo()
 
-    after = load_checkpoint(tmp_path / "run" / LATEST)
-    assert after["step"] == before["step"] == 20
-    assert all(torch.equal(after["model"][k], before["model"][k]) for k in before["model"])
+    after = read_checkpoint(tmp_path / "run" / LATEST)
+    assert after.step == before.step == 20
+    assert all(torch.equal(after.weights[k], before.weights[k]) for k in before.weights)
     assert not [p for p in (tmp_path / "run").iterdir() if "tmp-" in p.name]

@@ -24,7 +24,7 @@ FAST = fast_args(max_steps=40, quiet=True)
 # them reach the folder within a few milliseconds of each other.
 LAUNCHER = """
 import os, sys, time
-import charrnn.cli, charrnn.train
+import charrnn.cli, charrnn.training
 go = sys.argv[1]
 open(f"{go}.ready-{os.getpid()}", "w").close()
 while not os.path.exists(go):

@@ -7,6 +7,7 @@ import click
 import pytest
 
 from charrnn.cli import main
+from charrnn.options import COMMANDS, readme_table
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -34,6 +35,15 @@ def test_every_option_is_in_the_readme_with_its_real_default(command):
         documented = next(table[opt] for opt in param.opts if opt in table)
         if param.default is not None and not param.is_flag:
             assert documented == _shown(param.default), f"{flag}: README says {documented}, code says {param.default}"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_each_option_table_is_the_one_options_py_defines(command):
+    section = README.split(f"### `charrnn {command}")[1].split("\n### ")[0]
+    table = re.search(r"^\| option \| default \| meaning \|\n(?:\|.*\n)*", section, flags=re.MULTILINE)
+    assert table and table.group(0).rstrip("\n") == readme_table(command), (
+        f"the README's table of charrnn {command} differs from charrnn/options.py: run python scripts/option_tables.py"
+    )
 
 
 def test_the_two_fresh_machine_commands_are_marked():

@@ -7,6 +7,7 @@ for leftovers) is tried here as a user would, through the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import PANGRAM, fast_args
 
-from charrnn.checkpoint import load_checkpoint, save_checkpoint
+from charrnn.checkpoint import RunIdentity, read_checkpoint, write_checkpoint
 from charrnn.cli import main
 from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, step_file_name
 
@@ -32,7 +33,10 @@ def _charrnn(*args) -> object:
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+    """Every file's hash, but the lock's: each process that takes the lock notes in it who it is
+    and since when (a refused process too, so the note's clock time would make this depend on speed)."""
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != LOCK_FILE]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ def test_every_checkpoint_carries_the_identity_of_its_folder(tmp_path, texts):
     assert _charrnn("train", texts[0], *FAST, "--max-steps", "20", "--out", tmp_path / "a").exit_code == 0
     run_id = _run_id(tmp_path / "a")
     for name in OutDir(tmp_path / "a").checkpoint_names():
-        assert load_checkpoint(tmp_path / "a" / name)["run"] == {"id": run_id, "forked_from": None}
+        assert read_checkpoint(tmp_path / "a" / name).record.run == RunIdentity(run_id, None)
 
 
 def test_resuming_a_checkpoint_from_elsewhere_continues_in_its_own_folder_not_the_default(tmp_path, texts, monkeypatch):
@@ -64,7 +68,7 @@ def test_resuming_a_checkpoint_from_elsewhere_continues_in_its_own_folder_not_th
 
     assert result.exit_code == 0, result.output
     assert _fingerprint(tmp_path / "checkpoints") == default_before
-    assert load_checkpoint(tmp_path / "runs" / "a" / LATEST)["step"] == 30
+    assert read_checkpoint(tmp_path / "runs" / "a" / LATEST).step == 30
 
 
 def test_resuming_into_a_folder_that_holds_another_run_is_refused_naming_both(tmp_path, texts):
@@ -120,23 +124,23 @@ def test_resuming_an_older_step_into_its_own_folder_is_refused_and_forking_it_wo
     forked = json.loads((fork / RUN_FILE).read_text())
     assert forked["id"] != _run_id(run)
     assert forked["forked_from"] == {"id": _run_id(run), "step": 20, "path": str((run / step_file_name(20)).resolve())}
-    assert load_checkpoint(fork / LATEST)["step"] == 30
+    assert read_checkpoint(fork / LATEST).step == 30
 
 
 def test_best_pt_never_gets_worse(tmp_path, texts):
     run = tmp_path / "a"
     assert _charrnn("train", texts[0], *FAST, "--max-steps", "20", "--out", run).exit_code == 0
-    best = load_checkpoint(run / BEST)
+    best = read_checkpoint(run / BEST)
     out = OutDir(run)
     out.acquire()
-    out.claim(best["run"])
+    out.claim(best.record.run)
     try:
-        worse = {**best, "best_val_loss": best["best_val_loss"] + 0.5, "step": 99}
+        worse = dataclasses.replace(best, best_val_loss=best.best_val_loss + 0.5, step=99)
         assert out.save_best(worse) is False
-        assert load_checkpoint(run / BEST)["step"] == best["step"]
-        better = {**best, "best_val_loss": best["best_val_loss"] - 0.5, "step": 98}
+        assert read_checkpoint(run / BEST).step == best.step
+        better = dataclasses.replace(best, best_val_loss=best.best_val_loss - 0.5, step=98)
         assert out.save_best(better) is True
-        assert load_checkpoint(run / BEST)["step"] == 98
+        assert read_checkpoint(run / BEST).step == 98
     finally:
         out.release()
 
@@ -145,21 +149,21 @@ def test_a_resume_from_before_a_better_best_keeps_that_best(tmp_path, texts):
     """A run resumed from an earlier save (its later best.pt kept) can only improve best.pt."""
     run = tmp_path / "a"
     assert _charrnn("train", texts[0], *FAST, "--max-steps", "40", "--out", run).exit_code == 0
-    best = load_checkpoint(run / BEST)
+    best = read_checkpoint(run / BEST)
     for step, _ in OutDir(run).step_files():  # as if the run had died after best.pt was written
         if step > 10:
             (run / step_file_name(step)).unlink()
     (run / LATEST).unlink()
-    brilliant = {**best, "best_val_loss": 0.001}
-    save_checkpoint(brilliant, run / BEST)  # a best no retraining can reach, at step 40
+    brilliant = dataclasses.replace(best, best_val_loss=0.001)
+    write_checkpoint(brilliant, run / BEST)  # a best no retraining can reach, at step 40
 
     result = _charrnn("train", texts[0], "--resume", run / step_file_name(10), "--max-steps", "40")
 
     assert result.exit_code == 1 and "holds newer checkpoints of this run (step 40)" in result.stderr
     (run / BEST).rename(tmp_path / "kept-best.pt")  # now step 10 is the newest: resuming goes on
-    save_checkpoint({**brilliant, "step": 10}, run / BEST)
+    write_checkpoint(dataclasses.replace(brilliant, step=10), run / BEST)
     assert _charrnn("train", texts[0], "--resume", run, "--max-steps", "40", "--quiet").exit_code == 0
-    assert load_checkpoint(run / BEST)["best_val_loss"] == 0.001
+    assert read_checkpoint(run / BEST).best_val_loss == 0.001
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert not [r for r in records if r["kind"] == "validation" and r["step"] > 10 and r["best"]]
 
@@ -198,5 +202,5 @@ def test_a_run_killed_while_holding_its_folder_resumes(tmp_path, texts):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    result = _charrnn("train", "--resume", tmp_path / "a", "--max-steps", str(load_checkpoint(tmp_path / "a" / LATEST)["step"] + 10), "--quiet")
+    result = _charrnn("train", "--resume", tmp_path / "a", "--max-steps", str(read_checkpoint(tmp_path / "a" / LATEST).step + 10), "--quiet")
     assert result.exit_code == 0, result.output

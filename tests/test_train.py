@@ -11,13 +11,13 @@ from helpers import (
     train,
 )
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint import read_checkpoint
 from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.model import CharRNN
 from charrnn.optim import build_optimizer, learning_rate
 from charrnn.outdir import BEST, LATEST
-from charrnn.train import TrainRequest, run_training, train_step
+from charrnn.training import TrainRequest, run_training, train_step
 
 # The pangram's unigram entropy is 4.44 bits per character (the best a model that ignores
 # context can do), but given enough context each character is certain (0 bits). Below
@@ -78,8 +78,8 @@ def test_max_time_stops_the_run_evaluates_and_saves(tmp_path, pangram_file):
     options = {**TINY_OPTIONS, "max_time": 1.5, "max_steps": None, "eval_every": 10**6, "save_every": 10**6}
     result = train(pangram_file, tmp_path / "run", options)
     assert 1.5 <= result.elapsed < 10 and result.step > 10
-    state = load_checkpoint(tmp_path / "run" / LATEST)
-    assert state["step"] == result.step and state["elapsed_seconds"] >= 1.5
+    saved = read_checkpoint(tmp_path / "run" / LATEST)
+    assert saved.step == result.step and saved.elapsed >= 1.5
     assert result.best_val_loss is not None  # the final evaluation ran
     again = train(pangram_file, tmp_path / "run", {}, resume=str(tmp_path / "run"))
     assert again.already_complete
@@ -105,7 +105,7 @@ def test_resume_after_a_crash_is_bit_identical_to_an_uninterrupted_run(tmp_path,
 
     with pytest.raises(Crash):
         train(short_corpus, tmp_path / "broken", options, reporter=CrashAtStep(crash_step))
-    assert load_checkpoint(tmp_path / "broken" / LATEST)["step"] == crash_step // 10 * 10
+    assert read_checkpoint(tmp_path / "broken" / LATEST).step == crash_step // 10 * 10
     result = train(short_corpus, tmp_path / "broken", options, resume=str(tmp_path / "broken"))
 
     assert result.step == 40
@@ -118,8 +118,8 @@ def test_resume_with_no_options_continues_with_the_checkpoint_config(tmp_path, s
     with pytest.raises(Crash):
         train(short_corpus, tmp_path / "run", options, reporter=CrashAtStep(15))
     result = train(None, tmp_path / "run", {}, resume=str(tmp_path / "run"))  # corpus taken from the checkpoint
-    state = load_checkpoint(tmp_path / "run" / LATEST)
-    assert result.step == 40 and state["model_config"]["hidden_size"] == 24 and state["model_config"]["cell"] == "gru"
+    saved = read_checkpoint(tmp_path / "run" / LATEST)
+    assert result.step == 40 and saved.model_config.hidden_size == 24 and saved.model_config.cell == "gru"
 
 
 def test_resuming_a_finished_run_says_it_is_complete_and_a_larger_total_trains_further(tmp_path, short_corpus):
@@ -129,7 +129,7 @@ def test_resuming_a_finished_run_says_it_is_complete_and_a_larger_total_trains_f
     assert again.already_complete and again.step == 40
     further = train(short_corpus, tmp_path / "run", {**options, "max_steps": 60}, resume=str(tmp_path / "run"))
     assert not further.already_complete and further.step == 60
-    assert load_checkpoint(tmp_path / "run" / LATEST)["train_config"]["max_steps"] == 60
+    assert read_checkpoint(tmp_path / "run" / LATEST).train_config.max_steps == 60
 
 
 def test_resume_refuses_a_different_architecture(tmp_path, short_corpus):
@@ -180,5 +180,5 @@ def test_a_compiled_model_trains_and_saves_plain_weights(tmp_path, short_corpus)
     request = TrainRequest(corpus=(str(short_corpus),), out_dir=tmp_path / "run", device="cpu", compile=True,
                            options={**_resume_options(), "max_steps": 12})
     run_training(request)
-    state = load_checkpoint(tmp_path / "run" / LATEST)
-    assert not any(key.startswith("_orig_mod") for key in state["model"])  # loadable without torch.compile
+    saved = read_checkpoint(tmp_path / "run" / LATEST)
+    assert not any(key.startswith("_orig_mod") for key in saved.weights)  # loadable without torch.compile

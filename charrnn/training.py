@@ -1,4 +1,8 @@
-"""Training: prepare a run (fresh or resumed), then the truncated-BPTT loop.
+"""Training: build a run (fresh, resumed or fine-tuned), then the truncated-BPTT loop.
+
+Read top to bottom: `run_training` builds a Trainer (`build_trainer`: everything checked and
+built, passed in through its constructor), then fits it; `Trainer._loop` runs one `train_step`
+per window and consults its Budget (when to end) and Validation (the best loss, --patience).
 
 A run's whole state lives in its checkpoints, so a run stopped after any save and resumed
 with the same command ends bit-identical (on CPU) to one never stopped: the data position
@@ -20,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import __version__
-from charrnn.budget import Budget, format_duration
-from charrnn.config import TrainConfig, to_dict
+from charrnn.budget import Budget, Validation, format_duration
+from charrnn.checkpoint import Checkpoint, RunRecord
+from charrnn.config import TrainConfig
 from charrnn.data import Streams, eval_streams, split_train_val
 from charrnn.distributed import SINGLE, Group, join, leave
 from charrnn.errors import (
@@ -34,7 +39,7 @@ from charrnn.evaluate import evaluate_loss, nats_to_bits
 from charrnn.metrics import MetricsLog
 from charrnn.model import CharRNN, Hidden, detach_hidden, load_grown, num_parameters
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
-from charrnn.outdir import LATEST, OutDir
+from charrnn.outdir import LATEST, Found, OutDir
 from charrnn.prepare import Start, prepare_run
 from charrnn.progress import Reporter
 from charrnn.runtime import (
@@ -83,57 +88,80 @@ def run_training(request: TrainRequest, reporter: Reporter | None = None) -> Tra
     group, device = join(select_device(request.device))
     try:
         reporter = (reporter or Reporter()) if group.is_main else Reporter()
-        if not group.is_main:
-            group.barrier()  # rank 0 encodes the corpus into the cache first; the others reuse it
-        start = prepare_run(request.corpus, request.out_dir, request.options, request.resume, request.init_from,
-                            reporter.progress, owner=group.is_main)
-        if group.is_main:
-            group.barrier()
+        trainer = build_trainer(request, reporter, device, group)
         try:
-            result = _run(request, start, reporter, device, group)
+            result = trainer.fit()
             group.barrier()  # no process leaves while another still writes or reduces
         finally:
-            start.out.release()
+            trainer.out.release()
         return result
     finally:
         leave()
 
 
-def _run(request: TrainRequest, start: Start, reporter: Reporter, device: torch.device, group: Group) -> TrainResult:
+# Building: what the user asked for, checked against the corpus, the out folder and any
+# checkpoint, turned into a Trainer with everything it needs.
+
+
+def build_trainer(request: TrainRequest, reporter: Reporter, device: torch.device, group: Group = SINGLE) -> Trainer:
+    """A Trainer ready to fit: configs, data, model, optimizer, out folder (acquired; the
+    caller releases it as `trainer.out`), distributed wrapper, precision, and the state of
+    the checkpoint it resumes. Only once all of it is built does the run say anything."""
+    if not group.is_main:
+        group.barrier()  # rank 0 encodes the corpus into the cache first; the others reuse it
+    start = prepare_run(request.corpus, request.out_dir, request.options, request.resume, request.init_from,
+                        reporter.progress, owner=group.is_main)
+    if group.is_main:
+        group.barrier()
+    try:
+        trainer = _assembled(request, start, reporter, device, group)
+        _announce(reporter, trainer, start)
+    except BaseException:
+        start.out.release()
+        raise
+    return trainer
+
+
+def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: torch.device, group: Group) -> Trainer:
     config = start.train_config
     if config.batch_size % group.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} does not split evenly over {group.world_size} processes; "
                           f"give a multiple of {group.world_size} (it is the batch of all processes together)")
-    train_ids, val_ids = split_train_val(start.encoded.ids, config.val_fraction)
-    train_streams = Streams(train_ids, config.batch_size, config.seq_len, name="training text")
-    train_streams.keep_rows(group.rows(config.batch_size))
-    val_streams = eval_streams(val_ids[: config.eval_chars]) if config.val_fraction > 0 else None
-    if val_streams is not None:
-        val_streams.keep_rows(group.rows(val_streams.batch_size))
-
+    train_streams, val_streams = _streams(start, group, device)
     torch.manual_seed(config.seed)
     model = CharRNN(start.model_config).to(device)
     if start.init is not None:
-        load_grown(model, start.init.state["model"])
+        load_grown(model, start.init.checkpoint.weights)
     if group.active:
         torch.manual_seed(config.seed + group.rank)  # each rank its own dropout masks
-    trainer = Trainer(model, train_streams, val_streams, config, device, start.out, reporter, group)
-    trainer.precision = autocast(device, request.dtype)
+    return Trainer(
+        model, train_streams, val_streams, config, device, start.out, reporter, group,
+        record=start.record(), optimizer=build_optimizer(model, config),
+        forward_model=_forward_model(model, device, group, request.compile), precision=autocast(device, request.dtype),
+        release_pages=start.encoded.release_pages, resume=start.resume,
+    )
+
+
+def _streams(start: Start, group: Group, device: torch.device) -> tuple[Streams, Streams | None]:
+    """This process's share of the training streams, and of the validation text's."""
+    config = start.train_config
+    train_ids, val_ids = split_train_val(start.encoded.ids, config.val_fraction)
+    train_streams = Streams(train_ids, config.batch_size, config.seq_len, name="training text")
+    train_streams.keep_rows(group.rows(config.batch_size))
+    if device.type == "cuda" and train_streams.data.nbytes < 2**31:
+        train_streams.to(device)
+    val_streams = eval_streams(val_ids[: config.eval_chars]) if config.val_fraction > 0 else None
+    if val_streams is not None:
+        val_streams.keep_rows(group.rows(val_streams.batch_size))
+    return train_streams, val_streams
+
+
+def _forward_model(model: CharRNN, device: torch.device, group: Group, compile: bool) -> torch.nn.Module:
+    """What the training step calls: the model, wrapped for several processes, compiled if asked."""
+    forward: torch.nn.Module = model
     if group.active:
-        trainer.forward_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if request.compile:
-        trainer.forward_model = torch.compile(trainer.forward_model)
-    trainer.release_pages = start.encoded.release_pages
-    trainer.checkpoint_extras = {"run": start.run, "vocab": list(start.vocab.entries), "corpus": start.corpus_record()}
-    if start.init is not None:
-        trainer.checkpoint_extras["init_from"] = {"path": str(start.init.path), "step": start.init.state["step"]}
-    if start.resume is not None:
-        trainer.restore(start.resume.state, start.resume.path)
-    # Only now, with every input checked, does the run say anything.
-    _announce(reporter, trainer, start)
-    return trainer.fit()
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(forward) if compile else forward
 
 
 def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
@@ -149,8 +177,9 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
         + (f"; {trainer.group.world_size} processes, {trainer.train_streams.batch_size} streams each" if trainer.group.active else "")
     )
     if start.init is not None:
-        grown = len(start.vocab) - start.init.state["model_config"]["vocab_size"]
-        reporter.message(f"fine-tuning from {start.init.path} (step {start.init.state['step']:,}); {grown:,} new characters")
+        base = start.init.checkpoint
+        grown = len(start.vocab) - base.model_config.vocab_size
+        reporter.message(f"fine-tuning from {start.init.path} (step {base.step:,}); {grown:,} new characters")
     if start.resume is not None:
         for note in start.resume.passed_over:
             reporter.message(f"warning: {note}")
@@ -158,6 +187,9 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
             reporter.message("warning: this corpus differs from the one the checkpoint was trained on; training goes on, but not exactly as before")
         done = f"step {trainer.step:,}, {format_duration(trainer.elapsed())} trained"
         reporter.message(f"resuming from {start.resume.path} at {done}, of {trainer.budget.describe()}")
+
+
+# The loop: one update per step; evaluation and checkpoints at their intervals.
 
 
 def train_step(
@@ -178,36 +210,42 @@ def train_step(
 
 
 class Trainer:
-    """The loop: one window per step, evaluation and checkpoints at their intervals."""
+    """The loop: one window per step, evaluation and checkpoints at their intervals.
+
+    Built by `build_trainer` (or by hand, as scripts/bench.py does, with the defaults): every
+    part comes in through the constructor, and `resume` continues a checkpoint's run exactly.
+    """
 
     def __init__(
         self, model: CharRNN, train_streams: Streams, val_streams: Streams | None, config: TrainConfig,
-        device: torch.device, out: OutDir, reporter: Reporter, group: Group = SINGLE,
+        device: torch.device, out: OutDir, reporter: Reporter, group: Group = SINGLE, *,
+        record: RunRecord,  # what every checkpoint records besides the training state
+        optimizer: torch.optim.Optimizer | None = None,  # by default, the one the config says
+        forward_model: torch.nn.Module | None = None,  # what a step calls: the model, or its DDP/compiled twin
+        precision: Callable[[], ContextManager] = nullcontext,  # see runtime.autocast
+        release_pages: Callable[[], None] = lambda: None,  # see Encoded.release_pages
+        resume: Found | None = None,  # the checkpoint whose run this continues
     ):
         self.model = model
-        self.group = group
-        self.optimizer = build_optimizer(model, config)
+        self.forward_model = model if forward_model is None else forward_model
+        self.optimizer = build_optimizer(model, config) if optimizer is None else optimizer
         self.train_streams = train_streams
         self.val_streams = val_streams
         self.config = config
         self.device = device
         self.out = out
         self.reporter = reporter
-        self.forward_model: torch.nn.Module = model  # or its torch.compile'd twin
-        self.precision: Callable[[], ContextManager] = nullcontext  # see runtime.autocast
-        if device.type == "cuda" and train_streams.data.nbytes < 2**31:
-            train_streams.to(device)
+        self.group = group
+        self.record = record
+        self.precision = precision
+        self.release_pages = release_pages
         self.budget = Budget.of(config.max_steps, config.epochs, config.max_time, train_streams.num_windows)
+        self.validation = Validation(config.patience)
         self.step = 0
         self.hidden = model.init_hidden(train_streams.batch_size, device)
-        self.best_val_loss: float | None = None
-        self.evals_since_best = 0  # for --patience
-        self.last_val_loss: float | None = None
         self.saved_step: int | None = None  # the step of the newest save of this run
         self.elapsed_before = 0.0  # seconds trained by earlier processes of this run
         self._started: float | None = None  # when this process began training
-        self.checkpoint_extras: dict[str, Any] = {}  # vocab and corpus, stored with every save
-        self.release_pages: Callable[[], None] = lambda: None  # see Encoded.release_pages
         # Training loss summed on the device since the last log, read back only when logging or
         # saving, so steps do not wait on the device.
         self._loss_sum = torch.zeros((), device=device)
@@ -215,13 +253,19 @@ class Trainer:
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
         self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
         self.metrics = MetricsLog(out.path, warn=reporter.message)  # a damaged metrics.jsonl never stops a run
+        if resume is not None:
+            self._restore(resume.checkpoint, resume.path)
+
+    @property
+    def best_val_loss(self) -> float | None:
+        return self.validation.best
 
     def fit(self) -> TrainResult:
         """Train from the current step to the end, evaluating and saving on schedule.
 
         A first SIGINT/SIGTERM stops after the current step, saves, and raises TrainingStopped.
         """
-        if self.budget.spent(self.step, self.elapsed()) or self._out_of_patience():
+        if self.budget.spent(self.step, self.elapsed()) or self.validation.out_of_patience:
             return self._result(already_complete=True)
         self._started = time.perf_counter()
         self._logged_step, self._logged_time = self.step, self._started
@@ -250,12 +294,12 @@ class Trainer:
                 self._log()
             if self.val_streams is not None and (self.step % self.config.eval_every == 0 or at_end):
                 self._evaluate()
-                if self._out_of_patience() and not at_end:
+                if self.validation.out_of_patience and not at_end:
                     at_end = True
                     self.reporter.message(
-                        f"stopping early at step {self.step:,}: validation has not improved for {self.evals_since_best} "
-                        f"evaluations (--patience {self.config.patience}); best.pt holds the best, "
-                        f"{nats_to_bits(self.best_val_loss):.4f} bpc"
+                        f"stopping early at step {self.step:,}: validation has not improved for "
+                        f"{self.validation.since_best} evaluations (--patience {self.config.patience}); best.pt holds "
+                        f"the best, {nats_to_bits(self.validation.best):.4f} bpc"
                     )
             if self.step % self.config.save_every == 0 or at_end:
                 self._save()
@@ -302,16 +346,13 @@ class Trainer:
     def _evaluate(self) -> None:
         val_loss = evaluate_loss(self.model, self.val_streams, self.device, self.precision, self.group.sum)
         self._check_finite(val_loss)
-        self.last_val_loss = val_loss
-        is_best = self.best_val_loss is None or val_loss < self.best_val_loss
-        self.evals_since_best = 0 if is_best else self.evals_since_best + 1
+        is_best = self.validation.record(val_loss)
         if is_best:
-            self.best_val_loss = val_loss
             self._check_finite()
-            state = self.checkpoint_state()  # every rank takes part: it gathers their hidden states
+            checkpoint = self.checkpoint()  # every rank takes part: it gathers their hidden states
             if self.group.is_main:
                 # best.pt keeps a better model saved before a resume from an earlier step
-                is_best = self.out.save_best(state)
+                is_best = self.out.save_best(checkpoint)
         self.reporter.evaluated(self.step, val_loss, is_best)
         self._record("validation", val_bpc=nats_to_bits(val_loss), best=is_best)
 
@@ -323,9 +364,9 @@ class Trainer:
 
     def _save(self) -> None:
         self._check_finite()
-        state = self.checkpoint_state()
+        checkpoint = self.checkpoint()
         if self.group.is_main:
-            self.out.save(state, self.config.keep)
+            self.out.save(checkpoint, self.config.keep)
         self.saved_step = self.step
         self.release_pages()  # the corpus read since the last save leaves resident memory
 
@@ -336,9 +377,6 @@ class Trainer:
         exit_code = 128 + signal_number  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
         raise TrainingStopped(signal_name(signal_number), self.step, str(self.out.path / LATEST), exit_code)
 
-    def _out_of_patience(self) -> bool:
-        return self.config.patience is not None and self.evals_since_best >= self.config.patience
-
     def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
         return self.group.sum(value) / self.group.world_size
 
@@ -347,67 +385,66 @@ class Trainer:
         running = time.perf_counter() - self._started if self._started is not None else 0.0
         return self.elapsed_before + running
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly, as plain data and tensors. With
-        several processes, the hidden state of all streams is gathered (so the run can resume
-        on any number of processes) and so are the random generator states of all ranks."""
+    def checkpoint(self) -> Checkpoint:
+        """Everything needed to continue this run exactly. With several processes, the hidden
+        state of all streams is gathered (so the run can resume on any number of processes)
+        and so are the random generator states of all ranks."""
         windows = self.train_streams.num_windows
-        distributed = {"world_size": self.group.world_size, "rng_ranks": self.group.gather_objects(rng_state())}
-        return {
-            "charrnn_version": __version__,
-            "model_config": to_dict(self.model.config),
-            "train_config": to_dict(self.config),
-            **self.checkpoint_extras,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "step": self.step,
-            "data_position": {"epoch": self.step // windows, "window": self.step % windows},
-            "hidden": tuple(self.group.gather_rows(h, dim=1).cpu() for h in self.hidden),  # (layers, B, H)
-            "rng": rng_state(),
-            "best_val_loss": self.best_val_loss,
-            "evals_since_best": self.evals_since_best,
-            "val_loss": self.last_val_loss,
-            "elapsed_seconds": self.elapsed(),
-            **(distributed if self.group.active else {}),
-        }
+        return Checkpoint(
+            charrnn_version=__version__,
+            model_config=self.model.config,
+            train_config=self.config,
+            record=self.record,
+            weights=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            step=self.step,
+            data_position=(self.step // windows, self.step % windows),
+            hidden=tuple(self.group.gather_rows(h, dim=1).cpu() for h in self.hidden),  # (layers, B, H)
+            rng=rng_state(),
+            best_val_loss=self.validation.best,
+            evals_since_best=self.validation.since_best,
+            last_val_loss=self.validation.last,
+            elapsed=self.elapsed(),
+            world_size=self.group.world_size if self.group.active else None,
+            rng_ranks=self.group.gather_objects(rng_state()) if self.group.active else None,
+        )
 
-    def restore(self, state: dict[str, Any], path: Path) -> None:
-        """Continue from a checkpoint written by `checkpoint_state`."""
+    def _restore(self, checkpoint: Checkpoint, path: Path) -> None:
+        """Continue from a checkpoint written by `checkpoint`."""
         try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.model.load_state_dict(checkpoint.weights)
+            self.optimizer.load_state_dict(checkpoint.optimizer)
         except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f"{path} does not fit this model: {str(error).splitlines()[0]}") from None
-        self.step = self.saved_step = state["step"]  # load_checkpoint checked it is a count
-        self.hidden = _checked_hidden(self._my_rows(state["hidden"]), self.hidden, path)
-        self.best_val_loss = state.get("best_val_loss")
-        self.last_val_loss = state.get("val_loss")
-        since_best = state.get("evals_since_best")
-        self.evals_since_best = since_best if isinstance(since_best, int) and since_best >= 0 else 0
-        self.elapsed_before = float(state.get("elapsed_seconds") or 0.0)
-        self._restore_rng(state)
+        self.step = self.saved_step = checkpoint.step
+        self.hidden = _checked_hidden(self._my_rows(checkpoint.hidden), self.hidden, path)
+        self.validation = Validation(
+            self.config.patience, checkpoint.best_val_loss, checkpoint.last_val_loss, checkpoint.evals_since_best
+        )
+        self.elapsed_before = checkpoint.elapsed
+        self._restore_rng(checkpoint)
 
-    def _my_rows(self, hidden: Any) -> Any:
+    def _my_rows(self, hidden: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """This rank's streams of a saved hidden state, which holds all of them."""
-        if self.group.active and isinstance(hidden, (tuple, list)) and all(isinstance(h, torch.Tensor) and h.dim() == 3 for h in hidden):
+        if self.group.active and all(h.dim() == 3 for h in hidden):
             return tuple(h[:, self.group.rows(h.shape[1])] for h in hidden)
         return hidden
 
-    def _restore_rng(self, state: dict[str, Any]) -> None:
+    def _restore_rng(self, checkpoint: Checkpoint) -> None:
         """Each rank's generator as saved when the number of processes is the same; with
         another number, dropout draws cannot continue as they were and are seeded anew."""
-        ranks = state.get("rng_ranks")
-        if isinstance(ranks, list) and len(ranks) == self.group.world_size:
+        ranks = checkpoint.rng_ranks
+        if ranks is not None and len(ranks) == self.group.world_size:
             set_rng_state(ranks[self.group.rank])
         elif self.group.active:
             torch.manual_seed(self.config.seed + 1_000_003 * self.step + self.group.rank)
         else:
-            set_rng_state(state["rng"])
+            set_rng_state(checkpoint.rng)
 
     def _result(self, already_complete: bool) -> TrainResult:
         return TrainResult(
-            step=self.step, budget=self.budget, elapsed=self.elapsed(), best_val_loss=self.best_val_loss,
-            last_val_loss=self.last_val_loss, already_complete=already_complete, out_dir=self.out.path,
+            step=self.step, budget=self.budget, elapsed=self.elapsed(), best_val_loss=self.validation.best,
+            last_val_loss=self.validation.last, already_complete=already_complete, out_dir=self.out.path,
         )
 
 

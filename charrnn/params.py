@@ -1,0 +1,285 @@
+"""click's side of the option table (options.py): the parameter types, the generated click
+options, --help grouped by section, and `--config FILE` (TOML) read into defaults."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from charrnn.budget import parse_duration
+from charrnn.display import printable
+from charrnn.options import (
+    CHOICE,
+    DURATION,
+    ENCODING,
+    ENCODING_EXPECTED,
+    FLAG,
+    FLOAT,
+    INT,
+    NONEMPTY,
+    PATH,
+    RESUME_LATEST,
+    Option,
+    is_text_encoding,
+)
+
+
+class _Limited:
+    """An upper bound against overflow and runaway sizes, kept out of the range that help shows
+    (`x>=1`, the rule users meet) and refused with a message of its own."""
+
+    limit: float = math.inf
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)  # type: ignore[misc]
+        if number > self.limit:
+            self.fail(f"{number:,} is too large (at most {self.limit:,}).", param, ctx)  # type: ignore[attr-defined]
+        return number
+
+
+class Count(_Limited, click.IntRange):
+    """A whole number from `low` up to `limit`."""
+
+    name = "integer"
+
+    def __init__(self, low: int, limit: int):
+        super().__init__(low)
+        self.limit = limit
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """click's FloatRange, refusing NaN and infinity too (NaN passes every range comparison)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class Number(_Limited, _FiniteFloatRange):
+    """A finite number in the option's range, up to its limit."""
+
+    def __init__(self, option: Option):
+        super().__init__(option.low, option.high, min_open=option.low_open, max_open=option.high_open)
+        self.limit = option.limit if option.limit is not None else math.inf
+
+
+class Duration(click.ParamType):
+    """A wall-clock duration: 90, 90s, 5m, 1h30m, 1.5h (seconds when no unit is given)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            seconds = float(value) if isinstance(value, (int, float)) else parse_duration(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if not 0 < seconds < math.inf:
+            self.fail(f"{value!r} is not a positive duration", param, ctx)
+        return seconds
+
+
+class _NotEmpty(click.ParamType):
+    """Refuses the empty string: as a path it would mean the current folder, and it is most often
+    a shell variable that was never set (`--out "$RUN"`)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail("must not be empty (is a shell variable unset?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class Location(_NotEmpty, click.Path):
+    """A file or folder name: never empty, and without the NUL no name holds (a TOML file can give one)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "\0" in value:
+            self.fail("must not contain a NUL character", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class NonEmptyText(_NotEmpty, click.types.StringParamType):
+    name = "text"
+
+
+class TextEncoding(click.ParamType):
+    """A codec that decodes bytes into text (utf-8, latin-1, gb18030; not base64 or rot13)."""
+
+    name = "encoding"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not is_text_encoding(value):
+            self.fail(f"'{printable(value, limit=100)}' is not {ENCODING_EXPECTED}", param, ctx)
+        return value
+
+
+class TableOption(click.Option):
+    """A click option made from an entry of the option table, which it keeps as `spec`."""
+
+    def __init__(self, *args: Any, spec: Option, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+
+
+def _click_option(spec: Option, command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    settings = {
+        "type": _click_type(spec),
+        "default": spec.default,
+        "help": spec.help + (f"  [default: {spec.shown_default}]" if spec.shown_default else ""),
+        "envvar": [f"CHARRNN_{command.upper()}_{name}" for name in spec.envvar_names] or None,
+        "is_flag": spec.kind == FLAG or None,
+        "multiple": spec.multiple,
+        **_EXTRA.get(spec.name, {}),
+    }
+    return click.option(*spec.flags, spec.name, cls=TableOption, spec=spec, **settings)
+
+
+def _click_type(spec: Option) -> Any:
+    if spec.kind == INT:
+        return Count(int(spec.low or 0), int(spec.limit))  # type: ignore[arg-type]
+    if spec.kind == FLOAT:
+        return Number(spec)
+    if spec.kind == CHOICE:
+        return click.Choice(spec.choices)
+    if spec.kind == PATH:
+        return Location(**{"path_type": Path, **spec.path_args})
+    return {NONEMPTY: NonEmptyText(), DURATION: Duration(), ENCODING: TextEncoding()}.get(spec.kind)
+
+
+def table_options(table: tuple[Option, ...], command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator adding the options of `table` to a command, in the table's order."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        for spec in reversed(table):
+            function = _click_option(spec, command)(function)
+        return function
+
+    return decorate
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options under their table sections, in the table's order;
+    options in no section come last, under "Other options"."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if isinstance(param, click.Option) and record:
+                section = param.spec.section if isinstance(param, TableOption) else None
+                sections.setdefault(section or "Other options", []).append(record)
+        if list(sections) == ["Other options"]:  # no sections at all: click's plain "Options"
+            return super().format_options(ctx, formatter)
+        sections["Other options"] = sections.pop("Other options", [])
+        for heading, rows in sections.items():
+            if rows:
+                with formatter.section(heading):
+                    formatter.write_dl(rows)
+
+
+def explicit_options(ctx: click.Context, names: tuple[str, ...]) -> dict[str, Any]:
+    """The options the user actually gave (not click's defaults): on resume, only these
+    override what the checkpoint holds."""
+    return {
+        name: ctx.params[name]
+        for name in names
+        if name in ctx.params and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    }
+
+
+CONFIG_MAX_BYTES = 1 << 20  # an options file is a few lines; the bound keeps `--config /dev/zero` finite
+
+
+def _read_config_file(ctx: click.Context, param: click.Parameter, path: Path | None) -> None:
+    """`--config run.toml`: its keys (option names, as on the command line) become defaults,
+    so an option given on the command line (or in the environment) wins over the file.
+
+    Each value must have its option's TOML type (`hidden-size = 16.9` is refused, not cut to
+    16) and is converted and range-checked here, so an error names the file and the key.
+    """
+    if path is None:
+        return
+    values = _load_toml(path, ctx, param)
+    options = _options_by_key(ctx.command)
+    unknown = [key for key in values if _normal_key(key) not in options]
+    if unknown:
+        raise click.BadParameter(
+            f"{printable(path)} has keys that are not options of 'charrnn {ctx.command.name}': "
+            f"{', '.join(printable(key, limit=100) for key in unknown)}", ctx, param
+        )
+    defaults: dict[str, Any] = {}
+    for key, value in values.items():
+        option = options[_normal_key(key)]
+        if option.name in defaults:
+            raise click.BadParameter(f"{printable(path)} gives {option.opts[0]} twice", ctx, param)
+        try:
+            defaults[str(option.name)] = option.type_cast_value(ctx, _checked_toml_value(option.spec, value))
+        except click.BadParameter as error:
+            raise click.BadParameter(f"{printable(path)}: {printable(key, limit=100)}: {error.message}", ctx, param) from None
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _load_toml(path: Path, ctx: click.Context, param: click.Parameter) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    if not path.is_file():  # a FIFO would block, a device never end
+        raise click.BadParameter(f"{printable(path)} is not a regular file", ctx, param)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(CONFIG_MAX_BYTES + 1)
+        if len(data) > CONFIG_MAX_BYTES:
+            raise click.BadParameter(f"{printable(path)} is larger than {CONFIG_MAX_BYTES >> 20} MiB: not an options file", ctx, param)
+        return tomllib.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise click.BadParameter(f"{printable(path)} is not a readable TOML file: {error}", ctx, param) from None
+
+
+def _normal_key(key: str) -> str:
+    return key.replace("-", "_")
+
+
+def _options_by_key(command: click.Command) -> dict[str, TableOption]:
+    """A command's options by each name a file may give them: `input-mode` or `input`, `max-steps` or `max_steps`."""
+    options: dict[str, TableOption] = {}
+    for option in command.params:
+        if isinstance(option, TableOption) and option.expose_value:
+            for name in [option.spec.name, *(flag[2:] for flag in option.spec.flags if flag.startswith("--"))]:
+                options[_normal_key(name)] = option
+    return options
+
+
+# The TOML value types each kind of option takes, and how to say so (strings for the rest).
+_TOML_TYPES = {
+    FLAG: ((bool,), "true or false"),
+    INT: ((int,), "an integer"),
+    FLOAT: ((int, float), "a number"),
+    DURATION: ((int, float, str), 'a number of seconds or a duration such as "1h30m"'),
+}
+
+
+def _checked_toml_value(spec: Option, value: Any) -> Any:
+    """`value` if TOML typed it as `spec` needs (click would turn 16.9 or "16" into 16, true into 1)."""
+    kinds, expected = _TOML_TYPES.get(spec.kind, ((str,), "a string"))
+    items = value if spec.multiple and isinstance(value, list) else [value]
+    if not all(isinstance(item, kinds) and (bool in kinds or not isinstance(item, bool)) for item in items):
+        shown = printable(json.dumps(value, ensure_ascii=False, default=str), limit=100)
+        raise click.BadParameter(f"must be {expected}{' (or a list of them)' if spec.multiple else ''}, got {shown}")
+    return items if spec.multiple else value
+
+
+# What click needs beyond the table for two options: --config is read first, into defaults;
+# a bare --resume (no PATH) means the out folder's latest checkpoint.
+_EXTRA: dict[str, dict[str, Any]] = {
+    "config": {"is_eager": True, "expose_value": False, "callback": _read_config_file},
+    "resume": {"is_flag": False, "flag_value": RESUME_LATEST, "metavar": "[PATH]"},
+}
