@@ -61,8 +61,16 @@ class Model:
         return self.loaded.passed_over
 
     def stream(
-        self, length: int = 1000, prime: str | None = None, *, temperature: float = 1.0, top_k: int | None = None,
-        top_p: float | None = None, greedy: bool = False, seed: int | None = None, stop: Sequence[str] = (),
+        self,
+        length: int = 1000,
+        prime: str | None = None,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        greedy: bool = False,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
         """The prime, then its continuation one character at a time, up to `length` characters
         or the first of the `stop` strings (included). The prime is checked before anything is
@@ -84,8 +92,16 @@ class Model:
         return generate_beam(self.loaded, prime, length, beam, _stops(choices.get("stop", ())))
 
     def samples(
-        self, count: int, length: int = 1000, prime: str | None = None, *, temperature: float = 1.0,
-        top_k: int | None = None, top_p: float | None = None, greedy: bool = False, seed: int | None = None,
+        self,
+        count: int,
+        length: int = 1000,
+        prime: str | None = None,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        greedy: bool = False,
+        seed: int | None = None,
         stop: Sequence[str] = (),
     ) -> list[str]:
         """`count` independent samples from one batched pass (faster than one at a time)."""
@@ -94,7 +110,9 @@ class Model:
         config = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
         return generate_samples(self.loaded, prime, config, count, seed, _stops(stop))
 
-    def score(self, *text: str | Path, encoding: str = "utf-8", errors: str = "strict", progress: Reporter | None = None) -> TextScore:
+    def score(
+        self, *text: str | Path, encoding: str = "utf-8", errors: str = "strict", progress: Reporter | None = None
+    ) -> TextScore:
         """How well the model predicts a text (files, folders or globs, as for training):
         bits per character, nats, perplexity, and the characters outside its vocabulary."""
         corpus = resolve_corpus([str(t) for t in text], encoding, errors) if text else None
@@ -114,9 +132,15 @@ def load(location: str | Path = DEFAULT_OUT, device: str = "cpu") -> Model:
 
 
 def train(
-    *corpus: str | Path, out: str | Path | None = None, resume: str | Path | bool | None = None,
-    init_from: str | Path | None = None, device: str = "auto", dtype: str = "float32", compile: bool = False,
-    progress: bool | Reporter = True, **options: Any,
+    *corpus: str | Path,
+    out: str | Path | None = None,
+    resume: str | Path | bool | None = None,
+    init_from: str | Path | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+    compile: bool = False,
+    progress: bool | Reporter = True,
+    **options: Any,
 ) -> TrainResult:
     """Train as `charrnn train` does, with its options as keyword arguments (hidden_size=512,
     max_steps=2000, max_time=600 (seconds), cell="gru", ...). `resume=True` continues the run in
@@ -128,9 +152,14 @@ def train(
     if resume is True:
         resume = out if out is not None else DEFAULT_OUT
     request = TrainRequest(
-        corpus=tuple(str(c) for c in corpus), out_dir=None if out is None else Path(out), device=device, dtype=dtype,
-        compile=compile, resume=None if resume in (None, False) else str(resume),
-        init_from=None if init_from is None else str(init_from), options=options,
+        corpus=tuple(str(c) for c in corpus),
+        out_dir=None if out is None else Path(out),
+        device=device,
+        dtype=dtype,
+        compile=compile,
+        resume=None if resume in (None, False) else str(resume),
+        init_from=None if init_from is None else str(init_from),
+        options=options,
     )
     reporter = progress if isinstance(progress, Reporter) else console_reporter(quiet=False) if progress else Reporter()
     return run_training(request, reporter)

@@ -38,7 +38,7 @@ class Budget:
     max_time: float | None
 
     @classmethod
-    def of(cls, max_steps: int | None, epochs: float | None, max_time: float | None, windows_per_epoch: int) -> "Budget":
+    def of(cls, max_steps: int | None, epochs: float | None, max_time: float | None, windows_per_epoch: int) -> Budget:
         if epochs is not None:
             by_epochs = max(1, math.ceil(epochs * windows_per_epoch))
             max_steps = by_epochs if max_steps is None else min(max_steps, by_epochs)

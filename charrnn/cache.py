@@ -50,7 +50,9 @@ class Terminated(CharRNNError):
     """SIGTERM or SIGHUP arrived while a cache entry was being written; nothing was left behind."""
 
     def __init__(self, number: int, doing: str):
-        super().__init__(f"stopped by {signal.Signals(number).name} while {doing}; nothing half-written was left in the cache")
+        super().__init__(
+            f"stopped by {signal.Signals(number).name} while {doing}; nothing half-written was left in the cache"
+        )
         self.exit_code = 128 + number  # the shell's convention: 143 for SIGTERM
 
 
@@ -66,7 +68,9 @@ def cache_root() -> Path:
         return Path(xdg) / "charrnn"
     home = os.path.expanduser("~")  # "~" itself when $HOME is unset and there is no passwd entry
     if not os.path.isabs(home):
-        raise CorpusError(f"no folder for the corpus cache: $HOME is not set (or not absolute); set {CACHE_VARIABLE} to one")
+        raise CorpusError(
+            f"no folder for the corpus cache: $HOME is not set (or not absolute); set {CACHE_VARIABLE} to one"
+        )
     return Path(home) / ".cache" / "charrnn"
 
 
@@ -179,7 +183,9 @@ def _canonical(fields: dict) -> bytes:
     return json.dumps(fields, sort_keys=True).encode("ascii")
 
 
-def write_sealed(path: Path, fields: dict, payload_bytes: int, write_payload: Callable[[Any], None], doing: str) -> None:
+def write_sealed(
+    path: Path, fields: dict, payload_bytes: int, write_payload: Callable[[Any], None], doing: str
+) -> None:
     """Write a sealed entry: `fields`, then exactly `payload_bytes` bytes from `write_payload(file)`."""
     fields = {**fields, "payload_bytes": payload_bytes}
 
@@ -188,7 +194,9 @@ def write_sealed(path: Path, fields: dict, payload_bytes: int, write_payload: Ca
         payload = _Hashing(file, hashlib.sha256(_canonical(fields)))
         write_payload(payload)
         if payload.written != payload_bytes:
-            raise CorpusError(f"the text changed while {doing} ({payload.written:,} bytes instead of {payload_bytes:,}); run again")
+            raise CorpusError(
+                f"the text changed while {doing} ({payload.written:,} bytes instead of {payload_bytes:,}); run again"
+            )
         header = _MAGIC + _canonical({**fields, "sha256": payload.hasher.hexdigest()}) + b"\n"
         file.seek(0)
         file.write(header.ljust(HEADER_BYTES, b" "))
@@ -196,7 +204,9 @@ def write_sealed(path: Path, fields: dict, payload_bytes: int, write_payload: Ca
     write_atomic(path, write, doing)
 
 
-def open_sealed(path: Path, expected: dict, advance: Callable[[int], None] = lambda n: None) -> tuple[BinaryIO, dict] | None:
+def open_sealed(
+    path: Path, expected: dict, advance: Callable[[int], None] = lambda n: None
+) -> tuple[BinaryIO, dict] | None:
     """The sealed entry at `path`, open, and its fields, if it is whole and its fields hold
     `expected`; None if it is missing or damaged (to be rebuilt). `advance` sees each block hashed."""
     try:
@@ -219,13 +229,16 @@ def _verified_fields(file: BinaryIO, expected: dict, advance: Callable[[int], No
     if len(header) < HEADER_BYTES or not header.startswith(_MAGIC):
         return None
     try:
-        fields = json.loads(header[len(_MAGIC):].decode("ascii"))
+        fields = json.loads(header[len(_MAGIC) :].decode("ascii"))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(fields, dict):
         return None
     digest = fields.pop("sha256", None)
-    if any(fields.get(key) != value for key, value in expected.items()) or fields.get("payload_bytes") != size - HEADER_BYTES:
+    if (
+        any(fields.get(key) != value for key, value in expected.items())
+        or fields.get("payload_bytes") != size - HEADER_BYTES
+    ):
         return None
     hasher = hashlib.sha256(_canonical(fields))
     block = memoryview(bytearray(READ_BYTES))

@@ -79,7 +79,11 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write `state` to `path` atomically: a reader sees the old file or the new, never half."""
     path = Path(path)
     payload = _encoded(state)
-    header = b"format %d sha256 %s bytes %d\n" % (FORMAT_VERSION, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    header = b"format %d sha256 %s bytes %d\n" % (
+        FORMAT_VERSION,
+        hashlib.sha256(payload).hexdigest().encode(),
+        len(payload),
+    )
     try:
         write_atomic(path, lambda file: file.write(MAGIC + header + payload))
     except OSError as error:
@@ -263,7 +267,9 @@ def _require_regular(mode: int, path: Path) -> None:
     if stat.S_ISDIR(mode):
         raise CheckpointError(f"checkpoint is a folder with no checkpoint in it: {printable(path)}")
     if not stat.S_ISREG(mode):
-        raise CheckpointError(f"{printable(path)} is not a regular file (a device, pipe or socket), so not a checkpoint")
+        raise CheckpointError(
+            f"{printable(path)} is not a regular file (a device, pipe or socket), so not a checkpoint"
+        )
 
 
 def _read_verified(path: Path) -> tuple[int, bytes]:
@@ -409,11 +415,15 @@ def _check_values(state: dict[str, Any], path: Path, payload_size: int) -> None:
         elif isinstance(value, (dict, list, tuple)):
             if depth >= _MAX_DEPTH:
                 raise CheckpointError(f"{printable(path)} is damaged: its state nests more than {_MAX_DEPTH} deep")
-            pending.extend((item, depth + 1) for item in ([*value, *value.values()] if isinstance(value, dict) else value))
+            pending.extend(
+                (item, depth + 1) for item in ([*value, *value.values()] if isinstance(value, dict) else value)
+            )
         elif isinstance(value, int) and value not in _INT_RANGE:
             raise CheckpointError(f"{printable(path)} is damaged: it holds an integer beyond 64 bits")
     if tensor_bytes > payload_size:
-        raise CheckpointError(f"{printable(path)} is damaged: its tensors claim {tensor_bytes:,} bytes, more than the file holds")
+        raise CheckpointError(
+            f"{printable(path)} is damaged: its tensors claim {tensor_bytes:,} bytes, more than the file holds"
+        )
 
 
 def _is_str(value: Any) -> bool:
@@ -455,7 +465,8 @@ def _mapping(keys: Callable[[Any], bool], values: Callable[[Any], bool]) -> Call
 def _record(required: tuple[str, ...] = (), **fields: Callable[[Any], bool]) -> Callable[[Any], bool]:
     """A dict holding `required`, whose entries named in `fields` pass their checks where present."""
     return lambda value: (
-        isinstance(value, dict) and all(name in value for name in required)
+        isinstance(value, dict)
+        and all(name in value for name in required)
         and all(name not in value or check(value[name]) for name, check in fields.items())
     )
 
@@ -484,7 +495,9 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "val_loss": _optional(_is_number),
     "evals_since_best": _optional(_is_count),
     "elapsed_seconds": _optional(lambda value: _is_number(value) and 0 <= value < 2**63),
-    "corpus": _record(paths=_optional(_list_of(_is_str)), path=_is_str, description=_is_str, chars=_is_count, sha256=_is_str),
+    "corpus": _record(
+        paths=_optional(_list_of(_is_str)), path=_is_str, description=_is_str, chars=_is_count, sha256=_is_str
+    ),
     "init_from": _record(path=_is_str, step=_is_count),
     "run": _record(id=_optional(_is_str)),
 }
@@ -574,7 +587,9 @@ class Checkpoint:
     last_val_loss: float | None = None
     evals_since_best: int = 0  # for --patience
     elapsed: float = 0.0  # seconds of training, every session of the run
-    data_position: tuple[int, int] | None = None  # (epoch, window) reached: for people, training derives it from the step
+    data_position: tuple[int, int] | None = (
+        None  # (epoch, window) reached: for people, training derives it from the step
+    )
     charrnn_version: str | None = None
 
     @property
@@ -631,7 +646,9 @@ class Checkpoint:
             raise CheckpointError(f"{shown}: {printable(error)}") from None
         chars = state["vocab"]
         if len(chars) != model_config.vocab_size:
-            raise CheckpointError(f"{shown}: vocabulary of {len(chars):,} does not match vocab_size {model_config.vocab_size:,}")
+            raise CheckpointError(
+                f"{shown}: vocabulary of {len(chars):,} does not match vocab_size {model_config.vocab_size:,}"
+            )
         try:
             vocab = Vocab(chars)
         except ValueError as error:
@@ -696,7 +713,7 @@ def write_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
 def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The name and shape of every weight of `CharRNN(config)` (its state_dict), computed
     without building it: PyTorch's recurrent layers stack their gates' weights."""
-    gates = {"rnn": 1, "lstm": 4, "gru": 3}[config.cell] * config.hidden_size
+    gates = config.gate_width
     shapes = {"embedding.weight": (config.vocab_size, config.embed_dim)} if config.input_mode == "embedding" else {}
     for layer in range(config.layers):
         width = config.input_size if layer == 0 else config.hidden_size
@@ -730,7 +747,9 @@ def _check_weights(weights: dict[str, torch.Tensor], config: ModelConfig, shown:
         if weight.dtype not in _WEIGHT_DTYPES:
             raise CheckpointError(f"{shown}: weight {name} holds {weight.dtype}, not floating-point numbers")
         if not bool(torch.isfinite(weight).all()):
-            raise CheckpointError(f"{shown} has non-finite weights (NaN or infinity) in {name}; the model cannot be used")
+            raise CheckpointError(
+                f"{shown} has non-finite weights (NaN or infinity) in {name}; the model cannot be used"
+            )
 
 
 def _check_hidden(hidden: Any, model: ModelConfig, train: TrainConfig, shown: str) -> None:
@@ -739,14 +758,15 @@ def _check_hidden(hidden: Any, model: ModelConfig, train: TrainConfig, shown: st
         raise CheckpointError(f"{shown} has a hidden state that does not fit its model config and batch size")
 
 
-
 def training_state_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
     """What differs, bit for bit, between the training states of two checkpoints (step,
     weights, optimizer moments, carried hidden state, random generator state)."""
     differences = [] if a.step == b.step else [f"step {a.step} != {b.step}"]
     pairs = [("model", a.weights, b.weights), ("rng", a.rng["torch"], b.rng["torch"])]
     pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a.hidden, b.hidden))]
-    pairs += [(f"optimizer[{key}]", value, b.optimizer["state"].get(key, {})) for key, value in a.optimizer["state"].items()]
+    pairs += [
+        (f"optimizer[{key}]", value, b.optimizer["state"].get(key, {})) for key, value in a.optimizer["state"].items()
+    ]
     for name, x, y in pairs:
         if isinstance(x, torch.Tensor):
             x, y = {"": x}, {"": y}
@@ -767,20 +787,32 @@ def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
     migrated = ", read by migration" if version in migrated_formats() else ""
     chars = corpus.chars
     lines = [
-        (f"checkpoint: {printable(path)} (format {version or '?'}{migrated}, "
-         f"charrnn {printable(checkpoint.charrnn_version or '?', 40)})"),
-        (f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
-         f"dropout {model_config.dropout}, {parameters:,} parameters"),
-        (f"vocabulary: {len(vocab):,} entries{' (one is unknown)' if vocab.unknown_id is not None else ''}: "
-         f"{printable(vocab.describe())}"),
-        (f"trained: step {checkpoint.step:,} in {format_duration(checkpoint.elapsed)}; "
-         f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}"),
-        "best validation: " + (f"{_figure(best / math.log(2))} bpc ({_figure(best)} nats)" if best is not None else "none yet"),
+        (
+            f"checkpoint: {printable(path)} (format {version or '?'}{migrated}, "
+            f"charrnn {printable(checkpoint.charrnn_version or '?', 40)})"
+        ),
+        (
+            f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
+            f"dropout {model_config.dropout}, {parameters:,} parameters"
+        ),
+        (
+            f"vocabulary: {len(vocab):,} entries{' (one is unknown)' if vocab.unknown_id is not None else ''}: "
+            f"{printable(vocab.describe())}"
+        ),
+        (
+            f"trained: step {checkpoint.step:,} in {format_duration(checkpoint.elapsed)}; "
+            f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}"
+        ),
+        "best validation: "
+        + (f"{_figure(best / math.log(2))} bpc ({_figure(best)} nats)" if best is not None else "none yet"),
         f"corpus: {printable('?' if corpus.description is None else corpus.description)} ({'?' if chars is None else f'{chars:,}'} characters)",
     ]
     defaults = to_dict(TrainConfig())
-    changed = [f"--{name.replace('_', '-')} {printable(value, 80)}" for name, value in to_dict(train_config).items()
-               if value != defaults.get(name)]
+    changed = [
+        f"--{name.replace('_', '-')} {printable(value, 80)}"
+        for name, value in to_dict(train_config).items()
+        if value != defaults.get(name)
+    ]
     lines.append(f"training options (beyond the defaults): {', '.join(changed) or 'none'}")
     init = checkpoint.record.init_from
     if init is not None:

@@ -59,7 +59,9 @@ class CharRNNGroup(click.Group):
             abandon_stdout()
             sys.exit(1)
         except UnicodeError as error:  # a codec that refuses the text in its own way (utf-16 without BOM, idna)
-            _fail(f"cannot {'encode' if isinstance(error, UnicodeEncodeError) else 'decode'} the text: {error}", 1, debug)
+            _fail(
+                f"cannot {'encode' if isinstance(error, UnicodeEncodeError) else 'decode'} the text: {error}", 1, debug
+            )
         except Stdout.Error as error:
             abandon_stdout()
             _fail(f"cannot write to standard output: {error.strerror}", 1, debug)
@@ -106,7 +108,12 @@ def _overflow(error: Exception) -> str | None:
 def _environment_source(error: click.UsageError) -> str:
     """` (from CHARRNN_TRAIN_LR)` when the bad value came from the environment, which the
     command line does not show."""
-    if not isinstance(error, click.BadParameter) or error.param is None or error.ctx is None or error.param.name is None:
+    if (
+        not isinstance(error, click.BadParameter)
+        or error.param is None
+        or error.ctx is None
+        or error.param.name is None
+    ):
         return ""
     if error.ctx.get_parameter_source(error.param.name) is not ParameterSource.ENVIRONMENT:
         return ""
@@ -116,7 +123,10 @@ def _environment_source(error: click.UsageError) -> str:
 
 
 # Every option can also come from the environment: CHARRNN_<COMMAND>_<OPTION>, e.g. CHARRNN_TRAIN_LR.
-@click.group(cls=CharRNNGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True, "auto_envvar_prefix": "CHARRNN"})
+@click.group(
+    cls=CharRNNGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True, "auto_envvar_prefix": "CHARRNN"},
+)
 @click.version_option(__version__, prog_name="charrnn")
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
 def main(debug: bool) -> None:
@@ -135,8 +145,16 @@ def main(debug: bool) -> None:
 @table_options(TRAIN, "train")
 @click.pass_context
 def train(
-    ctx: click.Context, corpus: tuple[str, ...], out: Path, resume: str | None, init_from: str | None, device: str,
-    dtype: str, compile_model: bool, quiet: bool, **_: Any,
+    ctx: click.Context,
+    corpus: tuple[str, ...],
+    out: Path,
+    resume: str | None,
+    init_from: str | None,
+    device: str,
+    dtype: str,
+    compile_model: bool,
+    quiet: bool,
+    **_: Any,
 ) -> None:
     """Train a character model on CORPUS: UTF-8 text files, folders of them, or glob patterns,
     read in sorted order (a newline ends each file that lacks one).
@@ -157,7 +175,9 @@ def train(
     if "epochs" in options and "max_steps" in options:
         raise click.UsageError("give --max-steps or --epochs, not both")
     if resume is not None and init_from is not None:
-        raise click.UsageError("give --resume (continue a run) or --init-from (start a new one from its weights), not both")
+        raise click.UsageError(
+            "give --resume (continue a run) or --init-from (start a new one from its weights), not both"
+        )
     # Not given, --out is checkpoints/ for a new run, and a resumed checkpoint's own folder.
     out_dir = out if ctx.get_parameter_source("out") is not ParameterSource.DEFAULT else None
     if resume is not None:
@@ -168,8 +188,17 @@ def train(
     # Under torchrun, rank 0 speaks for the run (a lone RANK without WORLD_SIZE is no torchrun run).
     is_main = os.environ.get("WORLD_SIZE", "1").strip() in ("", "1") or os.environ.get("RANK", "0") == "0"
     try:
-        result = api.train(*corpus, out=out_dir, resume=resume, init_from=init_from, device=device, dtype=dtype,
-                           compile=compile_model, progress=console_reporter(quiet), **options)
+        result = api.train(
+            *corpus,
+            out=out_dir,
+            resume=resume,
+            init_from=init_from,
+            device=device,
+            dtype=dtype,
+            compile=compile_model,
+            progress=console_reporter(quiet),
+            **options,
+        )
     except TrainingStopped as stopped:
         folder = Path(stopped.saved).parent
         out_flag = "" if folder == Path(DEFAULT_OUT) else f" --out {folder}"
@@ -214,8 +243,15 @@ def _print_summary(result: Any) -> None:
 @main.command(cls=SectionedCommand, short_help="Generate text from a trained model.")
 @table_options(SAMPLE, "sample")
 def sample(
-    checkpoint: Path, prime: str | None, seed: int | None, device: str, num_samples: int, stops: tuple[str, ...],
-    interactive: bool, beam: int | None, **options: Any,
+    checkpoint: Path,
+    prime: str | None,
+    seed: int | None,
+    device: str,
+    num_samples: int,
+    stops: tuple[str, ...],
+    interactive: bool,
+    beam: int | None,
+    **options: Any,
 ) -> None:
     """Generate text from a trained model, streaming it to stdout as it is made.
 
@@ -234,7 +270,9 @@ def sample(
     if beam is not None and (num_samples > 1 or interactive):
         raise click.UsageError("--beam finds the one most likely continuation: leave out -n and --interactive")
     if interactive and (num_samples > 1 or prime is not None):
-        raise click.UsageError("--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n")
+        raise click.UsageError(
+            "--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n"
+        )
     SampleConfig(**options)  # every value checked before the model is loaded
     import torch
 
@@ -282,7 +320,9 @@ def _sample_interactively(model: Any, options: dict[str, Any], seed: int | None,
             return
         try:
             if len(prime) > INTERACTIVE_PRIME_LIMIT:
-                raise OptionError("--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one")
+                raise OptionError(
+                    "--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one"
+                )
             for piece in model.stream(prime=prime or None, seed=seed, stop=stops, **options):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
@@ -340,7 +380,9 @@ def evaluate(text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str
     click.echo(f"text: {score.text}: {score.chars:,} characters, {score.scored:,} scored")
     if score.outside:
         fate = "scored as the unknown character" if score.outside_mapped_to_unknown else "left out"
-        click.echo(f"outside the vocabulary: {score.outside:,} characters ({score.outside_distinct:,} distinct), {fate}")
+        click.echo(
+            f"outside the vocabulary: {score.outside:,} characters ({score.outside_distinct:,} distinct), {fate}"
+        )
     click.echo(f"bits per character: {score.bits:.4f}")
     click.echo(f"nats per character: {score.nats:.4f}")
     click.echo(f"perplexity: {score.perplexity:.3f}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from charrnn.errors import ConfigError
 from charrnn.options import (  # noqa: F401 - the names other modules know from here
+    CELL_GATES,
     CELLS,
     DECODE_ERRORS,
     DEFAULT_OUT,
@@ -96,11 +97,15 @@ class ModelConfig:
     @property
     def parameter_count(self) -> int:
         """Weights and biases of the network model.py builds (each fused recurrent layer has two biases)."""
-        gates = {"rnn": 1, "gru": 3, "lstm": 4}[self.cell]
         widths = [self.input_size] + [self.hidden_size] * (self.layers - 1)
-        recurrent = sum(gates * self.hidden_size * (width + self.hidden_size + 2) for width in widths)
+        recurrent = sum(self.gate_width * (width + self.hidden_size + 2) for width in widths)
         embedding = self.vocab_size * self.embed_dim if self.input_mode == "embedding" else 0
         return embedding + recurrent + (self.hidden_size + 1) * self.vocab_size
+
+    @property
+    def gate_width(self) -> int:
+        """Rows of each recurrent weight matrix: PyTorch stacks the cell's gates."""
+        return CELL_GATES[self.cell] * self.hidden_size
 
     @property
     def input_size(self) -> int:
@@ -203,11 +208,17 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def architecture_differences(saved: ModelConfig, explicit: Mapping[str, Any]) -> list[str]:
     """`--flag value (checkpoint: other)` for each explicit option that changes the architecture."""
-    return _differences({k: v for k, v in to_dict(saved).items() if k in _TRAIN_OPTIONS and _TRAIN_OPTIONS[k].fixed_on_resume}, explicit)
+    return _differences(
+        {k: v for k, v in to_dict(saved).items() if k in _TRAIN_OPTIONS and _TRAIN_OPTIONS[k].fixed_on_resume}, explicit
+    )
 
 
 def _differences(fixed: Mapping[str, Any], explicit: Mapping[str, Any]) -> list[str]:
-    return [f"{flag_name(name)} {explicit[name]} (checkpoint: {fixed[name]})" for name in fixed if name in explicit and explicit[name] != fixed[name]]
+    return [
+        f"{flag_name(name)} {explicit[name]} (checkpoint: {fixed[name]})"
+        for name in fixed
+        if name in explicit and explicit[name] != fixed[name]
+    ]
 
 
 def resume_configs(

@@ -129,14 +129,21 @@ def _regular(path: Path) -> dict[str, Path]:
 
 
 def _kind(mode: int) -> str:
-    kinds = {stat.S_ISCHR: "a device", stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket",
-             stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe"}
+    kinds = {
+        stat.S_ISCHR: "a device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a named pipe",
+    }
     return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 def _refuse_folder(error: OSError) -> None:
-    raise CorpusError(f"cannot read folder {printable(error.filename)} of the corpus: {error.strerror}; "
-                      "give access to it, or name the files to read")
+    raise CorpusError(
+        f"cannot read folder {printable(error.filename)} of the corpus: {error.strerror}; "
+        "give access to it, or name the files to read"
+    )
 
 
 def _folder_files(folder: Path) -> dict[str, Path]:
@@ -172,10 +179,14 @@ def _walk(top: Path, depth: float = math.inf) -> Iterator[tuple[str, list[str], 
 def _file_in_folder(path: Path) -> dict[str, Path]:
     status = _status(path)
     if status is None:
-        raise CorpusError(f"{printable(path)} in the corpus folder is a broken link; remove it, or name the files to read")
+        raise CorpusError(
+            f"{printable(path)} in the corpus folder is a broken link; remove it, or name the files to read"
+        )
     if not stat.S_ISREG(status.st_mode):
-        raise CorpusError(f"{printable(path)} in the corpus folder is {_kind(status.st_mode)}, not a text file; "
-                          "move it out, or name the files to read")
+        raise CorpusError(
+            f"{printable(path)} in the corpus folder is {_kind(status.st_mode)}, not a text file; "
+            "move it out, or name the files to read"
+        )
     return _regular(path)
 
 
@@ -210,7 +221,9 @@ def _check_folders_readable(pattern: str) -> None:
 
 def _refuse_pipes_under_torchrun(name: str) -> None:
     if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"):
-        raise CorpusError(f"{name} can be read only once, not by each of several processes (torchrun); save the text to a file")
+        raise CorpusError(
+            f"{name} can be read only once, not by each of several processes (torchrun); save the text to a file"
+        )
 
 
 def _stdin_source() -> Iterator[bytes]:
@@ -221,7 +234,9 @@ def _stdin_source() -> Iterator[bytes]:
     except ValueError:  # closed
         stream = None
     if stream is None:
-        raise CorpusError("the corpus is standard input (-), but there is none: pipe the text in (cat *.txt | charrnn train -)")
+        raise CorpusError(
+            "the corpus is standard input (-), but there is none: pipe the text in (cat *.txt | charrnn train -)"
+        )
     if is_terminal:
         raise CorpusError(
             "the corpus is standard input (-), which is a terminal here: pipe the text in (cat *.txt | charrnn train -), "
@@ -269,7 +284,9 @@ def _spooled(chunks: Iterator[bytes], name: str, encoding: str, pipe: bool = Fal
 
     path = spool(checked(), f"reading {name}")
     if pipe and not size:
-        raise CorpusError(f"{name} gave no text: nothing was writing to it (start the writer first: cat *.txt > {name} &)")
+        raise CorpusError(
+            f"{name} gave no text: nothing was writing to it (start the writer first: cat *.txt > {name} &)"
+        )
     return path
 
 
@@ -285,11 +302,17 @@ def _open_regular(path: Path, shown: str):
     mode = os.fstat(descriptor).st_mode
     if not stat.S_ISREG(mode):
         os.close(descriptor)
-        raise CorpusError(f"corpus is a folder, not a text file: {shown}" if stat.S_ISDIR(mode) else f"{shown} is {_kind(mode)}, not a text file")
+        raise CorpusError(
+            f"corpus is a folder, not a text file: {shown}"
+            if stat.S_ISDIR(mode)
+            else f"{shown} is {_kind(mode)}, not a text file"
+        )
     return os.fdopen(descriptor, "rb")
 
 
-def _decoded_chunks(path: Path, shown: str, encoding: str, errors: str, on_read: Callable[[bytes], None]) -> Iterator[str]:
+def _decoded_chunks(
+    path: Path, shown: str, encoding: str, errors: str, on_read: Callable[[bytes], None]
+) -> Iterator[str]:
     """One file's text in chunks; refuses binary files and says where bad bytes are (naming the file `shown`)."""
     is_utf8 = codecs.lookup(encoding).name == "utf-8"
     decoder = codecs.getincrementaldecoder("utf-8-sig" if is_utf8 else encoding)(errors)
@@ -299,12 +322,16 @@ def _decoded_chunks(path: Path, shown: str, encoding: str, errors: str, on_read:
             while chunk := file.read(CHUNK_BYTES):
                 nul = chunk.find(b"\0")
                 if nul >= 0 and is_utf8:  # UTF-16 and UTF-32 texts hold NUL bytes; UTF-8 text never does
-                    raise CorpusError(f"{shown} looks like a binary file (NUL byte at offset {offset + nul:,}), not text")
+                    raise CorpusError(
+                        f"{shown} looks like a binary file (NUL byte at offset {offset + nul:,}), not text"
+                    )
                 pending = decoder.getstate()[0]
                 try:
                     yield decoder.decode(chunk)
                 except UnicodeDecodeError as error:
-                    raise _decode_error(shown, encoding, is_utf8, pending + chunk, offset - len(pending), newlines, error) from None
+                    raise _decode_error(
+                        shown, encoding, is_utf8, pending + chunk, offset - len(pending), newlines, error
+                    ) from None
                 offset += len(chunk)
                 newlines += chunk.count(b"\n")
                 on_read(chunk)
@@ -340,7 +367,9 @@ def builtin_corpus(max_bytes: int = BUILTIN_MAX_BYTES) -> Corpus:
             files.append(path)
             total += size
     if not files:
-        raise CorpusError(f"no Python sources found under {printable(stdlib)} for the built-in corpus; give a corpus file")
+        raise CorpusError(
+            f"no Python sources found under {printable(stdlib)} for the built-in corpus; give a corpus file"
+        )
     version = ".".join(map(str, sys.version_info[:2]))
     description = f"{BUILTIN_NAME}: {len(files)} Python {version} standard-library sources from {stdlib}"
     return Corpus(files=tuple(files), description=description, builtin=True)

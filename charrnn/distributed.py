@@ -18,7 +18,9 @@ from charrnn.display import printable
 from charrnn.errors import ConfigError, OptionError
 
 MAX_PROCESSES = 2**31 - 1  # torch.distributed counts ranks in a C int
-_TORCHRUN = "start distributed training with torchrun, which sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT"
+_TORCHRUN = (
+    "start distributed training with torchrun, which sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT"
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,11 @@ def join(device: torch.device) -> tuple[Group, torch.device]:
     world_size = _environment_int("WORLD_SIZE", 1, MAX_PROCESSES, default=1)
     if world_size == 1:
         return SINGLE, device
-    group = Group(_environment_int("RANK", 0, world_size - 1), world_size, _environment_int("LOCAL_RANK", 0, MAX_PROCESSES - 1, default=0))
+    group = Group(
+        _environment_int("RANK", 0, world_size - 1),
+        world_size,
+        _environment_int("LOCAL_RANK", 0, MAX_PROCESSES - 1, default=0),
+    )
     # Where the processes meet: without these, torch fails with a long message of its own.
     if not os.environ.get("MASTER_ADDR"):
         raise OptionError("MASTER_ADDR", f"is not set, but WORLD_SIZE asks for distributed training; {_TORCHRUN}")
@@ -97,7 +103,9 @@ def join(device: torch.device) -> tuple[Group, torch.device]:
     if device.type == "mps":
         raise ConfigError("distributed training runs on CUDA (NCCL) or on CPUs (gloo), not on MPS; use --device cpu")
     if device.type == "cuda" and group.local_rank >= torch.cuda.device_count():
-        raise ConfigError(f"LOCAL_RANK={group.local_rank} names a GPU this machine lacks (it has {torch.cuda.device_count()})")
+        raise ConfigError(
+            f"LOCAL_RANK={group.local_rank} names a GPU this machine lacks (it has {torch.cuda.device_count()})"
+        )
     if device.type == "cuda":
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)

@@ -85,8 +85,14 @@ class CorpusCache:
     def __init__(self, corpus: Corpus, root: Path | None = None):
         self.corpus = corpus
         self.root = root or cache_root()
-        self.folder = self.root / _digest({"format": _FORMAT, "encoding": corpus.encoding, "errors": corpus.errors,
-                                           "files": [_file_identity(path) for path in corpus.files]})
+        self.folder = self.root / _digest(
+            {
+                "format": _FORMAT,
+                "encoding": corpus.encoding,
+                "errors": corpus.errors,
+                "files": [_file_identity(path) for path in corpus.files],
+            }
+        )
 
     def counts(self, progress: Progress = no_progress) -> tuple[CharCounts, bool]:
         """The corpus's character counts, and whether they came from the cache."""
@@ -99,7 +105,9 @@ class CorpusCache:
             present = np.flatnonzero(counts.counts)
             payload = np.stack([present, counts.counts[present]]).astype("<i8").tobytes()
             fields = {"kind": "counts", "format": _FORMAT, "corpus_sha256": counts.sha256}
-            write_sealed(path, fields, len(payload), lambda file: file.write(payload), f"counting {self.corpus.description}")
+            write_sealed(
+                path, fields, len(payload), lambda file: file.write(payload), f"counting {self.corpus.description}"
+            )
         _check_has_text(counts, self.corpus.description)  # before anyone builds a vocabulary from it
         return counts, reused
 
@@ -111,20 +119,34 @@ class CorpusCache:
         counts, counts_reused = counted or self.counts(progress)
         key = _digest(vocab.entries)
         path = self.folder / f"ids-{key}.bin"
-        fields = {"kind": "ids", "format": _FORMAT, "vocab": key, "dtype": vocab.id_dtype.str,
-                  "count": counts.total, "corpus_sha256": counts.sha256}
+        fields = {
+            "kind": "ids",
+            "format": _FORMAT,
+            "vocab": key,
+            "dtype": vocab.id_dtype.str,
+            "count": counts.total,
+            "corpus_sha256": counts.sha256,
+        }
         payload_bytes = counts.total * vocab.id_dtype.itemsize
         checking = f"checking the cached encoding of {self.corpus.description}"
         opened = _checked(path, fields, progress(checking, payload_bytes)) if path.is_file() else None
         if opened is None:
             doing = f"encoding {self.corpus.description}"
-            write_sealed(path, fields, payload_bytes, lambda file: encode_chars(self.corpus, vocab, file, progress, counts), doing)
+            write_sealed(
+                path,
+                fields,
+                payload_bytes,
+                lambda file: encode_chars(self.corpus, vocab, file, progress, counts),
+                doing,
+            )
         try:
             with opened or open(path, "rb") as file:
                 mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
             ids = np.frombuffer(mapping, dtype=vocab.id_dtype, count=counts.total, offset=HEADER_BYTES)
         except (OSError, ValueError) as error:  # ValueError: cut short since it was written
-            raise CorpusError(f"cannot read the corpus cache entry {printable(path)}: {getattr(error, 'strerror', None) or error}") from None
+            raise CorpusError(
+                f"cannot read the corpus cache entry {printable(path)}: {getattr(error, 'strerror', None) or error}"
+            ) from None
         return Encoded(ids, mapping, path, counts, counts_reused, opened is not None)
 
 
@@ -177,7 +199,9 @@ def count_chars(corpus: Corpus, progress: Progress = no_progress) -> CharCounts:
     return CharCounts(counts, hasher.hexdigest())
 
 
-def encode_chars(corpus: Corpus, vocab: Vocab, file, progress: Progress = no_progress, counted: CharCounts | None = None) -> None:
+def encode_chars(
+    corpus: Corpus, vocab: Vocab, file, progress: Progress = no_progress, counted: CharCounts | None = None
+) -> None:
     """Second pass: each character's id, written to `file` in `vocab.id_dtype`. With `counted`
     (the first pass's result), a text whose bytes changed since is refused."""
     advance = progress(f"encoding {corpus.description}", corpus.total_bytes)

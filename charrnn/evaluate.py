@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ContextManager
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,10 @@ def nats_to_bits(nats: float) -> float:
 
 @torch.inference_mode()
 def evaluate_loss(
-    model: CharRNN, streams: Streams, device: torch.device, precision: Callable[[], ContextManager] = nullcontext,
+    model: CharRNN,
+    streams: Streams,
+    device: torch.device,
+    precision: Callable[[], ContextManager] = nullcontext,
     total_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda sums: sums,
 ) -> float:
     """Mean cross-entropy (nats per character) over every target in `streams`.
@@ -77,7 +80,9 @@ class TextScore:
         return math.exp(self.nats) if self.nats < _LARGEST_EXP else math.inf  # e^710 overflows a float
 
 
-def score_text(model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.device, progress: Progress = no_progress) -> TextScore:
+def score_text(
+    model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.device, progress: Progress = no_progress
+) -> TextScore:
     """Bits per character and perplexity of `model` on a held-out text.
 
     Characters the vocabulary lacks are counted and reported, never crashed on: with an unknown
@@ -103,6 +108,11 @@ def score_text(model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.devic
             "its weights are damaged or out of range"
         )
     return TextScore(
-        counts.total, streams.num_targets, nats, coverage.outside, coverage.dropped_chars, vocab.unknown_id is not None,
+        counts.total,
+        streams.num_targets,
+        nats,
+        coverage.outside,
+        coverage.dropped_chars,
+        vocab.unknown_id is not None,
         corpus.description,
     )

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from charrnn.display import printable
-from charrnn.files import temporary_name
 from charrnn.errors import ConfigError
+from charrnn.files import temporary_name
 
 NAME = "metrics.jsonl"
 MAX_LINE_BYTES = 1 << 16  # a record is a few hundred bytes; longer lines are damage, read past in pieces
@@ -65,7 +65,9 @@ class MetricsLog:
             with suppress(OSError):
                 temporary.unlink(missing_ok=True)
         if damaged:
-            self.warn(f"warning: {damaged:,} damaged lines of {printable(self.path)} were dropped; {kept:,} records are kept")
+            self.warn(
+                f"warning: {damaged:,} damaged lines of {printable(self.path)} were dropped; {kept:,} records are kept"
+            )
 
     def _usable(self) -> bool:
         """False, after a warning, if something other than a file (a folder, a FIFO that would

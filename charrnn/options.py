@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-CELLS = ("rnn", "lstm", "gru")
+# Each recurrent cell, and how many gate blocks PyTorch stacks in its weights (model.py builds it).
+CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+CELLS = tuple(CELL_GATES)
 INPUT_MODES = ("one-hot", "embedding")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16")
@@ -38,7 +40,15 @@ MAX_LR = 3.4e38  # about the largest float32, as torch holds the learning rate; 
 # What an option takes. Numbers have a range shown in --help (`low`/`high`) and, against
 # overflow and runaway sizes, an upper `limit` kept out of it (integers: MAX_COUNT unless told).
 INT, FLOAT, CHOICE, FLAG, TEXT, NONEMPTY, DURATION, ENCODING, PATH = (
-    "int", "float", "choice", "flag", "text", "nonempty", "duration", "encoding", "path",
+    "int",
+    "float",
+    "choice",
+    "flag",
+    "text",
+    "nonempty",
+    "duration",
+    "encoding",
+    "path",
 )
 
 
@@ -134,7 +144,13 @@ def _fraction(flags: tuple[str, ...], help: str, **rest: Any) -> Option:
     return Option(flags, help, kind=FLOAT, low=0, high=1, **rest)
 
 
-DATA, MODEL, OPTIMISATION, CHECKPOINTS, HARDWARE = "Data", "Model", "Optimisation", "Checkpoints and progress", "Hardware"
+DATA, MODEL, OPTIMISATION, CHECKPOINTS, HARDWARE = (
+    "Data",
+    "Model",
+    "Optimisation",
+    "Checkpoints and progress",
+    "Hardware",
+)
 _CHECKPOINT_HELP = "A checkpoint file, or an out folder (its best.pt, else latest.pt)."
 _ENCODING = Option(("--encoding",), "", kind=ENCODING, default="utf-8")
 _ERRORS = Option(("--errors",), "", kind=CHOICE, choices=DECODE_ERRORS, default="strict")
@@ -142,144 +158,463 @@ _DEVICE = Option(("--device",), "Where to run the model.", kind=CHOICE, choices=
 
 # In --help order: by section, and within a section as listed.
 TRAIN = (
-    _fraction(("--val-fraction",), "Fraction of the text, from its end, held out for validation.", default=0.1, high_open=True,
-              section=DATA, fixed_on_resume=True, doc_metavar="F", doc="the last F of the text is held out for validation (0 disables it)"),
-    _count(("--seq-len",), "Characters per window: how far back gradients flow (truncated BPTT).", default=64,
-           section=DATA, fixed_on_resume=True, doc_metavar="T", doc="characters per window: how far back gradients flow (truncated BPTT)"),
-    _count(("--batch-size",), "Parallel streams the training text is laid out in (under torchrun: of all processes together).", default=16,
-           section=DATA, fixed_on_resume=True, doc_metavar="B",
-           doc="the training text is laid out as B contiguous streams read in parallel (under torchrun, the streams of all processes together)"),
-    replace(_ENCODING, help="Text encoding of CORPUS (e.g. latin-1, gb18030, utf-16).", section=DATA,
-            doc="the corpus's text encoding (`latin-1`, `gb18030`, `utf-16`, ...)"),
-    replace(_ERRORS, help="What to do with bytes that are not valid in --encoding: stop, replace them with U+FFFD, or drop them.", section=DATA,
-            doc="bytes invalid in that encoding: `strict` stops, `replace` substitutes U+FFFD, `ignore` drops them"),
-    _count(("--min-count",), "Characters seen fewer times than this share one unknown id (which sampling never produces).", default=1,
-           section=DATA, fixed_on_resume=True, doc_metavar="N", doc="characters seen fewer than N times share one unknown id, never sampled"),
-    _count(("--max-vocab",), "Keep at most this many characters, the most frequent; the rest share the unknown id.",
-           section=DATA, fixed_on_resume=True, doc_metavar="N", doc="keep the N most frequent characters; the rest share the unknown id"),
-    _count(("--eval-chars",), "Validate on at most this many characters from the start of the validation text.", default=250_000,
-           section=DATA, doc_metavar="N", doc="validate on at most the first N characters of the validation text"),
-    Option(("--cell",), "Recurrent cell type.", kind=CHOICE, choices=CELLS, default="lstm", section=MODEL, fixed_on_resume=True,
-           doc="`rnn` (tanh), `lstm` or `gru`"),
-    _count(("--layers",), "Number of stacked recurrent layers.", default=2, limit=MAX_LAYERS, section=MODEL, fixed_on_resume=True,
-           doc="stacked recurrent layers"),
-    _count(("--hidden-size",), "Units in each recurrent layer.", default=256, limit=MAX_WIDTH, section=MODEL, fixed_on_resume=True,
-           doc="units per layer"),
-    _fraction(("--dropout",), "Dropout between layers and before the output layer.", default=0.2, high_open=True, section=MODEL,
-              fixed_on_resume=True),
-    Option(("--input",), "Feed characters as one-hot vectors or as learned embeddings.", kind=CHOICE, choices=INPUT_MODES,
-           default="embedding", name="input_mode", envvar_names=("INPUT", "INPUT_MODE"), section=MODEL, fixed_on_resume=True,
-           doc="`one-hot` vectors or a learned `embedding` of the characters"),
-    _count(("--embed-dim",), "Embedding width (with --input embedding).", default=64, limit=MAX_WIDTH, section=MODEL, fixed_on_resume=True,
-           doc="embedding width (with `--input embedding`)"),
-    Option(("--lr",), "Peak learning rate (AdamW).", kind=FLOAT, default=3e-3, low=0, low_open=True, limit=MAX_LR, section=OPTIMISATION,
-           doc="peak learning rate of AdamW"),
-    _fraction(("--min-lr-ratio",), "Final learning rate as a fraction of --lr (cosine decay); 1 keeps it constant.", default=0.1,
-              section=OPTIMISATION, doc="final learning rate as a fraction of `--lr`; 1 keeps the rate constant"),
-    _count(("--warmup-steps",), "Steps of linear learning-rate warm-up.", low=0, default=100, section=OPTIMISATION,
-           doc="steps of linear learning-rate warm-up to `--lr`"),
-    Option(("--weight-decay",), "AdamW weight decay on weight matrices.", kind=FLOAT, low=0, default=0.0, section=OPTIMISATION,
-           doc="AdamW weight decay on weight matrices (not biases)"),
-    Option(("--clip",), "Clip the gradient norm to this; 0 turns clipping off.", kind=FLOAT, low=0, default=5.0, section=OPTIMISATION,
-           doc="clip the gradient norm to this value; 0 turns clipping off"),
-    _count(("--max-steps",), "Total updates of the run (resumed runs count the steps already done); with --max-time, whichever comes "
-           "first ends the run.", default=12000, section=OPTIMISATION, doc="total updates of the run, counting those before a resume"),
-    Option(("--epochs",), "Run length in passes over the training text, instead of --max-steps.", kind=FLOAT, low=0, low_open=True,
-           limit=MAX_COUNT, section=OPTIMISATION, doc_metavar="E", doc="run length in passes over the training text instead of `--max-steps`"),
-    Option(("--max-time",), "Stop after this much training (e.g. 90s, 5m, 1h30m), evaluating and saving; alone, it lifts the step "
-           "limit. The learning rate decays over the time.", kind=DURATION, section=OPTIMISATION, doc_metavar="T",
-           doc="stop after T of training (`90s`, `5m`, `1h30m`), evaluating and saving; given alone, there is no step limit; "
-           "the learning rate decays over the time"),
-    _count(("--patience",), "Stop early once validation has not improved for this many evaluations in a row.", shown_default="off",
-           section=OPTIMISATION, doc_metavar="N",
-           doc="stop early once validation has not improved for N evaluations in a row, saying so; `best.pt` keeps the best"),
-    _count(("--seed",), "Random seed for weights and dropout.", low=0, limit=MAX_SEED, default=42, section=OPTIMISATION,
-           doc="seed for the initial weights and dropout"),
-    Option(("--out",), "Folder for checkpoints: latest.pt, best.pt and step-N.pt; it holds one run. With --resume PATH: PATH's own "
-           "folder.", kind=PATH, path_args={"file_okay": False}, default=DEFAULT_OUT, section=CHECKPOINTS, doc_metavar="DIR",
-           doc="folder for `latest.pt`, `best.pt` and `step-N.pt`: one run's; with `--resume PATH`, PATH's folder when not given"),
-    Option(("--resume",), "Continue a run: from OUT/latest.pt, or from the checkpoint or out folder PATH.", kind=NONEMPTY,
-           section=CHECKPOINTS, doc_metavar="[PATH]",
-           doc="continue from `DIR/latest.pt`, or from a checkpoint file or out folder PATH (put CORPUS before `--resume`)"),
-    Option(("--init-from",), "Start a new run from this checkpoint's weights (fine-tuning): its architecture, its vocabulary plus "
-           "CORPUS's new characters, a fresh optimizer.", kind=PATH, path_args={"path_type": str}, section=CHECKPOINTS,
-           doc_metavar="PATH", doc="start a new run from this checkpoint's weights (fine-tuning; see above)"),
-    _count(("--eval-every",), "Steps between validation passes (best.pt is saved when validation improves).", default=500,
-           section=CHECKPOINTS, doc_metavar="N", doc="steps between validation passes (and `best.pt` updates)"),
-    _count(("--save-every",), "Steps between saves (step-N.pt and latest.pt): the most work a crash can cost.", default=500,
-           section=CHECKPOINTS, doc_metavar="N", doc="steps between saves (`step-N.pt` and `latest.pt`): the most work a crash can cost"),
-    _count(("--keep",), "Step-numbered checkpoints to keep; older ones are removed once a newer one is safely written.", default=2,
-           section=CHECKPOINTS, doc_metavar="N",
-           doc="step-numbered checkpoints to keep; older ones are removed only after a newer one is safely written"),
-    _count(("--log-every",), "Steps between training-loss reports (on the progress bar, or as log lines when stderr is not a "
-           "terminal).", default=100, section=CHECKPOINTS, doc_metavar="N",
-           doc="steps between training-loss reports (on the bar, or as a log line when stderr is not a terminal)"),
-    Option(("--quiet", "-q"), "No progress bar; only errors and the final summary.", kind=FLAG, section=CHECKPOINTS,
-           doc="no progress bar or log lines; evaluations and the summary still print (without a terminal, as under `nohup`, "
-           "log lines replace the bar)"),
-    Option(("--config",), "A TOML file of options (e.g. hidden-size = 512); the command line wins over it.", kind=PATH,
-           path_args={"exists": True, "dir_okay": False}, section=CHECKPOINTS, doc_metavar="FILE",
-           doc="a TOML file of these options (`hidden-size = 512`, `lr = 0.002`, ...); options on the command line or in the "
-           "environment win over it"),
-    replace(_DEVICE, help="Where to train: auto picks CUDA, then MPS, then CPU.", default="auto", section=HARDWARE,
-            doc="`auto` (CUDA, then Apple MPS, then CPU), `cpu`, `cuda` or `mps`"),
-    Option(("--dtype",), "Precision of the forward passes: bfloat16 autocast is faster on GPUs (and some CPUs); weights stay float32.",
-           kind=CHOICE, choices=DTYPES, default="float32", section=HARDWARE,
-           doc="`bfloat16` runs the forward passes under bfloat16 autocast (weights stay float32): faster on GPUs and on CPUs with "
-           "bfloat16 units"),
-    Option(("--compile",), "torch.compile the model first (minutes of compiling; pays off on long GPU runs).", kind=FLAG,
-           name="compile_model", envvar_names=("COMPILE", "COMPILE_MODEL"), section=HARDWARE,
-           doc="`torch.compile` the model first: minutes of compiling, for long GPU runs (no gain on CPU, where the fused RNN "
-           "kernel dominates)"),
+    _fraction(
+        ("--val-fraction",),
+        "Fraction of the text, from its end, held out for validation.",
+        default=0.1,
+        high_open=True,
+        section=DATA,
+        fixed_on_resume=True,
+        doc_metavar="F",
+        doc="the last F of the text is held out for validation (0 disables it)",
+    ),
+    _count(
+        ("--seq-len",),
+        "Characters per window: how far back gradients flow (truncated BPTT).",
+        default=64,
+        section=DATA,
+        fixed_on_resume=True,
+        doc_metavar="T",
+        doc="characters per window: how far back gradients flow (truncated BPTT)",
+    ),
+    _count(
+        ("--batch-size",),
+        "Parallel streams the training text is laid out in (under torchrun: of all processes together).",
+        default=16,
+        section=DATA,
+        fixed_on_resume=True,
+        doc_metavar="B",
+        doc="the training text is laid out as B contiguous streams read in parallel (under torchrun, the streams of all processes together)",
+    ),
+    replace(
+        _ENCODING,
+        help="Text encoding of CORPUS (e.g. latin-1, gb18030, utf-16).",
+        section=DATA,
+        doc="the corpus's text encoding (`latin-1`, `gb18030`, `utf-16`, ...)",
+    ),
+    replace(
+        _ERRORS,
+        help="What to do with bytes that are not valid in --encoding: stop, replace them with U+FFFD, or drop them.",
+        section=DATA,
+        doc="bytes invalid in that encoding: `strict` stops, `replace` substitutes U+FFFD, `ignore` drops them",
+    ),
+    _count(
+        ("--min-count",),
+        "Characters seen fewer times than this share one unknown id (which sampling never produces).",
+        default=1,
+        section=DATA,
+        fixed_on_resume=True,
+        doc_metavar="N",
+        doc="characters seen fewer than N times share one unknown id, never sampled",
+    ),
+    _count(
+        ("--max-vocab",),
+        "Keep at most this many characters, the most frequent; the rest share the unknown id.",
+        section=DATA,
+        fixed_on_resume=True,
+        doc_metavar="N",
+        doc="keep the N most frequent characters; the rest share the unknown id",
+    ),
+    _count(
+        ("--eval-chars",),
+        "Validate on at most this many characters from the start of the validation text.",
+        default=250_000,
+        section=DATA,
+        doc_metavar="N",
+        doc="validate on at most the first N characters of the validation text",
+    ),
+    Option(
+        ("--cell",),
+        "Recurrent cell type.",
+        kind=CHOICE,
+        choices=CELLS,
+        default="lstm",
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="`rnn` (tanh), `lstm` or `gru`",
+    ),
+    _count(
+        ("--layers",),
+        "Number of stacked recurrent layers.",
+        default=2,
+        limit=MAX_LAYERS,
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="stacked recurrent layers",
+    ),
+    _count(
+        ("--hidden-size",),
+        "Units in each recurrent layer.",
+        default=256,
+        limit=MAX_WIDTH,
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="units per layer",
+    ),
+    _fraction(
+        ("--dropout",),
+        "Dropout between layers and before the output layer.",
+        default=0.2,
+        high_open=True,
+        section=MODEL,
+        fixed_on_resume=True,
+    ),
+    Option(
+        ("--input",),
+        "Feed characters as one-hot vectors or as learned embeddings.",
+        kind=CHOICE,
+        choices=INPUT_MODES,
+        default="embedding",
+        name="input_mode",
+        envvar_names=("INPUT", "INPUT_MODE"),
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="`one-hot` vectors or a learned `embedding` of the characters",
+    ),
+    _count(
+        ("--embed-dim",),
+        "Embedding width (with --input embedding).",
+        default=64,
+        limit=MAX_WIDTH,
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="embedding width (with `--input embedding`)",
+    ),
+    Option(
+        ("--lr",),
+        "Peak learning rate (AdamW).",
+        kind=FLOAT,
+        default=3e-3,
+        low=0,
+        low_open=True,
+        limit=MAX_LR,
+        section=OPTIMISATION,
+        doc="peak learning rate of AdamW",
+    ),
+    _fraction(
+        ("--min-lr-ratio",),
+        "Final learning rate as a fraction of --lr (cosine decay); 1 keeps it constant.",
+        default=0.1,
+        section=OPTIMISATION,
+        doc="final learning rate as a fraction of `--lr`; 1 keeps the rate constant",
+    ),
+    _count(
+        ("--warmup-steps",),
+        "Steps of linear learning-rate warm-up.",
+        low=0,
+        default=100,
+        section=OPTIMISATION,
+        doc="steps of linear learning-rate warm-up to `--lr`",
+    ),
+    Option(
+        ("--weight-decay",),
+        "AdamW weight decay on weight matrices.",
+        kind=FLOAT,
+        low=0,
+        default=0.0,
+        section=OPTIMISATION,
+        doc="AdamW weight decay on weight matrices (not biases)",
+    ),
+    Option(
+        ("--clip",),
+        "Clip the gradient norm to this; 0 turns clipping off.",
+        kind=FLOAT,
+        low=0,
+        default=5.0,
+        section=OPTIMISATION,
+        doc="clip the gradient norm to this value; 0 turns clipping off",
+    ),
+    _count(
+        ("--max-steps",),
+        "Total updates of the run (resumed runs count the steps already done); with --max-time, whichever comes "
+        "first ends the run.",
+        default=12000,
+        section=OPTIMISATION,
+        doc="total updates of the run, counting those before a resume",
+    ),
+    Option(
+        ("--epochs",),
+        "Run length in passes over the training text, instead of --max-steps.",
+        kind=FLOAT,
+        low=0,
+        low_open=True,
+        limit=MAX_COUNT,
+        section=OPTIMISATION,
+        doc_metavar="E",
+        doc="run length in passes over the training text instead of `--max-steps`",
+    ),
+    Option(
+        ("--max-time",),
+        "Stop after this much training (e.g. 90s, 5m, 1h30m), evaluating and saving; alone, it lifts the step "
+        "limit. The learning rate decays over the time.",
+        kind=DURATION,
+        section=OPTIMISATION,
+        doc_metavar="T",
+        doc="stop after T of training (`90s`, `5m`, `1h30m`), evaluating and saving; given alone, there is no step limit; "
+        "the learning rate decays over the time",
+    ),
+    _count(
+        ("--patience",),
+        "Stop early once validation has not improved for this many evaluations in a row.",
+        shown_default="off",
+        section=OPTIMISATION,
+        doc_metavar="N",
+        doc="stop early once validation has not improved for N evaluations in a row, saying so; `best.pt` keeps the best",
+    ),
+    _count(
+        ("--seed",),
+        "Random seed for weights and dropout.",
+        low=0,
+        limit=MAX_SEED,
+        default=42,
+        section=OPTIMISATION,
+        doc="seed for the initial weights and dropout",
+    ),
+    Option(
+        ("--out",),
+        "Folder for checkpoints: latest.pt, best.pt and step-N.pt; it holds one run. With --resume PATH: PATH's own "
+        "folder.",
+        kind=PATH,
+        path_args={"file_okay": False},
+        default=DEFAULT_OUT,
+        section=CHECKPOINTS,
+        doc_metavar="DIR",
+        doc="folder for `latest.pt`, `best.pt` and `step-N.pt`: one run's; with `--resume PATH`, PATH's folder when not given",
+    ),
+    Option(
+        ("--resume",),
+        "Continue a run: from OUT/latest.pt, or from the checkpoint or out folder PATH.",
+        kind=NONEMPTY,
+        section=CHECKPOINTS,
+        doc_metavar="[PATH]",
+        doc="continue from `DIR/latest.pt`, or from a checkpoint file or out folder PATH (put CORPUS before `--resume`)",
+    ),
+    Option(
+        ("--init-from",),
+        "Start a new run from this checkpoint's weights (fine-tuning): its architecture, its vocabulary plus "
+        "CORPUS's new characters, a fresh optimizer.",
+        kind=PATH,
+        path_args={"path_type": str},
+        section=CHECKPOINTS,
+        doc_metavar="PATH",
+        doc="start a new run from this checkpoint's weights (fine-tuning; see above)",
+    ),
+    _count(
+        ("--eval-every",),
+        "Steps between validation passes (best.pt is saved when validation improves).",
+        default=500,
+        section=CHECKPOINTS,
+        doc_metavar="N",
+        doc="steps between validation passes (and `best.pt` updates)",
+    ),
+    _count(
+        ("--save-every",),
+        "Steps between saves (step-N.pt and latest.pt): the most work a crash can cost.",
+        default=500,
+        section=CHECKPOINTS,
+        doc_metavar="N",
+        doc="steps between saves (`step-N.pt` and `latest.pt`): the most work a crash can cost",
+    ),
+    _count(
+        ("--keep",),
+        "Step-numbered checkpoints to keep; older ones are removed once a newer one is safely written.",
+        default=2,
+        section=CHECKPOINTS,
+        doc_metavar="N",
+        doc="step-numbered checkpoints to keep; older ones are removed only after a newer one is safely written",
+    ),
+    _count(
+        ("--log-every",),
+        "Steps between training-loss reports (on the progress bar, or as log lines when stderr is not a terminal).",
+        default=100,
+        section=CHECKPOINTS,
+        doc_metavar="N",
+        doc="steps between training-loss reports (on the bar, or as a log line when stderr is not a terminal)",
+    ),
+    Option(
+        ("--quiet", "-q"),
+        "No progress bar; only errors and the final summary.",
+        kind=FLAG,
+        section=CHECKPOINTS,
+        doc="no progress bar or log lines; evaluations and the summary still print (without a terminal, as under `nohup`, "
+        "log lines replace the bar)",
+    ),
+    Option(
+        ("--config",),
+        "A TOML file of options (e.g. hidden-size = 512); the command line wins over it.",
+        kind=PATH,
+        path_args={"exists": True, "dir_okay": False},
+        section=CHECKPOINTS,
+        doc_metavar="FILE",
+        doc="a TOML file of these options (`hidden-size = 512`, `lr = 0.002`, ...); options on the command line or in the "
+        "environment win over it",
+    ),
+    replace(
+        _DEVICE,
+        help="Where to train: auto picks CUDA, then MPS, then CPU.",
+        default="auto",
+        section=HARDWARE,
+        doc="`auto` (CUDA, then Apple MPS, then CPU), `cpu`, `cuda` or `mps`",
+    ),
+    Option(
+        ("--dtype",),
+        "Precision of the forward passes: bfloat16 autocast is faster on GPUs (and some CPUs); weights stay float32.",
+        kind=CHOICE,
+        choices=DTYPES,
+        default="float32",
+        section=HARDWARE,
+        doc="`bfloat16` runs the forward passes under bfloat16 autocast (weights stay float32): faster on GPUs and on CPUs with "
+        "bfloat16 units",
+    ),
+    Option(
+        ("--compile",),
+        "torch.compile the model first (minutes of compiling; pays off on long GPU runs).",
+        kind=FLAG,
+        name="compile_model",
+        envvar_names=("COMPILE", "COMPILE_MODEL"),
+        section=HARDWARE,
+        doc="`torch.compile` the model first: minutes of compiling, for long GPU runs (no gain on CPU, where the fused RNN "
+        "kernel dominates)",
+    ),
 )
 
-_CHECKPOINT = Option(("--checkpoint", "-c"), _CHECKPOINT_HELP, kind=PATH, default=DEFAULT_OUT, doc_metavar="PATH",
-                     doc="a checkpoint file, or an out folder (its `best.pt`, else `latest.pt`)")
+_CHECKPOINT = Option(
+    ("--checkpoint", "-c"),
+    _CHECKPOINT_HELP,
+    kind=PATH,
+    default=DEFAULT_OUT,
+    doc_metavar="PATH",
+    doc="a checkpoint file, or an out folder (its `best.pt`, else `latest.pt`)",
+)
 _GENERATE, _CHOOSE = "What to generate", "How to choose each character"
 
 SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
     replace(_DEVICE, default="cpu", section=MODEL),
-    _count(("--length", "-l"), "Characters to generate after the prime.", low=0, default=1000, section=_GENERATE, doc_metavar="N",
-           doc="characters to generate after the prime"),
-    Option(("--prime",), "Text to start from; it is printed, then continued.", shown_default="a newline", section=_GENERATE,
-           doc_metavar="TEXT", doc="text to start from; printed, then continued"),
-    _count(("--num-samples", "-n"), "Generate this many independent samples in one batched pass, each under a header line.", default=1,
-           limit=MAX_STREAMS, section=_GENERATE, doc_metavar="K",
-           doc="K independent samples from one batched pass, each under a `--- sample i of K ---` line"),
-    Option(("--stop",), "End a sample once this text appears in it (included); repeatable.", name="stops", multiple=True,
-           envvar_names=("STOP", "STOPS"), shown_default="none", section=_GENERATE, doc_metavar="TEXT",
-           doc="end each sample once TEXT appears in it (TEXT included); repeatable, e.g. `--stop $'\\n\\n'` for one paragraph"),
-    Option(("--interactive", "-i"), "Keep the model loaded and ask for primes: type one, see it continued; Ctrl-D ends.", kind=FLAG,
-           section=_GENERATE,
-           doc="keep the model loaded and ask for primes on the terminal: each is continued as it is typed in; Ctrl-D ends"),
-    _count(("--seed",), "Random seed: the same seed and options give the same text.", low=0, limit=MAX_SEED, shown_default="random",
-           section=_GENERATE, doc_metavar="N", doc="the same seed and options give the same text"),
-    Option(("--temp", "--temperature"), "Sampling temperature: lower is more conservative, higher more surprising.", kind=FLOAT,
-           low=0, low_open=True, default=1.0, name="temperature", envvar_names=("TEMP", "TEMPERATURE"), section=_CHOOSE,
-           doc_metavar="T", doc="divide the logits by T: below 1 is safer, above 1 wilder"),
-    _count(("--top-k",), "Sample only from the K most likely characters.", shown_default="off", section=_CHOOSE, doc_metavar="K",
-           doc="draw only from the K most likely characters"),
-    _fraction(("--top-p",), "Sample only from the most likely characters whose probabilities sum to P (nucleus).", low_open=True,
-              shown_default="off", section=_CHOOSE, doc_metavar="P", doc="draw only from the most likely characters whose probabilities add up to P"),
-    Option(("--greedy",), "Always take the most likely character (no randomness).", kind=FLAG, default=False, section=_CHOOSE,
-           doc="always take the most likely character"),
-    _count(("--beam",), "Beam search with this many hypotheses: the most likely continuation, instead of a random one (--temp, "
-           "--top-k, --top-p do not apply).", limit=MAX_STREAMS, shown_default="off", section=_CHOOSE, doc_metavar="N",
-           doc="beam search with N hypotheses: the most likely continuation (deterministic; `--temp`, `--top-k`, `--top-p` do not apply)"),
+    _count(
+        ("--length", "-l"),
+        "Characters to generate after the prime.",
+        low=0,
+        default=1000,
+        section=_GENERATE,
+        doc_metavar="N",
+        doc="characters to generate after the prime",
+    ),
+    Option(
+        ("--prime",),
+        "Text to start from; it is printed, then continued.",
+        shown_default="a newline",
+        section=_GENERATE,
+        doc_metavar="TEXT",
+        doc="text to start from; printed, then continued",
+    ),
+    _count(
+        ("--num-samples", "-n"),
+        "Generate this many independent samples in one batched pass, each under a header line.",
+        default=1,
+        limit=MAX_STREAMS,
+        section=_GENERATE,
+        doc_metavar="K",
+        doc="K independent samples from one batched pass, each under a `--- sample i of K ---` line",
+    ),
+    Option(
+        ("--stop",),
+        "End a sample once this text appears in it (included); repeatable.",
+        name="stops",
+        multiple=True,
+        envvar_names=("STOP", "STOPS"),
+        shown_default="none",
+        section=_GENERATE,
+        doc_metavar="TEXT",
+        doc="end each sample once TEXT appears in it (TEXT included); repeatable, e.g. `--stop $'\\n\\n'` for one paragraph",
+    ),
+    Option(
+        ("--interactive", "-i"),
+        "Keep the model loaded and ask for primes: type one, see it continued; Ctrl-D ends.",
+        kind=FLAG,
+        section=_GENERATE,
+        doc="keep the model loaded and ask for primes on the terminal: each is continued as it is typed in; Ctrl-D ends",
+    ),
+    _count(
+        ("--seed",),
+        "Random seed: the same seed and options give the same text.",
+        low=0,
+        limit=MAX_SEED,
+        shown_default="random",
+        section=_GENERATE,
+        doc_metavar="N",
+        doc="the same seed and options give the same text",
+    ),
+    Option(
+        ("--temp", "--temperature"),
+        "Sampling temperature: lower is more conservative, higher more surprising.",
+        kind=FLOAT,
+        low=0,
+        low_open=True,
+        default=1.0,
+        name="temperature",
+        envvar_names=("TEMP", "TEMPERATURE"),
+        section=_CHOOSE,
+        doc_metavar="T",
+        doc="divide the logits by T: below 1 is safer, above 1 wilder",
+    ),
+    _count(
+        ("--top-k",),
+        "Sample only from the K most likely characters.",
+        shown_default="off",
+        section=_CHOOSE,
+        doc_metavar="K",
+        doc="draw only from the K most likely characters",
+    ),
+    _fraction(
+        ("--top-p",),
+        "Sample only from the most likely characters whose probabilities sum to P (nucleus).",
+        low_open=True,
+        shown_default="off",
+        section=_CHOOSE,
+        doc_metavar="P",
+        doc="draw only from the most likely characters whose probabilities add up to P",
+    ),
+    Option(
+        ("--greedy",),
+        "Always take the most likely character (no randomness).",
+        kind=FLAG,
+        default=False,
+        section=_CHOOSE,
+        doc="always take the most likely character",
+    ),
+    _count(
+        ("--beam",),
+        "Beam search with this many hypotheses: the most likely continuation, instead of a random one (--temp, "
+        "--top-k, --top-p do not apply).",
+        limit=MAX_STREAMS,
+        shown_default="off",
+        section=_CHOOSE,
+        doc_metavar="N",
+        doc="beam search with N hypotheses: the most likely continuation (deterministic; `--temp`, `--top-k`, `--top-p` do not apply)",
+    ),
 )
 
 EVAL = (
     replace(_CHECKPOINT, doc="a checkpoint file, or an out folder (its `best.pt`, else the newest)"),
     replace(_ENCODING, help="Text encoding of TEXT.", doc="the text encoding of TEXT"),
-    replace(_ERRORS, help="What to do with bytes that are not valid in --encoding.",
-            doc="bytes invalid in that encoding: `strict`, `replace` or `ignore`"),
+    replace(
+        _ERRORS,
+        help="What to do with bytes that are not valid in --encoding.",
+        doc="bytes invalid in that encoding: `strict`, `replace` or `ignore`",
+    ),
     replace(_DEVICE, default="auto"),
 )
 
 PLOT = (
-    Option(("--output", "-o"), "The PNG file to write.", kind=PATH, path_args={"dir_okay": False}, default="bpc.png",
-           doc_metavar="FILE"),
+    Option(
+        ("--output", "-o"),
+        "The PNG file to write.",
+        kind=PATH,
+        path_args={"dir_okay": False},
+        default="bpc.png",
+        doc_metavar="FILE",
+    ),
 )
 
 COMMANDS = {"train": TRAIN, "sample": SAMPLE, "eval": EVAL, "plot": PLOT}
@@ -297,7 +632,9 @@ def readme_table(command: str) -> str:
         if option.section != section and option.section is not None:
             section = option.section
             lines.append(f"| **{section.lower()}** | | |")
-        lines.append(f"| {_readme_flags(option)} | {_readme_default(option)} | {option.doc or _as_phrase(option.help)} |")
+        lines.append(
+            f"| {_readme_flags(option)} | {_readme_default(option)} | {option.doc or _as_phrase(option.help)} |"
+        )
     return "\n".join(lines)
 
 

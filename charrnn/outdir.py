@@ -82,7 +82,9 @@ class OutDir:
             self.path.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise CheckpointError(f"cannot write to the out folder {printable(self.path)}: {error.strerror or error}") from None
+            raise CheckpointError(
+                f"cannot write to the out folder {printable(self.path)}: {error.strerror or error}"
+            ) from None
         if fcntl is not None:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -168,7 +170,9 @@ class OutDir:
         try:
             write_atomic(self.path / RUN_FILE, lambda file: file.write(stored))
         except OSError as error:
-            raise CheckpointError(f"cannot write {printable(self.path / RUN_FILE)}: {error.strerror or error}") from None
+            raise CheckpointError(
+                f"cannot write {printable(self.path / RUN_FILE)}: {error.strerror or error}"
+            ) from None
 
     def _point_latest_at(self, step_path: Path, checkpoint: Checkpoint) -> None:
         latest = self.path / LATEST

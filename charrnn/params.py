@@ -212,7 +212,9 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, path: Path | N
     if unknown:
         raise click.BadParameter(
             f"{printable(path)} has keys that are not options of 'charrnn {ctx.command.name}': "
-            f"{', '.join(printable(key, limit=100) for key in unknown)}", ctx, param
+            f"{', '.join(printable(key, limit=100) for key in unknown)}",
+            ctx,
+            param,
         )
     defaults: dict[str, Any] = {}
     for key, value in values.items():
@@ -222,7 +224,9 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, path: Path | N
         try:
             defaults[str(option.name)] = option.type_cast_value(ctx, _checked_toml_value(option.spec, value))
         except click.BadParameter as error:
-            raise click.BadParameter(f"{printable(path)}: {printable(key, limit=100)}: {error.message}", ctx, param) from None
+            raise click.BadParameter(
+                f"{printable(path)}: {printable(key, limit=100)}: {error.message}", ctx, param
+            ) from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
 
 
@@ -238,7 +242,9 @@ def _load_toml(path: Path, ctx: click.Context, param: click.Parameter) -> dict[s
         with open(path, "rb") as file:
             data = file.read(CONFIG_MAX_BYTES + 1)
         if len(data) > CONFIG_MAX_BYTES:
-            raise click.BadParameter(f"{printable(path)} is larger than {CONFIG_MAX_BYTES >> 20} MiB: not an options file", ctx, param)
+            raise click.BadParameter(
+                f"{printable(path)} is larger than {CONFIG_MAX_BYTES >> 20} MiB: not an options file", ctx, param
+            )
         return tomllib.loads(data.decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"{printable(path)} is not a readable TOML file: {error}", ctx, param) from None

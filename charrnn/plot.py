@@ -70,7 +70,14 @@ def _draw_with(plt: Any, runs: list[tuple[Path, dict[str, list[tuple[int, float]
             (line,) = axes.plot(*zip(*points["train"]), linewidth=1.2, alpha=0.8, label=f"{name}: train")
             color = line.get_color()
         if points["validation"]:
-            axes.plot(*zip(*points["validation"]), marker="o", markersize=4, linestyle="--", color=color, label=f"{name}: validation")
+            axes.plot(
+                *zip(*points["validation"]),
+                marker="o",
+                markersize=4,
+                linestyle="--",
+                color=color,
+                label=f"{name}: validation",
+            )
     axes.set_xlabel("step")
     axes.set_ylabel("bits per character")
     axes.set_title("charrnn: loss against training step")

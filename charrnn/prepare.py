@@ -61,8 +61,10 @@ class Start:
     def record(self) -> RunRecord:
         """What every checkpoint of the run records besides its training state."""
         corpus = CorpusRecord(
-            paths=self.corpus.paths(), description=self.corpus.description,
-            chars=self.encoded.counts.total, sha256=self.encoded.counts.sha256,
+            paths=self.corpus.paths(),
+            description=self.corpus.description,
+            chars=self.encoded.counts.total,
+            sha256=self.encoded.counts.sha256,
         )
         init = InitFrom(str(self.init.path), self.init.checkpoint.step) if self.init is not None else None
         return RunRecord(self.run, self.vocab, corpus, init)
@@ -74,8 +76,13 @@ class Start:
 
 
 def prepare_run(
-    corpus_args: Sequence[str], out_dir: Path | None, options: Mapping[str, Any], resume: str | None = None,
-    init_from: str | None = None, progress: Progress = no_progress, owner: bool = True,
+    corpus_args: Sequence[str],
+    out_dir: Path | None,
+    options: Mapping[str, Any],
+    resume: str | None = None,
+    init_from: str | None = None,
+    progress: Progress = no_progress,
+    owner: bool = True,
 ) -> Start:
     """Check the request against the corpus, the out folder and any checkpoint; encode the
     corpus (or reuse its cache). `options` holds only the options the user gave; `out_dir`
@@ -103,8 +110,13 @@ def _owning(out: OutDir, owner: bool, prepare: Callable[[], Start]) -> Start:
 
 
 def _fresh(
-    corpus: Corpus, out: OutDir, owner: bool, options: Mapping[str, Any], train_config: TrainConfig,
-    init_from: str | None, progress: Progress,
+    corpus: Corpus,
+    out: OutDir,
+    owner: bool,
+    options: Mapping[str, Any],
+    train_config: TrainConfig,
+    init_from: str | None,
+    progress: Progress,
 ) -> Start:
     if owner:
         _refuse_to_overwrite(out)
@@ -123,12 +135,19 @@ def _fresh(
     vocab = base_vocab.extended(counts.counts)
     model_config = dataclasses.replace(base_model, vocab_size=len(vocab))
     encoded = cache.encoded(vocab, progress, counted)
-    start = Start(corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, out, run, init=init)
+    start = Start(
+        corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, out, run, init=init
+    )
     return _started(start, owner)
 
 
 def _resumed(
-    corpus_args: Sequence[str], options: Mapping[str, Any], found: Found, out: OutDir, owner: bool, progress: Progress,
+    corpus_args: Sequence[str],
+    options: Mapping[str, Any],
+    found: Found,
+    out: OutDir,
+    owner: bool,
+    progress: Progress,
 ) -> Start:
     saved = found.checkpoint
     model_config, train_config = resume_configs(saved.model_config, saved.train_config, options)

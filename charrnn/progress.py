@@ -104,7 +104,11 @@ class ProgressBar(MessagesOnly):
         self.budget = budget
         self.total = f"/{budget.max_steps:,}" if budget.max_steps is not None else ""
         self.bar = tqdm(
-            total=1.0, initial=budget.progress(step, elapsed), file=self.stream, dynamic_ncols=True, desc="training",
+            total=1.0,
+            initial=budget.progress(step, elapsed),
+            file=self.stream,
+            dynamic_ncols=True,
+            desc="training",
             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
         )
 
@@ -133,8 +137,17 @@ class ProgressBar(MessagesOnly):
 
     def progress(self, description: str, total: int) -> Callable[[int | None], None]:
         # delay: the bar appears only if the pass takes more than a second
-        bar = tqdm(total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=self.stream,
-                   dynamic_ncols=True, delay=1.0, leave=False)
+        bar = tqdm(
+            total=total,
+            desc=description,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=self.stream,
+            dynamic_ncols=True,
+            delay=1.0,
+            leave=False,
+        )
 
         def advance(size: int | None) -> None:
             if size is None:

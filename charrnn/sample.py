@@ -43,7 +43,9 @@ def load_model(location: str | Path, device: torch.device) -> LoadedModel:
         model.load_state_dict(checkpoint.weights)
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(f"{found.path} does not fit its own model config: {str(error).splitlines()[0]}") from None
-    return LoadedModel(model.to(device).eval(), checkpoint.vocab, found.path, checkpoint.step, found.passed_over, checkpoint)
+    return LoadedModel(
+        model.to(device).eval(), checkpoint.vocab, found.path, checkpoint.step, found.passed_over, checkpoint
+    )
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -155,7 +157,11 @@ def read_prime(model: CharRNN, start_ids: Sequence[int], num_samples: int = 1) -
 
 
 def generate_ids(
-    model: CharRNN, start_ids: Sequence[int], config: SampleConfig, generator: torch.Generator, num_samples: int = 1,
+    model: CharRNN,
+    start_ids: Sequence[int],
+    config: SampleConfig,
+    generator: torch.Generator,
+    num_samples: int = 1,
     banned: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """The next character id of each of `num_samples` samples (B,), `config.length` times.
@@ -170,8 +176,12 @@ def generate_ids(
 
 @torch.inference_mode()
 def _sampled_ids(
-    stepper: CharStepper, logits: torch.Tensor, states: list[LayerState], config: SampleConfig,
-    generator: torch.Generator, banned: int | None,
+    stepper: CharStepper,
+    logits: torch.Tensor,
+    states: list[LayerState],
+    config: SampleConfig,
+    generator: torch.Generator,
+    banned: int | None,
 ) -> Iterator[torch.Tensor]:
     device = logits.device
     for position in range(config.length):
@@ -266,7 +276,11 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
 
 
 def generate_samples(
-    loaded: LoadedModel, prime: str | None, config: SampleConfig, num_samples: int, seed: int | None = None,
+    loaded: LoadedModel,
+    prime: str | None,
+    config: SampleConfig,
+    num_samples: int,
+    seed: int | None = None,
     stops: Sequence[str] = (),
 ) -> list[str]:
     """`num_samples` independent texts from one batched pass, each starting with the prime and
@@ -276,7 +290,10 @@ def generate_samples(
     steps = generate_ids(loaded.model, start, config, generator, num_samples, banned=loaded.vocab.unknown_id)
     columns = [ids.tolist() for ids in steps]
     chars = loaded.vocab.chars
-    return [(prime or "") + cut_at_stop("".join(chars[column[row]] for column in columns), stops) for row in range(num_samples)]
+    return [
+        (prime or "") + cut_at_stop("".join(chars[column[row]] for column in columns), stops)
+        for row in range(num_samples)
+    ]
 
 
 def random_seed() -> int:

@@ -3,6 +3,7 @@ error main reports in one line; stderr never stops the work it reports on."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -63,10 +64,8 @@ class Diagnostics:
             return len(text)
 
     def flush(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._stream.flush()
-        except (OSError, ValueError):
-            pass
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

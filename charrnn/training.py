@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -109,8 +110,15 @@ def build_trainer(request: TrainRequest, reporter: Reporter, device: torch.devic
     the checkpoint it resumes. Only once all of it is built does the run say anything."""
     if not group.is_main:
         group.barrier()  # rank 0 encodes the corpus into the cache first; the others reuse it
-    start = prepare_run(request.corpus, request.out_dir, request.options, request.resume, request.init_from,
-                        reporter.progress, owner=group.is_main)
+    start = prepare_run(
+        request.corpus,
+        request.out_dir,
+        request.options,
+        request.resume,
+        request.init_from,
+        reporter.progress,
+        owner=group.is_main,
+    )
     if group.is_main:
         group.barrier()
     try:
@@ -125,8 +133,10 @@ def build_trainer(request: TrainRequest, reporter: Reporter, device: torch.devic
 def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: torch.device, group: Group) -> Trainer:
     config = start.train_config
     if config.batch_size % group.world_size:
-        raise ConfigError(f"--batch-size {config.batch_size} does not split evenly over {group.world_size} processes; "
-                          f"give a multiple of {group.world_size} (it is the batch of all processes together)")
+        raise ConfigError(
+            f"--batch-size {config.batch_size} does not split evenly over {group.world_size} processes; "
+            f"give a multiple of {group.world_size} (it is the batch of all processes together)"
+        )
     train_streams, val_streams = _streams(start, group, device)
     torch.manual_seed(config.seed)
     model = CharRNN(start.model_config).to(device)
@@ -135,10 +145,20 @@ def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: 
     if group.active:
         torch.manual_seed(config.seed + group.rank)  # each rank its own dropout masks
     return Trainer(
-        model, train_streams, val_streams, config, device, start.out, reporter, group,
-        record=start.record(), optimizer=build_optimizer(model, config),
-        forward_model=_forward_model(model, device, group, request.compile), precision=autocast(device, request.dtype),
-        release_pages=start.encoded.release_pages, resume=start.resume,
+        model,
+        train_streams,
+        val_streams,
+        config,
+        device,
+        start.out,
+        reporter,
+        group,
+        record=start.record(),
+        optimizer=build_optimizer(model, config),
+        forward_model=_forward_model(model, device, group, request.compile),
+        precision=autocast(device, request.dtype),
+        release_pages=start.encoded.release_pages,
+        resume=start.resume,
     )
 
 
@@ -160,7 +180,9 @@ def _forward_model(model: CharRNN, device: torch.device, group: Group, compile: 
     """What the training step calls: the model, wrapped for several processes, compiled if asked."""
     forward: torch.nn.Module = model
     if group.active:
-        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     return torch.compile(forward) if compile else forward
 
 
@@ -174,7 +196,11 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
         f"{num_parameters(trainer.model):,} parameters, device {trainer.device.type}; "
         f"{trainer.config.batch_size} streams of {trainer.train_streams.data.shape[1]:,} characters, "
         f"{trainer.train_streams.num_windows:,} windows per epoch"
-        + (f"; {trainer.group.world_size} processes, {trainer.train_streams.batch_size} streams each" if trainer.group.active else "")
+        + (
+            f"; {trainer.group.world_size} processes, {trainer.train_streams.batch_size} streams each"
+            if trainer.group.active
+            else ""
+        )
     )
     if start.init is not None:
         base = start.init.checkpoint
@@ -184,7 +210,9 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
         for note in start.resume.passed_over:
             reporter.message(f"warning: {note}")
         if not start.same_corpus_as_checkpoint:
-            reporter.message("warning: this corpus differs from the one the checkpoint was trained on; training goes on, but not exactly as before")
+            reporter.message(
+                "warning: this corpus differs from the one the checkpoint was trained on; training goes on, but not exactly as before"
+            )
         done = f"step {trainer.step:,}, {format_duration(trainer.elapsed())} trained"
         reporter.message(f"resuming from {start.resume.path} at {done}, of {trainer.budget.describe()}")
 
@@ -193,8 +221,13 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
 
 
 def train_step(
-    model: CharRNN, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
-    hidden: Hidden, clip: float, precision: Callable[[], ContextManager] = nullcontext,
+    model: CharRNN,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    hidden: Hidden,
+    clip: float,
+    precision: Callable[[], ContextManager] = nullcontext,
 ) -> tuple[torch.Tensor, torch.Tensor | None, Hidden]:
     """One update on a (B, T) window: returns the loss (nats), the gradient norm before
     clipping (None when clipping is off) and the hidden state, detached for the next window.
@@ -217,8 +250,16 @@ class Trainer:
     """
 
     def __init__(
-        self, model: CharRNN, train_streams: Streams, val_streams: Streams | None, config: TrainConfig,
-        device: torch.device, out: OutDir, reporter: Reporter, group: Group = SINGLE, *,
+        self,
+        model: CharRNN,
+        train_streams: Streams,
+        val_streams: Streams | None,
+        config: TrainConfig,
+        device: torch.device,
+        out: OutDir,
+        reporter: Reporter,
+        group: Group = SINGLE,
+        *,
         record: RunRecord,  # what every checkpoint records besides the training state
         optimizer: torch.optim.Optimizer | None = None,  # by default, the one the config says
         forward_model: torch.nn.Module | None = None,  # what a step calls: the model, or its DDP/compiled twin
@@ -327,8 +368,13 @@ class Trainer:
         chars_per_sec = steps * self.train_streams.chars_per_window / max(now - self._logged_time, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
         self.reporter.log(self.step, self.elapsed(), loss_sum / steps, lr, chars_per_sec)
-        self._record("train", train_bpc=nats_to_bits(loss_sum / steps), lr=lr, chars_per_sec=round(chars_per_sec, 1),
-                     grad_norm=None if self._grad_norm is None else float(self._grad_norm))
+        self._record(
+            "train",
+            train_bpc=nats_to_bits(loss_sum / steps),
+            lr=lr,
+            chars_per_sec=round(chars_per_sec, 1),
+            grad_norm=None if self._grad_norm is None else float(self._grad_norm),
+        )
         self._loss_sum.zero_()
         self._logged_step, self._logged_time = self.step, now
 
@@ -337,7 +383,9 @@ class Trainer:
         value = float(self._mean_over_ranks(self._loss_sum)) if loss is None else loss
         if math.isfinite(value):
             return
-        kept = f"the last good state is step {self.saved_step:,}" if self.saved_step is not None else "nothing was saved"
+        kept = (
+            f"the last good state is step {self.saved_step:,}" if self.saved_step is not None else "nothing was saved"
+        )
         raise TrainingDiverged(
             f"training diverged: the loss became {value} by step {self.step:,}; {kept}. "
             f"Resume with a lower learning rate (e.g. --resume --lr {self.config.lr / 4:g}) or a smaller --clip"
@@ -359,8 +407,15 @@ class Trainer:
     def _record(self, kind: str, **figures: Any) -> None:
         if self.group.is_main:
             epoch = self.step / self.train_streams.num_windows
-            self.metrics.append({"kind": kind, "step": self.step, "epoch": round(epoch, 4), **figures,
-                                 "elapsed": round(self.elapsed(), 2)})
+            self.metrics.append(
+                {
+                    "kind": kind,
+                    "step": self.step,
+                    "epoch": round(epoch, 4),
+                    **figures,
+                    "elapsed": round(self.elapsed(), 2),
+                }
+            )
 
     def _save(self) -> None:
         self._check_finite()
@@ -443,14 +498,21 @@ class Trainer:
 
     def _result(self, already_complete: bool) -> TrainResult:
         return TrainResult(
-            step=self.step, budget=self.budget, elapsed=self.elapsed(), best_val_loss=self.validation.best,
-            last_val_loss=self.validation.last, already_complete=already_complete, out_dir=self.out.path,
+            step=self.step,
+            budget=self.budget,
+            elapsed=self.elapsed(),
+            best_val_loss=self.validation.best,
+            last_val_loss=self.validation.last,
+            already_complete=already_complete,
+            out_dir=self.out.path,
         )
 
 
 def _checked_hidden(saved: Any, expected: Hidden, path: Path) -> Hidden:
-    if not isinstance(saved, (tuple, list)) or len(saved) != len(expected) or any(
-        not isinstance(h, torch.Tensor) or h.shape != e.shape for h, e in zip(saved, expected)
+    if (
+        not isinstance(saved, (tuple, list))
+        or len(saved) != len(expected)
+        or any(not isinstance(h, torch.Tensor) or h.shape != e.shape for h, e in zip(saved, expected))
     ):
         raise CheckpointError(f"{path} has a hidden state that does not fit this model and batch size")
     return tuple(h.to(device=e.device, dtype=e.dtype) for h, e in zip(saved, expected))

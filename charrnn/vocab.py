@@ -45,8 +45,10 @@ class Coverage:
     def describe(self) -> str:
         if not self.dropped_chars:
             return f"{self.kept_chars:,} characters"
-        return (f"{self.kept_chars:,} characters + unknown, covering {self.covered:.2%} of the text "
-                f"({self.dropped_chars:,} rare characters map to unknown)")
+        return (
+            f"{self.kept_chars:,} characters + unknown, covering {self.covered:.2%} of the text "
+            f"({self.dropped_chars:,} rare characters map to unknown)"
+        )
 
 
 class Vocab:
@@ -77,7 +79,9 @@ class Vocab:
         return cls([chr(code) for code in np.unique(code_points(text))])
 
     @classmethod
-    def from_counts(cls, counts: np.ndarray, min_count: int = 1, max_vocab: int | None = None) -> tuple[Vocab, Coverage]:
+    def from_counts(
+        cls, counts: np.ndarray, min_count: int = 1, max_vocab: int | None = None
+    ) -> tuple[Vocab, Coverage]:
         """The characters of a text given their counts (indexed by code point), in code-point order.
 
         Characters seen fewer than `min_count` times, and all but the `max_vocab` most frequent
@@ -89,8 +93,9 @@ class Vocab:
         if present.size and not kept.size:  # only the unknown id: nothing a model could learn or write
             most = int(counts[present].max())
             raise OptionError(
-                "--min-count", f"{min_count:,} leaves no character of the text its own id: the most frequent one "
-                f"appears {most:,} times (give at most {most:,})"
+                "--min-count",
+                f"{min_count:,} leaves no character of the text its own id: the most frequent one "
+                f"appears {most:,} times (give at most {most:,})",
             )
         if max_vocab is not None and len(kept) > max_vocab:
             by_frequency = kept[np.lexsort((kept, -counts[kept]))]

@@ -64,21 +64,37 @@ class Shape:
     seq_len: int
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(vocab_size=VOCAB_SIZE, hidden_size=self.hidden_size, layers=self.layers, embed_dim=self.embed_dim)
+        return ModelConfig(
+            vocab_size=VOCAB_SIZE, hidden_size=self.hidden_size, layers=self.layers, embed_dim=self.embed_dim
+        )
 
     def train_config(self, max_steps: int) -> TrainConfig:
-        return TrainConfig(batch_size=self.batch_size, seq_len=self.seq_len, max_steps=max_steps, eval_every=10**9,
-                           save_every=10**9, val_fraction=0.0)
+        return TrainConfig(
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            max_steps=max_steps,
+            eval_every=10**9,
+            save_every=10**9,
+            val_fraction=0.0,
+        )
 
 
 DEFAULTS = ModelConfig(vocab_size=VOCAB_SIZE)
 DEFAULT_TRAIN = TrainConfig()
-DEFAULT_SHAPE = Shape("defaults", DEFAULTS.hidden_size, DEFAULTS.layers, DEFAULTS.embed_dim, DEFAULT_TRAIN.batch_size, DEFAULT_TRAIN.seq_len)
+DEFAULT_SHAPE = Shape(
+    "defaults",
+    DEFAULTS.hidden_size,
+    DEFAULTS.layers,
+    DEFAULTS.embed_dim,
+    DEFAULT_TRAIN.batch_size,
+    DEFAULT_TRAIN.seq_len,
+)
 BIG_SHAPE = Shape("large", 512, 2, 64, 64, 128)
 QUICK_SHAPE = Shape("tiny", 32, 1, 16, 4, 16)
 
 
 # --- 1. training throughput -------------------------------------------------------------
+
 
 class StepClock(ProgressBar):
     """charrnn's own progress bar (writing to a buffer), also noting when each step ends."""
@@ -93,13 +109,23 @@ class StepClock(ProgressBar):
 
 
 def charrnn_trainer(shape: Shape, steps_per_round: int) -> tuple[Trainer, StepClock]:
-    text_ids = torch.randint(0, VOCAB_SIZE, (shape.batch_size * shape.seq_len * (steps_per_round + 2),), dtype=torch.uint8)
+    text_ids = torch.randint(
+        0, VOCAB_SIZE, (shape.batch_size * shape.seq_len * (steps_per_round + 2),), dtype=torch.uint8
+    )
     clock = StepClock()
     model = CharRNN(shape.model_config())
     streams = Streams(text_ids, shape.batch_size, shape.seq_len)
     record = RunRecord(run=None, vocab=Vocab([chr(32 + i) for i in range(VOCAB_SIZE)]))
-    trainer = Trainer(model, streams, None, shape.train_config(steps_per_round), torch.device("cpu"),
-                      OutDir(tempfile.mkdtemp()), clock, record=record)
+    trainer = Trainer(
+        model,
+        streams,
+        None,
+        shape.train_config(steps_per_round),
+        torch.device("cpu"),
+        OutDir(tempfile.mkdtemp()),
+        clock,
+        record=record,
+    )
     return trainer, clock
 
 
@@ -158,6 +184,7 @@ def training_throughput(shape: Shape, rounds: int, steps: int) -> dict:
 
 # --- 2. sampling speed ----------------------------------------------------------------
 
+
 @torch.inference_mode()
 def bare_sampling(model: BareModel, batch: int, length: int, generator: torch.Generator) -> float:
     """Seconds for a bare loop of single steps: embed, LSTM, linear, softmax, draw."""
@@ -207,12 +234,21 @@ def sampling_speed(shape: Shape, rounds: int, lengths: tuple[int, ...], batches:
                 for _ in range(rounds):  # alternating, so both sides see the same machine
                     ours.append(batch * length / charrnn_sampling(loaded, batch, length))
                     theirs.append(batch * length / bare_sampling(bare, batch, length, torch.Generator().manual_seed(0)))
-            rows.append({"shape": shape, "batch": batch, "length": length, "charrnn": statistics.median(ours),
-                         "spread": (min(ours), max(ours)), "bare": statistics.median(theirs)})
+            rows.append(
+                {
+                    "shape": shape,
+                    "batch": batch,
+                    "length": length,
+                    "charrnn": statistics.median(ours),
+                    "spread": (min(ours), max(ours)),
+                    "bare": statistics.median(theirs),
+                }
+            )
     return rows
 
 
 # --- 3. footprint ---------------------------------------------------------------------
+
 
 def peak_training_rss(corpus: Path, steps: int) -> float:
     """Peak resident memory (MiB) of a `charrnn train` process on `corpus`.
@@ -225,8 +261,21 @@ def peak_training_rss(corpus: Path, steps: int) -> float:
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "charrnn", "train", str(corpus), "--max-steps", str(steps), "--out", out, "--quiet"]
-        result = subprocess.run([sys.executable, "-c", wrapper, *command], check=True, capture_output=True, text=True, cwd=ROOT)
+        command = [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "train",
+            str(corpus),
+            "--max-steps",
+            str(steps),
+            "--out",
+            out,
+            "--quiet",
+        ]
+        result = subprocess.run(
+            [sys.executable, "-c", wrapper, *command], check=True, capture_output=True, text=True, cwd=ROOT
+        )
     return int(result.stdout.strip()) / 1024  # Linux reports KiB
 
 
@@ -244,13 +293,18 @@ def help_time(repeats: int) -> float:
 
 # --- report ----------------------------------------------------------------------------
 
+
 def _shape_text(shape: Shape) -> str:
-    return (f"{shape.name}: LSTM {shape.layers}x{shape.hidden_size}, embedding {shape.embed_dim}, "
-            f"batch {shape.batch_size}, seq {shape.seq_len}")
+    return (
+        f"{shape.name}: LSTM {shape.layers}x{shape.hidden_size}, embedding {shape.embed_dim}, "
+        f"batch {shape.batch_size}, seq {shape.seq_len}"
+    )
 
 
 def training_section(results: list[dict], header: str) -> str:
-    rows = "\n".join(f"| {_shape_text(r['shape'])} | {r['charrnn']:,.0f} | {r['bare']:,.0f} | {r['ratio']:.3f} |" for r in results)
+    rows = "\n".join(
+        f"| {_shape_text(r['shape'])} | {r['charrnn']:,.0f} | {r['bare']:,.0f} | {r['ratio']:.3f} |" for r in results
+    )
     return f"{header}\n\n| shape | charrnn chars/s | bare PyTorch chars/s | ratio |\n| --- | ---: | ---: | ---: |\n{rows}\n"
 
 
@@ -258,11 +312,15 @@ def sampling_section(results: list[dict], header: str) -> str:
     lines = []
     for r in results:
         low, high = r["spread"]
-        lines.append(f"| {r['shape'].name} | {r['batch']} | {r['length']:,} | {r['charrnn']:,.0f} ({low:,.0f}–{high:,.0f}) | "
-                     f"{1e6 * r['batch'] / r['charrnn']:,.0f} | {r['bare']:,.0f} | {r['charrnn'] / r['bare']:.2f} |")
+        lines.append(
+            f"| {r['shape'].name} | {r['batch']} | {r['length']:,} | {r['charrnn']:,.0f} ({low:,.0f}–{high:,.0f}) | "
+            f"{1e6 * r['batch'] / r['charrnn']:,.0f} | {r['bare']:,.0f} | {r['charrnn'] / r['bare']:.2f} |"
+        )
     table = "\n".join(lines)
-    return (f"{header}\n\n| model | batch | length | charrnn chars/s, median (range) | µs per step | bare chars/s | ratio |\n"
-            f"| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n{table}\n")
+    return (
+        f"{header}\n\n| model | batch | length | charrnn chars/s, median (range) | µs per step | bare chars/s | ratio |\n"
+        f"| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n{table}\n"
+    )
 
 
 def main() -> int:
@@ -287,9 +345,11 @@ def main() -> int:
     corpus = SHAKESPEARE if SHAKESPEARE.exists() and not args.quick else _small_corpus()
     rss = peak_training_rss(corpus, 20 if args.quick else 300)
     help_seconds = help_time(3 if args.quick else 10)
-    footprint = (f"{header}\n\n| measure | value |\n| --- | ---: |\n"
-                 f"| peak RSS of `charrnn train {corpus.name}` (defaults) | {rss:,.0f} MiB |\n"
-                 f"| `charrnn --help` (median of {3 if args.quick else 10}) | {help_seconds:.3f} s |\n")
+    footprint = (
+        f"{header}\n\n| measure | value |\n| --- | ---: |\n"
+        f"| peak RSS of `charrnn train {corpus.name}` (defaults) | {rss:,.0f} MiB |\n"
+        f"| `charrnn --help` (median of {3 if args.quick else 10}) | {help_seconds:.3f} s |\n"
+    )
     print(footprint)
     if not args.quick:
         replace_section("bench-training", training_section(training, header))

@@ -28,7 +28,65 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-WORDS = ["the", "of", "and", "to", "in", "a", "is", "that", "it", "was", "for", "on", "are", "as", "with", "his", "they", "at", "be", "this", "from", "have", "or", "by", "one", "had", "not", "but", "what", "all", "were", "when", "we", "there", "can", "an", "your", "which", "their", "said", "if", "do", "will", "each", "about", "how", "up", "out", "them", "café", "naïve", "façade", "déjà", "vu", "über", "straße", "señor"]
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "a",
+    "is",
+    "that",
+    "it",
+    "was",
+    "for",
+    "on",
+    "are",
+    "as",
+    "with",
+    "his",
+    "they",
+    "at",
+    "be",
+    "this",
+    "from",
+    "have",
+    "or",
+    "by",
+    "one",
+    "had",
+    "not",
+    "but",
+    "what",
+    "all",
+    "were",
+    "when",
+    "we",
+    "there",
+    "can",
+    "an",
+    "your",
+    "which",
+    "their",
+    "said",
+    "if",
+    "do",
+    "will",
+    "each",
+    "about",
+    "how",
+    "up",
+    "out",
+    "them",
+    "café",
+    "naïve",
+    "façade",
+    "déjà",
+    "vu",
+    "über",
+    "straße",
+    "señor",
+]
 
 
 def write_text(path: Path, size: int, seed: int = 0) -> None:
@@ -39,7 +97,9 @@ def write_text(path: Path, size: int, seed: int = 0) -> None:
     for _ in range(4):
         lines, length = [], 0
         while length < 4 << 20:
-            line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 14))).capitalize() + rng.choice(".,;!?") + "\n"
+            line = (
+                " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 14))).capitalize() + rng.choice(".,;!?") + "\n"
+            )
             lines.append(line)
             length += len(line.encode("utf-8"))
         blocks.append("".join(lines).encode("utf-8"))
@@ -71,13 +131,29 @@ def pass_speeds(path: Path, cache: Path) -> tuple[float, float, int]:
 def train_peak_rss(path: Path, cache: Path, out: Path) -> tuple[float, float]:
     """Peak RSS (MiB) and wall time (s) of `charrnn train` on `path`, a few steps, measured
     from a small wrapper process (see bench.py)."""
-    wrapper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    command = [sys.executable, "-m", "charrnn", "train", str(path), "--max-steps", "20", "--eval-every", "20",
-               "--out", str(out), "--quiet"]
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(path),
+        "--max-steps",
+        "20",
+        "--eval-every",
+        "20",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     env = {**os.environ, "CHARRNN_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=env, check=True
+    )
     return int(result.stdout.strip()) / 1024, time.perf_counter() - start
 
 
@@ -105,8 +181,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 def epoch_peak_rss(path: Path, cache: Path, release: bool) -> float:
     """Peak RSS (MiB) of reading every training window of `path` once (cache already built)."""
     env = {**os.environ, "CHARRNN_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", EPOCH_READER, str(path), "release" if release else "keep"],
-                            capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", EPOCH_READER, str(path), "release" if release else "keep"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return int(result.stdout.strip()) / 1024
 
 
@@ -124,7 +205,9 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1G", help="text size: 1G, 200M, ... (bytes, binary multiples)")
-    parser.add_argument("--dir", type=Path, default=None, help="where to write the text and the cache (default: a temporary folder)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to write the text and the cache (default: a temporary folder)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     if not args.no_write:

@@ -34,9 +34,30 @@ STEP_LINE = re.compile(r"^step ([\d,]+)/")
 SAVE_EVERY = 5
 MAX_STEPS = 1500
 TRAIN_OPTIONS = [
-    "--hidden-size", "48", "--layers", "2", "--seq-len", "16", "--batch-size", "4", "--embed-dim", "16",
-    "--max-steps", str(MAX_STEPS), "--save-every", str(SAVE_EVERY), "--eval-every", "100", "--log-every", "1",
-    "--keep", "2", "--seed", "7", "--device", "cpu",
+    "--hidden-size",
+    "48",
+    "--layers",
+    "2",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "4",
+    "--embed-dim",
+    "16",
+    "--max-steps",
+    str(MAX_STEPS),
+    "--save-every",
+    str(SAVE_EVERY),
+    "--eval-every",
+    "100",
+    "--log-every",
+    "1",
+    "--keep",
+    "2",
+    "--seed",
+    "7",
+    "--device",
+    "cpu",
 ]
 
 
@@ -59,8 +80,11 @@ class FaultReport:
     @property
     def passed(self) -> bool:
         return (
-            self.corrupt_checkpoints == 0 and self.resumes_failed == 0 and self.max_steps_lost <= self.save_every
-            and self.final_weights_identical and self.final_step == MAX_STEPS
+            self.corrupt_checkpoints == 0
+            and self.resumes_failed == 0
+            and self.max_steps_lost <= self.save_every
+            and self.final_weights_identical
+            and self.final_step == MAX_STEPS
         )
 
 
@@ -71,8 +95,11 @@ class Training:
         args = [sys.executable, "-m", "charrnn", "train", str(corpus), *TRAIN_OPTIONS, "--out", str(out)]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
-            args + (["--resume"] if resume else []), env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True,
+            args + (["--resume"] if resume else []),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.last_step: int | None = None
         self.stderr: list[str] = []
@@ -128,7 +155,33 @@ def _check_checkpoints(out: Path, report: FaultReport) -> None:
 
 
 def _write_corpus(path: Path, seed: int) -> None:
-    words = "the of and to in a is that for it as with was on be by at this had not are but from or have".split()
+    words = [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "a",
+        "is",
+        "that",
+        "for",
+        "it",
+        "as",
+        "with",
+        "was",
+        "on",
+        "be",
+        "by",
+        "at",
+        "this",
+        "had",
+        "not",
+        "are",
+        "but",
+        "from",
+        "or",
+        "have",
+    ]
     rng = random.Random(seed)
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) for _ in range(2500)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -190,7 +243,9 @@ def run_fault_test(workdir: Path, kills: int = 20, seed: int = 0) -> FaultReport
 def _write_docs(report: FaultReport, command: str) -> None:
     from benchmark_doc import machine_description, replace_section
 
-    rows = "\n".join(f"| {name.replace('_', ' ')} | {value} |" for name, value in asdict(report).items() if name != "differences")
+    rows = "\n".join(
+        f"| {name.replace('_', ' ')} | {value} |" for name, value in asdict(report).items() if name != "differences"
+    )
     body = (
         f"Command: `{command}`  \nMachine: {machine_description()}\n\n"
         f"Result: **{'pass' if report.passed else 'FAIL'}**\n\n| measure | value |\n| --- | --- |\n{rows}\n"

@@ -1,7 +1,7 @@
 """Rewrite the README's option tables from the option table (charrnn/options.py).
 
-    python scripts/option_tables.py          # rewrite README.md
-    python scripts/option_tables.py --check  # exit 1 if README.md differs (tests/test_readme.py checks it too)
+python scripts/option_tables.py          # rewrite README.md
+python scripts/option_tables.py --check  # exit 1 if README.md differs (tests/test_readme.py checks it too)
 """
 
 from __future__ import annotations

@@ -47,7 +47,19 @@ def train_for(budget: float, corpus: Path, flags: list[str]) -> Outcome:
     from charrnn.checkpoint import read_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="charrnn-quality-") as out:
-        command = [sys.executable, "-m", "charrnn", "train", str(corpus), "--max-time", f"{budget}s", "--out", out, "--quiet", *flags]
+        command = [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "train",
+            str(corpus),
+            "--max-time",
+            f"{budget}s",
+            "--out",
+            out,
+            "--quiet",
+            *flags,
+        ]
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - start
@@ -60,6 +72,7 @@ def train_for(budget: float, corpus: Path, flags: list[str]) -> Outcome:
 
 def main() -> int:
     from benchmark_doc import check_section, machine_description, replace_section
+
     from charrnn.budget import format_duration, parse_duration
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,13 +89,19 @@ def main() -> int:
         budget = parse_duration(label)
         outcome = train_for(budget, args.corpus, [])
         target = TARGETS.get(budget) if args.corpus == SHAKESPEARE else None
-        verdict = "—" if target is None else (f"≤ {target:.2f}: {'met' if outcome.best_val_nats <= target else 'NOT met'}")
-        command = f"python scripts/quality.py --budget {label}" + ("" if args.corpus == SHAKESPEARE else f" --corpus {args.corpus}")
-        body = (f"Command: `{command}`  \nMachine: {machine_description()}  \nCorpus: {args.corpus.name}\n\n"
-                "| budget | steps | wall time (process) | best val nats | best val bpc | target (nats) |\n"
-                "| --- | ---: | ---: | ---: | ---: | --- |\n"
-                f"| {format_duration(budget)} | {outcome.steps:,} | {format_duration(outcome.wall)} | "
-                f"{outcome.best_val_nats:.4f} | {outcome.best_val_bpc:.4f} | {verdict} |\n")
+        verdict = (
+            "—" if target is None else (f"≤ {target:.2f}: {'met' if outcome.best_val_nats <= target else 'NOT met'}")
+        )
+        command = f"python scripts/quality.py --budget {label}" + (
+            "" if args.corpus == SHAKESPEARE else f" --corpus {args.corpus}"
+        )
+        body = (
+            f"Command: `{command}`  \nMachine: {machine_description()}  \nCorpus: {args.corpus.name}\n\n"
+            "| budget | steps | wall time (process) | best val nats | best val bpc | target (nats) |\n"
+            "| --- | ---: | ---: | ---: | ---: | --- |\n"
+            f"| {format_duration(budget)} | {outcome.steps:,} | {format_duration(outcome.wall)} | "
+            f"{outcome.best_val_nats:.4f} | {outcome.best_val_bpc:.4f} | {verdict} |\n"
+        )
         if not args.no_write:  # a section per budget, so that each run updates only its own
             replace_section(f"quality-{label}", body)
         print(body, flush=True)

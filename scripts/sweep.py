@@ -56,14 +56,21 @@ def main() -> int:
     rows = []
     for name, flags in candidates.items():
         outcome = train_for(budget, args.corpus, flags)
-        rows.append((outcome.best_val_nats, f"| {name} | `{' '.join(flags) or '(defaults)'}` | {outcome.steps:,} | "
-                                            f"{outcome.best_val_nats:.4f} | {outcome.best_val_bpc:.4f} |"))
+        rows.append(
+            (
+                outcome.best_val_nats,
+                f"| {name} | `{' '.join(flags) or '(defaults)'}` | {outcome.steps:,} | "
+                f"{outcome.best_val_nats:.4f} | {outcome.best_val_bpc:.4f} |",
+            )
+        )
         print(rows[-1][1], flush=True)
     table = "\n".join(row for _, row in sorted(rows))
     command = "python scripts/sweep.py " + " ".join(sys.argv[1:])
-    body = (f"Command: `{command}`  \nMachine: {machine_description()}  \nBudget: {format_duration(budget)} of training per run, "
-            f"corpus {args.corpus.name}\n\n| candidate | flags | steps | best val nats | best val bpc |\n"
-            f"| --- | --- | ---: | ---: | ---: |\n{table}\n")
+    body = (
+        f"Command: `{command}`  \nMachine: {machine_description()}  \nBudget: {format_duration(budget)} of training per run, "
+        f"corpus {args.corpus.name}\n\n| candidate | flags | steps | best val nats | best val bpc |\n"
+        f"| --- | --- | ---: | ---: | ---: |\n{table}\n"
+    )
     if not args.no_write:
         replace_section(f"sweep-{args.budget}", body)
     print(body)

@@ -35,8 +35,14 @@ TINY_OPTIONS = {
 
 # The command line's tiny quick run: 20 steps, an evaluation and a save every 10.
 FAST_RUN: dict[str, Any] = {
-    "hidden_size": 24, "layers": 1, "seq_len": 16, "batch_size": 4, "max_steps": 20, "eval_every": 10,
-    "save_every": 10, "warmup_steps": 2,
+    "hidden_size": 24,
+    "layers": 1,
+    "seq_len": 16,
+    "batch_size": 4,
+    "max_steps": 20,
+    "eval_every": 10,
+    "save_every": 10,
+    "warmup_steps": 2,
 }
 
 
@@ -58,8 +64,12 @@ def mixed_script_text() -> str:
     return "Hello, 世界! 春眠不觉晓，处处闻啼鸟。🙂🚀 𥫗 naïve café\n"
 
 
-def train(corpus: Path | None, out: Path, options: dict, resume: str | None = None, reporter: Reporter | None = None) -> TrainResult:
-    request = TrainRequest(corpus=() if corpus is None else (str(corpus),), out_dir=out, device="cpu", resume=resume, options=options)
+def train(
+    corpus: Path | None, out: Path, options: dict, resume: str | None = None, reporter: Reporter | None = None
+) -> TrainResult:
+    request = TrainRequest(
+        corpus=() if corpus is None else (str(corpus),), out_dir=out, device="cpu", resume=resume, options=options
+    )
     return run_training(request, reporter)
 
 

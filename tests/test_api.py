@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM
 
 import charrnn
 from charrnn.cli import main
 from charrnn.errors import ConfigError, OptionError
+from helpers import PANGRAM
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,19 @@ def run(tmp_path_factory) -> Path:
     """An out folder trained through the API (its corpus beside it)."""
     folder = tmp_path_factory.mktemp("api")
     (folder / "corpus.txt").write_text(PANGRAM * 60, encoding="utf-8")
-    result = charrnn.train(folder / "corpus.txt", out=folder / "run", progress=False, hidden_size=24, layers=1,
-                           seq_len=16, batch_size=4, max_steps=30, eval_every=10, save_every=10, warmup_steps=2)
+    result = charrnn.train(
+        folder / "corpus.txt",
+        out=folder / "run",
+        progress=False,
+        hidden_size=24,
+        layers=1,
+        seq_len=16,
+        batch_size=4,
+        max_steps=30,
+        eval_every=10,
+        save_every=10,
+        warmup_steps=2,
+    )
     assert result.step == 30 and result.best_val_loss is not None
     return folder
 
@@ -43,16 +54,20 @@ def test_sample_and_stream_give_the_text_the_command_prints(run):
     text = model.sample(80, prime="the q", temperature=0.8, seed=3)
     assert text.startswith("the q") and len(text) == 85
     assert "".join(model.stream(80, prime="the q", temperature=0.8, seed=3)) == text
-    assert _cli("sample", "-c", run / "run", "--length", 80, "--prime", "the q", "--temp", 0.8, "--seed", 3) == text + "\n"
+    assert (
+        _cli("sample", "-c", run / "run", "--length", 80, "--prime", "the q", "--temp", 0.8, "--seed", 3) == text + "\n"
+    )
 
 
 def test_several_samples_beam_and_stop_match_the_command(run):
     model = charrnn.load(run / "run")
     samples = model.samples(3, 40, prime="the", seed=5)
     assert len(samples) == 3 and all(s.startswith("the") for s in samples)
-    assert model.sample(30, prime="the", beam=4) + "\n" == _cli("sample", "-c", run / "run", "--length", 30, "--prime", "the", "--beam", 4)
+    assert model.sample(30, prime="the", beam=4) + "\n" == _cli(
+        "sample", "-c", run / "run", "--length", 30, "--prime", "the", "--beam", 4
+    )
     stopped = model.sample(500, prime="the", seed=1, stop="o")  # the continuation, up to its first "o"
-    assert stopped.endswith("o") and stopped[len("the"):].count("o") == 1
+    assert stopped.endswith("o") and stopped[len("the") :].count("o") == 1
 
 
 def test_score_and_describe_match_eval_and_info(run):
@@ -65,13 +80,26 @@ def test_score_and_describe_match_eval_and_info(run):
 
 def test_training_resumes_through_the_api_as_through_the_command(run, tmp_path):
     out = tmp_path / "copy"
-    result = charrnn.train(run / "corpus.txt", out=out, progress=False, **{
-        "hidden_size": 24, "layers": 1, "seq_len": 16, "batch_size": 4, "max_steps": 20, "eval_every": 10,
-        "save_every": 10, "warmup_steps": 2,
-    })
+    result = charrnn.train(
+        run / "corpus.txt",
+        out=out,
+        progress=False,
+        **{
+            "hidden_size": 24,
+            "layers": 1,
+            "seq_len": 16,
+            "batch_size": 4,
+            "max_steps": 20,
+            "eval_every": 10,
+            "save_every": 10,
+            "warmup_steps": 2,
+        },
+    )
     assert result.step == 20
     assert charrnn.train(out=out, resume=True, max_steps=25, progress=False).step == 25
-    assert "is complete" in CliRunner().invoke(main, ["train", "--resume", "--out", str(out), "--max-steps", "25"]).stderr
+    assert (
+        "is complete" in CliRunner().invoke(main, ["train", "--resume", "--out", str(out), "--max-steps", "25"]).stderr
+    )
 
 
 def test_bad_options_raise_one_clear_error(run, tmp_path):

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import PANGRAM, fast_args
 from test_checkpoint import _Payload
 
 from charrnn.checkpoint import MAGIC, load_checkpoint, save_checkpoint
 from charrnn.cli import main
 from charrnn.outdir import LOCK_FILE, RUN_FILE, OutDir
+from helpers import PANGRAM, fast_args
 
 DOC = Path(__file__).parent.parent / "docs" / "bad-inputs.md"
 FAST = fast_args()
@@ -25,7 +25,9 @@ FAST = fast_args()
 
 def _documented() -> dict[str, tuple[int, str]]:
     """id -> (exit code, message excerpt), from the table in docs/bad-inputs.md."""
-    rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| (\d) \| `(.+)` \|$", DOC.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    rows = re.findall(
+        r"^\| `([a-z0-9-]+)` \|.*\| (\d) \| `(.+)` \|$", DOC.read_text(encoding="utf-8"), flags=re.MULTILINE
+    )
     return {row_id: (int(code), excerpt) for row_id, code, excerpt in rows}
 
 
@@ -34,7 +36,9 @@ def trained(tmp_path_factory) -> Path:
     """An out folder with a small finished run on the pangram (its corpus beside it)."""
     folder = tmp_path_factory.mktemp("trained")
     (folder / "corpus.txt").write_text(PANGRAM * 60, encoding="utf-8")
-    result = CliRunner().invoke(main, ["train", str(folder / "corpus.txt"), *FAST, "--out", str(folder / "run"), "--quiet"])
+    result = CliRunner().invoke(
+        main, ["train", str(folder / "corpus.txt"), *FAST, "--out", str(folder / "run"), "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     return folder
 
@@ -142,19 +146,31 @@ CASES = {
     "corpus-empty": lambda t, r: _train(_write(t / "empty.txt", ""), "--out", t / "o"),
     "corpus-whitespace": lambda t, r: _train(_write(t / "blank.txt", " \n\t\n"), "--out", t / "o"),
     "corpus-too-short": lambda t, r: _train(_write(t / "tiny.txt", "abc\n" * 10), "--out", t / "o"),
-    "corpus-not-utf8": lambda t, r: _train(_write(t / "latin1.txt", "café au lait\n".encode("latin-1") * 50), "--out", t / "o"),
+    "corpus-not-utf8": lambda t, r: _train(
+        _write(t / "latin1.txt", "café au lait\n".encode("latin-1") * 50), "--out", t / "o"
+    ),
     "corpus-binary": lambda t, r: _train(_write(t / "ls", b"\x7fELF\x00\x01\x02" * 50), "--out", t / "o"),
     "corpus-stdin-empty": lambda t, r: _train("-", "--out", t / "o"),
     "corpus-stdin-with-files": lambda t, r: _train("-", r / "corpus.txt", "--out", t / "o"),
     "corpus-pipe-no-writer": lambda t, r: _train(_fifo(t / "pipe"), "--out", t / "o"),
     "corpus-device": lambda t, r: _train("/dev/null", "--out", t / "o"),
-    "corpus-folder-broken-link": lambda t, r: _train(_holding(t / "texts", lambda p: p.symlink_to(t / "gone")), "--out", t / "o"),
+    "corpus-folder-broken-link": lambda t, r: _train(
+        _holding(t / "texts", lambda p: p.symlink_to(t / "gone")), "--out", t / "o"
+    ),
     "corpus-folder-pipe": lambda t, r: _train(_holding(t / "texts", os.mkfifo), "--out", t / "o"),
     "cache-env-empty": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"CHARRNN_CACHE": ""}),
-    "cache-unwritable": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"CHARRNN_CACHE": str(_write(t / "file", "") / "cache")}),
+    "cache-unwritable": lambda t, r: (
+        _train(r / "corpus.txt", "--out", t / "o"),
+        {"CHARRNN_CACHE": str(_write(t / "file", "") / "cache")},
+    ),
     "encoding-unknown": lambda t, r: _train(r / "corpus.txt", "--encoding", "klingon", "--out", t / "o"),
     "one-hot-vocab-too-big": lambda t, r: _train(
-        _write(t / "chinese.txt", "".join(chr(0x4E00 + i) for i in range(5000)) * 2 + "\n"), "--input", "one-hot", "--out", t / "o"),
+        _write(t / "chinese.txt", "".join(chr(0x4E00 + i) for i in range(5000)) * 2 + "\n"),
+        "--input",
+        "one-hot",
+        "--out",
+        t / "o",
+    ),
     "seq-len-zero": lambda t, r: ["train", "--seq-len", "0"],
     "batch-size-zero": lambda t, r: ["train", "--batch-size", "0"],
     "hidden-size-negative": lambda t, r: ["train", "--hidden-size", "-5"],
@@ -178,11 +194,17 @@ CASES = {
     "resume-older-step": lambda t, r: _train(r / "corpus.txt", "--resume", _copy_run(r, t) / "step-00000010.pt"),
     "resume-no-checkpoint": lambda t, r: _train(r / "corpus.txt", "--resume", "--out", t),
     "resume-other-corpus": lambda t, r: _train(
-        _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--resume", "--max-steps", "40", "--out", _copy_run(r, t)),
+        _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--resume", "--max-steps", "40", "--out", _copy_run(r, t)
+    ),
     "resume-other-architecture": lambda t, r: _train(
-        r / "corpus.txt", "--resume", "--hidden-size", "64", "--cell", "gru", "--out", _copy_run(r, t)),
-    "resume-and-init-from": lambda t, r: _train(r / "corpus.txt", "--resume", "--init-from", r / "run", "--out", t / "o"),
-    "init-from-other-architecture": lambda t, r: _train(r / "corpus.txt", "--init-from", r / "run", "--hidden-size", "64", "--out", t / "o"),
+        r / "corpus.txt", "--resume", "--hidden-size", "64", "--cell", "gru", "--out", _copy_run(r, t)
+    ),
+    "resume-and-init-from": lambda t, r: _train(
+        r / "corpus.txt", "--resume", "--init-from", r / "run", "--out", t / "o"
+    ),
+    "init-from-other-architecture": lambda t, r: _train(
+        r / "corpus.txt", "--init-from", r / "run", "--hidden-size", "64", "--out", t / "o"
+    ),
     "resume-corpus-as-path": lambda t, r: ["train", "--resume", r / "corpus.txt", "--out", t / "o"],
     "temp-zero": lambda t, r: ["sample", "--temp", "0"],
     "top-k-zero": lambda t, r: ["sample", "--top-k", "0"],
@@ -195,7 +217,11 @@ CASES = {
     "checkpoint-corrupt": lambda t, r: ["sample", "-c", _damaged(r, t, cut=False)],
     "checkpoint-truncated": lambda t, r: ["sample", "-c", _damaged(r, t, cut=True)],
     "checkpoint-foreign": lambda t, r: ["sample", "-c", _write(t / "model.bin", b"\x00\x01 weights")],
-    "checkpoint-pickle": lambda t, r: ["sample", "-c", _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")}))],
+    "checkpoint-pickle": lambda t, r: [
+        "sample",
+        "-c",
+        _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")})),
+    ],
     "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=3)],
     "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
     "eval-not-a-number": lambda t, r: ["eval", r / "corpus.txt", "-c", _overflowing(r, t)],
@@ -203,22 +229,81 @@ CASES = {
     "checkpoint-device": lambda t, r: ["sample", "-c", "/dev/zero"],
     "checkpoint-huge-claim": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=12_000)],
     "checkpoint-layers-claim": lambda t, r: ["train", r / "corpus.txt", "--resume", _with_config(r, t, layers=64)],
-    "checkpoint-view-claim": lambda t, r: ["sample", "-c", _crafted(t / "view.pt", _torch_bytes(
-        {**load_checkpoint(r / "run" / "latest.pt"), "hidden": (torch.zeros(1).expand(10**8),)}))],
-    "checkpoint-nan": lambda t, r: ["sample", "-c", _with_state(r, t, lambda s: s["model"]["head.bias"].fill_(float("nan")))],
+    "checkpoint-view-claim": lambda t, r: [
+        "sample",
+        "-c",
+        _crafted(
+            t / "view.pt",
+            _torch_bytes({**load_checkpoint(r / "run" / "latest.pt"), "hidden": (torch.zeros(1).expand(10**8),)}),
+        ),
+    ],
+    "checkpoint-nan": lambda t, r: [
+        "sample",
+        "-c",
+        _with_state(r, t, lambda s: s["model"]["head.bias"].fill_(float("nan"))),
+    ],
     "checkpoint-odd-field": lambda t, r: ["info", _with_state(r, t, lambda s: s.update(step="7"))],
-    "config-unknown-key": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", "hiden-size = 24\n"), "--out", t / "o"],
-    "config-not-toml": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "notes.txt", "hidden size: 24\n"), "--out", t / "o"],
+    "config-unknown-key": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "run.toml", "hiden-size = 24\n"),
+        "--out",
+        t / "o",
+    ],
+    "config-not-toml": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "notes.txt", "hidden size: 24\n"),
+        "--out",
+        t / "o",
+    ],
     "patience-zero": lambda t, r: ["train", "--patience", "0"],
     "stop-empty": lambda t, r: ["sample", "-c", r / "run", "--stop", ""],
     "beam-with-samples": lambda t, r: ["sample", "-c", r / "run", "--beam", "4", "-n", "3"],
     "plot-no-metrics": lambda t, r: ["plot", t, "-o", t / "x.png"],
-    "config-float-for-int": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", "hidden-size = 16.9\n"), "--out", t / "o"],
-    "config-wrong-type": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", 'lr = "0.01"\n'), "--out", t / "o"],
-    "config-flag-not-boolean": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", 'quiet = "yes"\n'), "--out", t / "o"],
-    "config-out-of-range": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "run.toml", "layers = 0\n"), "--out", t / "o"],
+    "config-float-for-int": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "run.toml", "hidden-size = 16.9\n"),
+        "--out",
+        t / "o",
+    ],
+    "config-wrong-type": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "run.toml", 'lr = "0.01"\n'),
+        "--out",
+        t / "o",
+    ],
+    "config-flag-not-boolean": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "run.toml", 'quiet = "yes"\n'),
+        "--out",
+        t / "o",
+    ],
+    "config-out-of-range": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "run.toml", "layers = 0\n"),
+        "--out",
+        t / "o",
+    ],
     "config-not-a-file": lambda t, r: ["train", r / "corpus.txt", "--config", "/dev/zero", "--out", t / "o"],
-    "config-too-large": lambda t, r: ["train", r / "corpus.txt", "--config", _write(t / "huge.toml", "#" * (2 << 20)), "--out", t / "o"],
+    "config-too-large": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "huge.toml", "#" * (2 << 20)),
+        "--out",
+        t / "o",
+    ],
     "env-bad-value": lambda t, r: (["train", r / "corpus.txt", "--out", t / "o"], {"CHARRNN_TRAIN_HIDDEN_SIZE": "abc"}),
     "encoding-not-text": lambda t, r: _train(r / "corpus.txt", "--encoding", "rot13", "--out", t / "o"),
     "eval-encoding-not-text": lambda t, r: ["eval", r / "corpus.txt", "-c", r / "run", "--encoding", "base64"],
@@ -228,13 +313,30 @@ CASES = {
     "layers-too-many": lambda t, r: ["train", "--layers", str(10**6)],
     "lr-too-large": lambda t, r: ["train", "--lr", "1e300"],
     "num-samples-too-many": lambda t, r: ["sample", "-n", str(10**9)],
-    "model-too-large": lambda t, r: ["train", r / "corpus.txt", "--hidden-size", "16384", "--layers", "64", "--out", t / "o"],
+    "model-too-large": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--hidden-size",
+        "16384",
+        "--layers",
+        "64",
+        "--out",
+        t / "o",
+    ],
     "path-empty": lambda t, r: ["train", r / "corpus.txt", "--out", ""],
     "distributed-rank-missing": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"WORLD_SIZE": "2"}),
-    "distributed-rank-out-of-range": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"WORLD_SIZE": "2", "RANK": "2"}),
+    "distributed-rank-out-of-range": lambda t, r: (
+        _train(r / "corpus.txt", "--out", t / "o"),
+        {"WORLD_SIZE": "2", "RANK": "2"},
+    ),
     "distributed-not-a-number": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"WORLD_SIZE": "two"}),
     "plot-metrics-not-a-file": lambda t, r: ["plot", _metrics_run(t, lambda p: p.mkdir()), "-o", t / "x.png"],
-    "plot-metrics-damaged": lambda t, r: ["plot", _metrics_run(t, lambda p: _write(p, b"\xff\xfe\n[1, 2]\n{\"step\": \"x\"}\n")), "-o", t / "x.png"],
+    "plot-metrics-damaged": lambda t, r: [
+        "plot",
+        _metrics_run(t, lambda p: _write(p, b'\xff\xfe\n[1, 2]\n{"step": "x"}\n')),
+        "-o",
+        t / "x.png",
+    ],
 }
 
 

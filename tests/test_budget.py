@@ -4,7 +4,9 @@ from charrnn.budget import Budget, Validation, format_duration, parse_duration
 from charrnn.config import TrainConfig, with_run_length
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5h", 5400), (" 2m 30s ", 150)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5h", 5400), (" 2m 30s ", 150)]
+)
 def test_durations_parse(text, seconds):
     assert parse_duration(text) == seconds
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM, fast_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +25,7 @@ from charrnn.corpus import resolve_corpus
 from charrnn.encoded import CorpusCache
 from charrnn.errors import CorpusError
 from charrnn.vocab import Vocab
+from helpers import PANGRAM, fast_args
 
 TEXT = PANGRAM * 60 + "naïve café 世界\n"
 FAST = fast_args(max_steps=10, quiet=True)
@@ -170,8 +170,13 @@ main(["train", sys.argv[1], "--max-steps", "2", "--out", sys.argv[2]])
 
 def _stalled_in_encoding(corpus: Path, out: Path, cache: Path) -> subprocess.Popen:
     env = {**os.environ, "CHARRNN_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(corpus), str(out)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(corpus), str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline() == "encoding\n", child.communicate(timeout=60)
     assert len(_leftovers(cache)) == 1  # the temporary file the signal will find
     return child
@@ -183,7 +188,8 @@ def test_sigterm_while_encoding_leaves_no_temporary_file(corpus, cache, tmp_path
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 143, stderr
     assert stderr.strip().splitlines() == [
-        f"Error: stopped by SIGTERM while encoding {corpus}; nothing half-written was left in the cache"]
+        f"Error: stopped by SIGTERM while encoding {corpus}; nothing half-written was left in the cache"
+    ]
     assert not _leftovers(cache) and not list(cache.glob("*/ids-*"))
 
 
@@ -198,16 +204,22 @@ def test_the_leftovers_of_a_killed_run_are_removed_at_the_next_use(corpus, cache
 
 def test_only_charrnn_s_own_leftovers_of_ended_writers_on_this_host_are_removed(cache, corpus, tmp_path):
     host = charrnn.cache.socket.gethostname()
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead = int(ended.stdout)
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         folder = cache / "somekey"
         folder.mkdir(parents=True)
         removed = [folder / f".ids-1.bin{TAG}{dead}@{host}", cache / "spooled" / f".text{TAG}{dead}@{host}"]
-        kept = [folder / f".ids-2.bin{TAG}{alive.pid}@{host}",  # its writer is still at work
-                folder / f".ids-3.bin{TAG}{dead}@another-host",  # a machine sharing the cache
-                folder / ".notes.md.tmp-4000000", folder / f"notes{TAG}{dead}", folder / f".x{TAG}not-a-pid@{host}"]
+        kept = [
+            folder / f".ids-2.bin{TAG}{alive.pid}@{host}",  # its writer is still at work
+            folder / f".ids-3.bin{TAG}{dead}@another-host",  # a machine sharing the cache
+            folder / ".notes.md.tmp-4000000",
+            folder / f"notes{TAG}{dead}",
+            folder / f".x{TAG}not-a-pid@{host}",
+        ]
         for path in removed + kept:
             path.parent.mkdir(exist_ok=True)
             path.write_text("data")
@@ -223,7 +235,9 @@ def test_an_empty_CHARRNN_CACHE_is_refused_and_the_current_folder_is_left_alone(
     work.mkdir()
     monkeypatch.chdir(work)
     for value in ("", "  "):
-        result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run")], env={"CHARRNN_CACHE": value})
+        result = CliRunner().invoke(
+            main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run")], env={"CHARRNN_CACHE": value}
+        )
         assert result.exit_code == 2
         assert "Invalid value for 'CHARRNN_CACHE': is empty" in _one_error_line(result)
     assert list(work.iterdir()) == []
@@ -241,8 +255,11 @@ def test_a_relative_XDG_CACHE_HOME_is_ignored(monkeypatch, tmp_path):
 def test_a_cache_under_a_file_is_refused_naming_it(corpus, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run")],
-                                env={"CHARRNN_CACHE": str(blocker / "cache")})
+    result = CliRunner().invoke(
+        main,
+        ["train", str(corpus), *FAST, "--out", str(tmp_path / "run")],
+        env={"CHARRNN_CACHE": str(blocker / "cache")},
+    )
     assert result.exit_code == 1
     line = _one_error_line(result)
     assert f"cannot write to the corpus cache {blocker / 'cache'}" in line and "Not a directory" in line
@@ -292,7 +309,9 @@ def test_a_read_only_or_full_cache_is_refused_in_one_line(corpus, cache, tmp_pat
     result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
     line = _one_error_line(result)
-    assert f"cannot write to the corpus cache {cache}" in line and os.strerror(number) in line and "CHARRNN_CACHE" in line
+    assert (
+        f"cannot write to the corpus cache {cache}" in line and os.strerror(number) in line and "CHARRNN_CACHE" in line
+    )
     assert not _leftovers(cache) and list(work.iterdir()) == []
 
 
@@ -319,13 +338,13 @@ def _mutated(data: bytes, kind: str, where: float, value) -> bytes | None:
     """The bytes after the mutation; None for a folder in the file's place."""
     at = min(int(where * len(data)), len(data) - 1)
     if kind == "zero":
-        return data[:at] + bytes(min(value, len(data) - at)) + data[at + value:]
+        return data[:at] + bytes(min(value, len(data) - at)) + data[at + value :]
     if kind == "truncate":
         return data[:at]
     if kind == "random":
-        return data[:at] + value + data[at + len(value):]
+        return data[:at] + value + data[at + len(value) :]
     if kind == "flip":
-        return data[:at] + bytes([data[at] ^ value]) + data[at + 1:]
+        return data[:at] + bytes([data[at] ^ value]) + data[at + 1 :]
     if kind == "append":
         return data + value
     return None

@@ -48,12 +48,21 @@ def tiny_state(cell: str = "lstm", **model_options) -> dict:
     logits.sum().backward()
     optimizer.step()
     return {
-        "charrnn_version": "0.1.0", "model_config": to_dict(config), "train_config": to_dict(TrainConfig(batch_size=1)),
-        "vocab": ["a", "世", ""], "corpus": {"paths": ["c.txt"], "description": "c.txt", "chars": 4, "sha256": "0" * 64},
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": 7,
-        "data_position": {"epoch": 0, "window": 7}, "hidden": tuple(h.detach() for h in hidden),
-        "rng": {"torch": torch.get_rng_state()}, "best_val_loss": 0.1 + 0.2, "evals_since_best": 0,
-        "val_loss": None, "elapsed_seconds": 1e-310,
+        "charrnn_version": "0.1.0",
+        "model_config": to_dict(config),
+        "train_config": to_dict(TrainConfig(batch_size=1)),
+        "vocab": ["a", "世", ""],
+        "corpus": {"paths": ["c.txt"], "description": "c.txt", "chars": 4, "sha256": "0" * 64},
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": 7,
+        "data_position": {"epoch": 0, "window": 7},
+        "hidden": tuple(h.detach() for h in hidden),
+        "rng": {"torch": torch.get_rng_state()},
+        "best_val_loss": 0.1 + 0.2,
+        "evals_since_best": 0,
+        "val_loss": None,
+        "elapsed_seconds": 1e-310,
     }
 
 
@@ -91,14 +100,30 @@ def assert_same(a, b, where="state"):
 def test_round_trip_keeps_every_value_bit_for_bit(tmp_path):
     state = tiny_state()
     state["extras"] = {
-        "floats": [0.1, -0.0, 5e-324, 1.7976931348623157e308, float("inf")], "big": 2**63 - 1, "flags": (True, False, None),
-        "$dollar": {"a/b": 1}, "a": {"b": torch.ones(2)}, "a/b": torch.zeros(2), 3: "int key", "": "",
-        "empty": torch.zeros(0, 3), "scalar": torch.tensor(2.5, dtype=torch.float64), "text": "naïve \x1b 世界 🙂",
+        "floats": [0.1, -0.0, 5e-324, 1.7976931348623157e308, float("inf")],
+        "big": 2**63 - 1,
+        "flags": (True, False, None),
+        "$dollar": {"a/b": 1},
+        "a": {"b": torch.ones(2)},
+        "a/b": torch.zeros(2),
+        3: "int key",
+        "": "",
+        "empty": torch.zeros(0, 3),
+        "scalar": torch.tensor(2.5, dtype=torch.float64),
+        "text": "naïve \x1b 世界 🙂",
     }
     save_checkpoint(state, tmp_path / "c.pt")
     loaded = load_checkpoint(tmp_path / "c.pt")
     assert_same(state, loaded)
-    assert isinstance(loaded["optimizer"]["state"], dict) and list(loaded["optimizer"]["state"]) == [0, 1, 2, 3, 4, 5, 6]
+    assert isinstance(loaded["optimizer"]["state"], dict) and list(loaded["optimizer"]["state"]) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
 
 
@@ -158,7 +183,10 @@ def test_other_files_are_not_taken_for_checkpoints(tmp_path):
 def test_a_newer_format_is_refused_with_advice(tmp_path):
     payload = payload_of(_saved(tmp_path))
     write_with_header(tmp_path / "new.pt", payload, version=FORMAT_VERSION + 1)
-    with pytest.raises(CheckpointError, match=rf"format {FORMAT_VERSION + 1}, newer than this charrnn reads \({FORMAT_VERSION}\); upgrade"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"format {FORMAT_VERSION + 1}, newer than this charrnn reads \({FORMAT_VERSION}\); upgrade",
+    ):
         load_checkpoint(tmp_path / "new.pt")
 
 
@@ -189,7 +217,9 @@ class _Payload:
 @pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
 def test_a_format_1_checkpoint_whose_pickle_would_run_code_is_refused_and_runs_nothing(tmp_path, protocol):
     marker = tmp_path / "payload-ran"
-    _format_1(tmp_path / "evil.pt", {**tiny_state(), "model": _Payload(marker)}, protocol)  # a valid header and checksum
+    _format_1(
+        tmp_path / "evil.pt", {**tiny_state(), "model": _Payload(marker)}, protocol
+    )  # a valid header and checksum
     with pytest.raises(CheckpointError, match="could run code"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
@@ -273,7 +303,9 @@ def test_parameter_and_hidden_shapes_are_those_of_the_model(cell, input_mode, la
 def test_the_typed_checkpoint_of_a_real_state():
     state = tiny_state(cell="gru")
     typed = Checkpoint.from_stored(state, "c.pt")
-    assert typed.model_config.cell == "gru" and typed.train_config.batch_size == 1 and typed.vocab.chars[:2] == ["a", "世"]
+    assert (
+        typed.model_config.cell == "gru" and typed.train_config.batch_size == 1 and typed.vocab.chars[:2] == ["a", "世"]
+    )
     assert typed.step == 7 and typed.best_val_loss == 0.1 + 0.2 and typed.record.corpus.locations() == ["c.txt"]
 
 
@@ -284,8 +316,9 @@ def test_the_typed_checkpoint_stores_what_it_read(stored, tmp_path):
     save_checkpoint(typed.to_stored(), tmp_path / "again.pt")
     again = read_checkpoint(tmp_path / "again.pt")
     assert training_state_differences(typed, again) == []
-    assert again == dataclasses.replace(typed, weights=again.weights, optimizer=again.optimizer,
-                                        hidden=again.hidden, rng=again.rng)
+    assert again == dataclasses.replace(
+        typed, weights=again.weights, optimizer=again.optimizer, hidden=again.hidden, rng=again.rng
+    )
     assert_same(load_checkpoint(stored), load_checkpoint(tmp_path / "again.pt"))
 
 
@@ -298,7 +331,9 @@ def test_the_stored_format_2_checkpoint_reads_value_for_value():
     assert typed.model_config.cell == "lstm" and typed.model_config.hidden_size == 8 and typed.train_config.seed == 7
     assert typed.vocab == read_checkpoint(FORMAT_1).vocab and typed.vocab.unknown_id is not None
     assert typed.record.run is not None and len(typed.record.run.id) == 32
-    assert [Path(p).name for p in typed.record.corpus.locations()] == ["corpus.txt"] and typed.record.corpus.chars == 541
+    assert [Path(p).name for p in typed.record.corpus.locations()] == [
+        "corpus.txt"
+    ] and typed.record.corpus.chars == 541
     assert typed.best_val_loss == typed.last_val_loss and typed.evals_since_best == 0 and typed.elapsed > 0
 
 
@@ -322,7 +357,9 @@ def test_a_format_2_run_resumes(tmp_path):
 
 def _with_renamed_lr(tmp_path: Path) -> Path:
     state = load_checkpoint(FORMAT_2)
-    state["train_config"] = {("learning_rate" if key == "lr" else key): value for key, value in state["train_config"].items()}
+    state["train_config"] = {
+        ("learning_rate" if key == "lr" else key): value for key, value in state["train_config"].items()
+    }
     save_checkpoint(state, tmp_path / "renamed.pt")
     return tmp_path / "renamed.pt"
 

@@ -96,14 +96,20 @@ def test_a_size_claim_beyond_the_file_is_refused_without_reading(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "excerpt"),
     [
-        ({"model_config": {"hidden_size": 12_000}}, "weight rnn.weight_ih_l0 has shape (16, 2) where its model config needs (48000, 2)"),
+        (
+            {"model_config": {"hidden_size": 12_000}},
+            "weight rnn.weight_ih_l0 has shape (16, 2) where its model config needs (48000, 2)",
+        ),
         ({"model_config": {"embed_dim": 16_384}}, "where its model config needs (3, 16384)"),
         ({"model_config": {"layers": 10**6}}, "layers"),  # beyond ModelConfig's own ceiling
         ({"model_config": {"layers": 64}}, "it holds 7 weight tensors, not those of its model config"),
         ({"model_config": {"vocab_size": 10**6}}, "vocabulary of 3 does not match vocab_size 1,000,000"),
         ({"model_config": {"vocab_size": 1_000}}, "vocabulary of 3 does not match vocab_size 1,000"),
         ({"model_config": {"cell": "gru"}}, "where its model config needs (12, 2)"),
-        ({"train_config": {"batch_size": 10**9}}, "has a hidden state that does not fit its model config and batch size"),
+        (
+            {"train_config": {"batch_size": 10**9}},
+            "has a hidden state that does not fit its model config and batch size",
+        ),
         ({"model_config": {"hidden_size": 2**70}}, "integer beyond 64 bits"),
     ],
 )
@@ -112,9 +118,13 @@ def test_a_size_the_tensors_do_not_justify_is_refused_by_every_loader(tmp_path, 
     with pytest.raises(CheckpointError, match=excerpt.replace("(", r"\(").replace(")", r"\)")):
         load_model(path, CPU)
     (tmp_path / "corpus.txt").write_text("a世a世" * 50, encoding="utf-8")
-    for command in (["sample", "-c", path], ["info", path], ["eval", tmp_path / "corpus.txt", "-c", path],
-                    ["train", tmp_path / "corpus.txt", "--resume", path],
-                    ["train", tmp_path / "corpus.txt", "--init-from", path, "--out", tmp_path / "tuned"]):
+    for command in (
+        ["sample", "-c", path],
+        ["info", path],
+        ["eval", tmp_path / "corpus.txt", "-c", path],
+        ["train", tmp_path / "corpus.txt", "--resume", path],
+        ["train", tmp_path / "corpus.txt", "--init-from", path, "--out", tmp_path / "tuned"],
+    ):
         _refused(command, excerpt)
 
 
@@ -196,20 +206,55 @@ def test_info_prints_no_escape_sequence_from_a_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("corpus", []), ("corpus", {"description": 42}), ("corpus", {"chars": "many"}), ("corpus", {"chars": 10**30}),
-        ("corpus", {"paths": "c.txt"}), ("corpus", {"description": "x" * 100_000, "chars": 2**62}),
-        ("best_val_loss", "low"), ("best_val_loss", 1e300), ("best_val_loss", float("nan")), ("best_val_loss", 2),
-        ("elapsed_seconds", 1e300), ("elapsed_seconds", -1.0), ("elapsed_seconds", "1h"),
-        ("step", 2**63), ("step", -1), ("step", 1.5), ("step", "7"), ("evals_since_best", [1]),
-        ("charrnn_version", 3), ("charrnn_version", None), ("init_from", "base.pt"), ("init_from", {"path": ["a"]}),
-        ("init_from", {}), ("run", "abc"), ("vocab", "a世"), ("vocab", ["a", "bc", ""]), ("vocab", ["a", 1, ""]),
-        ("model", []), ("optimizer", {"state": [], "param_groups": []}), ("optimizer", {}), ("hidden", {}),
-        ("hidden", [1.0]), ("rng", {"torch": "seed"}), ("rng_ranks", {}), ("world_size", 0),
-        ("model_config", {"hidden_size": "4"}), ("model_config", {"dropout": 2}), ("model_config", {"cell": ESCAPES}),
-        ("model_config", {"vocab_size": None}), ("model_config", []), ("model_config", {"extra": 1}),
-        ("train_config", {"lr": "fast"}), ("train_config", {"encoding": "a\x00b"}), ("train_config", {"encoding": "\ud800"}),
-        ("train_config", {"seq_len": 2**62}), ("train_config", {"max_steps": None}), ("train_config", {"keep": [1]}),
-        ("data_position", None), ("missing", ("corpus", "best_val_loss", "val_loss", "elapsed_seconds", "charrnn_version")),
+        ("corpus", []),
+        ("corpus", {"description": 42}),
+        ("corpus", {"chars": "many"}),
+        ("corpus", {"chars": 10**30}),
+        ("corpus", {"paths": "c.txt"}),
+        ("corpus", {"description": "x" * 100_000, "chars": 2**62}),
+        ("best_val_loss", "low"),
+        ("best_val_loss", 1e300),
+        ("best_val_loss", float("nan")),
+        ("best_val_loss", 2),
+        ("elapsed_seconds", 1e300),
+        ("elapsed_seconds", -1.0),
+        ("elapsed_seconds", "1h"),
+        ("step", 2**63),
+        ("step", -1),
+        ("step", 1.5),
+        ("step", "7"),
+        ("evals_since_best", [1]),
+        ("charrnn_version", 3),
+        ("charrnn_version", None),
+        ("init_from", "base.pt"),
+        ("init_from", {"path": ["a"]}),
+        ("init_from", {}),
+        ("run", "abc"),
+        ("vocab", "a世"),
+        ("vocab", ["a", "bc", ""]),
+        ("vocab", ["a", 1, ""]),
+        ("model", []),
+        ("optimizer", {"state": [], "param_groups": []}),
+        ("optimizer", {}),
+        ("hidden", {}),
+        ("hidden", [1.0]),
+        ("rng", {"torch": "seed"}),
+        ("rng_ranks", {}),
+        ("world_size", 0),
+        ("model_config", {"hidden_size": "4"}),
+        ("model_config", {"dropout": 2}),
+        ("model_config", {"cell": ESCAPES}),
+        ("model_config", {"vocab_size": None}),
+        ("model_config", []),
+        ("model_config", {"extra": 1}),
+        ("train_config", {"lr": "fast"}),
+        ("train_config", {"encoding": "a\x00b"}),
+        ("train_config", {"encoding": "\ud800"}),
+        ("train_config", {"seq_len": 2**62}),
+        ("train_config", {"max_steps": None}),
+        ("train_config", {"keep": [1]}),
+        ("data_position", None),
+        ("missing", ("corpus", "best_val_loss", "val_loss", "elapsed_seconds", "charrnn_version")),
         ("missing", ("hidden",)),
     ],
 )
@@ -259,8 +304,13 @@ def _loads_or_refuses(path: Path) -> None:
 
 
 _BYTE_EDITS = st.lists(
-    st.tuples(st.sampled_from(["flip", "cut", "extend", "overwrite"]), st.integers(0, 2**16), st.binary(min_size=1, max_size=16)),
-    min_size=1, max_size=4,
+    st.tuples(
+        st.sampled_from(["flip", "cut", "extend", "overwrite"]),
+        st.integers(0, 2**16),
+        st.binary(min_size=1, max_size=16),
+    ),
+    min_size=1,
+    max_size=4,
 )
 
 
@@ -283,10 +333,17 @@ def test_fuzzed_payload_bytes_load_or_are_refused(fuzz_dir, edits, near_header):
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.floats() | st.text(max_size=12)
-    | st.integers(-(2**70), 2**70) | st.sampled_from([0, -1, 1, 12_000, 10**6, 2**31, 2**63 - 1, 2**63, 10**30]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    | st.builds(lambda name: {"$tensor": name}, st.text(max_size=30)),
+    st.none()
+    | st.booleans()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([0, -1, 1, 12_000, 10**6, 2**31, 2**63 - 1, 2**63, 10**30]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+        | st.builds(lambda name: {"$tensor": name}, st.text(max_size=30))
+    ),
     max_leaves=6,
 )
 
@@ -315,7 +372,9 @@ def test_fuzzed_fields_load_or_are_refused(fuzz_dir, data):
     _loads_or_refuses(_crafted(fuzz_dir / "fields.pt", skeleton, tensors))
 
 
-_DTYPES = st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.uint8, torch.bool])
+_DTYPES = st.sampled_from(
+    [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.uint8, torch.bool]
+)
 
 
 @settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -336,8 +395,10 @@ def test_the_fuzz_loop_allocates_nothing_beyond_a_bound(tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("ru_maxrss is in kilobytes on Linux only")
     claims = {
-        "hidden": {"model_config": {"hidden_size": 12_000}}, "wide": {"model_config": {"embed_dim": 16_384}},
-        "layers": {"model_config": {"layers": 64}}, "vocab": {"model_config": {"vocab_size": 1_114_113}},
+        "hidden": {"model_config": {"hidden_size": 12_000}},
+        "wide": {"model_config": {"embed_dim": 16_384}},
+        "layers": {"model_config": {"layers": 64}},
+        "vocab": {"model_config": {"vocab_size": 1_114_113}},
         "batch": {"train_config": {"batch_size": 10**9}},
     }
     for name, changes in claims.items():

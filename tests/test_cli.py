@@ -8,11 +8,11 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM, assert_same_training_state, fast_args
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import main
 from charrnn.outdir import LATEST
+from helpers import PANGRAM, assert_same_training_state, fast_args
 
 FAST = fast_args()
 
@@ -40,7 +40,9 @@ def test_train_sample_and_resume_end_to_end(tmp_path, pangram_file):
     sampled = run("sample", "--checkpoint", out, "--length", "50", "--seed", "3", "--prime", "the ")
     assert sampled.exit_code == 0, sampled.output
     assert sampled.stdout.startswith("the ") and len(sampled.stdout) == len("the ") + 50 + 1
-    assert sampled.stdout == run("sample", "--checkpoint", out, "--length", "50", "--seed", "3", "--prime", "the ").stdout
+    assert (
+        sampled.stdout == run("sample", "--checkpoint", out, "--length", "50", "--seed", "3", "--prime", "the ").stdout
+    )
 
     resumed = run("train", pangram_file, *FAST, "--out", out, "--resume", "--max-steps", "30", "--quiet")
     assert resumed.exit_code == 0, resumed.output
@@ -125,8 +127,10 @@ def test_resume_given_a_corpus_path_explains_the_argument_order(tmp_path, pangra
 
 
 def test_help_answers_without_importing_torch():
-    code = "import sys; from charrnn.cli import main; sys.argv = ['charrnn', '--help']\n" \
-           "try: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch was imported'"
+    code = (
+        "import sys; from charrnn.cli import main; sys.argv = ['charrnn', '--help']\n"
+        "try: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch was imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "train" in result.stdout
@@ -139,8 +143,14 @@ def test_python_dash_m_runs_the_cli():
 
 def _charrnn(*args, **popen):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "charrnn", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, pangram_file):

@@ -27,8 +27,14 @@ def test_flag_names_follow_fields():
 
 @pytest.mark.parametrize(
     "config_class, field, value",
-    [(ModelConfig, "dropout", 1.0), (ModelConfig, "cell", "transformer"), (ModelConfig, "layers", 0),
-     (TrainConfig, "lr", float("nan")), (TrainConfig, "seq_len", 0), (TrainConfig, "batch_size", 2.5)],
+    [
+        (ModelConfig, "dropout", 1.0),
+        (ModelConfig, "cell", "transformer"),
+        (ModelConfig, "layers", 0),
+        (TrainConfig, "lr", float("nan")),
+        (TrainConfig, "seq_len", 0),
+        (TrainConfig, "batch_size", 2.5),
+    ],
 )
 def test_invalid_values_name_their_flag(config_class, field, value):
     base = {"vocab_size": 10} if config_class is ModelConfig else {}
@@ -74,17 +80,20 @@ def test_the_parameter_count_checked_before_building_is_the_built_models(cell, i
     assert config.parameter_count == sum(p.numel() for p in CharRNN(config).parameters())
 
 
-@pytest.mark.parametrize("config_class, field, value, message", [
-    (ModelConfig, "layers", 65, "--layers must be at most 64, got 65"),
-    (ModelConfig, "hidden_size", 16_385, "--hidden-size must be at most 16,384"),
-    (ModelConfig, "embed_dim", 10**12, "--embed-dim must be at most 16,384"),
-    (TrainConfig, "seed", 2**63, "--seed must be at most 9,223,372,036,854,775,807"),
-    (TrainConfig, "max_steps", 10**30, "--max-steps must be at most 1,000,000,000,000,000"),
-    (TrainConfig, "lr", 1e39, "--lr must be a number > 0 and at most 3.4e+38"),
-    (TrainConfig, "epochs", 1e300, "--epochs must be a number > 0 and at most"),
-    (TrainConfig, "encoding", "rot13", "--encoding must be a text encoding Python knows"),
-    (TrainConfig, "encoding", 8, "--encoding must be a text encoding Python knows"),
-])
+@pytest.mark.parametrize(
+    "config_class, field, value, message",
+    [
+        (ModelConfig, "layers", 65, "--layers must be at most 64, got 65"),
+        (ModelConfig, "hidden_size", 16_385, "--hidden-size must be at most 16,384"),
+        (ModelConfig, "embed_dim", 10**12, "--embed-dim must be at most 16,384"),
+        (TrainConfig, "seed", 2**63, "--seed must be at most 9,223,372,036,854,775,807"),
+        (TrainConfig, "max_steps", 10**30, "--max-steps must be at most 1,000,000,000,000,000"),
+        (TrainConfig, "lr", 1e39, "--lr must be a number > 0 and at most 3.4e+38"),
+        (TrainConfig, "epochs", 1e300, "--epochs must be a number > 0 and at most"),
+        (TrainConfig, "encoding", "rot13", "--encoding must be a text encoding Python knows"),
+        (TrainConfig, "encoding", 8, "--encoding must be a text encoding Python knows"),
+    ],
+)
 def test_values_past_their_bounds_are_refused_wherever_they_come_from(config_class, field, value, message):
     base = {"vocab_size": 10} if config_class is ModelConfig else {}
     with pytest.raises(ConfigError, match=re.escape(message)):

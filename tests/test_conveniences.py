@@ -2,10 +2,10 @@
 
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM, fast_args
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import main
+from helpers import PANGRAM, fast_args
 
 FAST = fast_args(hidden_size=32, max_steps=None, eval_every=None, save_every=None, warmup_steps=None, quiet=True)
 
@@ -22,9 +22,25 @@ def corpus_file(tmp_path):
 
 def test_a_config_file_sets_options_and_the_command_line_and_environment_win(tmp_path):
     config = tmp_path / "run.toml"
-    config.write_text('hidden-size = 24\nlr = 0.005\nmax_steps = 6\nseed = 3\n', encoding="utf-8")
-    result = run("train", corpus_file(tmp_path), "--layers", "1", "--seq-len", "16", "--batch-size", "4", "--quiet",
-                 "--config", config, "--lr", "0.002", "--out", tmp_path / "run", env={"CHARRNN_TRAIN_SEED": "9"})
+    config.write_text("hidden-size = 24\nlr = 0.005\nmax_steps = 6\nseed = 3\n", encoding="utf-8")
+    result = run(
+        "train",
+        corpus_file(tmp_path),
+        "--layers",
+        "1",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--config",
+        config,
+        "--lr",
+        "0.002",
+        "--out",
+        tmp_path / "run",
+        env={"CHARRNN_TRAIN_SEED": "9"},
+    )
     assert result.exit_code == 0, result.output
     state = load_checkpoint(tmp_path / "run" / "latest.pt")
     assert state["model_config"]["hidden_size"] == 24 and state["step"] == 6  # from the file
@@ -43,8 +59,27 @@ def test_a_config_file_with_an_unknown_key_is_refused_in_one_line(tmp_path):
 
 def test_patience_stops_when_validation_stops_improving_and_keeps_the_best(tmp_path):
     # A learning rate far too high: validation soon stops improving.
-    result = run("train", corpus_file(tmp_path), *FAST, "--lr", "0.5", "--warmup-steps", "1", "--min-lr-ratio", "1",
-                 "--eval-every", "5", "--save-every", "5", "--max-steps", "2000", "--patience", "3", "--out", tmp_path / "run")
+    result = run(
+        "train",
+        corpus_file(tmp_path),
+        *FAST,
+        "--lr",
+        "0.5",
+        "--warmup-steps",
+        "1",
+        "--min-lr-ratio",
+        "1",
+        "--eval-every",
+        "5",
+        "--save-every",
+        "5",
+        "--max-steps",
+        "2000",
+        "--patience",
+        "3",
+        "--out",
+        tmp_path / "run",
+    )
     assert result.exit_code == 0, result.output
     assert "stopping early at step" in result.stderr and "--patience 3" in result.stderr
     latest, best = load_checkpoint(tmp_path / "run" / "latest.pt"), load_checkpoint(tmp_path / "run" / "best.pt")
@@ -55,25 +90,36 @@ def test_patience_stops_when_validation_stops_improving_and_keeps_the_best(tmp_p
 
 
 def test_sampling_stops_after_a_stop_string_in_every_sample(tmp_path):
-    trained = run("train", corpus_file(tmp_path), *FAST, "--lr", "0.01", "--max-steps", "150", "--out", tmp_path / "run")
+    trained = run(
+        "train", corpus_file(tmp_path), *FAST, "--lr", "0.01", "--max-steps", "150", "--out", tmp_path / "run"
+    )
     assert trained.exit_code == 0, trained.output
     one = run("sample", "-c", tmp_path / "run", "--prime", "the", "--length", "500", "--seed", "0", "--stop", "dog")
     assert one.exit_code == 0, one.output
     text = one.stdout.rstrip("\n")
     assert text.startswith("the") and text.endswith("dog") and text[3:].count("dog") == 1
-    many = run("sample", "-c", tmp_path / "run", "-n", "3", "--length", "500", "--seed", "0", "--stop", "fox", "--stop", "dog")
+    many = run(
+        "sample", "-c", tmp_path / "run", "-n", "3", "--length", "500", "--seed", "0", "--stop", "fox", "--stop", "dog"
+    )
     assert many.exit_code == 0, many.output
     samples = [part.split("\n", 1)[1].rstrip("\n") for part in many.stdout.split("--- sample ")[1:]]
-    assert len(samples) == 3 and all(s.endswith(("fox", "dog")) and s.count("fox") + s.count("dog") == 1 for s in samples)
+    assert len(samples) == 3 and all(
+        s.endswith(("fox", "dog")) and s.count("fox") + s.count("dog") == 1 for s in samples
+    )
     empty = run("sample", "-c", tmp_path / "run", "--stop", "")
     assert empty.exit_code == 2 and "--stop" in empty.stderr
 
 
 def test_interactive_sampling_continues_each_typed_prime_until_end_of_input(tmp_path):
-    trained = run("train", corpus_file(tmp_path), *FAST, "--lr", "0.01", "--max-steps", "100", "--out", tmp_path / "run")
+    trained = run(
+        "train", corpus_file(tmp_path), *FAST, "--lr", "0.01", "--max-steps", "100", "--out", tmp_path / "run"
+    )
     assert trained.exit_code == 0, trained.output
-    result = CliRunner().invoke(main, ["sample", "-c", str(tmp_path / "run"), "-i", "--length", "40", "--seed", "1"],
-                                input="the quick\nÆther\nlazy\n")
+    result = CliRunner().invoke(
+        main,
+        ["sample", "-c", str(tmp_path / "run"), "-i", "--length", "40", "--seed", "1"],
+        input="the quick\nÆther\nlazy\n",
+    )
     assert result.exit_code == 0, result.output
     texts = [text for text in result.stdout.split("\n\n") if text.strip()]
     assert len(texts) == 2 and texts[0].startswith("the quick") and texts[1].startswith("lazy")
@@ -82,10 +128,13 @@ def test_interactive_sampling_continues_each_typed_prime_until_end_of_input(tmp_
     assert result.stderr.count("prime> ") == 4  # asked again after each, until the input ended
 
 
-@pytest.mark.parametrize("command, headings", [
-    ("train", ["Data:", "Model:", "Optimisation:", "Checkpoints and progress:", "Hardware:"]),
-    ("sample", ["Model:", "What to generate:", "How to choose each character:"]),
-])
+@pytest.mark.parametrize(
+    "command, headings",
+    [
+        ("train", ["Data:", "Model:", "Optimisation:", "Checkpoints and progress:", "Hardware:"]),
+        ("sample", ["Model:", "What to generate:", "How to choose each character:"]),
+    ],
+)
 def test_help_groups_every_option_under_a_heading_with_its_default(command, headings):
     result = run(command, "--help")
     assert result.exit_code == 0

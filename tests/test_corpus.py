@@ -59,7 +59,10 @@ def test_a_nul_byte_marks_a_binary_file_wherever_it_is(tmp_path, small_chunks):
         _text(resolve_corpus([str(tmp_path / "binary")]))
 
 
-@pytest.mark.parametrize("argument, message", [("nosuch.txt", "corpus not found"), ("empty", "holds no files"), ("*.none", "matches no files")])
+@pytest.mark.parametrize(
+    "argument, message",
+    [("nosuch.txt", "corpus not found"), ("empty", "holds no files"), ("*.none", "matches no files")],
+)
 def test_names_that_give_no_text_are_refused(tmp_path, monkeypatch, argument, message):
     (tmp_path / "empty").mkdir()
     monkeypatch.chdir(tmp_path)

@@ -18,24 +18,50 @@ import time
 
 import pytest
 import torch
-from helpers import fast_args
 
 from charrnn.checkpoint import load_checkpoint
+from helpers import fast_args
 
 pytestmark = pytest.mark.slow
 
 # Dropout off, so that the runs draw no random numbers; a constant learning rate after the
 # warm-up, so that a run stopped at step 10 and resumed to 20 follows the same schedule as one
 # run straight to 20.
-FAST = fast_args(hidden_size=32, layers=2, batch_size=8, dropout=0, warmup_steps=3, min_lr_ratio=1, lr=0.01,
-                 max_steps=None, quiet=True)
+FAST = fast_args(
+    hidden_size=32,
+    layers=2,
+    batch_size=8,
+    dropout=0,
+    warmup_steps=3,
+    min_lr_ratio=1,
+    lr=0.01,
+    max_steps=None,
+    quiet=True,
+)
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     rng = random.Random(0)
-    words = "the quick brown fox jumps over a lazy dog while the cat sleeps on the mat".split()
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "a",
+        "lazy",
+        "dog",
+        "while",
+        "the",
+        "cat",
+        "sleeps",
+        "on",
+        "the",
+        "mat",
+    ]
     path = tmp_path_factory.mktemp("corpus") / "words.txt"
     path.write_text("\n".join(" ".join(rng.choice(words) for _ in range(8)) for _ in range(2000)), encoding="utf-8")
     return path
@@ -43,7 +69,9 @@ def corpus(tmp_path_factory):
 
 def train(processes, corpus, out, *extra):
     charrnn = ["-m", "charrnn", "train", str(corpus), *FAST, "--out", str(out), *map(str, extra)]
-    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
+    launcher = (
+        [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, *launcher, *charrnn], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -73,8 +101,15 @@ def test_two_processes_train_like_one_with_the_same_global_batch(corpus, one_pro
     assert two["world_size"] == 2 and len(two["rng_ranks"]) == 2
     assert result.stderr.count("Finished at step 20") == 1  # rank 0 alone reports
     assert "2 processes, 4 streams each" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [".charrnn.lock", "best.pt", "latest.pt", "metrics.jsonl", "run.json",
-                                                                   "step-00000010.pt", "step-00000020.pt"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        ".charrnn.lock",
+        "best.pt",
+        "latest.pt",
+        "metrics.jsonl",
+        "run.json",
+        "step-00000010.pt",
+        "step-00000020.pt",
+    ]
 
 
 @pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
@@ -85,10 +120,27 @@ def test_a_run_resumes_on_another_number_of_processes(corpus, one_process, tmp_p
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused(corpus, tmp_path):
-    charrnn = ["-m", "charrnn", "train", str(corpus), *FAST, "--batch-size", "7", "--max-steps", "5", "--out", str(tmp_path / "run")]
+    charrnn = [
+        "-m",
+        "charrnn",
+        "train",
+        str(corpus),
+        *FAST,
+        "--batch-size",
+        "7",
+        "--max-steps",
+        "5",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    result = subprocess.run([sys.executable, *launcher, *charrnn], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [sys.executable, *launcher, *charrnn],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode != 0
     assert "--batch-size 7 does not split evenly over 2 processes; give a multiple of 2" in result.stderr
     assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
@@ -98,8 +150,12 @@ def test_sigterm_stops_every_process_at_one_step_with_one_checkpoint(corpus, tmp
     out = tmp_path / "run"
     charrnn = ["-m", "charrnn", "train", str(corpus), *FAST, "--max-steps", "1000000", "--out", str(out)]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    process = subprocess.Popen([sys.executable, *launcher, *charrnn], stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = subprocess.Popen(
+        [sys.executable, *launcher, *charrnn],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     deadline = time.monotonic() + 120
     while not (out / "latest.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -5,13 +5,13 @@ import os
 import numpy as np
 import pytest
 import torch
-from helpers import mixed_script_text
 
 import charrnn.corpus
 from charrnn.cache import HEADER_BYTES
 from charrnn.corpus import resolve_corpus
 from charrnn.encoded import CorpusCache
 from charrnn.vocab import Vocab
+from helpers import mixed_script_text
 
 
 @pytest.fixture

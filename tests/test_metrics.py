@@ -6,13 +6,21 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM, fast_args
 
 from charrnn.cli import main
 from charrnn.metrics import NAME, MetricsLog, read_metrics
+from helpers import PANGRAM, fast_args
 
-FAST = fast_args(hidden_size=32, log_every=10, eval_every=15, save_every=15, min_lr_ratio=1, max_steps=None,
-                 warmup_steps=None, quiet=True)
+FAST = fast_args(
+    hidden_size=32,
+    log_every=10,
+    eval_every=15,
+    save_every=15,
+    min_lr_ratio=1,
+    max_steps=None,
+    warmup_steps=None,
+    quiet=True,
+)
 
 
 def train(corpus, out, *extra):
@@ -28,7 +36,11 @@ def test_each_report_and_validation_is_a_line_and_a_resume_appends_without_repea
     corpus.write_text(PANGRAM * 300, encoding="utf-8")
     records = train(corpus, tmp_path / "run", "--max-steps", "30")
     assert [(r["kind"], r["step"]) for r in records] == [
-        ("train", 10), ("validation", 15), ("train", 20), ("train", 30), ("validation", 30)
+        ("train", 10),
+        ("validation", 15),
+        ("train", 20),
+        ("train", 30),
+        ("validation", 30),
     ]
     first = records[0]
     assert set(first) == {"kind", "step", "epoch", "train_bpc", "lr", "chars_per_sec", "grad_norm", "elapsed"}
@@ -40,8 +52,16 @@ def test_each_report_and_validation_is_a_line_and_a_resume_appends_without_repea
         file.write(json.dumps({"kind": "train", "step": 40, "train_bpc": 1.0}) + "\n" + '{"kind": "tra')
     resumed = train(corpus, tmp_path / "run", "--resume", "--max-steps", "45")
     steps = [(r["kind"], r["step"]) for r in resumed]
-    assert steps == [("train", 10), ("validation", 15), ("train", 20), ("train", 30), ("validation", 30),
-                     ("train", 40), ("train", 45), ("validation", 45)]
+    assert steps == [
+        ("train", 10),
+        ("validation", 15),
+        ("train", 20),
+        ("train", 30),
+        ("validation", 30),
+        ("train", 40),
+        ("train", 45),
+        ("validation", 45),
+    ]
     assert resumed[5]["train_bpc"] != 1.0  # the crashed run's line for step 40 was dropped, not kept
 
 
@@ -53,10 +73,21 @@ def lines(*records):
     return b"".join(json.dumps(r).encode() + b"\n" for r in records)
 
 
-@pytest.mark.parametrize("damage", [
-    b"\xff\xfe not UTF-8\n", b"\x00" * 100 + b"\n", b"[1, 2]\n", b"\"text\"\n", b'{"step": "x"}\n',
-    b'{"step": true}\n', b'{"step": -1}\n', b"[" * 50_000 + b"\n", b"[" * 100_000 + b"\n", b"{" + b"x" * 200_000 + b"\n",
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"\xff\xfe not UTF-8\n",
+        b"\x00" * 100 + b"\n",
+        b"[1, 2]\n",
+        b'"text"\n',
+        b'{"step": "x"}\n',
+        b'{"step": true}\n',
+        b'{"step": -1}\n',
+        b"[" * 50_000 + b"\n",
+        b"[" * 100_000 + b"\n",
+        b"{" + b"x" * 200_000 + b"\n",
+    ],
+)
 def test_resuming_drops_damaged_lines_with_one_warning_and_keeps_the_rest(tmp_path, damage):
     (tmp_path / NAME).write_bytes(lines(record(1)) + damage + lines(record(2), record(9)))
     warnings = []
@@ -107,7 +138,9 @@ def test_a_file_that_cannot_be_written_costs_one_warning_not_the_run(tmp_path, m
     log.append(record(6))
     log.append(record(7))
     monkeypatch.undo()
-    assert warnings == [f"warning: cannot write {tmp_path / NAME} (Permission denied); training goes on without recording its figures there"]
+    assert warnings == [
+        f"warning: cannot write {tmp_path / NAME} (Permission denied); training goes on without recording its figures there"
+    ]
     assert [r["step"] for r in read_metrics(tmp_path)[0]] == [1]
 
 
@@ -117,12 +150,19 @@ def test_a_resume_with_a_damaged_metrics_file_trains_on_and_logs_again(tmp_path)
     train(corpus, tmp_path / "run", "--max-steps", "15")
     with open(tmp_path / "run" / NAME, "ab") as file:
         file.write(b"\xff\xfe\x00 garbage\n")
-    result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "30"])
+    result = CliRunner().invoke(
+        main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "30"]
+    )
     assert result.exit_code == 0, result.output
     assert "warning: 1 damaged lines of" in result.stderr
-    assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "run")[0]][-2:] == [("train", 30), ("validation", 30)]
+    assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "run")[0]][-2:] == [
+        ("train", 30),
+        ("validation", 30),
+    ]
     (tmp_path / "run" / NAME).unlink()
     (tmp_path / "run" / NAME).mkdir()  # a folder where the file should be
-    result = CliRunner().invoke(main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "40"])
+    result = CliRunner().invoke(
+        main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "40"]
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr.count("warning: cannot write") == 1 and "Finished at step 40" in result.stderr

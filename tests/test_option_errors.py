@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM, fast_args
 
 from charrnn import distributed
 from charrnn.checkpoint import load_checkpoint
@@ -24,8 +23,11 @@ from charrnn.config import (
     is_text_encoding,
 )
 from charrnn.errors import ConfigError, OptionError
+from helpers import PANGRAM, fast_args
 
-FAST = fast_args(hidden_size=16, seq_len=8, batch_size=2, max_steps=4, eval_every=2, save_every=2, warmup_steps=1, quiet=True)
+FAST = fast_args(
+    hidden_size=16, seq_len=8, batch_size=2, max_steps=4, eval_every=2, save_every=2, warmup_steps=1, quiet=True
+)
 TEXT = PANGRAM * 40 + "世界\n"
 
 
@@ -60,30 +62,34 @@ def toml_file(tmp_path: Path, text: str) -> Path:
 
 # --config: each value must have its option's TOML type, and is checked against its range ----------
 
-@pytest.mark.parametrize("line, excerpt", [
-    ("hidden-size = 16.9", "hidden-size: must be an integer, got 16.9"),  # click's INT would make it 16
-    ('hidden-size = "16"', 'hidden-size: must be an integer, got "16"'),
-    ("hidden-size = true", "hidden-size: must be an integer, got true"),
-    ("hidden-size = [16, 32]", "hidden-size: must be an integer, got [16, 32]"),
-    ("[hidden-size]\nwidth = 16", 'hidden-size: must be an integer, got {"width": 16}'),
-    ("seed = 1e3", "seed: must be an integer, got 1000.0"),
-    ("seed = 2020-01-01", "seed: must be an integer, got"),
-    ('lr = "0.01"', 'lr: must be a number, got "0.01"'),
-    ("lr = false", "lr: must be a number, got false"),
-    ('quiet = "yes"', 'quiet: must be true or false, got "yes"'),
-    ("quiet = 1", "quiet: must be true or false, got 1"),
-    ("encoding = 8", "encoding: must be a string, got 8"),
-    ("out = 5", "out: must be a string, got 5"),
-    ("max-time = true", "max-time: must be a number of seconds or a duration"),
-    ("hidden-size = 0", "hidden-size: 0 is not in the range x>=1"),
-    ("layers = 1000", "layers: 1,000 is too large (at most 64)"),
-    ("lr = nan", "lr: nan is not a finite number"),
-    ("max-time = -5", "max-time: -5 is not a positive duration"),
-    ("max-time = 1e999", "max-time: inf is not a positive duration"),
-    ('encoding = "rot13"', "encoding: 'rot13' is not a text encoding"),
-    ('cell = "transformer"', "cell: 'transformer' is not one of"),
-    ("max-steps = 5\nmax_steps = 6", "gives --max-steps twice"),
-])
+
+@pytest.mark.parametrize(
+    "line, excerpt",
+    [
+        ("hidden-size = 16.9", "hidden-size: must be an integer, got 16.9"),  # click's INT would make it 16
+        ('hidden-size = "16"', 'hidden-size: must be an integer, got "16"'),
+        ("hidden-size = true", "hidden-size: must be an integer, got true"),
+        ("hidden-size = [16, 32]", "hidden-size: must be an integer, got [16, 32]"),
+        ("[hidden-size]\nwidth = 16", 'hidden-size: must be an integer, got {"width": 16}'),
+        ("seed = 1e3", "seed: must be an integer, got 1000.0"),
+        ("seed = 2020-01-01", "seed: must be an integer, got"),
+        ('lr = "0.01"', 'lr: must be a number, got "0.01"'),
+        ("lr = false", "lr: must be a number, got false"),
+        ('quiet = "yes"', 'quiet: must be true or false, got "yes"'),
+        ("quiet = 1", "quiet: must be true or false, got 1"),
+        ("encoding = 8", "encoding: must be a string, got 8"),
+        ("out = 5", "out: must be a string, got 5"),
+        ("max-time = true", "max-time: must be a number of seconds or a duration"),
+        ("hidden-size = 0", "hidden-size: 0 is not in the range x>=1"),
+        ("layers = 1000", "layers: 1,000 is too large (at most 64)"),
+        ("lr = nan", "lr: nan is not a finite number"),
+        ("max-time = -5", "max-time: -5 is not a positive duration"),
+        ("max-time = 1e999", "max-time: inf is not a positive duration"),
+        ('encoding = "rot13"', "encoding: 'rot13' is not a text encoding"),
+        ('cell = "transformer"', "cell: 'transformer' is not one of"),
+        ("max-steps = 5\nmax_steps = 6", "gives --max-steps twice"),
+    ],
+)
 def test_a_config_value_of_the_wrong_type_or_range_is_refused_naming_file_and_key(tmp_path, line, excerpt):
     config = toml_file(tmp_path, line + "\n")
     result = invoke("train", tmp_path / "nosuch.txt", "--config", config, "--out", tmp_path / "run")
@@ -92,21 +98,32 @@ def test_a_config_value_of_the_wrong_type_or_range_is_refused_naming_file_and_ke
 
 
 def test_config_values_of_the_right_types_become_the_options(tmp_path):
-    config = toml_file(tmp_path, 'hidden-size = 24\nlr = 1\nepochs = 2\nmax-time = "1h30m"\ninput = "one-hot"\n'
-                                 'quiet = true\nencoding = "latin-1"\nout = "runs/a"\n')
+    config = toml_file(
+        tmp_path,
+        'hidden-size = 24\nlr = 1\nepochs = 2\nmax-time = "1h30m"\ninput = "one-hot"\n'
+        'quiet = true\nencoding = "latin-1"\nout = "runs/a"\n',
+    )
     context = train.make_context("train", ["c.txt", "--config", str(config)])
     params = context.params
     assert (params["hidden_size"], params["lr"], params["epochs"], params["max_time"]) == (24, 1.0, 2.0, 5400.0)
-    assert (params["input_mode"], params["quiet"], params["encoding"], params["out"]) == ("one-hot", True, "latin-1", Path("runs/a"))
+    assert (params["input_mode"], params["quiet"], params["encoding"], params["out"]) == (
+        "one-hot",
+        True,
+        "latin-1",
+        Path("runs/a"),
+    )
     assert type(params["lr"]) is float
 
 
-@pytest.mark.parametrize("make, excerpt", [
-    (lambda tmp: _fifo(tmp / "fifo.toml"), "is not a regular file"),  # reading would block
-    (lambda tmp: Path("/dev/zero"), "is not a regular file"),  # reading would never end
-    (lambda tmp: toml_file(tmp, "#" * (1 << 21)), "is larger than 1 MiB"),
-    (lambda tmp: _bytes(tmp / "bad.toml", b"\xff\xfe"), "is not a readable TOML file"),
-])
+@pytest.mark.parametrize(
+    "make, excerpt",
+    [
+        (lambda tmp: _fifo(tmp / "fifo.toml"), "is not a regular file"),  # reading would block
+        (lambda tmp: Path("/dev/zero"), "is not a regular file"),  # reading would never end
+        (lambda tmp: toml_file(tmp, "#" * (1 << 21)), "is larger than 1 MiB"),
+        (lambda tmp: _bytes(tmp / "bad.toml", b"\xff\xfe"), "is not a readable TOML file"),
+    ],
+)
 def test_a_config_file_that_is_no_options_file_is_refused_at_once(tmp_path, make, excerpt):
     result = invoke("train", tmp_path / "nosuch.txt", "--config", make(tmp_path))
     assert_one_line_error(result, 2, excerpt)
@@ -122,11 +139,21 @@ def _bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("args", [
-    ["train", "c.txt", "--out", ""], ["train", ""], ["train", "c.txt", "--resume", ""], ["train", "c.txt", "--init-from", ""],
-    ["train", "c.txt", "--config", ""], ["sample", "-c", ""], ["eval", "", "-c", "x"], ["info", ""], ["plot", ""],
-    ["plot", "x", "-o", ""],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "c.txt", "--out", ""],
+        ["train", ""],
+        ["train", "c.txt", "--resume", ""],
+        ["train", "c.txt", "--init-from", ""],
+        ["train", "c.txt", "--config", ""],
+        ["sample", "-c", ""],
+        ["eval", "", "-c", "x"],
+        ["info", ""],
+        ["plot", ""],
+        ["plot", "x", "-o", ""],
+    ],
+)
 def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(invoke(*args), 2, "must not be empty (is a shell variable unset?)")
@@ -136,7 +163,9 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, mon
 @pytest.mark.parametrize("key", ["out", "init-from"])
 def test_a_nul_in_a_path_from_a_config_file_is_refused(tmp_path, key):
     config = toml_file(tmp_path, f'{key} = "a\\u0000b"\n')
-    assert_one_line_error(invoke("train", tmp_path / "nosuch.txt", "--config", config), 2, f"{key}: must not contain a NUL character")
+    assert_one_line_error(
+        invoke("train", tmp_path / "nosuch.txt", "--config", config), 2, f"{key}: must not contain a NUL character"
+    )
 
 
 def test_a_bare_resume_still_means_the_out_folder(tmp_path, trained):
@@ -149,17 +178,21 @@ def test_a_bare_resume_still_means_the_out_folder(tmp_path, trained):
 
 # The environment ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("variable, value, excerpt", [
-    ("CHARRNN_TRAIN_HIDDEN_SIZE", "abc", "'abc' is not a valid integer"),
-    ("CHARRNN_TRAIN_HIDDEN_SIZE", "16.9", "'16.9' is not a valid integer"),
-    ("CHARRNN_TRAIN_SEED", str(2**64), "is too large (at most 9,223,372,036,854,775,807)"),
-    ("CHARRNN_TRAIN_ENCODING", "rot13", "'rot13' is not a text encoding"),
-    ("CHARRNN_TRAIN_QUIET", "maybe", "'maybe' is not a valid boolean"),
-    ("CHARRNN_TRAIN_LR", "inf", "'inf' is not a finite number"),
-    ("CHARRNN_TRAIN_INPUT", "bytes", "'bytes' is not one of"),  # named after the flag, --input ...
-    ("CHARRNN_TRAIN_INPUT_MODE", "bytes", "'bytes' is not one of"),  # ... or after its parameter
-    ("CHARRNN_TRAIN_COMPILE", "maybe", "'maybe' is not a valid boolean"),
-])
+
+@pytest.mark.parametrize(
+    "variable, value, excerpt",
+    [
+        ("CHARRNN_TRAIN_HIDDEN_SIZE", "abc", "'abc' is not a valid integer"),
+        ("CHARRNN_TRAIN_HIDDEN_SIZE", "16.9", "'16.9' is not a valid integer"),
+        ("CHARRNN_TRAIN_SEED", str(2**64), "is too large (at most 9,223,372,036,854,775,807)"),
+        ("CHARRNN_TRAIN_ENCODING", "rot13", "'rot13' is not a text encoding"),
+        ("CHARRNN_TRAIN_QUIET", "maybe", "'maybe' is not a valid boolean"),
+        ("CHARRNN_TRAIN_LR", "inf", "'inf' is not a finite number"),
+        ("CHARRNN_TRAIN_INPUT", "bytes", "'bytes' is not one of"),  # named after the flag, --input ...
+        ("CHARRNN_TRAIN_INPUT_MODE", "bytes", "'bytes' is not one of"),  # ... or after its parameter
+        ("CHARRNN_TRAIN_COMPILE", "maybe", "'maybe' is not a valid boolean"),
+    ],
+)
 def test_a_bad_value_from_the_environment_exits_2_naming_the_variable(tmp_path, variable, value, excerpt):
     result = invoke("train", tmp_path / "nosuch.txt", "--out", tmp_path / "run", env={variable: value})
     assert_one_line_error(result, 2, excerpt, f"(from the environment variable {variable})")
@@ -168,19 +201,28 @@ def test_a_bad_value_from_the_environment_exits_2_naming_the_variable(tmp_path, 
 def test_the_environment_variables_the_readme_shows_are_read(trained):
     too_cold = invoke("sample", "-c", trained / "run", "--length", "5", env={"CHARRNN_SAMPLE_TEMP": "0"})
     assert_one_line_error(too_cold, 2, "(from the environment variable CHARRNN_SAMPLE_TEMP)")
-    stopped = invoke("sample", "-c", trained / "run", "--length", "500", "--seed", "1", env={"CHARRNN_SAMPLE_STOP": "o"})
+    stopped = invoke(
+        "sample", "-c", trained / "run", "--length", "500", "--seed", "1", env={"CHARRNN_SAMPLE_STOP": "o"}
+    )
     assert stopped.exit_code == 0 and stopped.stdout.rstrip("\n").endswith("o") and stopped.stdout.count("o") == 1
 
 
 # Encodings that are codecs but not text encodings ---------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["rot13", "base64", "hex", "zlib", "bz2", "uu", "quopri", "undefined"])
 def test_codecs_that_are_not_text_encodings_are_refused_as_usage_errors(tmp_path, trained, name):
     assert not is_text_encoding(name)
-    assert_one_line_error(invoke("train", trained / "corpus.txt", "--encoding", name, "--out", tmp_path / "o"),
-                          2, f"'{name}' is not a text encoding")
-    assert_one_line_error(invoke("eval", trained / "corpus.txt", "-c", trained / "run", "--encoding", name),
-                          2, f"'{name}' is not a text encoding")
+    assert_one_line_error(
+        invoke("train", trained / "corpus.txt", "--encoding", name, "--out", tmp_path / "o"),
+        2,
+        f"'{name}' is not a text encoding",
+    )
+    assert_one_line_error(
+        invoke("eval", trained / "corpus.txt", "-c", trained / "run", "--encoding", name),
+        2,
+        f"'{name}' is not a text encoding",
+    )
     with pytest.raises(ConfigError, match="--encoding must be a text encoding"):
         TrainConfig(encoding=name)  # a checkpoint's stored encoding meets the same rule
 
@@ -200,24 +242,30 @@ def test_encoding_names_that_are_no_names_are_not_text_encodings(name):
 HUGE = str(10**30)
 
 
-@pytest.mark.parametrize("args, excerpt", [
-    (["train", "--seed", str(2**64)], "'--seed': 18,446,744,073,709,551,616 is too large (at most 9,223,372,036,854,775,807)"),
-    (["train", "--max-steps", HUGE], "'--max-steps': 1,000,000,000,000,000,000,000,000,000,000 is too large"),
-    (["train", "--hidden-size", str(10**12)], "'--hidden-size': 1,000,000,000,000 is too large (at most 16,384)"),
-    (["train", "--embed-dim", str(10**12)], "'--embed-dim': 1,000,000,000,000 is too large (at most 16,384)"),
-    (["train", "--layers", str(10**6)], "'--layers': 1,000,000 is too large (at most 64)"),
-    (["train", "--batch-size", HUGE], "'--batch-size'"),
-    (["train", "--seq-len", HUGE], "'--seq-len'"),
-    (["train", "--eval-chars", HUGE], "'--eval-chars'"),
-    (["train", "--warmup-steps", HUGE], "'--warmup-steps'"),
-    (["train", "--lr", "1e300"], "'--lr': 1e+300 is too large (at most 3.4e+38)"),
-    (["train", "--epochs", "1e308"], "'--epochs'"),
-    (["sample", "--seed", str(2**64)], "'--seed'"),
-    (["sample", "--length", HUGE], "'--length' / '-l'"),
-    (["sample", "--top-k", HUGE], "'--top-k'"),
-    (["sample", "-n", str(10**9)], "'--num-samples' / '-n': 1,000,000,000 is too large (at most 65,536)"),
-    (["sample", "--beam", str(10**9)], "'--beam': 1,000,000,000 is too large (at most 65,536)"),
-])
+@pytest.mark.parametrize(
+    "args, excerpt",
+    [
+        (
+            ["train", "--seed", str(2**64)],
+            "'--seed': 18,446,744,073,709,551,616 is too large (at most 9,223,372,036,854,775,807)",
+        ),
+        (["train", "--max-steps", HUGE], "'--max-steps': 1,000,000,000,000,000,000,000,000,000,000 is too large"),
+        (["train", "--hidden-size", str(10**12)], "'--hidden-size': 1,000,000,000,000 is too large (at most 16,384)"),
+        (["train", "--embed-dim", str(10**12)], "'--embed-dim': 1,000,000,000,000 is too large (at most 16,384)"),
+        (["train", "--layers", str(10**6)], "'--layers': 1,000,000 is too large (at most 64)"),
+        (["train", "--batch-size", HUGE], "'--batch-size'"),
+        (["train", "--seq-len", HUGE], "'--seq-len'"),
+        (["train", "--eval-chars", HUGE], "'--eval-chars'"),
+        (["train", "--warmup-steps", HUGE], "'--warmup-steps'"),
+        (["train", "--lr", "1e300"], "'--lr': 1e+300 is too large (at most 3.4e+38)"),
+        (["train", "--epochs", "1e308"], "'--epochs'"),
+        (["sample", "--seed", str(2**64)], "'--seed'"),
+        (["sample", "--length", HUGE], "'--length' / '-l'"),
+        (["sample", "--top-k", HUGE], "'--top-k'"),
+        (["sample", "-n", str(10**9)], "'--num-samples' / '-n': 1,000,000,000 is too large (at most 65,536)"),
+        (["sample", "--beam", str(10**9)], "'--beam': 1,000,000,000 is too large (at most 65,536)"),
+    ],
+)
 def test_integers_too_large_for_torch_or_the_machine_are_refused_with_their_bound(args, excerpt):
     assert_one_line_error(invoke(*args), 2, excerpt, "is too large")
 
@@ -233,7 +281,9 @@ def test_a_model_too_large_to_build_is_refused_before_anything_is_allocated(tmp_
     with pytest.raises(ConfigError, match="parameters is more than charrnn builds"):
         ModelConfig(vocab_size=100, hidden_size=16_384, layers=64)
     assert ModelConfig(vocab_size=100, hidden_size=4096, layers=4).parameter_count < MAX_PARAMETERS
-    result = invoke("train", trained / "corpus.txt", "--hidden-size", "16384", "--layers", "64", "--out", tmp_path / "run")
+    result = invoke(
+        "train", trained / "corpus.txt", "--hidden-size", "16384", "--layers", "64", "--out", tmp_path / "run"
+    )
     assert_one_line_error(result, 1, "parameters is more than charrnn builds")
 
 
@@ -247,8 +297,10 @@ def test_stored_configs_meet_the_same_bounds():
 
 
 def test_running_out_of_memory_is_one_line_with_the_size_asked_for(monkeypatch, trained):
-    torch_message = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
-                     "you tried to allocate 96000000000 bytes. Error code 12 (Cannot allocate memory)")
+    torch_message = (
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 96000000000 bytes. Error code 12 (Cannot allocate memory)"
+    )
     assert _out_of_memory(RuntimeError(torch_message)).startswith("out of memory: 89.4 GiB asked for")
     assert _out_of_memory(MemoryError()).startswith("out of memory; ")
     assert _out_of_memory(RuntimeError("shape mismatch")) is None
@@ -262,8 +314,19 @@ def test_running_out_of_memory_is_one_line_with_the_size_asked_for(monkeypatch, 
 
 def test_the_largest_learning_rate_ends_in_one_line_not_a_crash(tmp_path, trained):
     # AdamW's first step divides the rate by 0.1 (bias correction): past float32 for 3.4e38
-    result = invoke("train", trained / "corpus.txt", *FAST, "--lr", "3.4e38", "--warmup-steps", "0", "--min-lr-ratio", "1",
-                    "--out", tmp_path / "run")
+    result = invoke(
+        "train",
+        trained / "corpus.txt",
+        *FAST,
+        "--lr",
+        "3.4e38",
+        "--warmup-steps",
+        "0",
+        "--min-lr-ratio",
+        "1",
+        "--out",
+        tmp_path / "run",
+    )
     lines = result.stderr.strip().splitlines()  # what it said while starting, then the error
     assert result.exit_code == 1 and sum(line.startswith("Error: ") for line in lines) == 1, result.output
     assert lines[-1].startswith("Error: ") and ("float32" in lines[-1] or "diverged" in lines[-1]), lines
@@ -276,23 +339,34 @@ def test_an_unexpected_error_spanning_lines_is_still_one_line(monkeypatch, train
     monkeypatch.setattr("charrnn.api.load_model", fail)
     result = invoke("sample", "-c", trained / "run")
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == ["Error: unexpected ValueError: first line (rerun with --debug for the traceback)"]
+    assert result.stderr.strip().splitlines() == [
+        "Error: unexpected ValueError: first line (rerun with --debug for the traceback)"
+    ]
 
 
 # torchrun's environment set by hand ------------------------------------------------------------------
 
-@pytest.mark.parametrize("env, excerpt", [
-    ({"WORLD_SIZE": "2"}, "'RANK': is not set, but WORLD_SIZE asks for distributed training"),
-    ({"WORLD_SIZE": "two"}, "'WORLD_SIZE': 'two' is not an integer"),
-    ({"WORLD_SIZE": "0"}, "'WORLD_SIZE': 0 is not in the range 1 to"),
-    ({"WORLD_SIZE": "2", "RANK": "2"}, "'RANK': 2 is not in the range 0 to 1"),
-    ({"WORLD_SIZE": "2", "RANK": "-1"}, "'RANK': -1 is not in the range 0 to 1"),
-    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "x"}, "'LOCAL_RANK': 'x' is not an integer"),
-    ({"WORLD_SIZE": "2", "RANK": "1"}, "'MASTER_ADDR': is not set"),
-    ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "localhost", "MASTER_PORT": "99999"}, "'MASTER_PORT': 99999 is not in the range 1 to 65,535"),
-    ({"WORLD_SIZE": str(10**20), "RANK": "0"}, "'WORLD_SIZE'"),
-])
-def test_a_wrong_distributed_environment_is_one_line_before_anything_is_written(tmp_path, trained, monkeypatch, env, excerpt):
+
+@pytest.mark.parametrize(
+    "env, excerpt",
+    [
+        ({"WORLD_SIZE": "2"}, "'RANK': is not set, but WORLD_SIZE asks for distributed training"),
+        ({"WORLD_SIZE": "two"}, "'WORLD_SIZE': 'two' is not an integer"),
+        ({"WORLD_SIZE": "0"}, "'WORLD_SIZE': 0 is not in the range 1 to"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "'RANK': 2 is not in the range 0 to 1"),
+        ({"WORLD_SIZE": "2", "RANK": "-1"}, "'RANK': -1 is not in the range 0 to 1"),
+        ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "x"}, "'LOCAL_RANK': 'x' is not an integer"),
+        ({"WORLD_SIZE": "2", "RANK": "1"}, "'MASTER_ADDR': is not set"),
+        (
+            {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "localhost", "MASTER_PORT": "99999"},
+            "'MASTER_PORT': 99999 is not in the range 1 to 65,535",
+        ),
+        ({"WORLD_SIZE": str(10**20), "RANK": "0"}, "'WORLD_SIZE'"),
+    ],
+)
+def test_a_wrong_distributed_environment_is_one_line_before_anything_is_written(
+    tmp_path, trained, monkeypatch, env, excerpt
+):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     result = invoke("train", trained / "corpus.txt", *FAST, "--out", tmp_path / "run", env=env)
@@ -318,11 +392,13 @@ def test_distributed_values_are_checked_one_by_one(monkeypatch):
 
 # Output that cannot be written, in real processes ---------------------------------------------------
 
+
 def charrnn(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
     """`python -m charrnn ARGS` in a subprocess, its stderr decoded."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], env=full_env, stderr=subprocess.PIPE,
-                          timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)], env=full_env, stderr=subprocess.PIPE, timeout=300, **kwargs
+    )
 
 
 def assert_process_error(process, exit_code, excerpt):
@@ -334,8 +410,9 @@ def assert_process_error(process, exit_code, excerpt):
 
 
 def test_sampling_to_a_closed_stdout_is_one_line_and_exit_1(trained):
-    process = charrnn("sample", "-c", trained / "run", "--length", "20", stdout=subprocess.DEVNULL,
-                      preexec_fn=lambda: os.close(1))
+    process = charrnn(
+        "sample", "-c", trained / "run", "--length", "20", stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(1)
+    )
     assert_process_error(process, 1, "cannot write to standard output: it is closed")
 
 
@@ -349,15 +426,37 @@ def test_writing_to_a_full_disk_is_one_line_and_exit_1(trained, command):
 
 
 def test_characters_an_ascii_terminal_cannot_show_are_written_escaped(trained):
-    process = charrnn("sample", "-c", trained / "run", "--prime", "世界", "--length", "10", "--seed", "1",
-                      env={"PYTHONIOENCODING": "ascii"}, stdout=subprocess.PIPE)
+    process = charrnn(
+        "sample",
+        "-c",
+        trained / "run",
+        "--prime",
+        "世界",
+        "--length",
+        "10",
+        "--seed",
+        "1",
+        env={"PYTHONIOENCODING": "ascii"},
+        stdout=subprocess.PIPE,
+    )
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith(b"\\u4e16\\u754c") and process.stdout.isascii()
 
 
 def test_a_c_locale_without_utf8_mode_does_not_crash_on_chinese_output(trained):
-    process = charrnn("sample", "-c", trained / "run", "--length", "300", "--seed", "3", "--temp", "10",
-                      stdout=subprocess.PIPE, env={"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"})
+    process = charrnn(
+        "sample",
+        "-c",
+        trained / "run",
+        "--length",
+        "300",
+        "--seed",
+        "3",
+        "--temp",
+        "10",
+        stdout=subprocess.PIPE,
+        env={"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
+    )
     assert process.returncode == 0, process.stderr
     assert process.stdout.isascii() and (b"\\u4e16" in process.stdout or b"\\u754c" in process.stdout)
 
@@ -375,16 +474,24 @@ def test_training_goes_on_when_stderr_cannot_be_written(tmp_path, trained, stder
         process = charrnn(*args, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2))
     else:
         with open("/dev/full", "wb") as full:
-            process = subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], stdout=subprocess.PIPE,
-                                     stderr=full, timeout=300)
+            process = subprocess.run(
+                [sys.executable, "-m", "charrnn", *map(str, args)], stdout=subprocess.PIPE, stderr=full, timeout=300
+            )
     assert process.returncode == 0
     assert process.stdout == b""  # messages never leak onto stdout
     assert (out / "latest.pt").exists() and (out / "best.pt").exists()
 
 
 def test_stdout_closed_does_not_stop_training_which_writes_nothing_there(tmp_path, trained):
-    process = charrnn("train", trained / "corpus.txt", *FAST, "--out", tmp_path / "run", stdout=subprocess.DEVNULL,
-                      preexec_fn=lambda: os.close(1))
+    process = charrnn(
+        "train",
+        trained / "corpus.txt",
+        *FAST,
+        "--out",
+        tmp_path / "run",
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(1),
+    )
     assert process.returncode == 0, process.stderr
     assert (tmp_path / "run" / "latest.pt").exists()
 
@@ -407,34 +514,90 @@ from charrnn.budget import parse_duration  # noqa: E402
 
 COUNT = 10**15  # the far bound of counts (steps, characters, streams)
 TRAIN_OPTIONS = {  # flag -> (kind, bounds or choices); the environment variable is CHARRNN_TRAIN_<PARAM>
-    "seq-len": ("int", 1, COUNT), "batch-size": ("int", 1, COUNT), "min-count": ("int", 1, COUNT),
-    "max-vocab": ("int", 1, COUNT), "eval-chars": ("int", 1, COUNT), "max-steps": ("int", 1, COUNT),
-    "patience": ("int", 1, COUNT), "eval-every": ("int", 1, COUNT), "save-every": ("int", 1, COUNT),
-    "keep": ("int", 1, COUNT), "log-every": ("int", 1, COUNT), "warmup-steps": ("int", 0, COUNT),
-    "layers": ("int", 1, 64), "hidden-size": ("int", 1, 16_384), "embed-dim": ("int", 1, 16_384),
+    "seq-len": ("int", 1, COUNT),
+    "batch-size": ("int", 1, COUNT),
+    "min-count": ("int", 1, COUNT),
+    "max-vocab": ("int", 1, COUNT),
+    "eval-chars": ("int", 1, COUNT),
+    "max-steps": ("int", 1, COUNT),
+    "patience": ("int", 1, COUNT),
+    "eval-every": ("int", 1, COUNT),
+    "save-every": ("int", 1, COUNT),
+    "keep": ("int", 1, COUNT),
+    "log-every": ("int", 1, COUNT),
+    "warmup-steps": ("int", 0, COUNT),
+    "layers": ("int", 1, 64),
+    "hidden-size": ("int", 1, 16_384),
+    "embed-dim": ("int", 1, 16_384),
     "seed": ("int", 0, 2**63 - 1),
-    "val-fraction": ("float", 0, 1, "[)"), "dropout": ("float", 0, 1, "[)"), "min-lr-ratio": ("float", 0, 1, "[]"),
-    "weight-decay": ("float", 0, math.inf, "[)"), "clip": ("float", 0, math.inf, "[)"),
-    "lr": ("float", 0, 3.4e38, "(]"), "epochs": ("float", 0, COUNT, "(]"),
-    "max-time": ("duration",), "encoding": ("encoding",),
-    "cell": ("choice", "rnn", "lstm", "gru"), "input": ("choice", "one-hot", "embedding"),
-    "errors": ("choice", "strict", "replace", "ignore"), "dtype": ("choice", "float32", "bfloat16"),
-    "quiet": ("flag",), "compile": ("flag",),
+    "val-fraction": ("float", 0, 1, "[)"),
+    "dropout": ("float", 0, 1, "[)"),
+    "min-lr-ratio": ("float", 0, 1, "[]"),
+    "weight-decay": ("float", 0, math.inf, "[)"),
+    "clip": ("float", 0, math.inf, "[)"),
+    "lr": ("float", 0, 3.4e38, "(]"),
+    "epochs": ("float", 0, COUNT, "(]"),
+    "max-time": ("duration",),
+    "encoding": ("encoding",),
+    "cell": ("choice", "rnn", "lstm", "gru"),
+    "input": ("choice", "one-hot", "embedding"),
+    "errors": ("choice", "strict", "replace", "ignore"),
+    "dtype": ("choice", "float32", "bfloat16"),
+    "quiet": ("flag",),
+    "compile": ("flag",),
 }
 PARAM_NAMES = {"input": "input_mode", "compile": "compile_model", "temp": "temperature", "num-samples": "num_samples"}
 SAMPLE_OPTIONS = {
-    "temp": ("float", 0, math.inf, "()"), "top-k": ("int", 1, COUNT), "top-p": ("float", 0, 1, "(]"),
-    "seed": ("int", 0, 2**63 - 1), "length": ("int", 0, COUNT), "num-samples": ("int", 1, 65_536),
-    "beam": ("int", 1, 65_536), "greedy": ("flag",),
+    "temp": ("float", 0, math.inf, "()"),
+    "top-k": ("int", 1, COUNT),
+    "top-p": ("float", 0, 1, "(]"),
+    "seed": ("int", 0, 2**63 - 1),
+    "length": ("int", 0, COUNT),
+    "num-samples": ("int", 1, 65_536),
+    "beam": ("int", 1, 65_536),
+    "greedy": ("flag",),
 }
 CLICK_BOOLEANS = {"1", "true", "t", "yes", "y", "on", "0", "false", "f", "no", "n", "off"}
 
 _text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\0"), max_size=12)
-_words = st.sampled_from(["utf-8", "latin-1", "rot13", "base64", "undefined", "lstm", "gru", "one-hot", "float32",
-                          "strict", "5m", "1h30m", "90", "1.5h", "nan", "inf", "-inf", "1e3", " 12 ", "1_000", "+3",
-                          "0x10", "-1", "0", "true", "yes", "maybe", "", "１２"])
-_ints = st.one_of(st.integers(-3, 70), st.integers(-(2**70), 2**70),
-                  st.sampled_from([2**63 - 1, 2**63, 2**64, COUNT, COUNT + 1, 16_384, 16_385, 65_536, 65_537]))
+_words = st.sampled_from(
+    [
+        "utf-8",
+        "latin-1",
+        "rot13",
+        "base64",
+        "undefined",
+        "lstm",
+        "gru",
+        "one-hot",
+        "float32",
+        "strict",
+        "5m",
+        "1h30m",
+        "90",
+        "1.5h",
+        "nan",
+        "inf",
+        "-inf",
+        "1e3",
+        " 12 ",
+        "1_000",
+        "+3",
+        "0x10",
+        "-1",
+        "0",
+        "true",
+        "yes",
+        "maybe",
+        "",
+        "１２",
+    ]
+)
+_ints = st.one_of(
+    st.integers(-3, 70),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([2**63 - 1, 2**63, 2**64, COUNT, COUNT + 1, 16_384, 16_385, 65_536, 65_537]),
+)
 _floats = st.one_of(st.floats(), st.sampled_from([0.0, 0.5, 1.0, 1e-300, 10.0, 10.000001, 1e300, -0.0]))
 VALUES = st.one_of(_ints, _floats, _text, _words, st.booleans(), st.lists(st.integers(0, 9), max_size=3))
 
@@ -480,10 +643,15 @@ def _valid(spec: tuple, value, typed: bool) -> bool:
             return False
         low, high = spec[1], spec[2]
         bounds = spec[3] if kind == "float" else "[]"
-        return (low < number if bounds[0] == "(" else low <= number) and (number < high if bounds[1] == ")" else number <= high)
+        return (low < number if bounds[0] == "(" else low <= number) and (
+            number < high if bounds[1] == ")" else number <= high
+        )
     if kind == "flag":
         return isinstance(value, bool) if typed else value.strip().lower() in CLICK_BOOLEANS
-    if typed and not (isinstance(value, str) or (kind == "duration" and isinstance(value, (int, float)) and not isinstance(value, bool))):
+    if typed and not (
+        isinstance(value, str)
+        or (kind == "duration" and isinstance(value, (int, float)) and not isinstance(value, bool))
+    ):
         return False
     if kind == "choice":
         return value in spec[1:]
@@ -504,7 +672,9 @@ def _valid_values(spec: tuple):
     """Values an option of `spec` documents as valid, its bounds included."""
     kind = spec[0]
     if kind == "int":
-        return st.one_of(st.integers(spec[1], min(spec[2], spec[1] + 100)), st.integers(spec[1], spec[2]), st.just(spec[2]))
+        return st.one_of(
+            st.integers(spec[1], min(spec[2], spec[1] + 100)), st.integers(spec[1], spec[2]), st.just(spec[2])
+        )
     if kind == "float":
         open_low, open_high = spec[3][0] == "(", spec[3][1] == ")"
         return st.floats(spec[1], spec[2], exclude_min=open_low, exclude_max=open_high, allow_infinity=False)
@@ -513,14 +683,19 @@ def _valid_values(spec: tuple):
     if kind == "choice":
         return st.sampled_from(spec[1:])
     if kind == "encoding":
-        return st.sampled_from(["utf-8", "UTF8", "latin-1", "gb18030", "utf-16", "utf-32-le", "cp1252", "idna", "utf-7"])
+        return st.sampled_from(
+            ["utf-8", "UTF8", "latin-1", "gb18030", "utf-16", "utf-32-le", "cp1252", "idna", "utf-7"]
+        )
     return st.one_of(st.sampled_from(["90", "90s", "5m", "1h30m", "1.5h", ".5s"]), st.floats(1e-9, 1e300))
 
 
 def _settings(options: dict, command: str, sources: tuple[str, ...]):
     """A strategy of {flag: (source, value)} for one to three of `options`, values valid or not."""
+
     def setting(flag):
-        return st.tuples(st.just(flag), st.tuples(st.sampled_from(sources), st.one_of(VALUES, _valid_values(options[flag]))))
+        return st.tuples(
+            st.just(flag), st.tuples(st.sampled_from(sources), st.one_of(VALUES, _valid_values(options[flag])))
+        )
 
     settings_list = st.lists(st.sampled_from(sorted(options)).flatmap(setting), min_size=1, max_size=3)
     return settings_list.map(dict)
@@ -569,13 +744,21 @@ def assert_refused_or_passed(result, valid: bool, passed_excerpt: str):
     else:
         assert result.exit_code in (0, 1, 2), result.output
         if result.exit_code:
-            assert len(lines) >= 1 and lines[-1].startswith("Error: ") and sum(line.startswith("Error: ") for line in lines) == 1
+            assert (
+                len(lines) >= 1
+                and lines[-1].startswith("Error: ")
+                and sum(line.startswith("Error: ") for line in lines) == 1
+            )
         if passed_excerpt:
             assert result.exit_code == 1 and passed_excerpt in lines[-1], result.output
 
 
-FUZZ = settings(max_examples=60, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @FUZZ
@@ -609,11 +792,24 @@ def test_fuzzed_sample_options_are_refused_with_exit_2_or_passed_on(tmp_path, mo
 SMALL_SAMPLE_OPTIONS = {**SAMPLE_OPTIONS, "length": ("int", 0, 40), "num-samples": ("int", 1, 3), "beam": ("int", 1, 3)}
 
 
-@settings(max_examples=40, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(chosen=_settings({k: v for k, v in SAMPLE_OPTIONS.items() if k not in ("length", "num-samples", "beam")}, "sample", ("cli", "env")),
-       length=st.integers(0, 40), prime=st.one_of(st.none(), st.text(st.sampled_from(sorted(set(TEXT)) + ["Z", "é"]), max_size=6)))
-def test_fuzzed_sampling_from_a_real_model_writes_text_or_refuses_in_one_line(tmp_path, monkeypatch, trained, chosen, length, prime):
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    chosen=_settings(
+        {k: v for k, v in SAMPLE_OPTIONS.items() if k not in ("length", "num-samples", "beam")},
+        "sample",
+        ("cli", "env"),
+    ),
+    length=st.integers(0, 40),
+    prime=st.one_of(st.none(), st.text(st.sampled_from(sorted(set(TEXT)) + ["Z", "é"]), max_size=6)),
+)
+def test_fuzzed_sampling_from_a_real_model_writes_text_or_refuses_in_one_line(
+    tmp_path, monkeypatch, trained, chosen, length, prime
+):
     _clean_env(monkeypatch)
     args, env, valid = _invocation("sample", chosen, SAMPLE_OPTIONS, tmp_path)
     args += ["--length", str(length)] + ([] if prime is None else ["--prime", prime])
@@ -627,17 +823,40 @@ def test_fuzzed_sampling_from_a_real_model_writes_text_or_refuses_in_one_line(tm
         assert len(result.stdout) == len(prime or "") + length + 1 and set(result.stdout) <= set(TEXT) | {"\n"}
 
 
-@settings(max_examples=40, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(encoding=st.one_of(_text, _words, st.sampled_from(sorted(codecs.__dict__.get("_cache", {}) or ["utf-16", "utf-32", "punycode", "idna", "unicode_escape", "utf-7", "cp037"]))),
-       errors=st.sampled_from(["strict", "replace", "ignore", "surrogateescape", ""]), source=st.sampled_from(["cli", "env"]))
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    encoding=st.one_of(
+        _text,
+        _words,
+        st.sampled_from(
+            sorted(
+                codecs.__dict__.get("_cache", {})
+                or ["utf-16", "utf-32", "punycode", "idna", "unicode_escape", "utf-7", "cp037"]
+            )
+        ),
+    ),
+    errors=st.sampled_from(["strict", "replace", "ignore", "surrogateescape", ""]),
+    source=st.sampled_from(["cli", "env"]),
+)
 def test_fuzzed_eval_encodings_are_refused_with_exit_2_or_scored(monkeypatch, trained, encoding, errors, source):
     _clean_env(monkeypatch)
     valid = _valid(("encoding",), encoding, typed=False) and errors in ("strict", "replace", "ignore")
     if source == "cli":
-        result = invoke("eval", trained / "corpus.txt", "-c", trained / "run", "--encoding", encoding, "--errors", errors)
+        result = invoke(
+            "eval", trained / "corpus.txt", "-c", trained / "run", "--encoding", encoding, "--errors", errors
+        )
     else:
         env = {"CHARRNN_EVAL_ENCODING": encoding, "CHARRNN_EVAL_ERRORS": errors}
-        valid = (encoding == "" or _valid(("encoding",), encoding, typed=False)) and errors in ("strict", "replace", "ignore", "")
+        valid = (encoding == "" or _valid(("encoding",), encoding, typed=False)) and errors in (
+            "strict",
+            "replace",
+            "ignore",
+            "",
+        )
         result = invoke("eval", trained / "corpus.txt", "-c", trained / "run", env=env)
     assert_refused_or_passed(result, valid, "")

@@ -5,7 +5,6 @@ import os
 
 import pytest
 import torch
-from helpers import PANGRAM, TINY_OPTIONS, assert_same_training_state, train
 
 from charrnn.checkpoint import read_checkpoint
 from charrnn.errors import CheckpointError
@@ -18,6 +17,7 @@ from charrnn.outdir import (
     load_from,
     step_file_name,
 )
+from helpers import PANGRAM, TINY_OPTIONS, assert_same_training_state, train
 
 OPTIONS = {**TINY_OPTIONS, "max_steps": 40, "save_every": 10, "eval_every": 20, "keep": 2}
 
@@ -35,7 +35,8 @@ def test_keeps_the_newest_step_files_and_points_latest_at_the_newest(tmp_path, c
     assert [step for step, _ in out.step_files()] == [30, 40]
     assert (out.path / LATEST).samefile(out.path / step_file_name(40))
     assert sorted(p.name for p in out.path.iterdir()) == sorted(
-        [BEST, LATEST, "metrics.jsonl", "step-00000030.pt", "step-00000040.pt", RUN_FILE, LOCK_FILE])
+        [BEST, LATEST, "metrics.jsonl", "step-00000030.pt", "step-00000040.pt", RUN_FILE, LOCK_FILE]
+    )
 
 
 def test_the_newest_checkpoint_is_found_by_step_number_not_file_time(tmp_path, corpus):

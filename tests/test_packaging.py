@@ -18,7 +18,12 @@ def test_the_distribution_is_not_named_after_the_unrelated_charrnn_on_pypi():
 
 
 def test_no_install_hint_names_the_unrelated_package():
-    texts = [ROOT / "README.md", *(ROOT / "charrnn").glob("*.py"), *(ROOT / "docs").glob("*.md"), *(ROOT / "scripts").glob("*.py")]
+    texts = [
+        ROOT / "README.md",
+        *(ROOT / "charrnn").glob("*.py"),
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "scripts").glob("*.py"),
+    ]
     hint = re.compile(r"pip install\s+['\"]?charrnn(\[|['\"\s]|$)", re.MULTILINE)
     offenders = [path.name for path in texts if hint.search(path.read_text(encoding="utf-8"))]
     assert offenders == []

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PANGRAM, assert_same_training_state, fast_args
 
 from charrnn.outdir import LATEST
+from helpers import PANGRAM, assert_same_training_state, fast_args
 
 pytestmark = pytest.mark.slow
 
@@ -38,22 +38,32 @@ def _start_together(arguments: list[str], folder: Path) -> list[subprocess.Compl
     go = folder / "go"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     processes = [
-        subprocess.Popen([sys.executable, "-c", LAUNCHER, str(go), *arguments], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, str(go), *arguments],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(PROCESSES)
     ]
     deadline = time.monotonic() + 300
     while len(list(folder.glob("go.ready-*"))) < PROCESSES and time.monotonic() < deadline:
         time.sleep(0.05)  # until every process has imported torch and waits
     go.write_text("")
-    return [subprocess.CompletedProcess(p.args, p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in processes]
+    return [
+        subprocess.CompletedProcess(p.args, p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in processes
+    ]
 
 
 def test_exactly_one_process_owns_a_folder_and_its_run_stays_exact(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(PANGRAM * 40, encoding="utf-8")
     alone = tmp_path / "alone"
-    assert subprocess.run([sys.executable, "-m", "charrnn", "train", str(corpus), *FAST, "--out", str(alone)]).returncode == 0
+    assert (
+        subprocess.run([sys.executable, "-m", "charrnn", "train", str(corpus), *FAST, "--out", str(alone)]).returncode
+        == 0
+    )
 
     for round_number in range(ROUNDS):
         folder = tmp_path / f"round-{round_number}"

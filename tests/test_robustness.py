@@ -9,12 +9,12 @@ import time
 
 import pytest
 import torch
-from helpers import PANGRAM, TINY_OPTIONS, train
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import TrainingDiverged
 from charrnn.outdir import LATEST, OutDir
 from charrnn.runtime import StopSignals
+from helpers import PANGRAM, TINY_OPTIONS, train
 
 
 def _all_checkpoints_finite(folder):
@@ -37,18 +37,44 @@ def test_a_diverging_run_stops_with_advice_and_never_saves_nan(tmp_path, pangram
 def _start(tmp_path, out, *extra):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(PANGRAM * 200, encoding="utf-8")
-    args = ["train", corpus, "--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
-            "--max-steps", "100000", "--save-every", "50", "--eval-every", "100000", "--out", out, *extra]
+    args = [
+        "train",
+        corpus,
+        "--hidden-size",
+        "32",
+        "--layers",
+        "1",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "100000",
+        "--save-every",
+        "50",
+        "--eval-every",
+        "100000",
+        "--out",
+        out,
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "charrnn", *map(str, args)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while not (out / LATEST).exists() and time.time() < deadline:  # wait until it is training
         time.sleep(0.05)
     return process
 
 
-@pytest.mark.parametrize("signal_number, exit_code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.parametrize(
+    "signal_number, exit_code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
+)
 def test_a_signal_saves_the_current_step_and_says_how_to_resume(tmp_path, signal_number, exit_code, name):
     out = tmp_path / "run"
     process = _start(tmp_path, out)

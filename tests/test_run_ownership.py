@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM, fast_args
 
 from charrnn.checkpoint import RunIdentity, read_checkpoint, write_checkpoint
 from charrnn.cli import main
 from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, step_file_name
+from helpers import PANGRAM, fast_args
 
 FAST = fast_args(max_steps=None, keep=5, quiet=True)
 
@@ -76,20 +76,30 @@ def test_resuming_into_a_folder_that_holds_another_run_is_refused_naming_both(tm
     assert _charrnn("train", texts[1], *FAST, "--max-steps", "20", "--out", tmp_path / "b").exit_code == 0
     before = _fingerprint(tmp_path / "a"), _fingerprint(tmp_path / "b")
 
-    result = _charrnn("train", texts[1], "--resume", tmp_path / "a" / BEST, "--out", tmp_path / "b", "--max-steps", "30")
+    result = _charrnn(
+        "train", texts[1], "--resume", tmp_path / "a" / BEST, "--out", tmp_path / "b", "--max-steps", "30"
+    )
 
     assert result.exit_code == 1
     message = result.stderr.strip()
     assert message.count("\n") == 0 and "holds another run" in message
-    assert f"run {_run_id(tmp_path / 'b')[:8]} at step 20" in message and f"run {_run_id(tmp_path / 'a')[:8]}" in message
+    assert (
+        f"run {_run_id(tmp_path / 'b')[:8]} at step 20" in message and f"run {_run_id(tmp_path / 'a')[:8]}" in message
+    )
     assert (_fingerprint(tmp_path / "a"), _fingerprint(tmp_path / "b")) == before
 
 
 def test_a_second_process_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path, texts):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from charrnn.outdir import OutDir; OutDir(sys.argv[1]).acquire(); "
-         "print('held', flush=True); time.sleep(120)", str(tmp_path / "a")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from charrnn.outdir import OutDir; OutDir(sys.argv[1]).acquire(); "
+            "print('held', flush=True); time.sleep(120)",
+            str(tmp_path / "a"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -113,7 +123,9 @@ def test_resuming_an_older_step_into_its_own_folder_is_refused_and_forking_it_wo
     result = _charrnn("train", texts[0], "--resume", run / step_file_name(20), "--out", run, "--max-steps", "40")
     assert result.exit_code == 1
     assert "holds newer checkpoints of this run (step 40)" in result.stderr and "fork step 20" in result.stderr
-    result = _charrnn("train", texts[0], "--resume", run / step_file_name(20), "--max-steps", "40")  # no --out: the same
+    result = _charrnn(
+        "train", texts[0], "--resume", run / step_file_name(20), "--max-steps", "40"
+    )  # no --out: the same
     assert result.exit_code == 1 and "holds newer checkpoints" in result.stderr
     assert _fingerprint(run) == before
 
@@ -193,7 +205,18 @@ def test_a_failed_start_leaves_no_folder_behind(tmp_path):
 
 def test_a_run_killed_while_holding_its_folder_resumes(tmp_path, texts):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "charrnn", "train", str(texts[0]), *FAST, "--max-steps", "100000", "--out", str(tmp_path / "a")]
+    args = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(texts[0]),
+        *FAST,
+        "--max-steps",
+        "100000",
+        "--out",
+        str(tmp_path / "a"),
+    ]
     process = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -202,5 +225,12 @@ def test_a_run_killed_while_holding_its_folder_resumes(tmp_path, texts):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    result = _charrnn("train", "--resume", tmp_path / "a", "--max-steps", str(read_checkpoint(tmp_path / "a" / LATEST).step + 10), "--quiet")
+    result = _charrnn(
+        "train",
+        "--resume",
+        tmp_path / "a",
+        "--max-steps",
+        str(read_checkpoint(tmp_path / "a" / LATEST).step + 10),
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output

@@ -2,7 +2,6 @@ import copy
 
 import pytest
 import torch
-from helpers import PANGRAM, TINY_OPTIONS, train
 
 from charrnn.config import SampleConfig
 from charrnn.errors import OptionError
@@ -17,6 +16,7 @@ from charrnn.sample import (
     load_model,
     pick_next,
 )
+from helpers import PANGRAM, TINY_OPTIONS, train
 
 
 @pytest.fixture(scope="module")

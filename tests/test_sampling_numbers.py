@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import PANGRAM, TINY_OPTIONS, train
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from charrnn.sample import (
     read_prime,
 )
 from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
+from helpers import PANGRAM, TINY_OPTIONS, train
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +93,17 @@ def test_a_huge_temperature_samples_evenly_from_the_known_characters_only(run_wi
 @settings(max_examples=300, deadline=None)
 @given(
     logits=st.lists(st.floats(-1e30, 1e30).map(lambda x: float(np.float32(x))), min_size=2, max_size=8),
-    temperature=st.one_of(st.floats(5e-324, 1e308), st.sampled_from([5e-324, 1e-300, 1e-45, 1.2e-38, 1e-30, 1.0, 1e30, 3.4e38, 1e300])),
+    temperature=st.one_of(
+        st.floats(5e-324, 1e308), st.sampled_from([5e-324, 1e-300, 1e-45, 1.2e-38, 1e-30, 1.0, 1e30, 3.4e38, 1e300])
+    ),
     top_k=st.none() | st.integers(1, 9),
     top_p=st.none() | st.floats(1e-9, 1.0),
     banned=st.none() | st.integers(0, 7),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_any_finite_logits_and_temperature_give_a_character_that_can_be_written(logits, temperature, top_k, top_p, banned, seed):
+def test_any_finite_logits_and_temperature_give_a_character_that_can_be_written(
+    logits, temperature, top_k, top_p, banned, seed
+):
     row = torch.tensor([logits])
     banned = banned if banned is not None and banned < row.shape[1] else None
     config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -182,7 +186,9 @@ def test_eval_of_out_of_range_weights_exits_with_one_line(run_with_unknown, tmp_
     result = CliRunner().invoke(main, ["eval", str(run_with_unknown / "corpus.txt"), "-c", str(tmp_path / "huge.pt")])
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("Error: ") and "nats per character: its weights are damaged or out of range" in lines[-1]
+    assert (
+        lines[-1].startswith("Error: ") and "nats per character: its weights are damaged or out of range" in lines[-1]
+    )
     assert "bits per character" not in result.output and "Traceback" not in result.output
 
 
@@ -205,8 +211,10 @@ def test_a_min_count_that_leaves_no_character_is_refused_in_one_line(tmp_path):
     result = CliRunner().invoke(main, ["train", str(corpus), "--min-count", "481", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
-    expected = ("Error: Invalid value for '--min-count': 481 leaves no character of the text its own id: "
-                "the most frequent one appears 480 times (give at most 480)")
+    expected = (
+        "Error: Invalid value for '--min-count': 481 leaves no character of the text its own id: "
+        "the most frequent one appears 480 times (give at most 480)"
+    )
     assert lines == [expected]
     assert not (tmp_path / "run").exists()
 
@@ -263,8 +271,30 @@ def test_the_same_seed_gives_the_same_text_as_reading_the_prime_whole(loaded, pr
     prime = (PANGRAM * (prime_length // len(PANGRAM) + 1))[:prime_length]
     start = prime_ids(loaded.vocab, prime, torch.Generator())
     config = SampleConfig(length=300, temperature=0.9, top_p=0.95)
-    ours = torch.stack(list(generate_ids(loaded.model, start, config, torch.Generator().manual_seed(7), num_samples, banned=loaded.vocab.unknown_id)))
-    old = torch.stack(list(_old_generate_ids(loaded.model, start, config, torch.Generator().manual_seed(7), num_samples, banned=loaded.vocab.unknown_id)))
+    ours = torch.stack(
+        list(
+            generate_ids(
+                loaded.model,
+                start,
+                config,
+                torch.Generator().manual_seed(7),
+                num_samples,
+                banned=loaded.vocab.unknown_id,
+            )
+        )
+    )
+    old = torch.stack(
+        list(
+            _old_generate_ids(
+                loaded.model,
+                start,
+                config,
+                torch.Generator().manual_seed(7),
+                num_samples,
+                banned=loaded.vocab.unknown_id,
+            )
+        )
+    )
     assert torch.equal(ours, old)
 
 
@@ -323,14 +353,17 @@ class _RecordingStream(io.StringIO):
         return super().readline(size)
 
 
-@pytest.mark.parametrize("text, lines", [
-    ("abc\nde", ["abc", "de"]),
-    ("a" * 10 + "\n" + "b\n", ["a" * 10, "b"]),  # exactly the limit
-    ("a" * 11 + "\nb\n", ["a" * 11, "b"]),  # one over: refused by the caller (more than the limit)
-    ("a" * 45 + "\nb\n", ["a" * 11, "b"]),  # far over: only limit + 1 kept, the rest skipped
-    ("a" * 30, ["a" * 11]),  # far over, at the end of input
-    ("\n\n", ["", ""]),
-])
+@pytest.mark.parametrize(
+    "text, lines",
+    [
+        ("abc\nde", ["abc", "de"]),
+        ("a" * 10 + "\n" + "b\n", ["a" * 10, "b"]),  # exactly the limit
+        ("a" * 11 + "\nb\n", ["a" * 11, "b"]),  # one over: refused by the caller (more than the limit)
+        ("a" * 45 + "\nb\n", ["a" * 11, "b"]),  # far over: only limit + 1 kept, the rest skipped
+        ("a" * 30, ["a" * 11]),  # far over, at the end of input
+        ("\n\n", ["", ""]),
+    ],
+)
 def test_lines_are_read_with_a_bound_on_their_length(text, lines):
     stream = _RecordingStream(text)
     read = []
@@ -342,7 +375,9 @@ def test_lines_are_read_with_a_bound_on_their_length(text, lines):
 
 def test_interactive_sampling_refuses_an_overlong_line_and_goes_on(run_with_unknown):
     long_line = "the quick " * 20_000  # 200,000 characters: twice the limit
-    result = _sample(["-c", run_with_unknown / "run", "-i", "--length", "20", "--seed", "1"], input=f"{long_line}\nlazy\n")
+    result = _sample(
+        ["-c", run_with_unknown / "run", "-i", "--length", "20", "--seed", "1"], input=f"{long_line}\nlazy\n"
+    )
     assert result.exit_code == 0, result.output
     assert "that prime is longer than 100,000 characters; type a shorter one" in result.stderr
     texts = [text for text in result.stdout.split("\n\n") if text.strip()]

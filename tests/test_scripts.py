@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PANGRAM
 
 from charrnn.cli import main
+from helpers import PANGRAM
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 
@@ -48,7 +48,9 @@ def test_every_sweep_candidate_is_a_valid_train_command():
 @pytest.mark.slow
 def test_bench_corpus_measures_both_passes_and_the_memory_of_training(tmp_path):
     output = _run(SCRIPTS / "bench_corpus.py", "--size", "3M", "--dir", tmp_path, "--no-write")
-    rows = dict(line.strip("| ").split(" | ") for line in output.splitlines() if line.startswith("| ") and "---" not in line)
+    rows = dict(
+        line.strip("| ").split(" | ") for line in output.splitlines() if line.startswith("| ") and "---" not in line
+    )
     assert float(rows["counting pass (vocabulary, content hash)"].split()[0].replace(",", "")) > 0
     assert float(rows["encoding pass (ids written to the cache)"].split()[0].replace(",", "")) > 0
     assert 50 < float(rows["`charrnn train` (20 steps), cache built: peak RSS"].split()[0].replace(",", "")) < 2000

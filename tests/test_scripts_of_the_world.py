@@ -8,15 +8,14 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import fast_args
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import main
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN, load_grown
+from helpers import fast_args
 
-FAST = fast_args(hidden_size=48, lr=0.01, warmup_steps=5, eval_every=50, save_every=50, max_steps=None,
-                 quiet=True)
+FAST = fast_args(hidden_size=48, lr=0.01, warmup_steps=5, eval_every=50, save_every=50, max_steps=None, quiet=True)
 
 
 def run(*args):
@@ -25,7 +24,16 @@ def run(*args):
 
 def chinese_poems(lines: int, seed: int = 0) -> str:
     """Five-character lines from a fixed stock of phrases: structure a model can learn."""
-    phrases = ["春眠不觉晓", "处处闻啼鸟", "夜来风雨声", "花落知多少", "床前明月光", "疑是地上霜", "举头望明月", "低头思故乡"]
+    phrases = [
+        "春眠不觉晓",
+        "处处闻啼鸟",
+        "夜来风雨声",
+        "花落知多少",
+        "床前明月光",
+        "疑是地上霜",
+        "举头望明月",
+        "低头思故乡",
+    ]
     rng = random.Random(seed)
     return "".join(f"{phrases[i]}，{phrases[i + 1]}。\n" for i in (rng.randrange(0, 8, 2) for _ in range(lines)))
 
@@ -41,8 +49,23 @@ def chinese_run(tmp_path_factory):
 
 def test_chinese_trains_and_samples_chinese_from_a_chinese_prime(chinese_run):
     result = subprocess.run(
-        [sys.executable, "-m", "charrnn", "sample", "-c", str(chinese_run / "run"), "--prime", "春眠", "--length", "60",
-         "--seed", "1", "--temp", "0.5"], capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "sample",
+            "-c",
+            str(chinese_run / "run"),
+            "--prime",
+            "春眠",
+            "--length",
+            "60",
+            "--seed",
+            "1",
+            "--temp",
+            "0.5",
+        ],
+        capture_output=True,
     )
     text = result.stdout.decode("utf-8")  # raises if streaming ever split a character's bytes
     assert result.returncode == 0 and text.startswith("春眠")
@@ -53,7 +76,9 @@ def test_chinese_trains_and_samples_chinese_from_a_chinese_prime(chinese_run):
 def test_rare_characters_become_unknown_and_are_never_sampled(tmp_path):
     text = "the quick brown fox jumps over the lazy dog\n" * 100 + "".join(chr(0x4E00 + i) for i in range(50))
     (tmp_path / "mixed.txt").write_text(text, encoding="utf-8")
-    trained = run("train", tmp_path / "mixed.txt", *FAST, "--max-steps", "30", "--min-count", "3", "--out", tmp_path / "run")
+    trained = run(
+        "train", tmp_path / "mixed.txt", *FAST, "--max-steps", "30", "--min-count", "3", "--out", tmp_path / "run"
+    )
     assert trained.exit_code == 0, trained.output
     assert "covering 98.88% of the text (50 rare characters map to unknown)" in trained.stderr
     state = load_checkpoint(tmp_path / "run" / "latest.pt")
@@ -88,7 +113,17 @@ def test_info_describes_the_checkpoint(chinese_run):
 def test_fine_tuning_extends_the_vocabulary_and_starts_from_the_trained_weights(chinese_run, tmp_path):
     new_text = chinese_poems(600, seed=2).replace("霜", "雪")  # one new character
     (tmp_path / "new.txt").write_text(new_text, encoding="utf-8")
-    tuned = run("train", tmp_path / "new.txt", *FAST, "--max-steps", "20", "--init-from", chinese_run / "run", "--out", tmp_path / "tuned")
+    tuned = run(
+        "train",
+        tmp_path / "new.txt",
+        *FAST,
+        "--max-steps",
+        "20",
+        "--init-from",
+        chinese_run / "run",
+        "--out",
+        tmp_path / "tuned",
+    )
     assert tuned.exit_code == 0, tuned.output
     assert "fine-tuning from" in tuned.stderr and "1 new characters" in tuned.stderr
     old, new = load_checkpoint(chinese_run / "run" / "best.pt"), load_checkpoint(tmp_path / "tuned" / "latest.pt")

@@ -2,14 +2,6 @@ import math
 
 import pytest
 import torch
-from helpers import (
-    PANGRAM,
-    TINY_OPTIONS,
-    Crash,
-    CrashAtStep,
-    assert_same_training_state,
-    train,
-)
 
 from charrnn.checkpoint import read_checkpoint
 from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
@@ -18,6 +10,14 @@ from charrnn.model import CharRNN
 from charrnn.optim import build_optimizer, learning_rate
 from charrnn.outdir import BEST, LATEST
 from charrnn.training import TrainRequest, run_training, train_step
+from helpers import (
+    PANGRAM,
+    TINY_OPTIONS,
+    Crash,
+    CrashAtStep,
+    assert_same_training_state,
+    train,
+)
 
 # The pangram's unigram entropy is 4.44 bits per character (the best a model that ignores
 # context can do), but given enough context each character is certain (0 bits). Below
@@ -136,7 +136,12 @@ def test_resume_refuses_a_different_architecture(tmp_path, short_corpus):
     options = _resume_options()
     train(short_corpus, tmp_path / "run", options)
     with pytest.raises(ConfigError, match=r"--hidden-size 64 \(checkpoint: 32\)"):
-        train(short_corpus, tmp_path / "run", {**options, "hidden_size": 64, "max_steps": 80}, resume=str(tmp_path / "run"))
+        train(
+            short_corpus,
+            tmp_path / "run",
+            {**options, "hidden_size": 64, "max_steps": 80},
+            resume=str(tmp_path / "run"),
+        )
 
 
 def test_resume_refuses_a_corpus_with_characters_outside_the_vocabulary(tmp_path, short_corpus):
@@ -162,8 +167,14 @@ def test_epochs_set_the_run_length_in_passes_over_the_text(tmp_path, short_corpu
 
 def test_bfloat16_autocast_learns_and_resumes_exactly(tmp_path, short_corpus):
     def request(out, resume=None, dtype="bfloat16"):
-        return TrainRequest(corpus=(str(short_corpus),), out_dir=out, device="cpu", dtype=dtype, resume=resume,
-                            options=_resume_options())
+        return TrainRequest(
+            corpus=(str(short_corpus),),
+            out_dir=out,
+            device="cpu",
+            dtype=dtype,
+            resume=resume,
+            options=_resume_options(),
+        )
 
     whole = run_training(request(tmp_path / "whole"))
     full_precision = run_training(request(tmp_path / "float32", dtype="float32"))
@@ -177,8 +188,13 @@ def test_bfloat16_autocast_learns_and_resumes_exactly(tmp_path, short_corpus):
 
 @pytest.mark.slow
 def test_a_compiled_model_trains_and_saves_plain_weights(tmp_path, short_corpus):
-    request = TrainRequest(corpus=(str(short_corpus),), out_dir=tmp_path / "run", device="cpu", compile=True,
-                           options={**_resume_options(), "max_steps": 12})
+    request = TrainRequest(
+        corpus=(str(short_corpus),),
+        out_dir=tmp_path / "run",
+        device="cpu",
+        compile=True,
+        options={**_resume_options(), "max_steps": 12},
+    )
     run_training(request)
     saved = read_checkpoint(tmp_path / "run" / LATEST)
     assert not any(key.startswith("_orig_mod") for key in saved.weights)  # loadable without torch.compile

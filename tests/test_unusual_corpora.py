@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import PANGRAM, assert_same_training_state, fast_args
 
 import charrnn.corpus
 from charrnn.checkpoint import load_checkpoint
@@ -22,6 +21,7 @@ from charrnn.cli import main
 from charrnn.corpus import resolve_corpus
 from charrnn.encoded import CorpusCache
 from charrnn.errors import CorpusError
+from helpers import PANGRAM, assert_same_training_state, fast_args
 
 TEXT = PANGRAM * 60
 FAST = fast_args(max_steps=10, quiet=True)
@@ -49,8 +49,15 @@ def _one_error_line(result) -> str:
 def _charrnn(*args, **kwargs) -> subprocess.CompletedProcess:
     """charrnn in a process of its own, for what a CliRunner cannot stand in for (a terminal,
     a shell's pipes); the timeout turns a hang into a failure."""
-    return subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], capture_output=True, text=True, check=False,
-                          timeout=TIMEOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        **kwargs,
+    )
 
 
 # Standard input
@@ -94,14 +101,19 @@ def _with_a_terminal(*args) -> subprocess.CompletedProcess:
         os.close(terminal)
 
 
-@pytest.mark.parametrize("command", [["train", "-"], ["eval", "-", "-c", "{run}"], ["train", "--resume", "--out", "{run}"]])
+@pytest.mark.parametrize(
+    "command", [["train", "-"], ["eval", "-", "-c", "{run}"], ["train", "--resume", "--out", "{run}"]]
+)
 def test_a_terminal_on_standard_input_is_refused_at_once(tmp_path, command):
     assert _invoke("train", "-", *FAST, "--out", tmp_path / "run", input=TEXT).exit_code == 0
     result = _with_a_terminal(*[part.format(run=tmp_path / "run") for part in command])
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [
-        ("Error: the corpus is standard input (-), which is a terminal here: pipe the text in (cat *.txt | charrnn train -), "
-         "or name its files; a run trained on standard input resumes the same way (cat *.txt | charrnn train --resume)")]
+        (
+            "Error: the corpus is standard input (-), which is a terminal here: pipe the text in (cat *.txt | charrnn train -), "
+            "or name its files; a run trained on standard input resumes the same way (cat *.txt | charrnn train --resume)"
+        )
+    ]
 
 
 def test_standard_input_goes_alone(corpus, tmp_path):
@@ -167,14 +179,24 @@ def test_a_named_pipe_without_a_writer_is_refused_at_once(fifo, tmp_path):
     result = _charrnn("train", fifo, *FAST, "--out", tmp_path / "run")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"Error: {fifo} gave no text: nothing was writing to it (start the writer first: cat *.txt > {fifo} &)"]
+        f"Error: {fifo} gave no text: nothing was writing to it (start the writer first: cat *.txt > {fifo} &)"
+    ]
 
 
 @pytest.mark.slow  # two trainings in processes of their own
 def test_a_shell_s_process_substitution_and_dev_stdin_train(corpus, tmp_path):
     substituted = subprocess.run(
-        ["bash", "-c", f'"{sys.executable}" -m charrnn train <(cat "{corpus}") {" ".join(FAST)} --out "{tmp_path / "a"}"'],
-        capture_output=True, text=True, timeout=TIMEOUT, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        [
+            "bash",
+            "-c",
+            f'"{sys.executable}" -m charrnn train <(cat "{corpus}") {" ".join(FAST)} --out "{tmp_path / "a"}"',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert substituted.returncode == 0, substituted.stderr
     from_stdin = _charrnn("train", "/dev/stdin", *FAST, "--out", tmp_path / "b", input=TEXT)
     assert from_stdin.returncode == 0, from_stdin.stderr
@@ -280,8 +302,10 @@ def test_an_unreadable_subfolder_is_refused_naming_it(texts, tmp_path, monkeypat
     _unreadable(monkeypatch, texts / "private")
     result = _invoke("train", argument.format(texts=texts), *FAST, "--out", tmp_path / "run")
     assert result.exit_code == 1
-    assert _one_error_line(result) == (f"Error: cannot read folder {texts / 'private'} of the corpus: Permission denied; "
-                                       "give access to it, or name the files to read")
+    assert _one_error_line(result) == (
+        f"Error: cannot read folder {texts / 'private'} of the corpus: Permission denied; "
+        "give access to it, or name the files to read"
+    )
 
 
 def test_a_pattern_over_readable_folders_only_looks_as_deep_as_it_reaches(texts, tmp_path, monkeypatch):
@@ -307,11 +331,16 @@ def test_an_unreadable_file_in_a_folder_is_refused_naming_it(texts, tmp_path, mo
 def test_a_broken_link_or_a_pipe_in_a_folder_is_refused_naming_it(texts, tmp_path):
     (texts / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
     result = _invoke("train", texts, *FAST, "--out", tmp_path / "run")
-    assert result.exit_code == 1 and f"{texts / 'gone.txt'} in the corpus folder is a broken link" in _one_error_line(result)
+    assert result.exit_code == 1 and f"{texts / 'gone.txt'} in the corpus folder is a broken link" in _one_error_line(
+        result
+    )
     (texts / "gone.txt").unlink()
     os.mkfifo(texts / "pipe")
     result = _invoke("train", texts, *FAST, "--out", tmp_path / "run")
-    assert result.exit_code == 1 and f"{texts / 'pipe'} in the corpus folder is a named pipe, not a text file" in _one_error_line(result)
+    assert (
+        result.exit_code == 1
+        and f"{texts / 'pipe'} in the corpus folder is a named pipe, not a text file" in _one_error_line(result)
+    )
 
 
 def test_linked_folders_are_followed_once_and_a_loop_ends(texts, tmp_path):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from helpers import mixed_script_text
 
 from charrnn.errors import CorpusError, OptionError
 from charrnn.vocab import CODE_POINTS, UNKNOWN, Vocab, code_points, smallest_id_dtype
+from helpers import mixed_script_text
 
 
 def test_vocabulary_is_code_points_in_code_point_order():
