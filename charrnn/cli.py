@@ -223,7 +223,7 @@ def _resume_location(resume: str, out: Path) -> str:
 
 
 def _print_summary(result: Any) -> None:
-    from charrnn.evaluate import nats_to_bits
+    from charrnn.metrics import nats_to_bits
 
     done = f"step {result.step:,} after {format_duration(result.elapsed)} of training"
     if result.already_complete:

@@ -17,16 +17,11 @@ from charrnn.data import Streams, eval_streams
 from charrnn.display import printable
 from charrnn.encoded import CorpusCache, Progress, no_progress
 from charrnn.errors import CheckpointError, CorpusError
+from charrnn.metrics import nats_to_bits
 from charrnn.model import CharRNN
 from charrnn.vocab import UNKNOWN, Vocab
 
-NATS_PER_BIT = math.log(2)
 _LARGEST_EXP = math.log(sys.float_info.max)
-
-
-def nats_to_bits(nats: float) -> float:
-    """Bits per character from nats per character (cross-entropy / ln 2)."""
-    return nats / NATS_PER_BIT
 
 
 @torch.inference_mode()

@@ -25,6 +25,14 @@ from charrnn.display import printable
 from charrnn.errors import ConfigError
 from charrnn.files import temporary_name
 
+NATS_PER_BIT = math.log(2)
+
+
+def nats_to_bits(nats: float) -> float:
+    """Bits per character from nats per character (cross-entropy / ln 2)."""
+    return nats / NATS_PER_BIT
+
+
 NAME = "metrics.jsonl"
 MAX_LINE_BYTES = 1 << 16  # a record is a few hundred bytes; longer lines are damage, read past in pieces
 MAX_STEP = 2**63 - 1  # a step as torch and numpy hold it; larger ones are damage

@@ -10,7 +10,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from charrnn.budget import Budget, format_duration
-from charrnn.evaluate import nats_to_bits
+from charrnn.metrics import nats_to_bits
 
 # Passes over corpora smaller than this are quick and not reported in log lines.
 LONG_PASS_BYTES = 64 << 20

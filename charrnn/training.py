@@ -36,8 +36,8 @@ from charrnn.errors import (
     TrainingDiverged,
     TrainingStopped,
 )
-from charrnn.evaluate import evaluate_loss, nats_to_bits
-from charrnn.metrics import MetricsLog
+from charrnn.evaluate import evaluate_loss
+from charrnn.metrics import MetricsLog, nats_to_bits
 from charrnn.model import CharRNN, Hidden, detach_hidden, load_grown, num_parameters
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
 from charrnn.outdir import LATEST, Found, OutDir
