@@ -65,31 +65,27 @@ class Model:
         length: int = 1000,
         prime: str | None = None,
         *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        greedy: bool = False,
         seed: int | None = None,
-        stop: Sequence[str] = (),
+        stop: str | Sequence[str] = (),
+        **choices: Any,
     ) -> Iterator[str]:
         """The prime, then its continuation one character at a time, up to `length` characters
-        or the first of the `stop` strings (included). The prime is checked before anything is
-        made: characters the model never saw raise OptionError."""
-        config = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
-        return generate_text(self.loaded, prime, config, seed, _stops(stop))
+        or the first of the `stop` strings (included). `choices`: how each character is drawn,
+        as for `charrnn sample`: temperature (1.0), top_k, top_p, greedy. The prime is checked
+        before anything is made: characters the model never saw raise OptionError."""
+        return generate_text(self.loaded, prime, _sampling(length, choices), seed, _stops(stop))
 
     def sample(self, length: int = 1000, prime: str | None = None, *, beam: int | None = None, **choices: Any) -> str:
-        """The prime and its continuation as one string (see `stream` for the choices:
-        temperature, top_k, top_p, greedy, seed, stop). With `beam`, the most likely
-        continuation a beam search of that width finds, instead of a random one."""
+        """The prime and its continuation as one string (the choices as for `stream`, and seed
+        and stop). With `beam`, the most likely continuation a beam search of that width
+        finds, instead of a random one."""
         if beam is None:
             return "".join(self.stream(length, prime, **choices))
         if set(choices) - {"stop"}:
             raise ConfigError(f"beam search takes no {', '.join(sorted(set(choices) - {'stop'}))}: it is not random")
-        if not isinstance(beam, int) or beam < 1:
+        if not isinstance(beam, int) or isinstance(beam, bool) or beam < 1:
             raise ConfigError(f"beam must be an integer >= 1, got {beam!r}")
-        SampleConfig(length=length)  # validates the length
-        return generate_beam(self.loaded, prime, length, beam, _stops(choices.get("stop", ())))
+        return generate_beam(self.loaded, prime, _sampling(length, {}).length, beam, _stops(choices.get("stop", ())))
 
     def samples(
         self,
@@ -97,18 +93,14 @@ class Model:
         length: int = 1000,
         prime: str | None = None,
         *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        greedy: bool = False,
         seed: int | None = None,
-        stop: Sequence[str] = (),
+        stop: str | Sequence[str] = (),
+        **choices: Any,
     ) -> list[str]:
         """`count` independent samples from one batched pass (faster than one at a time)."""
-        if not isinstance(count, int) or count < 1:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ConfigError(f"count must be an integer >= 1, got {count!r}")
-        config = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
-        return generate_samples(self.loaded, prime, config, count, seed, _stops(stop))
+        return generate_samples(self.loaded, prime, _sampling(length, choices), count, seed, _stops(stop))
 
     def score(
         self, *text: str | Path, encoding: str = "utf-8", errors: str = "strict", progress: Reporter | None = None
@@ -163,6 +155,14 @@ def train(
     )
     reporter = progress if isinstance(progress, Reporter) else console_reporter(quiet=False) if progress else Reporter()
     return run_training(request, reporter)
+
+
+def _sampling(length: int, choices: dict[str, Any]) -> SampleConfig:
+    """The validated SampleConfig of a call's length and choices."""
+    unknown = sorted(set(choices) - set(field_names(SampleConfig)))
+    if unknown:
+        raise ConfigError(f"unknown sampling options: {', '.join(unknown)} (temperature, top_k, top_p, greedy)")
+    return SampleConfig(length=length, **choices)
 
 
 def _stops(stop: str | Sequence[str]) -> tuple[str, ...]:
