@@ -1,233 +1,42 @@
-"""Checkpoint files: atomic writes, integrity checks, and bounded loading that never runs code.
+"""The checkpoint as the rest of charrnn sees it: a `Checkpoint` (typed fields, validated),
+read from and written to checkpoint files (their bytes: charrnn.checkpoint_file).
 
-A checkpoint file is a short text header followed by a safetensors payload:
-
-    charrnn checkpoint\\n
-    format 2 sha256 <64 hex digits> bytes <payload length>\\n
-    <payload: safetensors>
-
-The header makes a charrnn checkpoint recognisable, gives its format version before
-anything is parsed, and lets a truncated or corrupted file be detected by its size and hash.
-The payload is safetensors, the standard tensor file that cannot carry code: every tensor of
-the state (weights, optimizer moments, hidden state, generator states) is a safetensors
-tensor named by its place in the state (`optimizer/state/0/exp_avg`), and the rest of the
-state is JSON in the safetensors metadata, with `{"$tensor": name}` where each tensor goes.
-`{"$tuple": [...]}` and `{"$items": [[key, value], ...]}` keep tuples, and dicts whose keys
-are not plain strings (the optimizer's parameter ids), as they were.
-
-Format 1 (a `torch.save` pickle) is still read, to migrate older runs: its zip archive must
-hold only uncompressed entries (no zip bomb) and is read with `torch.load(weights_only=True)`,
-which refuses any object other than tensors and plain containers. Resuming writes format 2.
-
-Loading is bounded: only regular files are opened (a device or a pipe could feed bytes
-forever or block), a file's size must be what its header declares before it is read, the
-JSON is bounded, and its tensors can hold no more bytes than the file. `Checkpoint.from_stored` then
-checks the model config (ModelConfig has its own ceilings), the number of weights and each
-one's shape against the tensors present, before anything builds the model (which allocates
-what the config says, whatever the file holds).
-
-The rest of charrnn sees a checkpoint as a `Checkpoint` (typed fields, validated): the keys of
-the stored form appear in this module only. Each older format has a migration (`MIGRATIONS`)
-to the next, so a stored field may be renamed without breaking older checkpoints.
+The keys of the stored form appear in this module only. Each older format has a migration
+(`MIGRATIONS`) to the next, so a stored field may be renamed without breaking older
+checkpoints. `Checkpoint.from_stored` checks the model config (ModelConfig has its own
+ceilings), the number of weights and each one's shape against the tensors present, before
+anything builds the model (which allocates what the config says, whatever the file holds).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import os
-import re
-import stat
 import uuid
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import safetensors.torch
 import torch
-from safetensors import SafetensorError
 
 from charrnn.budget import format_duration
+from charrnn.checkpoint_file import (
+    FORMAT_VERSION,
+    INT_RANGE,
+    MAX_DEPTH,
+    checkpoint_format,
+    read_stored,
+    save_checkpoint,
+)
 from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.files import write_atomic
 from charrnn.vocab import Vocab
-
-FORMAT_VERSION = 2
-MAGIC = b"charrnn checkpoint\n"
-_HEADER = re.compile(rb"format (\d+) sha256 ([0-9a-f]{64}) bytes (\d+)\n")
-_MAX_HEADER = 200
-_STATE_KEY = "charrnn"  # the safetensors metadata entry holding the state's JSON
-# The JSON part of a checkpoint: configs, vocabulary, corpus paths (a folder of ~500,000
-# files), optimizer settings. Parsing JSON takes several times its size in memory: bounded.
-_MAX_JSON_BYTES = 64 << 20
-_MAX_DEPTH = 32  # nesting of the state (a real one nests 5 deep)
-_INT_RANGE = range(-(2**63), 2**63)  # every integer in a state fits in 64 bits
 
 # Keys every checkpoint holds (see `Checkpoint` for the meaning of each).
 REQUIRED_KEYS = ("model_config", "train_config", "vocab", "model", "optimizer", "step", "hidden", "rng")
 
 _WEIGHT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-
-
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write `state` to `path` atomically: a reader sees the old file or the new, never half."""
-    path = Path(path)
-    payload = _encoded(state)
-    header = b"format %d sha256 %s bytes %d\n" % (
-        FORMAT_VERSION,
-        hashlib.sha256(payload).hexdigest().encode(),
-        len(payload),
-    )
-    try:
-        write_atomic(path, lambda file: file.write(MAGIC + header + payload))
-    except OSError as error:
-        raise CheckpointError(
-            f"cannot write checkpoint {printable(path)}: {error.strerror or error}; earlier checkpoints are intact"
-        ) from None
-
-
-# The payload: a state (dicts, lists and tuples of plain values and tensors) as safetensors.
-
-
-def _encoded(state: dict[str, Any]) -> bytes:
-    """`state` as a safetensors payload: its tensors, and the rest as JSON in the metadata."""
-    store = _TensorStore()
-    skeleton = _to_json(state, "", store)
-    return safetensors.torch.save(store.tensors, metadata={_STATE_KEY: json.dumps(skeleton, ensure_ascii=True)})
-
-
-class _TensorStore:
-    """The tensors of a state being encoded, each under a unique path-like name."""
-
-    def __init__(self) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
-        self._storages: set[int] = set()
-
-    def add(self, name: str, tensor: torch.Tensor) -> str:
-        tensor = tensor.detach().to("cpu").contiguous()
-        if tensor.untyped_storage().data_ptr() in self._storages:
-            tensor = tensor.clone()  # safetensors refuses shared memory (a CUDA LSTM's weights are views of one buffer)
-        if tensor.untyped_storage().data_ptr():
-            self._storages.add(tensor.untyped_storage().data_ptr())
-        name = name.lstrip("/") or "tensor"
-        key, copies = name, 1
-        while key in self.tensors:  # a dict key holding "/" could repeat a name
-            copies += 1
-            key = f"{name}#{copies}"
-        self.tensors[key] = tensor
-        return key
-
-
-def _to_json(value: Any, name: str, store: _TensorStore) -> Any:
-    """`value` as JSON, with `{"$tensor": name}` for each tensor, which goes into `store`."""
-    if isinstance(value, torch.Tensor):
-        return {"$tensor": store.add(name, value)}
-    if isinstance(value, dict):
-        if all(isinstance(key, str) and not key.startswith("$") for key in value):
-            return {key: _to_json(item, f"{name}/{key}", store) for key, item in value.items()}
-        return {"$items": [[_json_key(key), _to_json(item, f"{name}/{key}", store)] for key, item in value.items()]}
-    if isinstance(value, (list, tuple)):
-        items = [_to_json(item, f"{name}/{index}", store) for index, item in enumerate(value)]
-        return {"$tuple": items} if isinstance(value, tuple) else items
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value  # floats as their shortest exact repr: they come back bit for bit
-    raise TypeError(f"a checkpoint cannot hold a {type(value).__name__} (at {name or 'the top'})")
-
-
-def _json_key(key: Any) -> Any:
-    if key is None or isinstance(key, (bool, int, float, str)):
-        return key
-    raise TypeError(f"a checkpoint cannot hold a dict keyed by {type(key).__name__}")
-
-
-def _decoded(payload: bytes, path: Path) -> Any:
-    """The state in a format-2 payload; each stored tensor must be used exactly once."""
-    try:
-        text = _state_json(payload)
-        tensors = safetensors.torch.load(payload)  # checks every tensor's bytes lie in the payload
-        unused = set(tensors)
-        state = _from_json(json.loads(text), tensors, unused, 0)
-    except (SafetensorError, ValueError, RecursionError) as error:  # ValueError: JSON, or a check below
-        raise CheckpointError(f"{printable(path)} is damaged: {_first_line(error)}") from None
-    if unused:
-        raise CheckpointError(f"{printable(path)} is damaged: it holds tensors no part of its state uses")
-    return state
-
-
-def _state_json(payload: bytes) -> str:
-    """The state's JSON, from the safetensors header: 8 bytes of length, then JSON."""
-    size = int.from_bytes(payload[:8], "little")
-    if len(payload) < 8 or size > min(len(payload) - 8, _MAX_JSON_BYTES):
-        raise ValueError("its safetensors header is missing, cut short or too large")
-    header = json.loads(payload[8 : 8 + size])
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    text = metadata.get(_STATE_KEY) if isinstance(metadata, dict) else None
-    if not isinstance(text, str):
-        raise ValueError("it holds tensors but no charrnn state")
-    return text
-
-
-def _from_json(value: Any, tensors: dict[str, torch.Tensor], unused: set[str], depth: int) -> Any:
-    """What `_to_json` encoded as `value`."""
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"its state nests more than {_MAX_DEPTH} deep")
-    if isinstance(value, list):
-        return [_from_json(item, tensors, unused, depth + 1) for item in value]
-    if not isinstance(value, dict):
-        return value
-    tags = [key for key in value if key.startswith("$")]
-    if tags and len(value) == 1:
-        return _tagged(tags[0], value[tags[0]], tensors, unused, depth)
-    if tags:
-        raise ValueError("its state has a malformed tag")
-    return {key: _from_json(item, tensors, unused, depth + 1) for key, item in value.items()}
-
-
-def _tagged(tag: str, content: Any, tensors: dict[str, torch.Tensor], unused: set[str], depth: int) -> Any:
-    if tag == "$tensor" and isinstance(content, str) and content in unused:
-        unused.remove(content)  # a tensor used twice could make one stored tensor stand for many
-        return tensors[content]
-    if tag == "$tuple" and isinstance(content, list):
-        return tuple(_from_json(content, tensors, unused, depth + 1))
-    if tag == "$items" and isinstance(content, list) and all(_is_json_pair(pair) for pair in content):
-        return {key: _from_json(item, tensors, unused, depth + 1) for key, item in content}
-    raise ValueError(f"its state has a malformed {printable(tag, 40)} entry")
-
-
-def _is_json_pair(pair: Any) -> bool:
-    return isinstance(pair, list) and len(pair) == 2 and not isinstance(pair[0], (list, dict))
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return printable(lines[0] if lines else type(error).__name__, 200)
-
-
-# Reading: only regular files, only as many bytes as the header declares and the file holds.
-
-
-def is_checkpoint_file(path: str | Path) -> bool:
-    """Whether `path` is a file that starts like a charrnn checkpoint (it may still be damaged)."""
-    try:
-        with _open_regular(Path(path)) as file:
-            return file.read(len(MAGIC)) == MAGIC
-    except (CheckpointError, OSError):
-        return False
-
-
-def checkpoint_format(path: str | Path) -> int | None:
-    """The format version the checkpoint at `path` declares (None if it declares none)."""
-    try:
-        with _open_regular(Path(path)) as file:
-            return _parsed_header(file.read(len(MAGIC) + _MAX_HEADER), Path(path))[0]
-    except (CheckpointError, OSError):
-        return None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -236,111 +45,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     `read_checkpoint`; this, with `save_checkpoint`, is for tools and tests that inspect or
     craft the stored form."""
     path = Path(path)
-    version, payload = _read_verified(path)
-    state = _unpickled(payload, path) if version == 1 else _decoded(payload, path)
-    state = migrated(state, version)
-    _check_structure(state, path, len(payload))
-    return state
-
-
-def _open_regular(path: Path) -> BinaryIO:
-    """`path` opened for reading if it is a regular file: a device (`/dev/zero`) or a pipe
-    could feed bytes forever, and opening a FIFO blocks (hence the stat first, and O_NONBLOCK
-    in case it was swapped for one since)."""
-    try:
-        _require_regular(os.stat(path).st_mode, path)
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {printable(path)}") from None
-    except OSError as error:
-        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {error.strerror or error}") from None
-    file = os.fdopen(descriptor, "rb")
-    try:
-        _require_regular(os.fstat(descriptor).st_mode, path)
-    except BaseException:
-        file.close()
-        raise
-    return file
-
-
-def _require_regular(mode: int, path: Path) -> None:
-    if stat.S_ISDIR(mode):
-        raise CheckpointError(f"checkpoint is a folder with no checkpoint in it: {printable(path)}")
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(
-            f"{printable(path)} is not a regular file (a device, pipe or socket), so not a checkpoint"
-        )
-
-
-def _read_verified(path: Path) -> tuple[int, bytes]:
-    """The format version and payload of a checkpoint, read once its size is found to be the
-    one its header declares, and checked against its hash."""
-    with _open_regular(path) as file:
-        try:
-            version, digest, size, start = _parsed_header(file.read(len(MAGIC) + _MAX_HEADER), path)
-            held = os.fstat(file.fileno()).st_size - start
-            file.seek(start)
-            payload = file.read(size) if held == size else b""
-        except OSError as error:
-            raise CheckpointError(f"cannot read checkpoint {printable(path)}: {error.strerror or error}") from None
-    if len(payload) != size:
-        held = len(payload) or held
-        raise CheckpointError(f"{printable(path)} is truncated or damaged: {held:,} of {size:,} payload bytes")
-    if hashlib.sha256(payload).hexdigest() != digest:
-        raise CheckpointError(f"{printable(path)} is corrupted: its contents do not match their checksum")
-    return version, payload
-
-
-def _parsed_header(head: bytes, path: Path) -> tuple[int, str, int, int]:
-    """(format version, sha256, payload size, payload offset) from a file's first bytes."""
-    if not head.startswith(MAGIC):
-        raise CheckpointError(f"{printable(path)} is not a charrnn checkpoint")
-    end = head.find(b"\n", len(MAGIC))
-    match = _HEADER.fullmatch(head[len(MAGIC) : end + 1]) if end >= 0 else None
-    if match is None:
-        raise CheckpointError(f"{printable(path)} has a damaged checkpoint header")
-    version = int(match[1])
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{printable(path)} uses checkpoint format {version}, newer than this charrnn reads ({FORMAT_VERSION}); "
-            "upgrade charrnn"
-        )
+    version, state, payload_size = read_stored(path)
     if version != FORMAT_VERSION and version not in migrated_formats():
         raise CheckpointError(f"{printable(path)} has a damaged checkpoint header (format {version})")
-    return version, match[2].decode(), int(match[3]), end + 1
-
-
-def _unpickled(payload: bytes, path: Path) -> Any:
-    """The state in a format-1 payload (a `torch.save` zip archive). torch reads the archive
-    repacked from what Python's zipfile found in it, after checking that every entry is stored
-    uncompressed (a compressed one may inflate a thousandfold), so both read the same bytes."""
-    try:
-        archive = _repacked(payload)
-    except Exception as error:  # zipfile raises many types on a crafted archive; all mean "damaged"
-        raise CheckpointError(f"{printable(path)} is damaged: {_first_line(error)}") from None
-    try:
-        return torch.load(io.BytesIO(archive), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types; all mean "not plain data"
-        raise CheckpointError(
-            f"refusing to load {printable(path)}: it holds objects other than plain data and tensors, "
-            f"which could run code ({type(error).__name__})"
-        ) from None
-
-
-def _repacked(payload: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(payload)) as source:
-        entries = source.infolist()
-        if len({entry.filename for entry in entries}) != len(entries) or any(
-            entry.compress_type != zipfile.ZIP_STORED or entry.file_size != entry.compress_size for entry in entries
-        ):
-            raise ValueError("its archive has compressed or repeated entries, which charrnn never wrote")
-        if sum(entry.file_size for entry in entries) > len(payload):
-            raise ValueError("its archive claims more bytes than it holds")
-        packed = io.BytesIO()
-        with zipfile.ZipFile(packed, "w") as target:
-            for entry in entries:
-                target.writestr(entry.filename, source.read(entry))
-    return packed.getvalue()
+    state = migrated(state, version)
+    _check_structure(state, path, payload_size)
+    return state
 
 
 # Migrations: the stored form of each older format, as the next one stores it. A change to the
@@ -413,12 +123,12 @@ def _check_values(state: dict[str, Any], path: Path, payload_size: int) -> None:
                 raise CheckpointError(f"{printable(path)} holds a tensor of a kind charrnn never writes")
             tensor_bytes += value.numel() * value.element_size()
         elif isinstance(value, (dict, list, tuple)):
-            if depth >= _MAX_DEPTH:
-                raise CheckpointError(f"{printable(path)} is damaged: its state nests more than {_MAX_DEPTH} deep")
+            if depth >= MAX_DEPTH:
+                raise CheckpointError(f"{printable(path)} is damaged: its state nests more than {MAX_DEPTH} deep")
             pending.extend(
                 (item, depth + 1) for item in ([*value, *value.values()] if isinstance(value, dict) else value)
             )
-        elif isinstance(value, int) and value not in _INT_RANGE:
+        elif isinstance(value, int) and value not in INT_RANGE:
             raise CheckpointError(f"{printable(path)} is damaged: it holds an integer beyond 64 bits")
     if tensor_bytes > payload_size:
         raise CheckpointError(

@@ -212,7 +212,7 @@ def train(
 def _resume_location(resume: str, out: Path) -> str:
     if resume == RESUME_LATEST:
         return str(out)
-    from charrnn.checkpoint import is_checkpoint_file
+    from charrnn.checkpoint_file import is_checkpoint_file
 
     if Path(resume).is_file() and not is_checkpoint_file(resume):
         raise click.BadParameter(

@@ -14,7 +14,8 @@ import torch
 from click.testing import CliRunner
 from test_checkpoint import _Payload
 
-from charrnn.checkpoint import MAGIC, load_checkpoint, save_checkpoint
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
+from charrnn.checkpoint_file import MAGIC
 from charrnn.cli import main
 from charrnn.outdir import LOCK_FILE, RUN_FILE, OutDir
 from helpers import PANGRAM, fast_args

@@ -16,18 +16,15 @@ from click.testing import CliRunner
 
 from charrnn import checkpoint
 from charrnn.checkpoint import (
-    FORMAT_VERSION,
-    MAGIC,
     Checkpoint,
-    checkpoint_format,
     hidden_shapes,
     load_checkpoint,
     parameter_shapes,
     read_checkpoint,
     renamed_fields,
-    save_checkpoint,
     training_state_differences,
 )
+from charrnn.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, save_checkpoint
 from charrnn.cli import main
 from charrnn.config import CELLS, ModelConfig, TrainConfig, to_dict
 from charrnn.errors import CheckpointError

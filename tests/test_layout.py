@@ -30,7 +30,8 @@ ALLOWED = {
     "distributed": {"display", "errors"},
     "model": {"config"},
     "runtime": {"config", "errors"},
-    "checkpoint": {"budget", "config", "display", "errors", "files", "vocab"},
+    "checkpoint": {"budget", "checkpoint_file", "config", "display", "errors", "files", "vocab"},
+    "checkpoint_file": {"display", "errors", "files"},
     "outdir": {"checkpoint", "display", "errors", "files"},
     "optim": {"config"},
     "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "vocab"},
@@ -62,6 +63,7 @@ ALLOWED = {
         "display",
         "errors",
         "checkpoint",
+        "checkpoint_file",
         "metrics",
         "options",
         "outdir",
@@ -77,6 +79,7 @@ ALLOWED = {
 # Modules the CLI may import only inside a command (they import torch).
 LAZY_FOR_CLI = {
     "checkpoint",
+    "checkpoint_file",
     "corpus",
     "encoded",
     "evaluate",
