@@ -73,9 +73,28 @@ def renamed_fields(renames: dict[str, dict[str, str]]) -> Callable[[Any], Any]:
     return migrate
 
 
+def added_fields(defaults: dict[str, dict[str, Any]]) -> Callable[[Any], Any]:
+    """A migration adding entries, with the values older runs had in effect: {"train_config": {"new": 0}}."""
+
+    def migrate(state: Any) -> Any:
+        if not isinstance(state, dict):
+            return state
+        state = dict(state)
+        for section, entries in defaults.items():
+            if isinstance(state.get(section), dict):
+                state[section] = {**state[section], **{k: v for k, v in entries.items() if k not in state[section]}}
+        return state
+
+    return migrate
+
+
 # MIGRATIONS[v] turns the state of format v into that of format v + 1. Format 2 changed only
-# the encoding of the file (safetensors instead of a pickle): its state is format 1's.
-MIGRATIONS: dict[int, Callable[[Any], Any]] = {1: renamed_fields({})}
+# the encoding of the file (safetensors instead of a pickle): its state is format 1's. Format 3
+# added the training option --preview-chars (older runs had no previews).
+MIGRATIONS: dict[int, Callable[[Any], Any]] = {
+    1: renamed_fields({}),
+    2: added_fields({"train_config": {"preview_chars": 0}}),
+}
 
 
 def migrated_formats() -> tuple[int, ...]:

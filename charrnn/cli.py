@@ -28,8 +28,8 @@ from charrnn.config import (
     field_names,
 )
 from charrnn.display import printable
-from charrnn.errors import CharRNNError, OptionError, TrainingStopped
-from charrnn.options import EVAL, PLOT, RESUME_LATEST, SAMPLE, TRAIN
+from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
+from charrnn.options import EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN
 from charrnn.params import Location, SectionedCommand, explicit_options, table_options
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams
 
@@ -156,8 +156,8 @@ def train(
     quiet: bool,
     **_: Any,
 ) -> None:
-    """Train a character model on CORPUS: UTF-8 text files, folders of them, or glob patterns,
-    read in sorted order (a newline ends each file that lacks one).
+    """Train a character model on CORPUS: UTF-8 text files, folders of them, glob patterns, or
+    - for standard input, read in sorted order (a newline ends each file that lacks one).
 
     With no CORPUS, trains on the built-in corpus (Python's own standard-library sources);
     with --resume and no CORPUS, on the corpus the checkpoint was trained on.
@@ -167,6 +167,7 @@ def train(
       charrnn train shakespeare.txt
       charrnn train poems/ --cell gru --hidden-size 512 --out runs/poems
       charrnn train 'src/**/*.py' --max-time 1h
+      cat chapters/*.txt | charrnn train - --out runs/book
       charrnn train shakespeare.txt --resume
       charrnn train shakespeare.txt --resume --max-steps 8000   # train further
       charrnn train sonnets.txt --init-from checkpoints --out runs/sonnets --lr 0.001
@@ -245,6 +246,7 @@ def _print_summary(result: Any) -> None:
 def sample(
     checkpoint: Path,
     prime: str | None,
+    prime_file: str | None,
     seed: int | None,
     device: str,
     num_samples: int,
@@ -264,11 +266,16 @@ def sample(
       charrnn sample --prime "ROMEO:" --stop $'\\n\\n'     # one speech: stop at a blank line
       charrnn sample -i --length 300                    # type primes, see them continued
       charrnn sample --prime "ROMEO:" --beam 8 --length 100   # the most likely continuation
+      charrnn sample --prime-file opening.txt --length 500    # a long prime, from a file
     """
     if any(not stop for stop in stops):
         raise click.BadParameter("must not be empty", param_hint="'--stop'")
     if beam is not None and (num_samples > 1 or interactive):
         raise click.UsageError("--beam finds the one most likely continuation: leave out -n and --interactive")
+    if prime_file is not None:
+        if prime is not None:
+            raise click.UsageError("give --prime or --prime-file, not both")
+        prime = _read_prime_file(prime_file)
     if interactive and (num_samples > 1 or prime is not None):
         raise click.UsageError(
             "--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n"
@@ -278,7 +285,7 @@ def sample(
 
     from charrnn import api
 
-    model = api.load(checkpoint, device)
+    model = api.load(_existing(checkpoint, "-c PATH"), device)
     if num_samples == 1:
         # One stream is a chain of small matrix-vector products: a second CPU thread only
         # adds synchronisation (measured: 10% slower; docs/benchmarks.md).
@@ -301,6 +308,45 @@ def sample(
         sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def _read_prime_file(name: str) -> str:
+    """The prime in file `name` (`-`: standard input): UTF-8 text of at most PRIME_FILE_MAX
+    characters, read whole (the sampler feeds it to the model a chunk at a time)."""
+    try:
+        with click.open_file(name, encoding="utf-8-sig", errors="strict") as file:
+            prime = file.read(PRIME_FILE_MAX + 1)  # one more than allowed tells a longer file, without reading it all
+    except UnicodeDecodeError as error:
+        raise OptionError("--prime-file", f"{printable(name)} is not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise OptionError("--prime-file", f"cannot read {printable(name)}: {error.strerror}") from None
+    if not prime:
+        raise OptionError("--prime-file", f"{printable(name)} is empty")
+    if len(prime) > PRIME_FILE_MAX:
+        raise OptionError(
+            "--prime-file", f"{printable(name)} holds more than {PRIME_FILE_MAX:,} characters; give its end (tail -c)"
+        )
+    return prime
+
+
+def _existing(checkpoint: Path, how: str) -> Path:
+    """`checkpoint` if anything is there; else a refusal that says how to name one, and which
+    runs lie in the current folder or the two below it."""
+    if checkpoint.exists():
+        return checkpoint
+    from charrnn.outdir import runs_near
+
+    runs = runs_near(Path.cwd())
+    if runs:
+        shown = ", ".join(printable(run.relative_to(Path.cwd())) for run in runs[:RUNS_SHOWN])
+        more = f" and {len(runs) - RUNS_SHOWN:,} more" if len(runs) > RUNS_SHOWN else ""
+        seen = f"runs here: {shown}{more}"
+    else:
+        seen = "no run in this folder or the two below it; train one with charrnn train"
+    raise CheckpointError(f"checkpoint not found: {printable(checkpoint)}; give one with {how} ({seen})")
+
+
+RUNS_SHOWN = 3  # runs named when a checkpoint is not found
 
 
 def _sample_interactively(model: Any, options: dict[str, Any], seed: int | None, stops: tuple[str, ...]) -> None:
@@ -374,10 +420,10 @@ def evaluate(text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str
     from charrnn import api
     from charrnn.progress import console_reporter
 
-    model = api.load(checkpoint, device)
+    model = api.load(_existing(checkpoint, "-c PATH"), device)
     score = model.score(*text, encoding=encoding, errors=errors, progress=console_reporter(False))
     click.echo(f"model: {model.path} (step {model.step:,})")
-    click.echo(f"text: {score.text}: {score.chars:,} characters, {score.scored:,} scored")
+    click.echo(f"text: {score.text}: {score.chars:,} characters, {score.scored:,} scored{_unscored(score)}")
     if score.outside:
         fate = "scored as the unknown character" if score.outside_mapped_to_unknown else "left out"
         click.echo(
@@ -386,6 +432,18 @@ def evaluate(text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str
     click.echo(f"bits per character: {score.bits:.4f}")
     click.echo(f"nats per character: {score.nats:.4f}")
     click.echo(f"perplexity: {score.perplexity:.3f}")
+
+
+def _unscored(score: Any) -> str:
+    """Why some characters of an evaluated text were not scored (outside the vocabulary has its own line)."""
+    left_out = 0 if score.outside_mapped_to_unknown else score.outside
+    tail = score.chars - score.scored - score.streams - left_out
+    reasons = [
+        f"the first of each of the {score.streams:,} streams it is read in, which has nothing before it to predict it from"
+    ]
+    if tail > 0:
+        reasons.append(f"the last {tail:,}, too few to fill a stream")
+    return f" (not scored: {'; '.join(reasons)})"
 
 
 @main.command(short_help="Describe a checkpoint: model, vocabulary, training, corpus.")
@@ -397,7 +455,7 @@ def info(checkpoint: Path) -> None:
     from charrnn.checkpoint import describe_checkpoint
     from charrnn.outdir import OutDir, load_from
 
-    found = load_from(checkpoint, prefer="best")
+    found = load_from(_existing(checkpoint, "charrnn info PATH"), prefer="best")
     for note in found.passed_over:
         click.echo(f"warning: {note}", err=True)
     for line in describe_checkpoint(found.checkpoint, found.path):
@@ -409,9 +467,10 @@ def info(checkpoint: Path) -> None:
 @main.command(short_help="Plot train and validation bits per character against step (needs matplotlib).")
 @click.argument("out_dirs", metavar="[OUT_DIR]...", nargs=-1, type=Location(file_okay=False, path_type=Path))
 @table_options(PLOT, "plot")
-def plot(out_dirs: tuple[Path, ...], output: Path) -> None:
+def plot(out_dirs: tuple[Path, ...], output: Path | None) -> None:
     """Draw the training and validation loss of one or more runs (their out folders, default
-    checkpoints/) from their metrics.jsonl, overlaid, into a PNG.
+    checkpoints/) from their metrics.jsonl, overlaid, into a PNG: by default bpc.png in the
+    first run's folder.
 
     \b
     Examples:
@@ -420,7 +479,9 @@ def plot(out_dirs: tuple[Path, ...], output: Path) -> None:
     """
     from charrnn.plot import plot_runs
 
-    for warning in plot_runs(out_dirs or (Path(DEFAULT_OUT),), output):
+    out_dirs = out_dirs or (Path(DEFAULT_OUT),)
+    output = output or out_dirs[0] / "bpc.png"
+    for warning in plot_runs(out_dirs, output):
         click.echo(warning, err=True)
     click.echo(f"wrote {printable(output)}", err=True)
 

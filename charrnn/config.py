@@ -139,6 +139,7 @@ class TrainConfig:
     log_every: int = _train_default("log_every")
     patience: int | None = _train_default("patience")  # stop after this many evaluations without a new best
     seed: int = _train_default("seed")
+    preview_chars: int = _train_default("preview_chars")  # of the sample at each evaluation; 0: none
 
     def __post_init__(self) -> None:
         _check_fields(self, _TRAIN_OPTIONS)

@@ -9,7 +9,9 @@ charrnn runs.
 
 A text that can be read only once (`-`, standard input; a named pipe; `<(...)` in a shell) is
 first copied into the cache (charrnn.cache), and that copy is the file read. Devices, sockets,
-unreadable folders and broken links are refused in one line, never skipped or waited on.
+unreadable folders and broken links are refused in one line, never skipped or waited on. Binary
+files found inside a folder or by a pattern (`__pycache__/*.pyc`, images) are left out, and the
+corpus's description says how many; a binary file named on its own is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _BUILTIN_SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_t
 SEPARATOR = "\n"
 STDIN = "-"  # the corpus argument that means standard input
 STDIN_DESCRIPTION = "standard input"
+BINARY_PROBE_BYTES = 8192  # as git and grep decide: a NUL byte in a file's first 8 KiB makes it binary
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,9 @@ def resolve_corpus(arguments: Sequence[str], encoding: str = "utf-8", errors: st
     if STDIN in arguments and len(arguments) > 1:
         raise CorpusError("- (standard input) must be the only corpus argument; pipe every text into it instead")
     named: dict[str, Path] = {}  # the name a checkpoint records -> the file read
+    binary = _BinaryFiles(enabled=_is_utf8_encoding(encoding))
     for argument in arguments:
-        named.update(_files_of(argument, encoding))
+        named.update(_files_of(argument, encoding, binary))
     names = sorted(named)
     files = tuple(named[name] for name in names)
     if arguments == [STDIN]:
@@ -91,20 +95,66 @@ def resolve_corpus(arguments: Sequence[str], encoding: str = "utf-8", errors: st
         description = printable(arguments[0])
     else:
         description = f"{len(files):,} files ({printable(', '.join(arguments))})"
+    description += binary.note()
     return Corpus(files=files, description=description, encoding=encoding, errors=errors, names=tuple(names))
 
 
-def _files_of(argument: str, encoding: str) -> dict[str, Path]:
+class _BinaryFiles:
+    """The binary files met inside folders and patterns, which are left out of the corpus.
+    Only for UTF-8 corpora: UTF-16 and UTF-32 text holds NUL bytes."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.paths: set[Path] = set()  # a file that a folder and a pattern both reach counts once
+
+    @property
+    def skipped(self) -> int:
+        return len(self.paths)
+
+    def skips(self, path: Path) -> bool:
+        if self.enabled and _starts_binary(path):
+            self.paths.add(path.resolve())
+            return True
+        return False
+
+    def note(self) -> str:
+        """What the corpus's description adds: `; 12 binary files skipped`."""
+        return f"; {_binary_files(self.skipped)} skipped" if self.skipped else ""
+
+    def only_since(self, before: int) -> str:
+        """What a refusal of an empty folder or pattern adds: ` but 12 binary files`."""
+        return f" but {_binary_files(self.skipped - before)}" if self.skipped > before else ""
+
+
+def _binary_files(count: int) -> str:
+    return f"{count:,} binary file{'s' if count > 1 else ''}"
+
+
+def _is_utf8_encoding(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _starts_binary(path: Path) -> bool:
+    """Whether a NUL byte lies in the first BINARY_PROBE_BYTES of `path` (a binary file: UTF-8
+    text never holds one). A file it cannot read is kept: reading the corpus says what is wrong."""
+    try:
+        with _open_regular(path, printable(path)) as file:
+            return b"\0" in file.read(BINARY_PROBE_BYTES)
+    except (OSError, CorpusError):
+        return False
+
+
+def _files_of(argument: str, encoding: str, binary: _BinaryFiles) -> dict[str, Path]:
     """The files `argument` names, each under the name a checkpoint records."""
     if argument == STDIN:
         return {STDIN: _spooled(_stdin_source(), STDIN_DESCRIPTION, encoding)}
     status = _status(argument)
     if status is None:
         if glob.has_magic(argument):
-            return _matches(argument)
+            return _matches(argument, binary)
         raise CorpusError(f"corpus not found: {printable(argument)}")
     if stat.S_ISDIR(status.st_mode):
-        return _folder_files(Path(argument))
+        return _folder_files(Path(argument), binary)
     if stat.S_ISREG(status.st_mode):
         return _regular(Path(argument))
     if stat.S_ISFIFO(status.st_mode):  # a named pipe, or a shell's <(...)
@@ -146,18 +196,25 @@ def _refuse_folder(error: OSError) -> None:
     )
 
 
-def _folder_files(folder: Path) -> dict[str, Path]:
-    """Every regular file under `folder`, hidden ones left out, linked folders followed (each
-    folder once). Nothing is skipped without a word: an unreadable folder, a broken link or a
-    pipe or device in the folder is refused, naming it."""
+def _folder_files(folder: Path, binary: _BinaryFiles) -> dict[str, Path]:
+    """Every regular text file under `folder`, hidden ones left out, linked folders followed
+    (each folder once). Nothing is skipped without a word: binary files are counted (for the
+    corpus's description); an unreadable folder, a broken link or a pipe or device in the
+    folder is refused, naming it."""
+    skipped_before = binary.skipped
+    found = _files_under(folder, binary)
+    if not found:
+        raise CorpusError(f"corpus folder {printable(folder)} holds no files{binary.only_since(skipped_before)}")
+    return found
+
+
+def _files_under(folder: Path, binary: _BinaryFiles) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for parent, subfolders, names in _walk(folder):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         for name in names:
             if not name.startswith("."):
-                found.update(_file_in_folder(Path(parent, name)))
-    if not found:
-        raise CorpusError(f"corpus folder {printable(folder)} holds no files")
+                found.update(_file_in_folder(Path(parent, name), binary))
     return found
 
 
@@ -176,7 +233,7 @@ def _walk(top: Path, depth: float = math.inf) -> Iterator[tuple[str, list[str], 
         yield parent, subfolders, names
 
 
-def _file_in_folder(path: Path) -> dict[str, Path]:
+def _file_in_folder(path: Path, binary: _BinaryFiles) -> dict[str, Path]:
     status = _status(path)
     if status is None:
         raise CorpusError(
@@ -187,23 +244,25 @@ def _file_in_folder(path: Path) -> dict[str, Path]:
             f"{printable(path)} in the corpus folder is {_kind(status.st_mode)}, not a text file; "
             "move it out, or name the files to read"
         )
-    return _regular(path)
+    return {} if binary.skips(path) else _regular(path)
 
 
-def _matches(pattern: str) -> dict[str, Path]:
+def _matches(pattern: str, binary: _BinaryFiles) -> dict[str, Path]:
     """The files a glob pattern matches (a matched folder gives its files, as on a shell's
-    command line). glob passes over folders it cannot read without a word, so every folder
-    it would list is checked first."""
+    command line; `src/**/*` also matches `src/__pycache__`, whose files are binary, so a
+    matched folder may add none). glob passes over folders it cannot read without a word, so
+    every folder it would list is checked first."""
     _check_folders_readable(pattern)
     found: dict[str, Path] = {}
+    skipped_before = binary.skipped
     for match in glob.glob(pattern, recursive=True):
         status = _status(match)
         if status is not None and stat.S_ISDIR(status.st_mode):
-            found.update(_folder_files(Path(match)))
+            found.update(_files_under(Path(match), binary))
         elif status is not None:
-            found.update(_file_in_folder(Path(match)))
+            found.update(_file_in_folder(Path(match), binary))
     if not found:
-        raise CorpusError(f"corpus pattern {printable(pattern)} matches no files")
+        raise CorpusError(f"corpus pattern {printable(pattern)} matches no files{binary.only_since(skipped_before)}")
     return found
 
 

@@ -65,6 +65,7 @@ class TextScore:
     outside_distinct: int
     outside_mapped_to_unknown: bool  # scored as the unknown character (else left out of the text)
     text: str = ""  # which text: the corpus's description
+    streams: int = 0  # the text is scored as this many streams side by side; each one's first character is not
 
     @property
     def bits(self) -> float:
@@ -110,4 +111,5 @@ def score_text(
         coverage.dropped_chars,
         vocab.unknown_id is not None,
         corpus.description,
+        streams.batch_size,
     )

@@ -36,6 +36,8 @@ MAX_COUNT = 10**15
 MAX_SEED = 2**63 - 1
 MAX_STREAMS = 65_536  # samples or beams generated side by side
 MAX_LR = 3.4e38  # about the largest float32, as torch holds the learning rate; more fails inside AdamW
+PRIME_FILE_MAX = 1_000_000  # characters of a --prime-file: read whole, then fed to the model 4,096 at a time
+PREVIEW_MAX = 100_000  # characters of a training preview: each costs a forward step, at every evaluation
 
 # What an option takes. Numbers have a range shown in --help (`low`/`high`) and, against
 # overflow and runaway sizes, an upper `limit` kept out of it (integers: MAX_COUNT unless told).
@@ -300,11 +302,13 @@ TRAIN = (
     ),
     _count(
         ("--warmup-steps",),
-        "Steps of linear learning-rate warm-up.",
+        "Steps of linear learning-rate warm-up to --lr, at most a tenth of --max-steps (a 50-step run warms up "
+        "over 5); the cosine decay then ends at the last step on --min-lr-ratio x --lr.",
         low=0,
         default=100,
         section=OPTIMISATION,
-        doc="steps of linear learning-rate warm-up to `--lr`",
+        doc="steps of linear learning-rate warm-up to `--lr`, at most a tenth of the run's steps; the cosine decay then "
+        "ends on the floor, `--min-lr-ratio` × `--lr`, at the last step",
     ),
     Option(
         ("--weight-decay",),
@@ -431,9 +435,21 @@ TRAIN = (
         doc_metavar="N",
         doc="steps between training-loss reports (on the bar, or as a log line when stderr is not a terminal)",
     ),
+    _count(
+        ("--preview-chars",),
+        "Characters of the sample generated at each evaluation, printed under it and added to OUT/samples.txt "
+        "(0: no previews).",
+        low=0,
+        default=200,
+        limit=PREVIEW_MAX,
+        section=CHECKPOINTS,
+        doc_metavar="N",
+        doc="at each evaluation, a sample of N characters (temperature 0.8, a fixed seed) is printed under it and "
+        "added to `samples.txt` in the out folder, with its step; 0 turns previews off",
+    ),
     Option(
         ("--quiet", "-q"),
-        "No progress bar; only errors and the final summary.",
+        "No progress bar or loss log lines; the run's header, its evaluations and the final summary still print.",
         kind=FLAG,
         section=CHECKPOINTS,
         doc="no progress bar or log lines; evaluations and the summary still print (without a terminal, as under `nohup`, "
@@ -490,7 +506,17 @@ _GENERATE, _CHOOSE = "What to generate", "How to choose each character"
 
 SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
-    replace(_DEVICE, default="cpu", section=MODEL),
+    replace(
+        _DEVICE,
+        help="Where to run the model. cpu unless told: a sample is made one character at a time, small steps that "
+        "one CPU thread runs at thousands of characters a second without a GPU's start-up; auto may pay off for "
+        "many samples (-n) or a wide --beam.",
+        default="cpu",
+        section=MODEL,
+        doc="`cpu` unless told: a sample is made one character at a time, small steps one CPU thread runs at "
+        "thousands of characters a second; `auto` (CUDA, then MPS, then CPU) may pay off for many samples or a wide "
+        "`--beam`",
+    ),
     _count(
         ("--length", "-l"),
         "Characters to generate after the prime.",
@@ -507,6 +533,16 @@ SAMPLE = (
         section=_GENERATE,
         doc_metavar="TEXT",
         doc="text to start from; printed, then continued",
+    ),
+    Option(
+        ("--prime-file",),
+        f"Read the prime from this UTF-8 file (- for standard input), up to {PRIME_FILE_MAX:,} characters; "
+        "instead of --prime.",
+        kind=PATH,
+        path_args={"path_type": str, "dir_okay": False, "exists": True, "allow_dash": True},
+        section=_GENERATE,
+        doc_metavar="FILE",
+        doc=f"read the prime from a UTF-8 file (`-`: standard input), up to {PRIME_FILE_MAX:,} characters",
     ),
     _count(
         ("--num-samples", "-n"),
@@ -612,8 +648,9 @@ PLOT = (
         "The PNG file to write.",
         kind=PATH,
         path_args={"dir_okay": False},
-        default="bpc.png",
+        shown_default="OUT_DIR/bpc.png",
         doc_metavar="FILE",
+        doc="the PNG file to write; by default `bpc.png` in the (first) run's folder",
     ),
 )
 

@@ -216,6 +216,27 @@ class OutDir:
         return _require(found, self.path, passed_over)
 
 
+def runs_near(top: Path, depth: int = 2, most_folders: int = 2_000) -> list[Path]:
+    """Out folders holding checkpoints at `top` and at most `depth` levels below it (hidden
+    folders left out; at most `most_folders` looked at, so a huge tree costs little), newest first."""
+    runs = []
+    for count, (parent, subfolders, names) in enumerate(os.walk(top)):
+        if count >= most_folders:
+            break
+        below = len(Path(parent).relative_to(top).parts)
+        subfolders[:] = [] if below >= depth else sorted(name for name in subfolders if not name.startswith("."))
+        if BEST in names or LATEST in names or any(_STEP_FILE.fullmatch(name) for name in names):
+            runs.append(Path(parent))
+    return sorted(runs, key=_modified, reverse=True)
+
+
+def _modified(folder: Path) -> float:
+    try:
+        return folder.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def load_from(location: str | Path, prefer: str) -> Found:
     """A checkpoint file as it is, or from an out folder its `prefer`red one ("best" or "newest")."""
     location = Path(location)

@@ -10,10 +10,14 @@ from typing import TextIO
 from tqdm import tqdm
 
 from charrnn.budget import Budget, format_duration
+from charrnn.display import printable
 from charrnn.metrics import nats_to_bits
 
 # Passes over corpora smaller than this are quick and not reported in log lines.
 LONG_PASS_BYTES = 64 << 20
+# The weight of each new step in the smoothed seconds per step: the last ~50 steps count most,
+# so the time left follows a change of speed (another program starting) within a minute or so.
+SMOOTHING = 0.02
 
 
 class Reporter:
@@ -31,6 +35,13 @@ class Reporter:
     def evaluated(self, step: int, val_loss: float, is_best: bool) -> None:
         """A validation pass finished (loss in nats per character)."""
 
+    def previewed(self, step: int, text: str) -> None:
+        """A sample of the model as it is at this step's evaluation (see charrnn.preview)."""
+
+    def paused(self, seconds: float) -> None:
+        """Work besides training steps (evaluation, preview, save) took `seconds` since the
+        last `advance`: time the run takes, but not the speed of its steps."""
+
     def message(self, text: str) -> None:
         """A line for the user."""
 
@@ -43,16 +54,19 @@ class Reporter:
 
 
 class MessagesOnly(Reporter):
-    """Prints messages, evaluations included, to a stream; no progress display."""
+    """Prints messages, evaluations included, to a stream; no progress display and no previews
+    (--quiet: they are in samples.txt)."""
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.train_loss: float | None = None
+        self.evaluated_step: int | None = None
 
     def log(self, step: int, elapsed: float, train_loss: float, lr: float, chars_per_sec: float) -> None:
         self.train_loss = train_loss
 
     def evaluated(self, step: int, val_loss: float, is_best: bool) -> None:
+        self.evaluated_step = step
         self.message(_evaluation_line(step, self.train_loss, val_loss, is_best))
 
     def message(self, text: str) -> None:
@@ -72,49 +86,128 @@ class MessagesOnly(Reporter):
         return advance
 
 
-class LogLines(MessagesOnly):
-    """For logs (stderr is not a terminal): a line every --log-every steps instead of a bar."""
+class TimeLeft:
+    """How long a run has left, steadily: the smoothed seconds per training step times the steps
+    left (with --max-time, at most the time left).
+
+    Only steps set the speed: evaluations, previews and saves are pauses, reported apart, and
+    the session's first step, which pays one-time costs, is left out. The pauses are counted
+    as their share of each step so far, so the estimate includes them: it moves once, at the
+    first evaluation, by their true share, and not again. No clock is read here: the trainer's
+    elapsed seconds come in through `advance`, its pauses through `pause`.
+    """
+
+    def __init__(self, budget: Budget, step: int, elapsed: float):
+        self.budget = budget
+        self.step, self.elapsed = step, elapsed
+        self.steps = 0  # of this session
+        self.pausing = 0.0  # seconds of pauses since the last step
+        self.paused_total = 0.0
+        self.pause_per_step = 0.0  # the pauses' share of each step of this session so far
+        self._mean, self._weight = 0.0, 0.0  # a moving average with its bias from starting at 0
+
+    def pause(self, seconds: float) -> None:
+        self.pausing += seconds
+        self.paused_total += seconds
+        self.pause_per_step = self.paused_total / max(self.steps, 1)
+
+    def advance(self, step: int, elapsed: float) -> None:
+        steps = step - self.step
+        if steps > 0 and self.steps > 0:
+            seconds = max(elapsed - self.elapsed - self.pausing, 0.0)
+            decay = (1 - SMOOTHING) ** steps
+            self._mean = decay * self._mean + (1 - decay) * seconds / steps
+            self._weight = decay * self._weight + (1 - decay)
+        self.steps += max(steps, 0)
+        self.step, self.elapsed, self.pausing = step, elapsed, 0.0
+
+    @property
+    def step_seconds(self) -> float | None:
+        """Seconds per training step, smoothed; None before the first step that counts."""
+        return self._mean / self._weight if self._weight else None  # dividing by the weight removes the bias
+
+    def seconds(self) -> float | None:
+        """Seconds the run has left; None while unknown (no step timed yet)."""
+        left = []
+        if self.budget.max_time is not None:
+            left.append(max(self.budget.max_time - self.elapsed, 0.0))
+        if self.budget.max_steps is not None and self.step_seconds is not None:
+            left.append(max(self.budget.max_steps - self.step, 0) * (self.step_seconds + self.pause_per_step))
+        return min(left) if left else None
+
+    def describe(self) -> str:
+        seconds = self.seconds()
+        return "?" if seconds is None else format_duration(seconds)
+
+
+class Watched(MessagesOnly):
+    """What a run shows unless quiet: the time it has left, and each preview under its evaluation."""
 
     def start(self, step: int, budget: Budget, elapsed: float) -> None:
         self.budget = budget
-        self.start_progress, self.start_elapsed = budget.progress(step, elapsed), elapsed
+        self.time_left = TimeLeft(budget, step, elapsed)
+
+    def advance(self, step: int, elapsed: float) -> None:
+        self.time_left.advance(step, elapsed)
+
+    def paused(self, seconds: float) -> None:
+        self.time_left.pause(seconds)
+
+    def previewed(self, step: int, text: str) -> None:
+        heading = "" if self.evaluated_step == step else f"step {step:,}: sample\n"  # no validation line above it
+        self.message(heading + _preview_lines(text))
+
+
+class LogLines(Watched):
+    """For logs (stderr is not a terminal): a line every --log-every steps instead of a bar."""
 
     def log(self, step: int, elapsed: float, train_loss: float, lr: float, chars_per_sec: float) -> None:
         super().log(step, elapsed, train_loss, lr, chars_per_sec)
-        progress = self.budget.progress(step, elapsed)
-        rate = (progress - self.start_progress) / max(elapsed - self.start_elapsed, 1e-9)  # progress per second
-        remaining = (1.0 - progress) / rate if rate > 0 else 0.0
         total = f"/{self.budget.max_steps:,}" if self.budget.max_steps is not None else ""
         self.message(
             f"step {step:,}{total}: train {nats_to_bits(train_loss):.4f} bpc, lr {lr:.3g}, {chars_per_sec:,.0f} chars/s, "
-            f"elapsed {format_duration(elapsed)}, remaining {format_duration(remaining)}"
+            f"elapsed {format_duration(elapsed)}, remaining {self.time_left.describe()}"
         )
 
 
-class ProgressBar(MessagesOnly):
+class _RunBar(tqdm):
+    """A tqdm bar that shows the run's elapsed time (earlier sessions included) and TimeLeft's
+    estimate, not tqdm's own, which counts evaluations and saves as slow steps."""
+
+    run_elapsed, time_left = "0:00", "?"
+
+    @property
+    def format_dict(self) -> dict:
+        return {**super().format_dict, "run_elapsed": self.run_elapsed, "time_left": self.time_left}
+
+
+class ProgressBar(Watched):
     """A tqdm bar of the run's progress (by steps, or by time with --max-time): step, train and
-    validation bits per character, chars/s, elapsed time and ETA."""
+    validation bits per character, chars/s, elapsed time and the time left."""
 
     def __init__(self, stream: TextIO | None = None):
         super().__init__(stream)
-        self.bar: tqdm | None = None
+        self.bar: _RunBar | None = None
         self.fields: dict[str, str] = {}
 
     def start(self, step: int, budget: Budget, elapsed: float) -> None:
-        self.budget = budget
+        super().start(step, budget, elapsed)
         self.total = f"/{budget.max_steps:,}" if budget.max_steps is not None else ""
-        self.bar = tqdm(
+        self.bar = _RunBar(
             total=1.0,
             initial=budget.progress(step, elapsed),
             file=self.stream,
             dynamic_ncols=True,
             desc="training",
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{run_elapsed}<{time_left}{postfix}]",
         )
+        self.bar.run_elapsed = format_duration(elapsed)
 
     def advance(self, step: int, elapsed: float) -> None:
+        super().advance(step, elapsed)
         if self.bar is not None:
             self.fields["step"] = f"{step:,}{self.total}"
+            self.bar.run_elapsed, self.bar.time_left = format_duration(elapsed), self.time_left.describe()
             self.bar.update(self.budget.progress(step, elapsed) - self.bar.n)  # tqdm redraws at most 10 times a second
             self._show(refresh=False)
 
@@ -179,3 +272,9 @@ def _evaluation_line(step: int, train_loss: float | None, val_loss: float, is_be
     train = f"train {nats_to_bits(train_loss):.4f} bpc ({train_loss:.4f} nats) | " if train_loss is not None else ""
     best = "  (best so far)" if is_best else ""
     return f"step {step:,}: {train}validation {nats_to_bits(val_loss):.4f} bpc ({val_loss:.4f} nats){best}"
+
+
+def _preview_lines(text: str, indent: str = "  | ") -> str:
+    """A preview as lines for the terminal: each indented, so it stands apart from log lines,
+    and made printable (a corpus may hold escape sequences that would move the cursor)."""
+    return "\n".join(indent + printable(line, limit=len(line)) for line in text.split("\n"))

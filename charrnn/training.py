@@ -42,6 +42,7 @@ from charrnn.model import CharRNN, Hidden, detach_hidden, load_grown, num_parame
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
 from charrnn.outdir import LATEST, Found, OutDir
 from charrnn.prepare import Start, prepare_run
+from charrnn.preview import PreviewLog, preview_text
 from charrnn.progress import Reporter
 from charrnn.runtime import (
     StopSignals,
@@ -294,6 +295,7 @@ class Trainer:
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
         self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
         self.metrics = MetricsLog(out.path, warn=reporter.message)  # a damaged metrics.jsonl never stops a run
+        self.previews = PreviewLog(out.path, warn=reporter.message)  # samples.txt: the same
         if resume is not None:
             self._restore(resume.checkpoint, resume.path)
 
@@ -313,6 +315,7 @@ class Trainer:
         self._agreed_elapsed = self.elapsed()
         if self.group.is_main:
             self.metrics.forget_after(self.step)  # steps past the checkpoint are about to be redone
+            self.previews.forget_after(self.step)
         self.reporter.start(self.step, self.budget, self.elapsed())
         try:
             with StopSignals() as signals:
@@ -333,8 +336,13 @@ class Trainer:
             at_end = self.budget.spent(self.step, elapsed)
             if self.step % self.config.log_every == 0 or at_end:
                 self._log()
-            if self.val_streams is not None and (self.step % self.config.eval_every == 0 or at_end):
-                self._evaluate()
+            # Evaluating, previewing and saving pause training: the reporter keeps them out of the step rate.
+            pause_began = time.perf_counter()
+            evaluating, saving = (
+                self.step % every == 0 or at_end for every in (self.config.eval_every, self.config.save_every)
+            )
+            if evaluating:
+                self._preview(self._evaluate() if self.val_streams is not None else None)
                 if self.validation.out_of_patience and not at_end:
                     at_end = True
                     self.reporter.message(
@@ -342,8 +350,10 @@ class Trainer:
                         f"{self.validation.since_best} evaluations (--patience {self.config.patience}); best.pt holds "
                         f"the best, {nats_to_bits(self.validation.best):.4f} bpc"
                     )
-            if self.step % self.config.save_every == 0 or at_end:
+            if saving:
                 self._save()
+            if evaluating or saving:
+                self.reporter.paused(time.perf_counter() - pause_began)
             if stop_signal:
                 self._stop(int(stop_signal))
 
@@ -352,8 +362,7 @@ class Trainer:
         if window == 0:  # a new epoch reads every stream from its start again
             self.hidden = self.model.init_hidden(self.train_streams.batch_size, self.device)
         inputs, targets = (t.to(self.device, non_blocking=True) for t in self.train_streams.window(window))
-        progress = self.budget.progress(self.step, self._agreed_elapsed)
-        set_learning_rate(self.optimizer, learning_rate(self.step, progress, self.config))
+        set_learning_rate(self.optimizer, learning_rate(self.step, self._agreed_elapsed, self.budget, self.config))
         loss, self._grad_norm, self.hidden = train_step(
             self.forward_model, self.optimizer, inputs, targets, self.hidden, self.config.clip, self.precision
         )
@@ -391,7 +400,8 @@ class Trainer:
             f"Resume with a lower learning rate (e.g. --resume --lr {self.config.lr / 4:g}) or a smaller --clip"
         )
 
-    def _evaluate(self) -> None:
+    def _evaluate(self) -> float:
+        """The validation loss (nats); best.pt is saved when it is the best so far."""
         val_loss = evaluate_loss(self.model, self.val_streams, self.device, self.precision, self.group.sum)
         self._check_finite(val_loss)
         is_best = self.validation.record(val_loss)
@@ -403,6 +413,17 @@ class Trainer:
                 is_best = self.out.save_best(checkpoint)
         self.reporter.evaluated(self.step, val_loss, is_best)
         self._record("validation", val_bpc=nats_to_bits(val_loss), best=is_best)
+        return val_loss
+
+    def _preview(self, val_loss: float | None) -> None:
+        """A sample of the model as it is, shown under the evaluation and kept in samples.txt;
+        the seed is the run's, the same at every evaluation, so previews differ only by the model."""
+        if not self.config.preview_chars or not self.group.is_main:
+            return
+        text = preview_text(self.model, self.record.vocab, self.config.preview_chars, self.config.seed)
+        if text is not None:
+            self.reporter.previewed(self.step, text)
+            self.previews.append(self.step, text, None if val_loss is None else nats_to_bits(val_loss))
 
     def _record(self, kind: str, **figures: Any) -> None:
         if self.group.is_main:

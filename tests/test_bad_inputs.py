@@ -60,6 +60,14 @@ def _torch_bytes(state) -> bytes:
     return buffer.getvalue()
 
 
+def _binary_folder(path: Path) -> Path:
+    """A folder holding only two binary files, as __pycache__ does."""
+    _folder(path)
+    for name in ("a.pyc", "b.pyc"):
+        _write(path / name, b"\xa7\r\r\n\0\0\0\0" * 8)
+    return path
+
+
 def _fifo(path: Path) -> Path:
     os.mkfifo(path)
     return path
@@ -143,6 +151,7 @@ def _train(corpus, *args):
 CASES = {
     "corpus-missing": lambda t, r: _train(t / "nosuch.txt", "--out", t / "o"),
     "corpus-empty-folder": lambda t, r: _train(_folder(t / "empty"), "--out", t / "o"),
+    "corpus-folder-only-binary": lambda t, r: _train(_binary_folder(t / "__pycache__"), "--out", t / "o"),
     "corpus-pattern-unmatched": lambda t, r: _train(t / "texts" / "*.txt", "--out", t / "o"),
     "corpus-empty": lambda t, r: _train(_write(t / "empty.txt", ""), "--out", t / "o"),
     "corpus-whitespace": lambda t, r: _train(_write(t / "blank.txt", " \n\t\n"), "--out", t / "o"),
@@ -213,6 +222,16 @@ CASES = {
     "top-p-above-one": lambda t, r: ["sample", "--top-p", "1.5"],
     "length-negative": lambda t, r: ["sample", "--length", "-1"],
     "prime-unknown": lambda t, r: ["sample", "-c", r / "run", "--prime", "Zoë"],
+    "prime-file-and-prime": lambda t, r: [
+        "sample",
+        "-c",
+        r / "run",
+        "--prime",
+        "a",
+        "--prime-file",
+        _write(t / "p.txt", "ab"),
+    ],
+    "prime-file-not-utf8": lambda t, r: ["sample", "-c", r / "run", "--prime-file", _write(t / "p.txt", b"caf\xe9")],
     "checkpoint-missing": lambda t, r: ["sample", "-c", t / "nosuch.pt"],
     "checkpoint-none-in-folder": lambda t, r: ["sample", "-c", t],
     "checkpoint-corrupt": lambda t, r: ["sample", "-c", _damaged(r, t, cut=False)],
@@ -223,7 +242,7 @@ CASES = {
         "-c",
         _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")})),
     ],
-    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=3)],
+    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=4)],
     "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
     "eval-not-a-number": lambda t, r: ["eval", r / "corpus.txt", "-c", _overflowing(r, t)],
     "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],

@@ -132,7 +132,7 @@ def test_the_payload_is_safetensors_with_the_rest_as_json(tmp_path):
     header = json.loads(payload[8 : 8 + int.from_bytes(payload[:8], "little")])
     skeleton = json.loads(header["__metadata__"]["charrnn"])
     assert skeleton["step"] == 7 and skeleton["model"]["head.bias"] == {"$tensor": "model/head.bias"}
-    assert checkpoint_format(tmp_path / "c.pt") == 2
+    assert checkpoint_format(tmp_path / "c.pt") == FORMAT_VERSION
 
 
 def test_views_of_one_buffer_are_saved_apart(tmp_path):
@@ -225,6 +225,8 @@ def test_a_format_1_checkpoint_whose_pickle_would_run_code_is_refused_and_runs_n
 def test_the_stored_format_1_checkpoint_migrates_value_for_value():
     migrated = load_checkpoint(FORMAT_1)
     raw = torch.load(io.BytesIO(payload_of(FORMAT_1)), map_location="cpu", weights_only=True)
+    # Every value as stored, plus what later formats added, with the value older runs had.
+    assert migrated["train_config"].pop("preview_chars") == 0
     assert_same(raw, migrated)
     assert checkpoint_format(FORMAT_1) == 1 and migrated["step"] == 2
 
@@ -256,7 +258,7 @@ def test_a_format_1_run_resumes_and_writes_format_2(tmp_path):
     )
     assert result.exit_code == 0, result.output
     resumed = load_checkpoint(copy)  # the run continued in its own folder
-    assert resumed["step"] == 4 and checkpoint_format(copy) == 2
+    assert resumed["step"] == 4 and checkpoint_format(copy) == FORMAT_VERSION
     assert (tmp_path / "old" / "step-00000004.pt").exists()
     old = load_checkpoint(FORMAT_1)
     assert resumed["vocab"] == old["vocab"] and resumed["model_config"] == old["model_config"]
@@ -348,8 +350,8 @@ def test_a_format_2_run_resumes(tmp_path):
 
 
 # Renaming a stored field: the migration from the format before maps the old name. Shown on a
-# format-2 file whose training config names `lr` as a fictitious format 2 would have, read by
-# a fictitious format 3 that renamed it.
+# file of this format whose training config names `lr` as a fictitious older format would
+# have, read by a fictitious next format that renamed it.
 
 
 def _with_renamed_lr(tmp_path: Path) -> Path:
@@ -368,9 +370,11 @@ def test_an_older_field_name_is_refused_without_a_migration(tmp_path):
 
 def test_a_migration_maps_an_older_field_name(tmp_path, monkeypatch):
     path = _with_renamed_lr(tmp_path)
-    monkeypatch.setattr(checkpoint, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(checkpoint.MIGRATIONS, 2, renamed_fields({"train_config": {"learning_rate": "lr"}}))
-    assert checkpoint.migrated_formats() == (1, 2)
+    monkeypatch.setattr(checkpoint, "FORMAT_VERSION", FORMAT_VERSION + 1)
+    monkeypatch.setitem(
+        checkpoint.MIGRATIONS, FORMAT_VERSION, renamed_fields({"train_config": {"learning_rate": "lr"}})
+    )
+    assert checkpoint.migrated_formats() == tuple(range(1, FORMAT_VERSION + 1))
     migrated = read_checkpoint(path)
     assert migrated.train_config.lr == read_checkpoint(FORMAT_2).train_config.lr
     assert read_checkpoint(FORMAT_1).step == 2  # format 1 passes through both migrations

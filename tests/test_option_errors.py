@@ -525,6 +525,7 @@ TRAIN_OPTIONS = {  # flag -> (kind, bounds or choices); the environment variable
     "save-every": ("int", 1, COUNT),
     "keep": ("int", 1, COUNT),
     "log-every": ("int", 1, COUNT),
+    "preview-chars": ("int", 0, 100_000),
     "warmup-steps": ("int", 0, COUNT),
     "layers": ("int", 1, 64),
     "hidden-size": ("int", 1, 16_384),

@@ -35,7 +35,7 @@ def test_keeps_the_newest_step_files_and_points_latest_at_the_newest(tmp_path, c
     assert [step for step, _ in out.step_files()] == [30, 40]
     assert (out.path / LATEST).samefile(out.path / step_file_name(40))
     assert sorted(p.name for p in out.path.iterdir()) == sorted(
-        [BEST, LATEST, "metrics.jsonl", "step-00000030.pt", "step-00000040.pt", RUN_FILE, LOCK_FILE]
+        [BEST, LATEST, "metrics.jsonl", "samples.txt", "step-00000030.pt", "step-00000040.pt", RUN_FILE, LOCK_FILE]
     )
 
 

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from charrnn.budget import Budget
 from charrnn.checkpoint import read_checkpoint
 from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
 from charrnn.errors import CheckpointError, ConfigError
@@ -60,18 +61,19 @@ def test_train_step_returns_a_detached_hidden_state_that_carries_information(ste
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     config = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
-    rates = [learning_rate(step, step / 110, config) for step in range(111)]
+    rates = [learning_rate(step, 0.0, Budget(110, None), config) for step in range(110)]
     assert rates[0] == pytest.approx(0.1)  # 1/10 of the way through warm-up
     assert all(a < b for a, b in zip(rates[:9], rates[1:10]))  # rising during warm-up
-    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))  # then never rising
-    assert rates[55] == pytest.approx(0.55)  # half-way down the cosine at half the run
-    assert rates[110] == pytest.approx(0.1)
+    assert rates[9] == pytest.approx(1.0)  # the peak, at the last warm-up update
+    assert all(a > b for a, b in zip(rates[9:], rates[10:]))  # then falling
+    assert rates[59] == pytest.approx(0.55)  # half-way down the cosine half-way from the peak to the end
+    assert rates[109] == pytest.approx(0.1)  # the last update is at the floor
 
 
 def test_the_schedule_follows_time_when_time_is_the_budget():
     config = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.0)
-    assert learning_rate(5000, 0.5, config) == pytest.approx(0.5)
-    assert learning_rate(5000, 1.0, config) == pytest.approx(0.0)
+    assert learning_rate(5000, 30.0, Budget(None, 60.0), config) == pytest.approx(0.5)
+    assert learning_rate(5000, 60.0, Budget(None, 60.0), config) == pytest.approx(0.0)
 
 
 def test_max_time_stops_the_run_evaluates_and_saves(tmp_path, pangram_file):

@@ -1,0 +1,121 @@
+"""Sample previews while training: at each evaluation, a short sample from the model as it is,
+shown under the evaluation line and kept in `samples.txt` in the out folder, so a run's
+samples can be watched getting better (the "evolution of samples" of Karpathy's essay).
+
+Every preview of a run starts from the same place with the same seed, so two previews differ
+only because the model did. Generating one leaves training exactly as it was: the model is put
+back in training mode, and the sampler draws from a generator of its own, never the one that
+drives dropout, and starts from a fresh hidden state, never the one training carries.
+
+`samples.txt` holds one entry per preview, a header line then the text:
+
+    --- step 500 (validation 1.8301 bpc) ---
+    def __init__(self, name):
+        ...
+
+Like metrics.jsonl it is a convenience, never worth a run: a resumed run first drops the entries
+of steps its checkpoint does not hold (they are about to be redone), and a file that cannot be
+read or written costs one warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from charrnn.config import SampleConfig
+from charrnn.display import printable
+from charrnn.errors import CheckpointError
+from charrnn.model import CharRNN
+from charrnn.sample import generate_ids, prime_ids
+from charrnn.vocab import Vocab
+
+NAME = "samples.txt"
+TEMPERATURE = 0.8  # the README's own: samples as a user would draw them
+_HEADER = re.compile(rb"--- step (\d+)(?: \([^\n]*\))? ---\r?\n")
+_MAX_LINE_BYTES = 1 << 16  # headers are short; longer lines are sample text, read past in pieces
+
+
+def preview_text(model: CharRNN, vocab: Vocab, length: int, seed: int) -> str | None:
+    """`length` characters sampled from `model` after a newline (else the character prime_ids
+    picks), at TEMPERATURE, with a generator seeded with `seed`; never the unknown character.
+    None when there is nothing to show: a vocabulary of the unknown character alone, or a model
+    that predicts NaN (a preview never stops a run; the loss checks do that)."""
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()  # no dropout: and so no draws from the generator training uses
+    try:
+        start = prime_ids(vocab, None, generator)
+        steps = generate_ids(model, start, SampleConfig(length, TEMPERATURE), generator, banned=vocab.unknown_id)
+        return vocab.decode([int(ids[0]) for ids in steps])
+    except CheckpointError:
+        return None
+    finally:
+        model.train(was_training)
+
+
+class PreviewLog:
+    """The run's `samples.txt`."""
+
+    def __init__(self, folder: Path, warn: Callable[[str], None] = lambda text: None):
+        self.path = Path(folder) / NAME
+        self.warn = warn  # how a warning reaches the user (the training reporter's message)
+        self.given_up = False  # after a failure: training goes on without keeping its previews
+
+    def append(self, step: int, text: str, val_bpc: float | None = None) -> None:
+        if self.given_up or not self._usable():
+            return
+        figure = f" (validation {val_bpc:.4f} bpc)" if val_bpc is not None else ""
+        entry = f"--- step {step}{figure} ---\n{text}\n\n"  # always two newlines: the text can be read back exactly
+        try:
+            # newline="": the text as generated (a \r stays a \r); backslashreplace: no character can fail
+            with open(self.path, "a", encoding="utf-8", errors="backslashreplace", newline="") as file:
+                file.write(entry)
+        except OSError as error:
+            self._give_up(error.strerror or str(error))
+
+    def forget_after(self, step: int) -> None:
+        """Drop the entries of steps after `step`, and anything written after them: entries
+        come in step order, so the file is cut where the first such entry begins."""
+        if not self._usable():
+            return
+        try:
+            with open(self.path, "rb") as file:
+                cut = _first_entry_after(file, step)
+            if cut is not None:
+                os.truncate(self.path, cut)  # one call: the file is cut, or left as it was
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            self._give_up(error.strerror or str(error))
+
+    def _usable(self) -> bool:
+        """False, after a warning, if something other than a file (a folder, a FIFO that would
+        block) is where the file should be."""
+        if not self.given_up and os.path.lexists(self.path) and not self.path.is_file():
+            self._give_up("it is not a regular file")
+        return not self.given_up
+
+    def _give_up(self, reason: str) -> None:
+        self.given_up = True
+        self.warn(
+            f"warning: cannot write {printable(self.path)} ({reason}); training goes on without keeping its previews"
+        )
+
+
+def _first_entry_after(file, step: int) -> int | None:
+    """The offset of the first header of a step after `step` (None: there is none). A line of
+    sample text that is itself such a header (a model trained on a samples.txt) would be taken
+    for one: the file would lose the rest of that entry, nothing more."""
+    offset, at_line_start = 0, True
+    while piece := file.readline(_MAX_LINE_BYTES):
+        header = _HEADER.fullmatch(piece) if at_line_start else None
+        if header and int(header[1]) > step:
+            return offset
+        offset += len(piece)
+        at_line_start = piece.endswith(b"\n")
+    return None
