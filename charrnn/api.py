@@ -28,7 +28,7 @@ from charrnn.corpus import resolve_corpus
 from charrnn.errors import ConfigError
 from charrnn.evaluate import TextScore, score_text
 from charrnn.progress import Reporter, console_reporter
-from charrnn.runtime import select_device
+from charrnn.runtime import select_device, use_threads
 from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_model
 from charrnn.training import TrainRequest, TrainResult, run_training
 
@@ -117,9 +117,11 @@ class Model:
         return describe_checkpoint(self.loaded.checkpoint, self.loaded.path)
 
 
-def load(location: str | Path = DEFAULT_OUT, device: str = "cpu") -> Model:
+def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | None = None) -> Model:
     """The model in a checkpoint file, or in an out folder's best.pt (else its newest whole
-    checkpoint), on `device` ("cpu", "cuda", "mps" or "auto")."""
+    checkpoint), on `device` ("cpu", "cuda", "mps" or "auto"); `threads`: CPU threads for
+    PyTorch in this process (unchanged when None)."""
+    use_threads(threads)
     return Model(load_model(location, select_device(device)))
 
 
@@ -131,6 +133,7 @@ def train(
     device: str = "auto",
     dtype: str = "float32",
     compile: bool = False,
+    threads: int | None = None,
     progress: bool | Reporter = True,
     **options: Any,
 ) -> TrainResult:
@@ -138,6 +141,7 @@ def train(
     max_steps=2000, max_time=600 (seconds), cell="gru", ...). `resume=True` continues the run in
     `out` (default checkpoints/); a path resumes that checkpoint or folder. `progress`: True
     prints what the command prints, False nothing, or a Reporter of your own."""
+    use_threads(threads)
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")

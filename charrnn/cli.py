@@ -154,6 +154,7 @@ def train(
     dtype: str,
     compile_model: bool,
     quiet: bool,
+    threads: int | None,
     **_: Any,
 ) -> None:
     """Train a character model on CORPUS: UTF-8 text files, folders of them, glob patterns, or
@@ -197,6 +198,7 @@ def train(
             device=device,
             dtype=dtype,
             compile=compile_model,
+            threads=threads,
             progress=console_reporter(quiet),
             **options,
         )
@@ -253,6 +255,7 @@ def sample(
     stops: tuple[str, ...],
     interactive: bool,
     beam: int | None,
+    threads: int | None,
     **options: Any,
 ) -> None:
     """Generate text from a trained model, streaming it to stdout as it is made.
@@ -286,7 +289,9 @@ def sample(
     from charrnn import api
 
     model = api.load(_existing(checkpoint, "-c PATH"), device)
-    if num_samples == 1:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    elif num_samples == 1:
         # One stream is a chain of small matrix-vector products: a second CPU thread only
         # adds synchronisation (measured: 10% slower; docs/benchmarks.md).
         torch.set_num_threads(1)
@@ -407,7 +412,9 @@ def _with_headers(samples: list[str]) -> list[str]:
 @main.command("eval", short_help="Score a model on a held-out text: bits per character and perplexity.")
 @click.argument("text", nargs=-1, required=True, type=Location(path_type=str))
 @table_options(EVAL, "eval")
-def evaluate(text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str, device: str) -> None:
+def evaluate(
+    text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str, device: str, threads: int | None
+) -> None:
     """How well a model predicts TEXT (files, folders or globs, as for train): bits per
     character, nats and perplexity. Characters outside the model's vocabulary are counted and
     reported: scored as unknown where the vocabulary has an unknown id, else left out.
@@ -420,7 +427,7 @@ def evaluate(text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str
     from charrnn import api
     from charrnn.progress import console_reporter
 
-    model = api.load(_existing(checkpoint, "-c PATH"), device)
+    model = api.load(_existing(checkpoint, "-c PATH"), device, threads=threads)
     score = model.score(*text, encoding=encoding, errors=errors, progress=console_reporter(False))
     click.echo(f"model: {model.path} (step {model.step:,})")
     click.echo(f"text: {score.text}: {score.chars:,} characters, {score.scored:,} scored{_unscored(score)}")

@@ -157,6 +157,15 @@ _CHECKPOINT_HELP = "A checkpoint file, or an out folder (its best.pt, else lates
 _ENCODING = Option(("--encoding",), "", kind=ENCODING, default="utf-8")
 _ERRORS = Option(("--errors",), "", kind=CHOICE, choices=DECODE_ERRORS, default="strict")
 _DEVICE = Option(("--device",), "Where to run the model.", kind=CHOICE, choices=DEVICES, doc="where to run the model")
+_THREADS = _count(
+    ("--threads",),
+    "CPU threads PyTorch uses (one a core unless told). Beside other busy programs, --threads 1 is faster.",
+    limit=1024,
+    shown_default="one a core",
+    doc_metavar="N",
+    doc="CPU threads PyTorch uses: one a core unless told; beside other busy programs (a browser, a second run) "
+    "`--threads 1` trains faster ([measured](docs/benchmarks.md))",
+)
 
 # In --help order: by section, and within a section as listed.
 TRAIN = (
@@ -482,6 +491,7 @@ TRAIN = (
         doc="`bfloat16` runs the forward passes under bfloat16 autocast (weights stay float32): faster on GPUs and on CPUs with "
         "bfloat16 units",
     ),
+    replace(_THREADS, section=HARDWARE),
     Option(
         ("--compile",),
         "torch.compile the model first (minutes of compiling; pays off on long GPU runs).",
@@ -516,6 +526,15 @@ SAMPLE = (
         doc="`cpu` unless told: a sample is made one character at a time, small steps one CPU thread runs at "
         "thousands of characters a second; `auto` (CUDA, then MPS, then CPU) may pay off for many samples or a wide "
         "`--beam`",
+    ),
+    replace(
+        _THREADS,
+        help="CPU threads PyTorch uses (one unless told, for one sample: a chain of small steps that a second thread "
+        "only slows; one a core for -n or --beam).",
+        shown_default="1 for one sample",
+        section=MODEL,
+        doc="CPU threads PyTorch uses: 1 for a single sample (a chain of small steps a second thread only slows), one a "
+        "core for `-n` or `--beam`",
     ),
     _count(
         ("--length", "-l"),
@@ -640,6 +659,7 @@ EVAL = (
         doc="bytes invalid in that encoding: `strict`, `replace` or `ignore`",
     ),
     replace(_DEVICE, default="auto"),
+    _THREADS,
 )
 
 PLOT = (

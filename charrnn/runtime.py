@@ -35,6 +35,15 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_threads(count: int | None) -> None:
+    """Run PyTorch's CPU work on `count` threads (None: leave it as it is, one a core)."""
+    if count is None:
+        return
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError(f"threads must be an integer >= 1, got {count!r}")
+    torch.set_num_threads(count)
+
+
 def rng_state() -> dict[str, Any]:
     """Every generator a training step draws from (dropout masks), as plain tensors."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}

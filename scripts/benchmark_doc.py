@@ -24,6 +24,7 @@ SECTIONS = {
     "sweep.py": ("sweep-5m", "sweep-30m"),
     "bench_corpus.py": ("corpus-1gb",),
     "fault_test.py": ("fault-test",),
+    "bench_threads.py": ("threads",),
 }
 MARKER = re.compile(r"<!-- (\S+):(start|end) -->")
 

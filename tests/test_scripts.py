@@ -54,3 +54,10 @@ def test_bench_corpus_measures_both_passes_and_the_memory_of_training(tmp_path):
     assert float(rows["counting pass (vocabulary, content hash)"].split()[0].replace(",", "")) > 0
     assert float(rows["encoding pass (ids written to the cache)"].split()[0].replace(",", "")) > 0
     assert 50 < float(rows["`charrnn train` (20 steps), cache built: peak RSS"].split()[0].replace(",", "")) < 2000
+
+
+@pytest.mark.slow
+def test_bench_threads_times_every_setting_alone_and_beside_a_busy_process():
+    output = _run(SCRIPTS / "bench_threads.py", "--quick")
+    rows = [line for line in output.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 3 and all(line.count(" s (") == 2 for line in rows)
