@@ -38,11 +38,33 @@ MAX_LINE_BYTES = 1 << 16  # a record is a few hundred bytes; longer lines are da
 MAX_STEP = 2**63 - 1  # a step as torch and numpy hold it; larger ones are damage
 
 
-class MetricsLog:
+class RunFile:
+    """A file of a run's out folder that is a convenience, never worth the run (metrics.jsonl,
+    samples.txt): the first failure to use it costs one warning, and the run goes on without it."""
+
+    name = ""  # the file's name in the out folder
+    without = ""  # what the run goes on without, for the warning
+
     def __init__(self, folder: Path, warn: Callable[[str], None] = lambda text: None):
-        self.path = Path(folder) / NAME
+        self.path = Path(folder) / self.name
         self.warn = warn  # how a warning reaches the user (the training reporter's message)
-        self.given_up = False  # after a failure to write: training goes on without the figures
+        self.given_up = False  # after a failure: training goes on without the file
+
+    def _usable(self) -> bool:
+        """False, after a warning, if something other than a file (a folder, a FIFO that would
+        block) is where the file should be."""
+        if not self.given_up and os.path.lexists(self.path) and not self.path.is_file():
+            self._give_up("it is not a regular file")
+        return not self.given_up
+
+    def _give_up(self, reason: str) -> None:
+        self.given_up = True
+        self.warn(f"warning: cannot write {printable(self.path)} ({reason}); training goes on without {self.without}")
+
+
+class MetricsLog(RunFile):
+    name = NAME
+    without = "recording its figures there"
 
     def append(self, record: dict[str, Any]) -> None:
         if self.given_up or not self._usable():
@@ -76,20 +98,6 @@ class MetricsLog:
             self.warn(
                 f"warning: {damaged:,} damaged lines of {printable(self.path)} were dropped; {kept:,} records are kept"
             )
-
-    def _usable(self) -> bool:
-        """False, after a warning, if something other than a file (a folder, a FIFO that would
-        block) is where the file should be."""
-        if not self.given_up and os.path.lexists(self.path) and not self.path.is_file():
-            self._give_up("it is not a regular file")
-        return not self.given_up
-
-    def _give_up(self, reason: str) -> None:
-        self.given_up = True
-        self.warn(
-            f"warning: cannot write {printable(self.path)} ({reason}); "
-            "training goes on without recording its figures there"
-        )
 
 
 def _filter_into(source: BinaryIO, temporary: Path, step: int) -> tuple[int, int, int]:

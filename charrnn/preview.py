@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from charrnn.config import SampleConfig
-from charrnn.display import printable
 from charrnn.errors import CheckpointError
+from charrnn.metrics import RunFile
 from charrnn.model import CharRNN
 from charrnn.sample import generate_ids, prime_ids
 from charrnn.vocab import Vocab
@@ -58,13 +56,11 @@ def preview_text(model: CharRNN, vocab: Vocab, length: int, seed: int) -> str | 
         model.train(was_training)
 
 
-class PreviewLog:
+class PreviewLog(RunFile):
     """The run's `samples.txt`."""
 
-    def __init__(self, folder: Path, warn: Callable[[str], None] = lambda text: None):
-        self.path = Path(folder) / NAME
-        self.warn = warn  # how a warning reaches the user (the training reporter's message)
-        self.given_up = False  # after a failure: training goes on without keeping its previews
+    name = NAME
+    without = "keeping its previews"
 
     def append(self, step: int, text: str, val_bpc: float | None = None) -> None:
         if self.given_up or not self._usable():
@@ -92,19 +88,6 @@ class PreviewLog:
             return
         except OSError as error:
             self._give_up(error.strerror or str(error))
-
-    def _usable(self) -> bool:
-        """False, after a warning, if something other than a file (a folder, a FIFO that would
-        block) is where the file should be."""
-        if not self.given_up and os.path.lexists(self.path) and not self.path.is_file():
-            self._give_up("it is not a regular file")
-        return not self.given_up
-
-    def _give_up(self, reason: str) -> None:
-        self.given_up = True
-        self.warn(
-            f"warning: cannot write {printable(self.path)} ({reason}); training goes on without keeping its previews"
-        )
 
 
 def _first_entry_after(file, step: int) -> int | None:

@@ -36,7 +36,7 @@ ALLOWED = {
     "optim": {"budget", "config"},
     "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "vocab"},
     "progress": {"budget", "display", "metrics"},
-    "preview": {"config", "display", "errors", "model", "sample", "vocab"},
+    "preview": {"config", "display", "errors", "metrics", "model", "sample", "vocab"},
     "training": {
         "__init__",
         "budget",
