@@ -70,6 +70,7 @@ class OutDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.run: RunIdentity | None = None  # the identity of the run written here (see claim)
+        self._identity_stored = False  # whether run.json is known to hold self.run
         self._lock: int | None = None  # the descriptor holding the folder's lock
         self._created = False  # whether acquire() made the folder
         self._best_loss: float | None = None  # the validation loss best.pt holds
@@ -163,16 +164,19 @@ class OutDir:
         return True
 
     def _write_identity(self) -> None:
-        """run.json, before the first checkpoint: so a folder never holds checkpoints of no run."""
-        if self.run is None or self.identity() == self.run.id:
+        """run.json, before the first checkpoint: so a folder never holds checkpoints of no run.
+        Read (and written if need be) once per run, not at every save."""
+        if self.run is None or self._identity_stored:
             return
-        stored = json.dumps(self.run.to_stored(), indent=1).encode() + b"\n"
-        try:
-            write_atomic(self.path / RUN_FILE, lambda file: file.write(stored))
-        except OSError as error:
-            raise CheckpointError(
-                f"cannot write {printable(self.path / RUN_FILE)}: {error.strerror or error}"
-            ) from None
+        if self.identity() != self.run.id:
+            stored = json.dumps(self.run.to_stored(), indent=1).encode() + b"\n"
+            try:
+                write_atomic(self.path / RUN_FILE, lambda file: file.write(stored))
+            except OSError as error:
+                raise CheckpointError(
+                    f"cannot write {printable(self.path / RUN_FILE)}: {error.strerror or error}"
+                ) from None
+        self._identity_stored = True
 
     def _point_latest_at(self, step_path: Path, checkpoint: Checkpoint) -> None:
         latest = self.path / LATEST
