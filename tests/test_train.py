@@ -76,10 +76,22 @@ def test_the_schedule_follows_time_when_time_is_the_budget():
     assert learning_rate(5000, 60.0, Budget(None, 60.0), config) == pytest.approx(0.0)
 
 
-def test_max_time_stops_the_run_evaluates_and_saves(tmp_path, pangram_file):
+class _FakeClock:
+    """time.perf_counter for training: 10 ms more at every reading, however fast the machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def test_max_time_stops_the_run_evaluates_and_saves(tmp_path, pangram_file, monkeypatch):
+    monkeypatch.setattr("charrnn.training.time", _FakeClock())
     options = {**TINY_OPTIONS, "max_time": 1.5, "max_steps": None, "eval_every": 10**6, "save_every": 10**6}
     result = train(pangram_file, tmp_path / "run", options)
-    assert 1.5 <= result.elapsed < 10 and result.step > 10
+    assert 1.5 <= result.elapsed < 1.6 and result.step > 10
     saved = read_checkpoint(tmp_path / "run" / LATEST)
     assert saved.step == result.step and saved.elapsed >= 1.5
     assert result.best_val_loss is not None  # the final evaluation ran
