@@ -5,7 +5,7 @@ hidden ones left out, linked folders followed) or a glob pattern. Files are read
 order and joined with a newline after each file that does not end with one, so no file's last
 line runs into the next file's first. With no files at all, the built-in corpus is used:
 Python's own standard-library sources, like Karpathy's Linux-source corpus, present wherever
-charrnn runs.
+charrnn runs (charrnn.stdlib_corpus chooses which).
 
 A text that can be read only once (`-`, standard input; a named pipe; `<(...)` in a shell) is
 first copied into the cache (charrnn.cache), and that copy is the file read. Devices, sockets,
@@ -30,11 +30,10 @@ from pathlib import Path
 from charrnn.cache import spool
 from charrnn.display import printable
 from charrnn.errors import CorpusError
+from charrnn.stdlib_corpus import MAX_BYTES, stdlib_sources
 
 CHUNK_BYTES = 1 << 22  # 4 MiB read at a time: memory stays flat however large the corpus
 BUILTIN_NAME = "built-in"
-BUILTIN_MAX_BYTES = 3_000_000
-_BUILTIN_SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
 SEPARATOR = "\n"
 STDIN = "-"  # the corpus argument that means standard input
 STDIN_DESCRIPTION = "standard input"
@@ -414,17 +413,10 @@ def _decode_error(shown, encoding, is_utf8, data, start, newlines, error) -> Cor
     )
 
 
-def builtin_corpus(max_bytes: int = BUILTIN_MAX_BYTES) -> Corpus:
-    """Python standard-library sources: whole UTF-8 files in sorted path order, up to `max_bytes`."""
+def builtin_corpus(max_bytes: int = MAX_BYTES) -> Corpus:
+    """Python standard-library sources: a fair, deterministic sample of up to `max_bytes` (see stdlib_corpus)."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    files, total = [], 0
-    for path in _stdlib_sources(stdlib):
-        size = path.stat().st_size
-        if total + size > max_bytes:
-            break
-        if _is_utf8(path):
-            files.append(path)
-            total += size
+    files = stdlib_sources(stdlib, max_bytes)
     if not files:
         raise CorpusError(
             f"no Python sources found under {printable(stdlib)} for the built-in corpus; give a corpus file"
@@ -432,21 +424,3 @@ def builtin_corpus(max_bytes: int = BUILTIN_MAX_BYTES) -> Corpus:
     version = ".".join(map(str, sys.version_info[:2]))
     description = f"{BUILTIN_NAME}: {len(files)} Python {version} standard-library sources from {stdlib}"
     return Corpus(files=tuple(files), description=description, builtin=True)
-
-
-def _is_utf8(path: Path) -> bool:
-    try:
-        path.read_bytes().decode("utf-8")
-        return True
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _stdlib_sources(stdlib: Path) -> list[Path]:
-    """Every `.py` file under `stdlib` outside tests and installed packages, sorted by path."""
-    paths = []
-    for folder, subfolders, files in os.walk(stdlib):
-        # Pruning in place keeps os.walk out of site-packages, which can be huge.
-        subfolders[:] = [name for name in subfolders if name not in _BUILTIN_SKIP_DIRS]
-        paths.extend(Path(folder, name) for name in files if name.endswith(".py"))
-    return sorted(paths, key=lambda path: path.relative_to(stdlib).as_posix())
