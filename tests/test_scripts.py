@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from charrnn.cli import main
-from helpers import PANGRAM
+from helpers import PANGRAM, fast_args
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 
@@ -61,3 +61,25 @@ def test_bench_threads_times_every_setting_alone_and_beside_a_busy_process():
     output = _run(SCRIPTS / "bench_threads.py", "--quick")
     rows = [line for line in output.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 3 and all(line.count(" s (") == 2 for line in rows)
+
+
+def test_sample_quality_measures_what_degeneration_looks_like():
+    sys.path.insert(0, str(SCRIPTS))
+    from sample_quality import measures
+
+    text = "def f(x):\n    return (x +\n" + " " * 30 + "1)\n\n\n\nprint(f(2))\n"
+    found = measures(text)
+    assert found["longest_spaces"] == 30 and found["longest_blank_lines"] == 3
+    assert found["code_lines"] == 2 / 4  # `return (x +` opens a bracket that `1)` closes: each alone is unread
+    assert found["space_share"] == text.count(" ") / len(text)
+
+
+@pytest.mark.slow
+def test_sample_quality_reports_samples_beside_the_corpus(tmp_path):
+    corpus = tmp_path / "small.txt"
+    corpus.write_text(PANGRAM * 200, encoding="utf-8")
+    out = tmp_path / "run"
+    assert main.main(["train", str(corpus), "--out", str(out), *fast_args()], standalone_mode=False) in (0, None)
+    output = _run(SCRIPTS / "sample_quality.py", "-c", out, corpus, "--seeds", "2", "--length", "200", "--no-write")
+    rows = {line.split(" | ")[0].strip("| "): line for line in output.splitlines() if line.startswith("| ")}
+    assert rows["longest run of spaces"].split(" | ")[1] == "1"  # the pangram's spaces are single
