@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from charrnn.checkpoint import describe_checkpoint
-from charrnn.config import DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
 from charrnn.corpus import resolve_corpus
 from charrnn.errors import ConfigError
 from charrnn.evaluate import TextScore, score_text
@@ -133,15 +133,17 @@ def train(
     device: str = "auto",
     dtype: str = "float32",
     compile: bool = False,
-    threads: int | None = None,
+    threads: int | str | None = AUTO,
     progress: bool | Reporter = True,
     **options: Any,
 ) -> TrainResult:
     """Train as `charrnn train` does, with its options as keyword arguments (hidden_size=512,
     max_steps=2000, max_time=600 (seconds), cell="gru", ...). `resume=True` continues the run in
-    `out` (default checkpoints/); a path resumes that checkpoint or folder. `progress`: True
-    prints what the command prints, False nothing, or a Reporter of your own."""
-    use_threads(threads)
+    `out` (default checkpoints/); a path resumes that checkpoint or folder. `threads`: CPU threads
+    for PyTorch in this process, or "auto": on one CPU, the loop keeps whichever count trains
+    faster (charrnn/threads.py); None leaves it as it is. `progress`: True prints what the
+    command prints, False nothing, or a Reporter of your own."""
+    use_threads(threads, auto=True)
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")
@@ -155,6 +157,7 @@ def train(
         compile=compile,
         resume=None if resume in (None, False) else str(resume),
         init_from=None if init_from is None else str(init_from),
+        threads=threads,
         options=options,
     )
     reporter = progress if isinstance(progress, Reporter) else console_reporter(quiet=False) if progress else Reporter()

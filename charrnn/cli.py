@@ -154,7 +154,7 @@ def train(
     dtype: str,
     compile_model: bool,
     quiet: bool,
-    threads: int | None,
+    threads: int | str,
     **_: Any,
 ) -> None:
     """Train a character model on CORPUS: UTF-8 text files, folders of them, glob patterns, or
@@ -232,7 +232,7 @@ def _print_summary(result: Any) -> None:
     if result.already_complete:
         click.echo(
             f"The run in {result.out_dir} is complete ({done}; its length: {result.budget.describe()}); "
-            "give a larger --max-steps or --max-time to train further.",
+            "to train further, add --resume with a larger --max-steps or --max-time.",
             err=True,
         )
         return

@@ -15,6 +15,7 @@ from typing import Any
 
 from charrnn.errors import ConfigError
 from charrnn.options import (  # noqa: F401 - the names other modules know from here
+    AUTO,
     CELL_GATES,
     CELLS,
     DECODE_ERRORS,
@@ -216,10 +217,31 @@ def architecture_differences(saved: ModelConfig, explicit: Mapping[str, Any]) ->
 
 def _differences(fixed: Mapping[str, Any], explicit: Mapping[str, Any]) -> list[str]:
     return [
-        f"{flag_name(name)} {explicit[name]} (checkpoint: {fixed[name]})"
+        f"{flag_name(name)} {_shown(explicit[name])} (checkpoint: {_shown(fixed[name])})"
         for name in fixed
         if name in explicit and explicit[name] != fixed[name]
     ]
+
+
+def _shown(value: Any) -> str:
+    return "off" if value is None else str(value)  # None: no limit (--max-steps, --patience, ...)
+
+
+# Options that change only what a run shows (the loss log, the previews), never what it trains,
+# saves or evaluates; the machine's options (--device, --dtype, --threads, --compile) are in
+# no config, since a run may move between machines.
+DISPLAY_FIELDS = ("log_every", "preview_chars")
+
+
+def rerun_differences(saved_model: ModelConfig, saved_train: TrainConfig, options: Mapping[str, Any]) -> list[str]:
+    """`--flag value (checkpoint: other)` for each option whose value in a new run of `options`
+    (the options given, defaults for the rest) differs from the checkpoint's run: every option
+    of the architecture, the data, the optimisation and the checkpoints, not the display ones."""
+    model_defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not dataclasses.MISSING}
+    train = TrainConfig(**pick(TrainConfig, with_run_length(options)))
+    wanted = {**model_defaults, **pick(ModelConfig, options), **to_dict(train)}
+    saved = {**to_dict(saved_model), **to_dict(saved_train)}
+    return _differences({name: value for name, value in saved.items() if name not in DISPLAY_FIELDS}, wanted)
 
 
 def resume_configs(

@@ -1,7 +1,7 @@
 """The run's figures as data: `metrics.jsonl` in the out folder, one JSON object per line.
 
 Every training-loss report writes a line of kind "train" (step, epoch, train bpc, learning
-rate, chars/s, elapsed seconds, gradient norm) and every validation a line of kind
+rate, chars/s, gradient norm, CPU threads, elapsed seconds) and every validation a line of kind
 "validation" (step, epoch, validation bpc, whether it is the best so far). A resumed run
 appends, after first dropping the lines of steps its checkpoint does not hold (they are about
 to be trained again), so no step is ever counted twice.

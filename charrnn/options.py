@@ -23,6 +23,7 @@ DTYPES = ("float32", "bfloat16")
 DECODE_ERRORS = ("strict", "replace", "ignore")
 DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info read, when not told
 RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
+AUTO = "auto"  # train's --threads: the loop keeps the faster thread count (threads.py)
 
 ENCODING_EXPECTED = "a text encoding Python knows (e.g. utf-8, latin-1, gb18030)"
 
@@ -41,8 +42,9 @@ PREVIEW_MAX = 100_000  # characters of a training preview: each costs a forward 
 
 # What an option takes. Numbers have a range shown in --help (`low`/`high`) and, against
 # overflow and runaway sizes, an upper `limit` kept out of it (integers: MAX_COUNT unless told).
-INT, FLOAT, CHOICE, FLAG, TEXT, NONEMPTY, DURATION, ENCODING, PATH = (
+INT, INT_OR_AUTO, FLOAT, CHOICE, FLAG, TEXT, NONEMPTY, DURATION, ENCODING, PATH = (
     "int",
+    "int-or-auto",
     "float",
     "choice",
     "flag",
@@ -93,6 +95,10 @@ class Option:
             if not (_is_int(value) and value >= self.low):
                 return f"an integer >= {self.low}"
             return f"at most {self.limit:,}" if value > self.limit else None
+        if self.kind == INT_OR_AUTO:
+            if value == AUTO:
+                return None
+            return replace(self, kind=INT).problem(value) if _is_int(value) else f"{AUTO} or an integer >= {self.low}"
         if self.kind == FLOAT:
             return None if _is_number(value) and self._in_range(value) else self._float_rule()
         if self.kind == DURATION:
@@ -159,12 +165,12 @@ _ERRORS = Option(("--errors",), "", kind=CHOICE, choices=DECODE_ERRORS, default=
 _DEVICE = Option(("--device",), "Where to run the model.", kind=CHOICE, choices=DEVICES, doc="where to run the model")
 _THREADS = _count(
     ("--threads",),
-    "CPU threads PyTorch uses (one a core unless told). Beside other busy programs, --threads 1 is faster.",
+    "CPU threads PyTorch uses (one a core unless told). Beside other busy programs, --threads 1 may be faster.",
     limit=1024,
     shown_default="one a core",
     doc_metavar="N",
-    doc="CPU threads PyTorch uses: one a core unless told; beside other busy programs (a browser, a second run) "
-    "`--threads 1` trains faster ([measured](docs/benchmarks.md))",
+    doc="CPU threads PyTorch uses: one a core unless told; beside other busy programs (a browser, a training run) "
+    "`--threads 1` may be faster",
 )
 
 # In --help order: by section, and within a section as listed.
@@ -491,7 +497,18 @@ TRAIN = (
         doc="`bfloat16` runs the forward passes under bfloat16 autocast (weights stay float32): faster on GPUs and on CPUs with "
         "bfloat16 units",
     ),
-    replace(_THREADS, section=HARDWARE),
+    replace(
+        _THREADS,
+        help="CPU threads PyTorch uses. auto: start with one a core, then keep whichever count trains faster, "
+        "timing the steps (fewer beside other busy programs); a number fixes the count.",
+        kind=INT_OR_AUTO,
+        default=AUTO,
+        shown_default=None,
+        section=HARDWARE,
+        doc="CPU threads PyTorch uses: `auto` starts with one a core and, on CPU, keeps whichever count trains "
+        "faster, timing the steps and now and then trying one fewer or one more (beside a busy program, one "
+        "thread trains twice as fast on two cores; [measured](docs/benchmarks.md)); a number fixes the count",
+    ),
     Option(
         ("--compile",),
         "torch.compile the model first (minutes of compiling; pays off on long GPU runs).",

@@ -15,6 +15,7 @@ from click.core import ParameterSource
 from charrnn.budget import parse_duration
 from charrnn.display import printable
 from charrnn.options import (
+    AUTO,
     CHOICE,
     DURATION,
     ENCODING,
@@ -22,6 +23,7 @@ from charrnn.options import (
     FLAG,
     FLOAT,
     INT,
+    INT_OR_AUTO,
     NONEMPTY,
     PATH,
     RESUME_LATEST,
@@ -51,6 +53,21 @@ class Count(_Limited, click.IntRange):
     def __init__(self, low: int, limit: int):
         super().__init__(low)
         self.limit = limit
+
+
+class CountOrAuto(Count):
+    """`auto`, or a whole number from `low` up to `limit` (train's --threads)."""
+
+    name = "auto|integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == AUTO:
+            return value
+        try:
+            int(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{printable(str(value), limit=100)}' is neither {AUTO} nor an integer.", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class _FiniteFloatRange(click.FloatRange):
@@ -144,6 +161,8 @@ def _click_option(spec: Option, command: str) -> Callable[[Callable[..., Any]], 
 def _click_type(spec: Option) -> Any:
     if spec.kind == INT:
         return Count(int(spec.low or 0), int(spec.limit))  # type: ignore[arg-type]
+    if spec.kind == INT_OR_AUTO:
+        return CountOrAuto(int(spec.low or 0), int(spec.limit))  # type: ignore[arg-type]
     if spec.kind == FLOAT:
         return Number(spec)
     if spec.kind == CHOICE:
@@ -268,6 +287,7 @@ def _options_by_key(command: click.Command) -> dict[str, TableOption]:
 _TOML_TYPES = {
     FLAG: ((bool,), "true or false"),
     INT: ((int,), "an integer"),
+    INT_OR_AUTO: ((int, str), f'"{AUTO}" or an integer'),
     FLOAT: ((int, float), "a number"),
     DURATION: ((int, float, str), 'a number of seconds or a duration such as "1h30m"'),
 }

@@ -6,8 +6,13 @@ Three ways to start:
 - --init-from: the architecture and weights come from a checkpoint, the vocabulary is the
   checkpoint's plus the new corpus's new characters, and training starts over (fine-tuning).
 
-Where it writes: a fresh run into --out (default checkpoints/), which must hold no run; a
-resumed run into its checkpoint's own folder, or into --out. A folder holds one run, so:
+Where it writes: a fresh run into --out (default checkpoints/), which must hold no run, or the
+run of this same command: the same corpus (by its SHA-256) and every option the same, but the
+display ones (--log-every, --preview-chars) and the machine's (--device, --dtype, --threads,
+--compile), which no checkpoint's configs hold. That run goes on from its newest checkpoint as
+--resume would (a complete one ends at once), so a documented command can be run twice; any
+other command is refused, naming what differs. A resumed run writes into its checkpoint's own
+folder, or into --out. A folder holds one run, so:
 - resuming into a folder that holds another run is refused, naming both;
 - resuming a checkpoint older than the newest one of its own folder is refused (it would
   replace the newer history): continue the newest, or fork the old step with another --out;
@@ -25,19 +30,20 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.checkpoint import CorpusRecord, InitFrom, RunIdentity, RunRecord
+from charrnn.checkpoint import Checkpoint, CorpusRecord, InitFrom, RunIdentity, RunRecord
 from charrnn.config import (
     DEFAULT_OUT,
     ModelConfig,
     TrainConfig,
     architecture_differences,
     pick,
+    rerun_differences,
     resume_configs,
     with_run_length,
 )
 from charrnn.corpus import Corpus, resolve_corpus
 from charrnn.display import printable
-from charrnn.encoded import CorpusCache, Encoded, Progress, no_progress
+from charrnn.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.outdir import RUN_FILE, Found, OutDir, load_from
 from charrnn.vocab import Coverage, Vocab
@@ -57,6 +63,7 @@ class Start:
     run: RunIdentity  # the run's identity, stored in its folder and in every checkpoint
     resume: Found | None = None  # continue this checkpoint's run
     init: Found | None = None  # start from this checkpoint's weights
+    rerun: bool = False  # resume is the newest checkpoint of --out, where a new command found its own run
 
     def record(self) -> RunRecord:
         """What every checkpoint of the run records besides its training state."""
@@ -118,6 +125,8 @@ def _fresh(
     init_from: str | None,
     progress: Progress,
 ) -> Start:
+    if init_from is None and out.holds_run():
+        return _rerun(corpus, out, owner, options, progress)
     if owner:
         _refuse_to_overwrite(out)
     run = RunIdentity.new()
@@ -151,18 +160,44 @@ def _resumed(
 ) -> Start:
     saved = found.checkpoint
     model_config, train_config = resume_configs(saved.model_config, saved.train_config, options)
-    vocab = saved.vocab
     run = _continued_run(found, out) if owner else RunIdentity.new()
     recorded = saved.record.corpus
     paths = corpus_args or (recorded.locations() if recorded is not None else [])
-    corpus = resolve_corpus(paths, train_config.encoding, train_config.errors)
+    cache = CorpusCache(resolve_corpus(paths, train_config.encoding, train_config.errors))
+    configs = model_config, train_config
+    return _continuing(found, configs, cache, cache.counts(progress), out, run, owner, progress)
+
+
+def _rerun(corpus: Corpus, out: OutDir, owner: bool, options: Mapping[str, Any], progress: Progress) -> Start:
+    """A new run into a folder that holds one: the same command again (same corpus, same options)
+    continues that run from its newest checkpoint, as --resume would, so that a documented command
+    can be run twice; any other is refused, naming what differs."""
+    found = _newest_or_refuse(out)
+    saved = found.checkpoint
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)
-    counts = counted[0]
-    _check_vocab_covers(counts.counts, vocab)
+    _refuse_another_run(out, saved, options, counted[0].sha256)
+    run = _continued_run(found, out) if owner else RunIdentity.new()
+    configs = resume_configs(saved.model_config, saved.train_config, options)  # equal, but for display options
+    return _continuing(found, configs, cache, counted, out, run, owner, progress, rerun=True)
+
+
+def _continuing(
+    found: Found,
+    configs: tuple[ModelConfig, TrainConfig],
+    cache: CorpusCache,
+    counted: tuple[CharCounts, bool],
+    out: OutDir,
+    run: RunIdentity,
+    owner: bool,
+    progress: Progress,
+    rerun: bool = False,
+) -> Start:
+    """The start of a run that continues `found`, on the corpus of `cache`."""
+    vocab, counts = found.checkpoint.vocab, counted[0].counts
+    _check_vocab_covers(counts, vocab)
     encoded = cache.encoded(vocab, progress, counted)
-    coverage = vocab.coverage(counts.counts)
-    start = Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run, resume=found)
+    start = Start(cache.corpus, encoded, vocab, vocab.coverage(counts), *configs, out, run, resume=found, rerun=rerun)
     return _started(start, owner)
 
 
@@ -218,6 +253,46 @@ def _newest_step(out: OutDir) -> int:
 
 def _describe_run(run_id: str | None, step: int) -> str:
     return f"{'run ' + run_id[:8] if run_id else 'a run from before run ids'} at step {step:,}"
+
+
+def _newest_or_refuse(out: OutDir) -> Found:
+    """The newest checkpoint of the run in `out`, or, when none loads, the refusal to start a new run there."""
+    try:
+        return out.newest()
+    except CheckpointError:
+        _refuse_to_overwrite(out)
+        raise
+
+
+def _refuse_another_run(out: OutDir, saved: Checkpoint, options: Mapping[str, Any], corpus_sha256: str) -> None:
+    """Refuse a new run into `out` unless it is the run `saved` belongs to: the same corpus (by its
+    SHA-256), the same options (display ones aside), and no --init-from."""
+    differences = rerun_differences(saved.model_config, saved.train_config, options)
+    init = saved.record.init_from
+    if init is not None:
+        differences.append(f"--init-from none (checkpoint: {printable(init.path or 'a checkpoint')})")
+    recorded = saved.record.corpus
+    if recorded is None or recorded.sha256 is None:
+        differences.append("a corpus the checkpoint does not record")
+    elif recorded.sha256 != corpus_sha256:
+        size = f", {recorded.chars:,} characters" if recorded.chars is not None else ""
+        differences.append(f"another corpus text (checkpoint: {printable(recorded.description or 'unnamed')}{size})")
+    if not differences:
+        return
+    shown = ", ".join(differences[:_MOST_SHOWN]) + (
+        f" and {len(differences) - _MOST_SHOWN} more" if len(differences) > _MOST_SHOWN else ""
+    )
+    try:
+        resume_configs(saved.model_config, saved.train_config, options)
+        resume = "add --resume to continue it with these, or "
+    except ConfigError:  # an architecture or a data layout no resume can change
+        resume = ""
+    raise ConfigError(
+        f"{printable(out.path)} holds a run with other settings: {shown}; {resume}give another --out to start a new one"
+    )
+
+
+_MOST_SHOWN = 4  # differences named in one refusal
 
 
 def _refuse_to_overwrite(out: OutDir) -> None:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from charrnn import __version__
 from charrnn.budget import Budget, Validation, format_duration
 from charrnn.checkpoint import Checkpoint, RunRecord
-from charrnn.config import TrainConfig
+from charrnn.config import AUTO, TrainConfig
 from charrnn.data import Streams, eval_streams, split_train_val
 from charrnn.distributed import SINGLE, Group, join, leave
 from charrnn.errors import (
@@ -52,6 +52,7 @@ from charrnn.runtime import (
     set_rng_state,
     signal_name,
 )
+from charrnn.threads import ThreadTuner
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class TrainRequest:
     compile: bool = False  # torch.compile the model (helps on GPUs)
     resume: str | None = None  # a checkpoint file or out folder to continue from
     init_from: str | None = None  # a checkpoint whose weights a new run starts from
+    threads: int | str | None = None  # AUTO: the loop keeps the faster CPU thread count; else as set already
     options: Mapping[str, Any] = field(default_factory=dict)  # only the options the user gave
 
 
@@ -160,7 +162,17 @@ def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: 
         precision=autocast(device, request.dtype),
         release_pages=start.encoded.release_pages,
         resume=start.resume,
+        threads=_thread_tuner(request.threads, device, group),
     )
+
+
+def _thread_tuner(threads: int | str | None, device: torch.device, group: Group) -> ThreadTuner | None:
+    """For --threads auto on one CPU process, a tuner of the thread count; else None: a GPU's
+    steps hardly depend on CPU threads, torchrun's processes share the cores (one thread each),
+    and one thread leaves nothing to choose."""
+    if threads != AUTO or device.type != "cpu" or group.active or torch.get_num_threads() == 1:
+        return None
+    return ThreadTuner(torch.set_num_threads, torch.get_num_threads())
 
 
 def _streams(start: Start, group: Group, device: torch.device) -> tuple[Streams, Streams | None]:
@@ -194,7 +206,7 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
     reporter.message(f"vocabulary: {start.coverage.describe()}")
     reporter.message(
         f"model: {config.cell.upper()} {config.layers}x{config.hidden_size}, {config.input_mode} input, "
-        f"{num_parameters(trainer.model):,} parameters, device {trainer.device.type}; "
+        f"{num_parameters(trainer.model):,} parameters, device {trainer.device.type}{_threads_note(trainer)}; "
         f"{trainer.config.batch_size} streams of {trainer.train_streams.data.shape[1]:,} characters, "
         f"{trainer.train_streams.num_windows:,} windows per epoch"
         + (
@@ -215,7 +227,20 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
                 "warning: this corpus differs from the one the checkpoint was trained on; training goes on, but not exactly as before"
             )
         done = f"step {trainer.step:,}, {format_duration(trainer.elapsed())} trained"
-        reporter.message(f"resuming from {start.resume.path} at {done}, of {trainer.budget.describe()}")
+        if start.rerun:  # the same `charrnn train` again: it continues the run it started
+            reporter.message(
+                f"{start.out.path} holds this run ({done}, of {trainer.budget.describe()}); continuing it "
+                "(give another --out to start a new one)"
+            )
+        else:
+            reporter.message(f"resuming from {start.resume.path} at {done}, of {trainer.budget.describe()}")
+
+
+def _threads_note(trainer: Trainer) -> str:
+    if trainer.device.type != "cpu":
+        return ""
+    count = torch.get_num_threads()
+    return " (threads: auto)" if trainer.threads is not None else f" ({count} thread{'s' if count > 1 else ''})"
 
 
 # The loop: one update per step; evaluation and checkpoints at their intervals.
@@ -267,6 +292,7 @@ class Trainer:
         precision: Callable[[], ContextManager] = nullcontext,  # see runtime.autocast
         release_pages: Callable[[], None] = lambda: None,  # see Encoded.release_pages
         resume: Found | None = None,  # the checkpoint whose run this continues
+        threads: ThreadTuner | None = None,  # --threads auto: fed each step's time, keeps the faster count
     ):
         self.model = model
         self.forward_model = model if forward_model is None else forward_model
@@ -281,6 +307,7 @@ class Trainer:
         self.record = record
         self.precision = precision
         self.release_pages = release_pages
+        self.threads = threads
         self.budget = Budget.of(config.max_steps, config.epochs, config.max_time, train_streams.num_windows)
         self.validation = Validation(config.patience)
         self.step = 0
@@ -322,12 +349,14 @@ class Trainer:
                 self._loop(signals)
         finally:
             self.reporter.close()
+            if self.threads is not None:
+                self.threads.restore()
         return self._result(already_complete=False)
 
     def _loop(self, signals: StopSignals) -> None:
         at_end = False
         while not at_end:
-            self._loss_sum += self._train_one_window()
+            self._loss_sum += self._train_tuning_threads()
             # One small all-reduce per step, and none with one process: if any rank was asked to
             # stop, all stop at this step; all take the slowest rank's clock for --max-time.
             stop_signal, elapsed = self.group.max(signals.received or 0, self.elapsed())
@@ -357,6 +386,15 @@ class Trainer:
             if stop_signal:
                 self._stop(int(stop_signal))
 
+    def _train_tuning_threads(self) -> torch.Tensor:
+        """One step; with --threads auto, its time goes to the tuner, which keeps the faster count."""
+        if self.threads is None:
+            return self._train_one_window()
+        began = time.perf_counter()
+        loss = self._train_one_window()
+        self.threads.observe(time.perf_counter() - began)
+        return loss
+
     def _train_one_window(self) -> torch.Tensor:
         window = self.step % self.train_streams.num_windows
         if window == 0:  # a new epoch reads every stream from its start again
@@ -383,6 +421,7 @@ class Trainer:
             lr=lr,
             chars_per_sec=round(chars_per_sec, 1),
             grad_norm=None if self._grad_norm is None else float(self._grad_norm),
+            threads=torch.get_num_threads() if self.threads is None else self.threads.chosen,
         )
         self._loss_sum.zero_()
         self._logged_step, self._logged_time = self.step, now

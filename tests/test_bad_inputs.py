@@ -198,7 +198,13 @@ CASES = {
     "cell-unknown": lambda t, r: ["train", "--cell", "transformer"],
     "device-cuda-missing": lambda t, r: _train(r / "corpus.txt", "--device", "cuda", "--out", t / "o"),
     "out-unwritable": lambda t, r: _train(r / "corpus.txt", "--out", _write(t / "file", "") / "run"),
-    "out-holds-run": lambda t, r: _train(r / "corpus.txt", "--out", r / "run"),
+    "out-holds-run-other-options": lambda t, r: _train(r / "corpus.txt", "--lr", "0.002", "--out", r / "run"),
+    "out-holds-run-other-corpus": lambda t, r: _train(
+        _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--out", r / "run"
+    ),
+    "out-holds-unloadable-run": lambda t, r: _train(
+        r / "corpus.txt", "--out", _write(_folder(t / "o") / "run.json", "{}\n").parent
+    ),
     "out-in-use": lambda t, r: _train(r / "corpus.txt", "--out", _held(t / "o")),
     "resume-into-other-run": lambda t, r: _train(r / "corpus.txt", "--resume", r / "run", "--out", _other_run(r, t)),
     "resume-older-step": lambda t, r: _train(r / "corpus.txt", "--resume", _copy_run(r, t) / "step-00000010.pt"),
@@ -283,6 +289,16 @@ CASES = {
     "stop-empty": lambda t, r: ["sample", "-c", r / "run", "--stop", ""],
     "beam-with-samples": lambda t, r: ["sample", "-c", r / "run", "--beam", "4", "-n", "3"],
     "plot-no-metrics": lambda t, r: ["plot", t, "-o", t / "x.png"],
+    "threads-not-auto-or-count": lambda t, r: ["train", "--threads", "x"],
+    "threads-zero": lambda t, r: ["train", "--threads", "0"],
+    "config-threads-not-auto": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "run.toml", 'threads = "many"\n'),
+        "--out",
+        t / "o",
+    ],
     "config-float-for-int": lambda t, r: [
         "train",
         r / "corpus.txt",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+import charrnn.corpus as corpus_module
 from charrnn.budget import Budget
 from charrnn.cli import main
 from charrnn.config import TrainConfig
@@ -160,3 +161,21 @@ def test_a_prime_file_that_cannot_be_the_prime_is_refused_in_one_line(
     )
     assert result.exit_code == 2 and expected in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_quick_start_run_twice_samples_both_times(tmp_path, monkeypatch):
+    """`charrnn train && charrnn sample --temp 0.8`, as the README says, a second time: train finds
+    its own run complete, says so and succeeds, so sample runs again (the built-in corpus cut small)."""
+    builtin_corpus = corpus_module.builtin_corpus
+    monkeypatch.setattr(corpus_module, "builtin_corpus", lambda: builtin_corpus(max_bytes=100_000))
+    monkeypatch.chdir(tmp_path)
+    models = []
+    for _ in range(2):
+        trained = CliRunner().invoke(main, ["train", *fast_args(max_steps=10)])
+        assert trained.exit_code == 0, trained.output
+        sampled = CliRunner().invoke(main, ["sample", "--temp", "0.8", "--length", "200"])
+        assert sampled.exit_code == 0, sampled.output
+        assert len(sampled.stdout) > 200  # a newline prime, then the 200 characters
+        models.append((tmp_path / "checkpoints" / "best.pt").read_bytes())
+    assert "checkpoints holds this run (step 10, " in trained.stderr and "is complete" in trained.stderr
+    assert models[0] == models[1]  # the same model sampled again, not a new one

@@ -43,7 +43,17 @@ def test_each_report_and_validation_is_a_line_and_a_resume_appends_without_repea
         ("validation", 30),
     ]
     first = records[0]
-    assert set(first) == {"kind", "step", "epoch", "train_bpc", "lr", "chars_per_sec", "grad_norm", "elapsed"}
+    assert set(first) == {
+        "kind",
+        "step",
+        "epoch",
+        "train_bpc",
+        "lr",
+        "chars_per_sec",
+        "grad_norm",
+        "threads",
+        "elapsed",
+    }
     assert 0 < first["epoch"] < 1 and first["grad_norm"] > 0 and first["lr"] > 0 and first["chars_per_sec"] > 0
     assert records[-1]["val_bpc"] < records[1]["val_bpc"]  # it learns, and the file shows it
 

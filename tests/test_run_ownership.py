@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from charrnn.checkpoint import RunIdentity, read_checkpoint, write_checkpoint
 from charrnn.cli import main
 from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, step_file_name
-from helpers import PANGRAM, fast_args
+from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, assert_same_training_state, fast_args, train
 
 FAST = fast_args(max_steps=None, keep=5, quiet=True)
 
@@ -234,3 +234,70 @@ def test_a_run_killed_while_holding_its_folder_resumes(tmp_path, texts):
         "--quiet",
     )
     assert result.exit_code == 0, result.output
+
+
+# The same command again (issue 13): `charrnn train && charrnn sample` must work a second time.
+
+SHOWN = fast_args(max_steps=None, keep=5)  # not --quiet: the line that says the run goes on is asserted
+
+
+def test_the_same_command_again_continues_its_complete_run_and_changes_nothing(tmp_path, texts):
+    command = ["train", texts[0], *SHOWN, "--max-steps", "20", "--out", tmp_path / "a"]
+    assert _charrnn(*command).exit_code == 0
+    before = _fingerprint(tmp_path / "a")
+
+    result = _charrnn(*command, "--log-every", "7", "--preview-chars", "0")  # display options may differ
+
+    assert result.exit_code == 0, result.output
+    assert f"{tmp_path / 'a'} holds this run (step 20, " in result.stderr and "continuing it" in result.stderr
+    assert f"The run in {tmp_path / 'a'} is complete (step 20 " in result.stderr
+    assert _fingerprint(tmp_path / "a") == before
+
+
+def test_the_same_command_after_an_interruption_finishes_the_run_exactly(tmp_path, texts):
+    options = {**TINY_OPTIONS, "max_steps": 40, "dropout": 0.3}
+    train(texts[0], tmp_path / "whole", options)
+    with pytest.raises(Crash):
+        train(texts[0], tmp_path / "broken", options, reporter=CrashAtStep(27))
+    assert read_checkpoint(tmp_path / "broken" / LATEST).step == 20
+
+    result = train(texts[0], tmp_path / "broken", options)  # the same request, no resume asked for
+
+    assert result.step == 40 and not result.already_complete
+    assert_same_training_state(tmp_path / "whole" / LATEST, tmp_path / "broken" / LATEST)
+    assert_same_training_state(tmp_path / "whole" / BEST, tmp_path / "broken" / BEST)
+    assert _run_id(tmp_path / "broken") == read_checkpoint(tmp_path / "broken" / LATEST).record.run.id
+
+
+def test_the_same_options_on_another_corpus_are_refused_naming_the_corpus(tmp_path, texts):
+    assert _charrnn("train", texts[0], *FAST, "--max-steps", "20", "--out", tmp_path / "a").exit_code == 0
+    before = _fingerprint(tmp_path / "a")
+
+    result = _charrnn("train", texts[1], *FAST, "--max-steps", "20", "--out", tmp_path / "a")
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {tmp_path / 'a'} holds a run with other settings: another corpus text (checkpoint: {texts[0]}, "
+        "1,760 characters); add --resume to continue it with these, or give another --out to start a new one"
+    )
+    assert _fingerprint(tmp_path / "a") == before
+
+
+def test_other_options_are_refused_naming_each(tmp_path, texts):
+    assert _charrnn("train", texts[0], *FAST, "--max-steps", "20", "--out", tmp_path / "a").exit_code == 0
+    before = _fingerprint(tmp_path / "a")
+
+    longer = _charrnn("train", texts[0], *FAST, "--max-steps", "30", "--lr", "0.002", "--out", tmp_path / "a")
+    wider = _charrnn("train", texts[0], *FAST, "--max-steps", "20", "--hidden-size", "32", "--out", tmp_path / "a")
+
+    assert longer.exit_code == wider.exit_code == 1
+    assert longer.stderr.strip() == (
+        f"Error: {tmp_path / 'a'} holds a run with other settings: --lr 0.002 (checkpoint: 0.003), --max-steps 30 "
+        "(checkpoint: 20); add --resume to continue it with these, or give another --out to start a new one"
+    )
+    # --resume cannot change the architecture, so it is not offered
+    assert wider.stderr.strip() == (
+        f"Error: {tmp_path / 'a'} holds a run with other settings: --hidden-size 32 (checkpoint: 24); "
+        "give another --out to start a new one"
+    )
+    assert _fingerprint(tmp_path / "a") == before

@@ -169,8 +169,9 @@ def test_resume_refuses_a_corpus_with_characters_outside_the_vocabulary(tmp_path
 def test_a_new_run_never_overwrites_an_existing_one(tmp_path, short_corpus):
     train(short_corpus, tmp_path / "run", _resume_options())
     before = (tmp_path / "run" / LATEST).read_bytes()
-    with pytest.raises(ConfigError, match="--resume"):
-        train(short_corpus, tmp_path / "run", _resume_options())
+    with pytest.raises(ConfigError, match=r"other settings: --lr 0.02 \(checkpoint: 0.01\); add --resume"):
+        train(short_corpus, tmp_path / "run", {**_resume_options(), "lr": 0.02})
+    assert train(short_corpus, tmp_path / "run", _resume_options()).already_complete  # the same run: it goes on
     assert (tmp_path / "run" / LATEST).read_bytes() == before
 
 
