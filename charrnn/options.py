@@ -628,7 +628,8 @@ SAMPLE = (
         envvar_names=("TEMP", "TEMPERATURE"),
         section=_CHOOSE,
         doc_metavar="T",
-        doc="divide the logits by T: below 1 is safer, above 1 wilder",
+        doc="divide the logits by T: below 1 is safer, above 1 wilder; below 1 (and with top-k or top-p) a run of one "
+        "character (spaces, blank lines) goes on no likelier than the model says, so it never runs away",
     ),
     _count(
         ("--top-k",),

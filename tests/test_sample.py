@@ -113,6 +113,36 @@ def test_sampling_draws_only_from_the_kept_characters():
     assert set(nucleus.tolist()) == {0, 1}
 
 
+# Inside a run of spaces: the model continues it with probability 0.9 and spreads the rest
+# over 20 characters, one of them (id 1) a little likelier than the others.
+RUN_PROBS = torch.tensor([0.9, 0.1 * 3 / 22] + [0.1 / 22] * 19)
+SPACE = torch.zeros(4000, dtype=torch.long)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [SampleConfig(temperature=0.8), SampleConfig(temperature=0.3), SampleConfig(top_k=3), SampleConfig(top_p=0.5)],
+)
+def test_sharpening_never_makes_a_run_likelier_to_go_on_than_the_model_says(config):
+    logits = RUN_PROBS.log().repeat(len(SPACE), 1)
+    picks = pick_next(logits, config, torch.Generator().manual_seed(0), previous=SPACE)
+    assert abs(float((picks == 0).float().mean()) - 0.9) < 0.02  # sharpened alone: 0.97 to 1.0
+    others = picks[picks != 0]
+    assert float((others == 1).float().mean()) > 3 / 22  # the others are still sharpened
+
+
+def test_a_character_that_is_not_a_repeat_is_sharpened_as_usual():
+    logits = RUN_PROBS.log().repeat(len(SPACE), 1)
+    picks = pick_next(logits, SampleConfig(temperature=0.5), torch.Generator().manual_seed(0), previous=SPACE + 1)
+    assert float((picks == 0).float().mean()) > 0.97
+
+
+def test_runs_of_the_only_character_a_model_can_write_go_on():
+    logits = torch.tensor([[0.0, float("-inf")]])  # the second is the unknown character, never written
+    picks = pick_next(logits, SampleConfig(temperature=0.5), torch.Generator(), previous=torch.tensor([0]))
+    assert picks.tolist() == [0]
+
+
 def test_several_samples_come_from_one_batched_pass_and_differ(pangram_model, monkeypatch):
     loaded = LoadedModel(copy.deepcopy(pangram_model.model), pangram_model.vocab, pangram_model.path, 0)
     calls = _record_calls(monkeypatch, loaded.model)
