@@ -91,7 +91,7 @@ def measure(corpus: Path, rounds: int, model: list[str]) -> dict[tuple[str, bool
                 for round_number in range(rounds):
                     names = list(SETTINGS) if round_number % 2 == 0 else list(reversed(SETTINGS))
                     for name in names:
-                        out = Path(folder) / f"{len(times)}-{round_number}-{name[:3]}-{busy}"
+                        out = Path(folder) / f"run-{sum(map(len, times.values()))}"  # a new folder for every run
                         time, threads = seconds_per_100_steps(corpus, SETTINGS[name], out, model)
                         times.setdefault((name, busy), []).append(time)
                         print(
