@@ -12,25 +12,33 @@ it; train, resume or fine-tune a run with the same options as the command line.
 
 The `charrnn` command is a thin layer over these functions. Errors a user can cause raise
 charrnn.errors.CharRNNError subclasses, each with a one-line message.
+
+Sampling never imports torch (charrnn.sample runs the model in numpy): torch and the modules
+that use it are imported where a function needs them (score, train).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from charrnn.checkpoint import describe_checkpoint
 from charrnn.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
-from charrnn.corpus import resolve_corpus
+from charrnn.diagnosis import curves, diagnose
 from charrnn.errors import ConfigError
-from charrnn.evaluate import TextScore, score_text
-from charrnn.progress import Reporter, console_reporter
-from charrnn.runtime import select_device, use_threads
-from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_model
-from charrnn.training import TrainRequest, TrainResult, run_training
+from charrnn.metrics import read_metrics
+from charrnn.outdir import Found
+from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_for_sampling, torch_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from charrnn.evaluate import TextScore
+    from charrnn.model import CharRNN
+    from charrnn.progress import Reporter
+    from charrnn.training import TrainResult
 
 TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vocab_size comes from the corpus
 
@@ -38,8 +46,10 @@ TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vo
 class Model:
     """A trained model, ready to generate text and to score it."""
 
-    def __init__(self, loaded: LoadedModel):
-        self.loaded = loaded
+    def __init__(self, loaded: LoadedModel, device: str = "cpu"):
+        self.loaded = loaded  # its model a NumpyCharRNN (or a torch CharRNN): sampling takes either
+        self._device = device  # where `score` runs the torch model
+        self._torch_model: CharRNN | None = None
 
     @property
     def path(self) -> Path:
@@ -53,7 +63,10 @@ class Model:
 
     @property
     def device(self) -> torch.device:
-        return self.loaded.model.head.weight.device
+        """Where `score` runs the model (sampling runs in numpy, on the CPU)."""
+        from charrnn.runtime import select_device
+
+        return select_device(self._device)
 
     @property
     def passed_over(self) -> tuple[str, ...]:
@@ -103,14 +116,35 @@ class Model:
         return generate_samples(self.loaded, prime, _sampling(length, choices), count, seed, _stops(stop))
 
     def score(
-        self, *text: str | Path, encoding: str = "utf-8", errors: str = "strict", progress: Reporter | None = None
+        self,
+        *text: str | Path,
+        encoding: str = "utf-8",
+        errors: str = "strict",
+        progress: Reporter | None = None,
+        windows: int | None = None,
     ) -> TextScore:
         """How well the model predicts a text (files, folders or globs, as for training):
-        bits per character, nats, perplexity, and the characters outside its vocabulary."""
+        bits per character, nats, perplexity, and the characters outside its vocabulary.
+        `windows`: score independent windows of that many characters, each from a zero state, as
+        nanoGPT does (256 for its figures); None: the state is carried through the whole text."""
+        from charrnn.corpus import resolve_corpus
+        from charrnn.evaluate import score_text
+        from charrnn.progress import Reporter
+
         corpus = resolve_corpus([str(t) for t in text], encoding, errors) if text else None
         if corpus is None:
             raise ConfigError("score needs a text: a file, folder or glob pattern")
-        return score_text(self.loaded.model, self.loaded.vocab, corpus, self.device, (progress or Reporter()).progress)
+        if windows is not None and (not isinstance(windows, int) or isinstance(windows, bool) or windows < 1):
+            raise ConfigError(f"windows must be an integer >= 1, got {windows!r}")
+        reporter = progress or Reporter()
+        return score_text(self.torch_model(), self.loaded.vocab, corpus, self.device, reporter.progress, windows)
+
+    def torch_model(self) -> CharRNN:
+        """The model as a torch CharRNN on `device` (built at the first call), for scoring."""
+        if self._torch_model is None:
+            found = Found(self.loaded.path, self.loaded.checkpoint)
+            self._torch_model = torch_model(found, self.device)
+        return self._torch_model
 
     def describe(self) -> list[str]:
         """What `charrnn info` says about the checkpoint: model, vocabulary, training, corpus."""
@@ -119,10 +153,13 @@ class Model:
 
 def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | None = None) -> Model:
     """The model in a checkpoint file, or in an out folder's best.pt (else its newest whole
-    checkpoint), on `device` ("cpu", "cuda", "mps" or "auto"); `threads`: CPU threads for
-    PyTorch in this process (unchanged when None)."""
-    use_threads(threads)
-    return Model(load_model(location, select_device(device)))
+    checkpoint). Sampling runs in numpy on the CPU, without torch; scoring runs PyTorch on
+    `device` ("cpu", "cuda", "mps" or "auto") with `threads` CPU threads (unchanged when None)."""
+    if threads is not None:
+        from charrnn.runtime import use_threads
+
+        use_threads(threads)
+    return Model(load_for_sampling(location), device)
 
 
 def train(
@@ -143,6 +180,10 @@ def train(
     for PyTorch in this process, or "auto": on one CPU, the loop keeps whichever count trains
     faster (charrnn/threads.py); None leaves it as it is. `progress`: True prints what the
     command prints, False nothing, or a Reporter of your own."""
+    from charrnn.progress import Reporter, console_reporter
+    from charrnn.runtime import use_threads
+    from charrnn.training import TrainRequest, run_training
+
     use_threads(threads, auto=True)
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
@@ -161,7 +202,17 @@ def train(
         options=options,
     )
     reporter = progress if isinstance(progress, Reporter) else console_reporter(quiet=False) if progress else Reporter()
-    return run_training(request, reporter)
+    result = run_training(request, reporter)
+    return result if result.already_complete else replace(result, diagnosis=_diagnosis(result.out_dir))
+
+
+def _diagnosis(out_dir: Path) -> tuple[str, ...]:
+    """What the run in `out_dir` needs, from the curves in its metrics.jsonl (none if it cannot be read)."""
+    try:
+        records, _ = read_metrics(out_dir)
+    except ConfigError:  # the figures are a convenience: a run never fails for want of them
+        return ()
+    return tuple(diagnose(*curves(records)))
 
 
 def _sampling(length: int, choices: dict[str, Any]) -> SampleConfig:

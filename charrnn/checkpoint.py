@@ -6,18 +6,22 @@ The keys of the stored form appear in this module only. Each older format has a 
 checkpoints. `Checkpoint.from_stored` checks the model config (ModelConfig has its own
 ceilings), the number of weights and each one's shape against the tensors present, before
 anything builds the model (which allocates what the config says, whatever the file holds).
+
+A checkpoint's tensors are torch tensors, or numpy arrays when read with `arrays="numpy"`
+(sampling, which never imports torch): the checks here take either.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from charrnn.budget import format_duration
 from charrnn.checkpoint_file import (
@@ -33,19 +37,23 @@ from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.vocab import Vocab
 
+if TYPE_CHECKING:
+    import torch
+
 # Keys every checkpoint holds (see `Checkpoint` for the meaning of each).
 REQUIRED_KEYS = ("model_config", "train_config", "vocab", "model", "optimizer", "step", "hidden", "rng")
 
-_WEIGHT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_WEIGHT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # torch's or numpy's, without "torch."
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, arrays: str = "torch") -> dict[str, Any]:
     """The stored form of a checkpoint, read, verified and migrated to this format; raise
     CheckpointError with the reason if it is unusable. charrnn reads checkpoints with
     `read_checkpoint`; this, with `save_checkpoint`, is for tools and tests that inspect or
-    craft the stored form."""
+    craft the stored form. `arrays="numpy"`: its tensors as numpy arrays, read without torch
+    (a format-1 file, a pickle, still needs torch)."""
     path = Path(path)
-    version, state, payload_size = read_stored(path)
+    version, state, payload_size = read_stored(path, arrays)
     if version != FORMAT_VERSION and version not in migrated_formats():
         raise CheckpointError(f"{printable(path)} has a damaged checkpoint header (format {version})")
     state = migrated(state, version)
@@ -133,11 +141,14 @@ def _check_values(state: dict[str, Any], path: Path, payload_size: int) -> None:
     tensor_bytes = 0
     while pending:
         value, depth = pending.pop()
-        if isinstance(value, (torch.Tensor, dict, list, tuple)):
+        if _is_tensor(value) or isinstance(value, (dict, list, tuple)):
             if id(value) in seen:
                 continue
             seen.add(id(value))
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, np.ndarray):  # always plain and dense
+            tensor_bytes += value.nbytes
+        elif _is_tensor(value):
+            torch = sys.modules["torch"]
             if value.layout != torch.strided or value.is_quantized or value.device.type != "cpu":
                 raise CheckpointError(f"{printable(path)} holds a tensor of a kind charrnn never writes")
             tensor_bytes += value.numel() * value.element_size()
@@ -160,7 +171,9 @@ def _is_str(value: Any) -> bool:
 
 
 def _is_tensor(value: Any) -> bool:
-    return isinstance(value, torch.Tensor)
+    """A torch tensor or a numpy array (a torch tensor exists only once torch is imported)."""
+    torch = sys.modules.get("torch")
+    return isinstance(value, np.ndarray) or (torch is not None and isinstance(value, torch.Tensor))
 
 
 def _is_count(value: Any) -> bool:
@@ -327,7 +340,7 @@ class Checkpoint:
 
     @property
     def num_parameters(self) -> int:
-        return sum(t.numel() for t in self.weights.values())
+        return sum(math.prod(t.shape) for t in self.weights.values())
 
     def to_stored(self) -> dict[str, Any]:
         """The stored form (see `STORED_KEYS`): plain data and tensors, as `save_checkpoint` takes."""
@@ -429,9 +442,10 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """The checkpoint at `path`, read, verified, migrated and validated; CheckpointError if unusable."""
-    return Checkpoint.from_stored(load_checkpoint(path), path)
+def read_checkpoint(path: str | Path, arrays: str = "torch") -> Checkpoint:
+    """The checkpoint at `path`, read, verified, migrated and validated; CheckpointError if
+    unusable. `arrays="numpy"`: its tensors as numpy arrays, read without torch where it can."""
+    return Checkpoint.from_stored(load_checkpoint(path, arrays), path)
 
 
 def write_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
@@ -473,12 +487,18 @@ def _check_weights(weights: dict[str, torch.Tensor], config: ModelConfig, shown:
             raise CheckpointError(
                 f"{shown}: weight {name} has shape {printable(tuple(weight.shape), 100)} where its model config needs {shape}"
             )
-        if weight.dtype not in _WEIGHT_DTYPES:
+        if str(weight.dtype).removeprefix("torch.") not in _WEIGHT_DTYPES:
             raise CheckpointError(f"{shown}: weight {name} holds {weight.dtype}, not floating-point numbers")
-        if not bool(torch.isfinite(weight).all()):
+        if not _all_finite(weight):
             raise CheckpointError(
                 f"{shown} has non-finite weights (NaN or infinity) in {name}; the model cannot be used"
             )
+
+
+def _all_finite(weight: Any) -> bool:
+    if isinstance(weight, np.ndarray):
+        return bool(np.isfinite(weight).all())
+    return bool(sys.modules["torch"].isfinite(weight).all())
 
 
 def _check_hidden(hidden: Any, model: ModelConfig, train: TrainConfig, shown: str) -> None:
@@ -490,6 +510,8 @@ def _check_hidden(hidden: Any, model: ModelConfig, train: TrainConfig, shown: st
 def training_state_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
     """What differs, bit for bit, between the training states of two checkpoints (step,
     weights, optimizer moments, carried hidden state, random generator state)."""
+    import torch
+
     differences = [] if a.step == b.step else [f"step {a.step} != {b.step}"]
     pairs = [("model", a.weights, b.weights), ("rng", a.rng["torch"], b.rng["torch"])]
     pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a.hidden, b.hidden))]

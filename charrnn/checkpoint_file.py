@@ -20,6 +20,11 @@ Format 1 (a `torch.save` pickle) is still read, to migrate older runs: its zip a
 hold only uncompressed entries (no zip bomb) and is read with `torch.load(weights_only=True)`,
 which refuses any object other than tensors and plain containers. Resuming writes format 2.
 
+A payload can be read as numpy arrays instead of torch tensors (`arrays="numpy"`): sampling
+reads checkpoints that way and never imports torch, which costs more than all the rest of a
+sample. torch is imported only to write, to read as tensors, for format 1 (a pickle only torch
+reads), and for a dtype numpy lacks (bfloat16).
+
 Reading is bounded: only regular files are opened (a device or a pipe could feed bytes
 forever or block), a file's size must be what its header declares before it is read, the
 JSON is bounded, and its tensors can hold no more bytes than the file.
@@ -35,15 +40,16 @@ import re
 import stat
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import safetensors.torch
-import torch
 from safetensors import SafetensorError
 
 from charrnn.display import printable
 from charrnn.errors import CheckpointError
 from charrnn.files import write_atomic
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_VERSION = 3
 MAGIC = b"charrnn checkpoint\n"
@@ -79,6 +85,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 def _encoded(state: dict[str, Any]) -> bytes:
     """`state` as a safetensors payload: its tensors, and the rest as JSON in the metadata."""
+    import safetensors.torch
+
     store = _TensorStore()
     skeleton = _to_json(state, "", store)
     return safetensors.torch.save(store.tensors, metadata={_STATE_KEY: json.dumps(skeleton, ensure_ascii=True)})
@@ -108,6 +116,8 @@ class _TensorStore:
 
 def _to_json(value: Any, name: str, store: _TensorStore) -> Any:
     """`value` as JSON, with `{"$tensor": name}` for each tensor, which goes into `store`."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         return {"$tensor": store.add(name, value)}
     if isinstance(value, dict):
@@ -128,11 +138,12 @@ def _json_key(key: Any) -> Any:
     raise TypeError(f"a checkpoint cannot hold a dict keyed by {type(key).__name__}")
 
 
-def _decoded(payload: bytes, path: Path) -> Any:
-    """The state in a format-2 payload; each stored tensor must be used exactly once."""
+def _decoded(payload: bytes, path: Path, arrays: str = "torch") -> Any:
+    """The state in a format-2 payload, its tensors as torch tensors or (`arrays="numpy"`)
+    numpy arrays; each stored tensor must be used exactly once."""
     try:
         text = _state_json(payload)
-        tensors = safetensors.torch.load(payload)  # checks every tensor's bytes lie in the payload
+        tensors = _tensors(payload, arrays)  # checks every tensor's bytes lie in the payload
         unused = set(tensors)
         state = _from_json(json.loads(text), tensors, unused, 0)
     except (SafetensorError, ValueError, RecursionError) as error:  # ValueError: JSON, or a check below
@@ -140,6 +151,19 @@ def _decoded(payload: bytes, path: Path) -> Any:
     if unused:
         raise CheckpointError(f"{printable(path)} is damaged: it holds tensors no part of its state uses")
     return state
+
+
+def _tensors(payload: bytes, arrays: str) -> dict[str, Any]:
+    if arrays == "numpy":
+        import safetensors.numpy
+
+        try:
+            return safetensors.numpy.load(payload)
+        except KeyError:  # a dtype numpy has no type for (bfloat16): torch reads it
+            pass
+    import safetensors.torch
+
+    return safetensors.torch.load(payload)
 
 
 def _state_json(payload: bytes) -> str:
@@ -155,7 +179,7 @@ def _state_json(payload: bytes) -> str:
     return text
 
 
-def _from_json(value: Any, tensors: dict[str, torch.Tensor], unused: set[str], depth: int) -> Any:
+def _from_json(value: Any, tensors: dict[str, Any], unused: set[str], depth: int) -> Any:
     """What `_to_json` encoded as `value`."""
     if depth > MAX_DEPTH:
         raise ValueError(f"its state nests more than {MAX_DEPTH} deep")
@@ -171,7 +195,7 @@ def _from_json(value: Any, tensors: dict[str, torch.Tensor], unused: set[str], d
     return {key: _from_json(item, tensors, unused, depth + 1) for key, item in value.items()}
 
 
-def _tagged(tag: str, content: Any, tensors: dict[str, torch.Tensor], unused: set[str], depth: int) -> Any:
+def _tagged(tag: str, content: Any, tensors: dict[str, Any], unused: set[str], depth: int) -> Any:
     if tag == "$tensor" and isinstance(content, str) and content in unused:
         unused.remove(content)  # a tensor used twice could make one stored tensor stand for many
         return tensors[content]
@@ -287,6 +311,8 @@ def _unpickled(payload: bytes, path: Path) -> Any:
         archive = _repacked(payload)
     except Exception as error:  # zipfile raises many types on a crafted archive; all mean "damaged"
         raise CheckpointError(f"{printable(path)} is damaged: {_first_line(error)}") from None
+    import torch
+
     try:
         return torch.load(io.BytesIO(archive), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types; all mean "not plain data"
@@ -312,10 +338,11 @@ def _repacked(payload: bytes) -> bytes:
     return packed.getvalue()
 
 
-def read_stored(path: str | Path) -> tuple[int, Any, int]:
+def read_stored(path: str | Path, arrays: str = "torch") -> tuple[int, Any, int]:
     """The format version a checkpoint file declares, the state it stores (in that format's
-    form: not yet migrated or checked) and the payload's size in bytes."""
+    form: not yet migrated or checked) and the payload's size in bytes. `arrays="numpy"`: its
+    tensors as numpy arrays, without importing torch (but format 1 and bfloat16: torch tensors)."""
     path = Path(path)
     version, payload = _read_verified(path)
-    state = _unpickled(payload, path) if version == 1 else _decoded(payload, path)
+    state = _unpickled(payload, path) if version == 1 else _decoded(payload, path, arrays)
     return version, state, len(payload)

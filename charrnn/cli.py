@@ -240,6 +240,8 @@ def _print_summary(result: Any) -> None:
     if result.best_val_loss is not None:
         best = f"; best validation {nats_to_bits(result.best_val_loss):.4f} bpc ({result.best_val_loss:.4f} nats)"
     click.echo(f"Finished at {done}{best}. Checkpoints are in {result.out_dir}/.", err=True)
+    for line in result.diagnosis:  # what the run needs, from its own curves; part of the summary, so -q keeps it
+        click.echo(line, err=True)
     click.echo(f"Sample with: charrnn sample --checkpoint {result.out_dir}", err=True)
 
 
@@ -284,17 +286,14 @@ def sample(
             "--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n"
         )
     SampleConfig(**options)  # every value checked before the model is loaded
-    import torch
+    # One stream is a chain of small matrix-vector products: a second CPU thread only adds
+    # synchronisation (measured: 10% slower; docs/benchmarks.md).
+    _limit_blas_threads(threads, beam or num_samples)
+    from charrnn import api  # sampling runs in numpy: this imports no torch
 
-    from charrnn import api
-
-    model = api.load(_existing(checkpoint, "-c PATH"), device)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    elif num_samples == 1:
-        # One stream is a chain of small matrix-vector products: a second CPU thread only
-        # adds synchronisation (measured: 10% slower; docs/benchmarks.md).
-        torch.set_num_threads(1)
+    model = api.load(_existing(checkpoint, "-c PATH"))
+    if device != "cpu":
+        click.echo(f"note: sampling runs in numpy on the CPU; --device {device} is not used", err=True)
     if interactive:
         _sample_interactively(model, options, seed, stops)
         return
@@ -307,12 +306,27 @@ def sample(
         output = _with_headers(model.samples(num_samples, prime=prime, seed=seed, stop=stops, **options))
     for note in model.passed_over:
         click.echo(f"warning: {note}", err=True)
-    click.echo(f"(sampling from {model.path}, step {model.step:,}, on {model.device.type})", err=True)
+    click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
     for piece in output:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _limit_blas_threads(threads: int | None, streams: int) -> None:
+    """Run numpy's matrix products on `threads` threads; unless told, on one for one stream (a
+    count set in the environment is kept), and one a core for several (-n, --beam). The BLAS
+    library reads its count once, when numpy is first imported, which nothing before this does."""
+    if "numpy" in sys.modules:
+        return
+    if threads is not None:
+        os.environ.update(dict.fromkeys(_BLAS_THREADS, str(threads)))
+    elif streams == 1 and not any(name in os.environ for name in _BLAS_THREADS):
+        os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
 
 
 def _read_prime_file(name: str) -> str:
@@ -413,7 +427,13 @@ def _with_headers(samples: list[str]) -> list[str]:
 @click.argument("text", nargs=-1, required=True, type=Location(path_type=str))
 @table_options(EVAL, "eval")
 def evaluate(
-    text: tuple[str, ...], checkpoint: Path, encoding: str, errors: str, device: str, threads: int | None
+    text: tuple[str, ...],
+    checkpoint: Path,
+    encoding: str,
+    errors: str,
+    device: str,
+    threads: int | None,
+    windows: int | None,
 ) -> None:
     """How well a model predicts TEXT (files, folders or globs, as for train): bits per
     character, nats and perplexity. Characters outside the model's vocabulary are counted and
@@ -423,14 +443,19 @@ def evaluate(
     Examples:
       charrnn eval held_out.txt
       charrnn eval chapter12.txt --checkpoint runs/novel/best.pt
+      charrnn eval held_out.txt --windows 256   # as nanoGPT scores: windows from a zero state
     """
     from charrnn import api
     from charrnn.progress import console_reporter
 
     model = api.load(_existing(checkpoint, "-c PATH"), device, threads=threads)
-    score = model.score(*text, encoding=encoding, errors=errors, progress=console_reporter(False))
+    score = model.score(*text, encoding=encoding, errors=errors, progress=console_reporter(False), windows=windows)
     click.echo(f"model: {model.path} (step {model.step:,})")
     click.echo(f"text: {score.text}: {score.chars:,} characters, {score.scored:,} scored{_unscored(score)}")
+    if score.window:
+        click.echo(
+            f"scored in {score.streams:,} independent windows of {score.window:,} characters, each from a zero state"
+        )
     if score.outside:
         fate = "scored as the unknown character" if score.outside_mapped_to_unknown else "left out"
         click.echo(
@@ -444,12 +469,18 @@ def evaluate(
 def _unscored(score: Any) -> str:
     """Why some characters of an evaluated text were not scored (outside the vocabulary has its own line)."""
     left_out = 0 if score.outside_mapped_to_unknown else score.outside
-    tail = score.chars - score.scored - score.streams - left_out
-    reasons = [
-        f"the first of each of the {score.streams:,} streams it is read in, which has nothing before it to predict it from"
-    ]
+    if score.window:  # windows overlap by one: only the text's first character starts none
+        tail = score.chars - score.scored - 1 - left_out
+        reasons = ["the first, which has nothing before it to predict it from"]
+        filler = "a window"
+    else:
+        tail = score.chars - score.scored - score.streams - left_out
+        reasons = [
+            f"the first of each of the {score.streams:,} streams it is read in, which has nothing before it to predict it from"
+        ]
+        filler = "a stream"
     if tail > 0:
-        reasons.append(f"the last {tail:,}, too few to fill a stream")
+        reasons.append(f"the last {tail:,}, too few to fill {filler}")
     return f" (not scored: {'; '.join(reasons)})"
 
 

@@ -9,11 +9,12 @@ from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from charrnn.corpus import Corpus
-from charrnn.data import Streams, eval_streams
+from charrnn.data import EVAL_SEQ_LEN, EVAL_STREAMS, Streams, eval_streams
 from charrnn.display import printable
 from charrnn.encoded import CorpusCache, Progress, no_progress
 from charrnn.errors import CheckpointError, CorpusError
@@ -39,6 +40,42 @@ def evaluate_loss(
     In distributed training each rank scores its share of the streams and
     `total_over_ranks` adds up the (loss, count) sums of all ranks.
     """
+    total, count = total_over_ranks(_loss_sums(model, streams, device, precision)).tolist()  # the one host sync
+    return total / count
+
+
+@torch.inference_mode()
+def windowed_loss(
+    model: CharRNN, ids: np.ndarray, window: int, device: torch.device, batch: int = EVAL_STREAMS
+) -> tuple[float, int]:
+    """Mean cross-entropy (nats per character) over independent windows, as nanoGPT scores a text,
+    and how many characters were scored.
+
+    The text is cut into windows of `window` + 1 characters that overlap by one: `window`
+    inputs, each predicting the next character, so every window's first target is predicted from
+    one character and a zero state, and its last from `window` characters. Each window starts
+    from a zero state. A last partial window is dropped, since nanoGPT only ever draws whole
+    ones: each context length 1..`window` weighs the same.
+    """
+    count = (len(ids) - 1) // window
+    if count < 1:
+        raise ValueError(f"{len(ids):,} characters make no window of {window + 1:,}")
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    for first in range(0, count, batch):
+        rows = min(batch, count - first)
+        piece = torch.from_numpy(np.asarray(ids[first * window : (first + rows) * window + 1], dtype=np.int64))
+        windows = piece.unfold(0, window + 1, window)  # (rows, window + 1), each row a window
+        # As streams side by side (read EVAL_SEQ_LEN at a time), each from a zero state.
+        sums += _loss_sums(model, Streams(windows.reshape(-1), rows, min(window, EVAL_SEQ_LEN)), device)
+    total, scored = sums.tolist()
+    return total / scored, int(scored)
+
+
+def _loss_sums(
+    model: CharRNN, streams: Streams, device: torch.device, precision: Callable[[], ContextManager] = nullcontext
+) -> torch.Tensor:
+    """(summed cross-entropy, characters scored) over `streams`, read from a zero state with the
+    state carried from window to window, dropout off."""
     was_training = model.training
     model.eval()
     hidden = model.init_hidden(streams.batch_size, device)
@@ -50,8 +87,7 @@ def evaluate_loss(
         sums[0] += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum").double()
         sums[1] += targets.numel()
     model.train(was_training)
-    total, count = total_over_ranks(sums).tolist()  # the one host sync of an evaluation
-    return total / count
+    return sums
 
 
 @dataclass(frozen=True)
@@ -65,7 +101,8 @@ class TextScore:
     outside_distinct: int
     outside_mapped_to_unknown: bool  # scored as the unknown character (else left out of the text)
     text: str = ""  # which text: the corpus's description
-    streams: int = 0  # the text is scored as this many streams side by side; each one's first character is not
+    streams: int = 0  # the text is scored as this many streams (or windows) side by side
+    window: int = 0  # > 0: scored in independent windows of this many targets, each from a zero state (nanoGPT's way)
 
     @property
     def bits(self) -> float:
@@ -77,9 +114,16 @@ class TextScore:
 
 
 def score_text(
-    model: CharRNN, vocab: Vocab, corpus: Corpus, device: torch.device, progress: Progress = no_progress
+    model: CharRNN,
+    vocab: Vocab,
+    corpus: Corpus,
+    device: torch.device,
+    progress: Progress = no_progress,
+    window: int | None = None,
 ) -> TextScore:
-    """Bits per character and perplexity of `model` on a held-out text.
+    """Bits per character and perplexity of `model` on a held-out text: with the state carried
+    through the text, or with `window`, in independent windows of that many targets each scored
+    from a zero state, as nanoGPT scores (`windowed_loss`).
 
     Characters the vocabulary lacks are counted and reported, never crashed on: with an unknown
     id in the vocabulary they are scored as unknown; without one they are left out of the text.
@@ -94,10 +138,19 @@ def score_text(
         widened = Vocab(vocab.entries + [UNKNOWN])  # the extra id marks what to leave out
         encoded = cache.encoded(widened, progress, counted).ids
         ids = encoded[encoded != widened.unknown_id]
-    streams = eval_streams(ids)
-    if streams is None:
-        raise CorpusError(f"{corpus.description} has too few characters in the model's vocabulary to score")
-    nats = evaluate_loss(model, streams, device)
+    if window:
+        if len(ids) <= window:
+            raise CorpusError(
+                f"{printable(corpus.description)} has {len(ids):,} characters in the model's vocabulary; "
+                f"a window of {window:,} needs {window + 1:,} (score it in shorter windows)"
+            )
+        nats, scored = windowed_loss(model, ids, window, device)
+        sides = scored // window  # windows
+    else:
+        streams = eval_streams(ids)
+        if streams is None:
+            raise CorpusError(f"{corpus.description} has too few characters in the model's vocabulary to score")
+        nats, scored, sides = evaluate_loss(model, streams, device), streams.num_targets, streams.batch_size
     if not math.isfinite(nats):  # never report "nan bits per character"
         raise CheckpointError(
             f"the model scores {printable(corpus.description)} as {nats} nats per character: "
@@ -105,11 +158,12 @@ def score_text(
         )
     return TextScore(
         counts.total,
-        streams.num_targets,
+        scored,
         nats,
         coverage.outside,
         coverage.dropped_chars,
         vocab.unknown_id is not None,
         corpus.description,
-        streams.batch_size,
+        sides,
+        window or 0,
     )

@@ -535,23 +535,22 @@ SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
     replace(
         _DEVICE,
-        help="Where to run the model. cpu unless told: a sample is made one character at a time, small steps that "
-        "one CPU thread runs at thousands of characters a second without a GPU's start-up; auto may pay off for "
-        "many samples (-n) or a wide --beam.",
+        help="Not used: sampling runs in numpy on the CPU (a sample is made one character at a time, small steps "
+        "one CPU thread runs at thousands of characters a second, with no torch to import); kept so that "
+        "commands and configs that give it still work.",
         default="cpu",
         section=MODEL,
-        doc="`cpu` unless told: a sample is made one character at a time, small steps one CPU thread runs at "
-        "thousands of characters a second; `auto` (CUDA, then MPS, then CPU) may pay off for many samples or a wide "
-        "`--beam`",
+        doc="not used: sampling runs in numpy on the CPU (small steps, one character at a time, with no torch to "
+        "import); kept so that commands and configs that give it still work",
     ),
     replace(
         _THREADS,
-        help="CPU threads PyTorch uses (one unless told, for one sample: a chain of small steps that a second thread "
-        "only slows; one a core for -n or --beam).",
+        help="CPU threads numpy's matrix products use (one unless told, for one sample: a chain of small steps that a "
+        "second thread only slows; one a core for -n or --beam).",
         shown_default="1 for one sample",
         section=MODEL,
-        doc="CPU threads PyTorch uses: 1 for a single sample (a chain of small steps a second thread only slows), one a "
-        "core for `-n` or `--beam`",
+        doc="CPU threads numpy's matrix products use: 1 for a single sample (a chain of small steps a second thread "
+        "only slows), one a core for `-n` or `--beam`",
     ),
     _count(
         ("--length", "-l"),
@@ -678,6 +677,15 @@ EVAL = (
     ),
     replace(_DEVICE, default="auto"),
     _THREADS,
+    _count(
+        ("--windows",),
+        "Score independent windows of this many characters, each from a zero state, as nanoGPT scores its "
+        "validation loss (256 for its tiny Shakespeare figure); unset: the state is carried through the text.",
+        shown_default="off (state carried)",
+        doc_metavar="N",
+        doc="score the text in independent windows of N predicted characters, each from a zero state, as nanoGPT "
+        "scores (`--windows 256` for its figures); by default the state is carried through the whole text",
+    ),
 )
 
 PLOT = (

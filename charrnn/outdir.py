@@ -199,24 +199,24 @@ class OutDir:
         found = [(int(m[1]), p) for p in self.path.glob("step-*.pt") if (m := _STEP_FILE.fullmatch(p.name))]
         return sorted(found)
 
-    def newest(self) -> Found:
+    def newest(self, arrays: str = "torch") -> Found:
         """The checkpoint with the highest step that loads: where to resume."""
         passed_over: list[str] = []
-        found = _first_good([p for _, p in reversed(self.step_files())], passed_over)
+        found = _first_good([p for _, p in reversed(self.step_files())], passed_over, arrays)
         for name in (LATEST, BEST):
             path = self.path / name
             if not path.exists() or (found is not None and _same_file(path, found.path)):
                 continue
-            other = _first_good([path], passed_over)
+            other = _first_good([path], passed_over, arrays)
             if other is not None and (found is None or other.checkpoint.step > found.checkpoint.step):
                 found = other
         return _require(found, self.path, passed_over)
 
-    def best(self) -> Found:
+    def best(self, arrays: str = "torch") -> Found:
         """best.pt, or failing that the newest good checkpoint: what to sample from."""
         passed_over: list[str] = []
         candidates = [self.path / BEST, self.path / LATEST, *(p for _, p in reversed(self.step_files()))]
-        found = _first_good([p for p in candidates if p.exists()], passed_over)
+        found = _first_good([p for p in candidates if p.exists()], passed_over, arrays)
         return _require(found, self.path, passed_over)
 
 
@@ -241,21 +241,22 @@ def _modified(folder: Path) -> float:
         return 0.0
 
 
-def load_from(location: str | Path, prefer: str) -> Found:
-    """A checkpoint file as it is, or from an out folder its `prefer`red one ("best" or "newest")."""
+def load_from(location: str | Path, prefer: str, arrays: str = "torch") -> Found:
+    """A checkpoint file as it is, or from an out folder its `prefer`red one ("best" or "newest");
+    its tensors as torch tensors, or numpy arrays (`arrays="numpy"`, see read_checkpoint)."""
     location = Path(location)
     if location.is_dir():
         out = OutDir(location)
-        return out.best() if prefer == "best" else out.newest()
+        return out.best(arrays) if prefer == "best" else out.newest(arrays)
     if not location.exists():
         raise CheckpointError(f"checkpoint not found: {location}")
-    return Found(location, read_checkpoint(location))
+    return Found(location, read_checkpoint(location, arrays))
 
 
-def _first_good(paths: list[Path], passed_over: list[str]) -> Found | None:
+def _first_good(paths: list[Path], passed_over: list[str], arrays: str = "torch") -> Found | None:
     for path in paths:
         try:
-            return Found(path, read_checkpoint(path))
+            return Found(path, read_checkpoint(path, arrays))
         except CheckpointError as error:
             passed_over.append(f"passed over {path.name}: {error}")
     return None

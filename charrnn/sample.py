@@ -2,31 +2,41 @@
 
 Each new character costs one single-step forward pass, however long the text grows; a
 prime of any length is read in bounded memory.
+
+Generation runs in numpy (charrnn.numpy_model), on weights read from the checkpoint without
+torch: importing torch alone takes longer than a whole sample, and each torch call costs more
+than a step's arithmetic at batch 1. A torch CharRNN given here (training's previews, tests)
+has its weights copied into a NumpyCharRNN; so every sampling rule lives in this one place.
+Random draws come from numpy's Generator (PCG64), seeded: the same seed gives the same text.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import SampleConfig
 from charrnn.errors import CheckpointError, OptionError
-from charrnn.model import CharRNN, CharStepper, LayerState
-from charrnn.outdir import load_from
+from charrnn.numpy_model import NumpyCharRNN, State, repeated
+from charrnn.outdir import Found, load_from
 from charrnn.vocab import Vocab
+
+if TYPE_CHECKING:
+    import torch
+
+    from charrnn.model import CharRNN
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: CharRNN
+    model: NumpyCharRNN | CharRNN  # a torch CharRNN where one was asked for (load_model)
     vocab: Vocab
     path: Path
     step: int
@@ -34,68 +44,101 @@ class LoadedModel:
     checkpoint: Checkpoint | None = None  # everything the file holds (None for a model built in memory)
 
 
-def load_model(location: str | Path, device: torch.device) -> LoadedModel:
-    """The model in a checkpoint file, or in an out folder's best.pt (else its newest good one)."""
-    found = load_from(location, prefer="best")
+def load_for_sampling(location: str | Path) -> LoadedModel:
+    """The model in a checkpoint file, or in an out folder's best.pt (else its newest good one),
+    as a NumpyCharRNN: read without torch (but a format-1 file, which only torch reads)."""
+    found = load_from(location, prefer="best", arrays="numpy")
     checkpoint = found.checkpoint
-    model = CharRNN(checkpoint.model_config)
-    try:
-        model.load_state_dict(checkpoint.weights)
-    except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{found.path} does not fit its own model config: {str(error).splitlines()[0]}") from None
+    model = NumpyCharRNN(checkpoint.model_config, checkpoint.weights)  # the shapes were checked on reading
+    return LoadedModel(model, checkpoint.vocab, found.path, checkpoint.step, found.passed_over, checkpoint)
+
+
+def load_model(location: str | Path, device: torch.device) -> LoadedModel:
+    """The model in a checkpoint file, or in an out folder's best.pt (else its newest good one),
+    as a torch CharRNN on `device` (for scoring; sampling takes either)."""
+    found = load_from(location, prefer="best")
     return LoadedModel(
-        model.to(device).eval(), checkpoint.vocab, found.path, checkpoint.step, found.passed_over, checkpoint
+        torch_model(found, device),
+        found.checkpoint.vocab,
+        found.path,
+        found.checkpoint.step,
+        found.passed_over,
+        found.checkpoint,
     )
 
 
-def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+def torch_model(found: Found, device: torch.device) -> CharRNN:
+    """The torch CharRNN of a loaded checkpoint (its tensors torch's or numpy's), on `device`."""
+    import torch
+
+    from charrnn.model import CharRNN
+
+    model = CharRNN(found.checkpoint.model_config)
+    try:
+        model.load_state_dict({name: torch.as_tensor(value) for name, value in found.checkpoint.weights.items()})
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{found.path} does not fit its own model config: {str(error).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
     """Logits (B, V) with every character outside the top-k / nucleus (top-p) set to -inf."""
     if top_k is not None and top_k < logits.shape[-1]:
-        values, indices = torch.topk(logits, top_k, dim=-1)  # exactly k, even among ties
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, indices, values)
+        kept = np.argpartition(-logits, top_k - 1, axis=-1)[:, :top_k]  # exactly k, even among ties
+        filtered = np.full_like(logits, -np.inf)
+        np.put_along_axis(filtered, kept, np.take_along_axis(logits, kept, axis=-1), axis=-1)
+        logits = filtered
     if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        sorted_probs = torch.softmax(sorted_logits, dim=-1)
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1))
         # Drop a character when the ones ranked above it already reach top_p; the first always stays.
-        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        drop_sorted = (np.cumsum(sorted_probs, axis=-1) - sorted_probs) >= top_p
+        drop = np.empty_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        logits = np.where(drop, np.float32(-np.inf), logits)
     return logits
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities (B, V) of logits (B, V) whose rows each hold a finite best."""
+    exps = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exps / exps.sum(axis=-1, keepdims=True)
+
+
 def pick_next(
-    logits: torch.Tensor,
+    logits: np.ndarray,
     config: SampleConfig,
-    generator: torch.Generator,
+    rng: np.random.Generator,
     banned: int | None = None,
-    previous: torch.Tensor | None = None,
-) -> torch.Tensor:
+    previous: np.ndarray | None = None,
+) -> np.ndarray:
     """The next character id of each of B samples (B,), from logits (B, V); never `banned`.
     `previous` (B,): the character each sample ends with, whose runs keep the model's lengths."""
+    logits = np.array(logits, dtype=np.float32)  # a copy: `banned` is written into it
     if banned is not None:
-        logits = logits.index_fill(-1, torch.tensor([banned]), float("-inf"))
-    logits = logits.float()
-    best, best_ids = logits.max(dim=-1, keepdim=True)  # max, unlike argmax, lets NaN through to be caught
+        logits[:, banned] = -np.inf
+    best = logits.max(axis=-1, keepdims=True)  # max, unlike argmax, lets NaN through to be caught
     require_usable(best)
     if config.greedy:
-        return best_ids.view(-1)
-    probs = sharpened(logits, config)
-    if previous is not None and (config.temperature < 1 or config.top_k is not None or config.top_p is not None):
-        probs = runs_as_the_model_has_them(probs, logits, previous, config)
-    return draw(probs, generator)
+        return logits.argmax(axis=-1)
+    with np.errstate(over="ignore", under="ignore"):  # extreme temperatures: see scaled
+        probs = sharpened(logits, config, best)
+        if previous is not None and (config.temperature < 1 or config.top_k is not None or config.top_p is not None):
+            probs = runs_as_the_model_has_them(probs, logits, np.asarray(previous), config)
+    return draw(probs, rng)
 
 
-def sharpened(logits: torch.Tensor, config: SampleConfig) -> torch.Tensor:
+def sharpened(logits: np.ndarray, config: SampleConfig, best: np.ndarray | None = None) -> np.ndarray:
     """Probabilities (B, V) at the temperature, after top-k and top-p."""
-    logits = scaled(logits, logits.max(dim=-1, keepdim=True).values, config.temperature)
+    logits = scaled(logits, logits.max(axis=-1, keepdims=True) if best is None else best, config.temperature)
     if config.top_k is not None or config.top_p is not None:
         logits = filter_logits(logits, config.top_k, config.top_p)
-    return torch.softmax(logits, dim=-1)
+    return softmax(logits)
 
 
 def runs_as_the_model_has_them(
-    probs: torch.Tensor, logits: torch.Tensor, previous: torch.Tensor, config: SampleConfig
-) -> torch.Tensor:
+    probs: np.ndarray, logits: np.ndarray, previous: np.ndarray, config: SampleConfig
+) -> np.ndarray:
     """The sharpened probabilities `probs` (B, V), except that repeating the previous character
     is never made likelier than the model itself makes it.
 
@@ -107,24 +150,25 @@ def runs_as_the_model_has_them(
     probability, so runs keep the lengths the model learned, and the other characters share the
     rest as sharpening ranks them among themselves.
     """
-    rows = torch.arange(previous.shape[0])
-    allowed = torch.softmax(logits, dim=-1)[rows, previous]
-    without_repeat = logits.index_put((rows, previous), torch.tensor(float("-inf")))
+    rows = np.arange(len(previous))
+    allowed = softmax(logits)[rows, previous]
+    without_repeat = logits.copy()
+    without_repeat[rows, previous] = -np.inf
     # Only where another character can follow (a vocabulary may hold just one to write).
-    inflated = (probs[rows, previous] > allowed) & torch.isfinite(without_repeat).any(dim=-1)
-    if not bool(inflated.any()):
+    inflated = (probs[rows, previous] > allowed) & np.isfinite(without_repeat).any(axis=-1)
+    if not inflated.any():
         return probs
-    others = sharpened(torch.where(inflated.unsqueeze(-1), without_repeat, logits), config)
-    capped = others * (1.0 - allowed).unsqueeze(-1)
+    others = sharpened(np.where(inflated[:, None], without_repeat, logits), config)
+    capped = others * (1.0 - allowed)[:, None]
     capped[rows, previous] = allowed
-    return torch.where(inflated.unsqueeze(-1), capped, probs)
+    return np.where(inflated[:, None], capped, probs)
 
 
 # Temperatures that, and whose reciprocals, are ordinary float32 numbers: no 0/0 or -inf/inf.
 _PLAIN_TEMPERATURES = (1e-30, 1e30)
 
 
-def scaled(logits: torch.Tensor, best: torch.Tensor, temperature: float) -> torch.Tensor:
+def scaled(logits: np.ndarray, best: np.ndarray, temperature: float) -> np.ndarray:
     """Logits (B, V) for sampling at `temperature`: at 1 as they are, else the gaps to each
     row's best (B, 1) divided by it (softmax, top-k and top-p do not change with a shift).
 
@@ -136,27 +180,38 @@ def scaled(logits: torch.Tensor, best: torch.Tensor, temperature: float) -> torc
         return logits
     gaps = logits - best
     if _PLAIN_TEMPERATURES[0] <= temperature <= _PLAIN_TEMPERATURES[1]:
-        return gaps / temperature
-    return (gaps.double() / temperature).float()  # as float32 scalars, 1e-300 is 0 and 1e300 infinite
+        return gaps / np.float32(temperature)
+    return (gaps.astype(np.float64) / temperature).astype(np.float32)  # in float32, 1e-300 is 0 and 1e300 infinite
 
 
-def require_usable(best: torch.Tensor) -> None:
+def require_usable(best: np.ndarray) -> None:
     """Refuse predictions whose best logits (or beam scores) are NaN or infinite: they come from
     damaged or out-of-range weights, and whatever was drawn from them would be garbage."""
-    if not all(map(math.isfinite, best.view(-1).tolist())):  # a list: fewer tensor ops per character
+    if not np.isfinite(best).all():
         raise CheckpointError("the model predicts NaN or infinite scores: its weights are damaged or out of range")
 
 
-def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One index per row of probs (B, V), chosen with the probabilities given: inverse-CDF
-    sampling, a third of the cost of torch.multinomial per character at batch 1."""
-    cdf = probs.cumsum(dim=-1)
-    point = torch.rand(probs.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
-    # right=True: the first index whose cumulative sum passes the point, never a zero-probability one
-    return torch.searchsorted(cdf, point, right=True).clamp_(max=probs.shape[-1] - 1).view(-1)
+    sampling (one uniform number per row)."""
+    cdf = np.cumsum(probs, axis=-1, dtype=np.float64)
+    point = rng.random((len(probs), 1)) * cdf[:, -1:]
+    # The first index whose cumulative sum passes the point, never a zero-probability one
+    # (searchsorted right=True, row by row).
+    return np.minimum((cdf <= point).sum(axis=-1), probs.shape[-1] - 1)
 
 
-def prime_ids(vocab: Vocab, prime: str | None, generator: torch.Generator) -> list[int]:
+def numpy_rng(generator: Any) -> np.random.Generator:
+    """`generator` if it is numpy's; a torch.Generator (training's previews) seeds a new one
+    from its next draw, so the same torch seed still gives the same text."""
+    if isinstance(generator, np.random.Generator):
+        return generator
+    import torch
+
+    return np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+
+
+def prime_ids(vocab: Vocab, prime: str | None, rng: np.random.Generator) -> list[int]:
     """Ids to start from: the prime's, or a newline (else a random character) with no prime."""
     if len(vocab) == (vocab.unknown_id is not None):  # sampling never writes the unknown character
         raise CheckpointError("the model's vocabulary holds no character to generate, only the unknown one")
@@ -169,101 +224,109 @@ def prime_ids(vocab: Vocab, prime: str | None, generator: torch.Generator) -> li
     for start in ("\n", " "):
         if start in vocab:
             return [int(vocab.encode(start)[0])]
-    return [int(torch.randint(len(vocab), (1,), generator=generator))]
+    return [int(numpy_rng(rng).integers(len(vocab)))]
 
 
 PRIME_CHUNK = 4096  # prime characters per pass through the recurrent layers: bounds a long prime's memory
 
 
-@torch.inference_mode()
-def read_prime(model: CharRNN, start_ids: Sequence[int], num_samples: int = 1) -> tuple[torch.Tensor, list[LayerState]]:
-    """The logits (B, V) of the character after the prime, and the state to step on from (see
-    CharStepper), for `num_samples` identical copies; refused if the model predicts NaN.
+def read_prime(model: NumpyCharRNN, start_ids: Sequence[int], num_samples: int = 1) -> tuple[np.ndarray, State]:
+    """The logits (B, V) of the character after the prime, and the state to step on from, for
+    `num_samples` identical copies; refused if the model predicts NaN.
 
-    The prime is read once for all samples, through the fused layers PRIME_CHUNK characters at
-    a time, state carried, and only its last position goes through the output layer: memory
-    stays bounded however long the prime (the logits of every position of a 120 KB prime took
-    3.4 GB).
+    The prime is read once for all samples, PRIME_CHUNK characters at a time, state carried,
+    and only its last position goes through the output layer: memory stays bounded however
+    long the prime (the logits of every position of a 120 KB prime took 3.4 GB).
     """
-    device = model.head.weight.device
-    ids = torch.as_tensor(start_ids, dtype=torch.long, device=device).unsqueeze(0)  # (1, P)
-    hidden = model.init_hidden(1, device)
-    for chunk in ids.split(PRIME_CHUNK, dim=1):
-        outputs, hidden = model.recurrent(chunk, hidden)  # (1, chunk, H)
-    logits = model.head(outputs[:, -1])  # (1, V); dropout is off in inference
-    require_usable(logits.max(dim=-1).values)
-    copies = tuple(h.expand(-1, num_samples, -1).contiguous() for h in hidden)
-    return logits.expand(num_samples, -1), CharStepper(model).layer_states(copies)
+    state = model.zero_state(1)
+    for begin in range(0, len(start_ids), PRIME_CHUNK):
+        outputs, state = model.read(start_ids[begin : begin + PRIME_CHUNK], state)
+    logits = model.logits(outputs)  # (1, V)
+    require_usable(logits.max(axis=-1))
+    copies = np.zeros(num_samples, dtype=np.intp)
+    return logits[copies], repeated(state, copies)
 
 
 def generate_ids(
-    model: CharRNN,
+    model: NumpyCharRNN | CharRNN,
     start_ids: Sequence[int],
     config: SampleConfig,
-    generator: torch.Generator,
+    rng: np.random.Generator,
     num_samples: int = 1,
     banned: int | None = None,
-) -> Iterator[torch.Tensor]:
+) -> Iterator[np.ndarray]:
     """The next character id of each of `num_samples` samples (B,), `config.length` times.
 
     The prime is read here, at once (see read_prime), so a model that predicts NaN is refused
-    before anything is printed; then each character is one step of the cells (see
-    CharStepper), so every character costs the same, however long the text.
+    before anything is printed; then each character is one step of the cells, so every
+    character costs the same, however long the text.
     """
-    logits, states = read_prime(model, start_ids, num_samples)
-    last = torch.full((num_samples,), start_ids[-1])
-    return _sampled_ids(CharStepper(model), logits, states, config, generator, banned, last)
+    model = NumpyCharRNN.of(model)
+    logits, state = read_prime(model, start_ids, num_samples)
+    last = np.full(num_samples, start_ids[-1])
+    return _sampled_ids(model, logits, state, config, numpy_rng(rng), banned, last)
 
 
-@torch.inference_mode()
 def _sampled_ids(
-    stepper: CharStepper,
-    logits: torch.Tensor,
-    states: list[LayerState],
+    model: NumpyCharRNN,
+    logits: np.ndarray,
+    state: State,
     config: SampleConfig,
-    generator: torch.Generator,
+    rng: np.random.Generator,
     banned: int | None,
-    ids: torch.Tensor,  # (B,) the last character read
-) -> Iterator[torch.Tensor]:
-    device = logits.device
+    ids: np.ndarray,  # (B,) the last character read
+) -> Iterator[np.ndarray]:
     for position in range(config.length):
-        ids = pick_next(logits.cpu(), config, generator, banned, ids)  # drawn on the CPU, where the generator lives
+        ids = pick_next(logits, config, rng, banned, ids)
         yield ids
         if position + 1 < config.length:
-            logits, states = stepper.step(ids.to(device), states)
+            logits, state = model.step(ids, state)
 
 
-@torch.inference_mode()
 def beam_search(
-    model: CharRNN, start_ids: Sequence[int], length: int, beam: int, banned: int | None = None
+    model: NumpyCharRNN | CharRNN, start_ids: Sequence[int], length: int, beam: int, banned: int | None = None
 ) -> list[int]:
     """The most likely continuation of `length` characters that a beam of `beam` hypotheses
     finds: at each step every hypothesis is extended by every character, and the `beam` with
-    the highest total log-probability are kept (beam 1 is greedy decoding).
+    the highest total log-probability are kept (beam 1 is greedy decoding; among equal totals,
+    the earlier hypothesis and character).
 
     Each step records only which hypothesis each kept one extends and by which character;
     the best sequence is traced back once at the end, so the work is linear in `length`.
     """
-    logits, states = read_prime(model, start_ids)
-    stepper = CharStepper(model)
+    model = NumpyCharRNN.of(model)
+    logits, state = read_prime(model, start_ids)
     vocab_size = logits.shape[-1]
-    scores = torch.zeros(1, device=logits.device)  # total log-probability of each hypothesis
+    scores = np.zeros(1, dtype=np.float32)  # total log-probability of each hypothesis
     # picks[t, k]: hypothesis k of step t is hypothesis picks // V of step t - 1 plus character picks % V
-    picks = torch.empty(length, beam, dtype=torch.int64, device=logits.device)
+    picks = np.empty((length, beam), dtype=np.int64)
     for position in range(length):
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        require_usable(logits.max(axis=-1))  # NaN would sort last here, not first: refused at once
+        log_probs = log_softmax(logits)
         if banned is not None:
-            log_probs[:, banned] = float("-inf")
-        totals = (scores[:, None] + log_probs).flatten()  # (K * V,)
-        scores, best = totals.topk(min(beam, totals.numel()))
+            log_probs[:, banned] = -np.inf
+        totals = (scores[:, None] + log_probs).ravel()  # (K * V,)
+        best = _top(totals, beam)
+        scores = totals[best]
         picks[position, : len(best)] = best
         if position + 1 < length:
-            rows, ids = best // vocab_size, best % vocab_size
-            kept = tuple(h.index_select(1, rows) for h in stepper.hidden(states))  # each hypothesis its parent's state
-            logits, states = stepper.step(ids, stepper.layer_states(kept))
-    if length:
-        require_usable(scores[:1])  # a NaN anywhere stays in the scores and tops them
-    return traced_back(picks.cpu().numpy(), vocab_size)
+            logits, state = model.step(best % vocab_size, repeated(state, best // vocab_size))
+    return traced_back(picks, vocab_size)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _top(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` largest of `values`, largest first (ties: the lower index first)."""
+    if count < len(values):
+        candidates = np.argpartition(-values, count - 1)[:count]
+        candidates.sort()  # ties in index order, for the stable sort below
+    else:
+        candidates = np.arange(len(values))
+    return candidates[np.argsort(-values[candidates], kind="stable")]
 
 
 def traced_back(picks: np.ndarray, vocab_size: int) -> list[int]:
@@ -278,7 +341,7 @@ def traced_back(picks: np.ndarray, vocab_size: int) -> list[int]:
 
 def generate_beam(loaded: LoadedModel, prime: str | None, length: int, beam: int, stops: Sequence[str] = ()) -> str:
     """The prime and its most likely continuation by beam search, cut after the first of `stops`."""
-    start = prime_ids(loaded.vocab, prime, torch.Generator().manual_seed(0))
+    start = prime_ids(loaded.vocab, prime, np.random.default_rng(0))
     ids = beam_search(loaded.model, start, length, beam, banned=loaded.vocab.unknown_id)
     return (prime or "") + cut_at_stop(loaded.vocab.decode(ids), stops)
 
@@ -292,10 +355,10 @@ def generate_text(
     The prime is checked and read here, before anything is generated, so a bad one (or a model
     that predicts NaN) fails at once.
     """
-    generator = torch.Generator().manual_seed(seed if seed is not None else random_seed())
-    start = prime_ids(loaded.vocab, prime, generator)
+    rng = np.random.default_rng(seed if seed is not None else random_seed())
+    start = prime_ids(loaded.vocab, prime, rng)
     chars = loaded.vocab.chars
-    steps = generate_ids(loaded.model, start, config, generator, banned=loaded.vocab.unknown_id)
+    steps = generate_ids(loaded.model, start, config, rng, banned=loaded.vocab.unknown_id)
     continuation = (chars[int(ids[0])] for ids in steps)
     return itertools.chain([prime] if prime else [], until_stop(continuation, stops))
 
@@ -327,9 +390,9 @@ def generate_samples(
 ) -> list[str]:
     """`num_samples` independent texts from one batched pass, each starting with the prime and
     each cut after the first of `stops` in its continuation."""
-    generator = torch.Generator().manual_seed(seed if seed is not None else random_seed())
-    start = prime_ids(loaded.vocab, prime, generator)
-    steps = generate_ids(loaded.model, start, config, generator, num_samples, banned=loaded.vocab.unknown_id)
+    rng = np.random.default_rng(seed if seed is not None else random_seed())
+    start = prime_ids(loaded.vocab, prime, rng)
+    steps = generate_ids(loaded.model, start, config, rng, num_samples, banned=loaded.vocab.unknown_id)
     columns = [ids.tolist() for ids in steps]
     chars = loaded.vocab.chars
     return [

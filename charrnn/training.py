@@ -81,6 +81,7 @@ class TrainResult:
     last_val_loss: float | None
     already_complete: bool
     out_dir: Path
+    diagnosis: tuple[str, ...] = ()  # what the run needs, read from its curves (charrnn.diagnosis); set by api.train
 
 
 def run_training(request: TrainRequest, reporter: Reporter | None = None) -> TrainResult:

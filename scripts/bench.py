@@ -4,8 +4,10 @@
 1. Training throughput: charrnn's real training loop (the Trainer that `charrnn train` runs:
    windows, schedule, clipping, logging, progress bar) against a bare loop of the same fused
    PyTorch modules (forward, backward, AdamW step) on identical shapes and random data.
-2. Sampling speed: charrnn's stateful sampler against a bare loop of single steps of the same
-   modules, at batch 1 and 32, for 1,000 and 10,000 characters.
+2. Sampling speed: charrnn's sampler (numpy) against the torch path it replaced (PyTorch's
+   single-step cell kernels, torch draws) and a bare loop of single steps of the same modules,
+   at batch 1 and 32, for 1,000 and 10,000 characters; and `charrnn sample` end to end: its
+   first character against `python -c "import torch"`, and its characters per second after it.
 3. Footprint: peak memory of `charrnn train` on tiny Shakespeare, and the time `charrnn --help` takes.
 
 Timings on a shared CPU drift by tens of percent from minute to minute, so the two sides of each
@@ -29,6 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,7 +46,8 @@ from charrnn.budget import Budget  # noqa: E402
 from charrnn.checkpoint import RunRecord  # noqa: E402
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from charrnn.data import Streams  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
+from charrnn.model import CharRNN, CharStepper  # noqa: E402
+from charrnn.numpy_model import NumpyCharRNN  # noqa: E402
 from charrnn.outdir import OutDir  # noqa: E402
 from charrnn.progress import ProgressBar  # noqa: E402
 from charrnn.sample import LoadedModel, generate_ids, generate_text  # noqa: E402
@@ -205,8 +209,24 @@ def charrnn_sampling(loaded: LoadedModel, batch: int, length: int) -> float:
         for _ in generate_text(loaded, None, config, seed=0):
             pass
     else:
-        for _ in generate_ids(loaded.model, [0], config, torch.Generator().manual_seed(0), batch):
+        for _ in generate_ids(loaded.model, [0], config, np.random.default_rng(0), batch):
             pass
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def torch_sampling(model: CharRNN, batch: int, length: int, generator: torch.Generator) -> float:
+    """Seconds for the torch path charrnn sampled with before numpy: PyTorch's single-step
+    cell kernels (CharStepper), softmax and an inverse-CDF draw in torch, one step a character."""
+    stepper = CharStepper(model)
+    states = stepper.layer_states(model.init_hidden(batch))
+    ids = torch.zeros(batch, dtype=torch.long)
+    start = time.perf_counter()
+    for _ in range(length):
+        logits, states = stepper.step(ids, states)
+        cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+        point = torch.rand(batch, 1, generator=generator) * cdf[:, -1:]
+        ids = torch.searchsorted(cdf, point, right=True).clamp_(max=VOCAB_SIZE - 1).view(-1)
     return time.perf_counter() - start
 
 
@@ -221,18 +241,21 @@ def threads(count: int):
 
 
 def sampling_speed(shape: Shape, rounds: int, lengths: tuple[int, ...], batches: tuple[int, ...]) -> list[dict]:
-    """Both sides run as `charrnn sample` does: one thread for a single stream, all for a batch."""
+    """Every side runs as `charrnn sample` does: one thread for a single stream, all for a batch.
+    (numpy's BLAS threads are set when it is imported, here one a core: a batch-1 figure here may
+    be a little under what `charrnn sample` makes on one thread; `sample_end_to_end` measures that.)"""
     torch.manual_seed(0)
     model = CharRNN(shape.model_config()).eval()
-    loaded = LoadedModel(model, Vocab([chr(32 + i) for i in range(VOCAB_SIZE)]), Path("-"), 0)
+    loaded = LoadedModel(NumpyCharRNN.of(model), Vocab([chr(32 + i) for i in range(VOCAB_SIZE)]), Path("-"), 0)
     bare = BareModel(shape).eval()
     rows = []
     for batch in batches:
         for length in lengths:
-            ours, theirs = [], []
+            ours, old, theirs = [], [], []
             with threads(1 if batch == 1 else torch.get_num_threads()):
-                for _ in range(rounds):  # alternating, so both sides see the same machine
+                for _ in range(rounds):  # alternating, so every side sees the same machine
                     ours.append(batch * length / charrnn_sampling(loaded, batch, length))
+                    old.append(batch * length / torch_sampling(model, batch, length, torch.Generator().manual_seed(0)))
                     theirs.append(batch * length / bare_sampling(bare, batch, length, torch.Generator().manual_seed(0)))
             rows.append(
                 {
@@ -241,10 +264,44 @@ def sampling_speed(shape: Shape, rounds: int, lengths: tuple[int, ...], batches:
                     "length": length,
                     "charrnn": statistics.median(ours),
                     "spread": (min(ours), max(ours)),
+                    "torch": statistics.median(old),
                     "bare": statistics.median(theirs),
                 }
             )
     return rows
+
+
+def sample_end_to_end(shape: Shape, length: int, repeats: int) -> dict:
+    """`charrnn sample` as users run it, on a checkpoint of `shape` (one training step on a text of
+    VOCAB_SIZE characters): seconds to its first character, characters per second after it, and
+    the seconds of `python -c "import torch"` beside them (medians of `repeats`)."""
+    with tempfile.TemporaryDirectory() as folder:
+        corpus = Path(folder) / "corpus.txt"
+        corpus.write_text("".join(chr(32 + i) for i in range(VOCAB_SIZE)) * 500, encoding="utf-8")
+        options = ["--hidden-size", shape.hidden_size, "--layers", shape.layers, "--embed-dim", shape.embed_dim]
+        train = [sys.executable, "-m", "charrnn", "train", corpus, "--max-steps", "1", "--out", Path(folder) / "run"]
+        subprocess.run([*map(str, train + options), "--quiet"], check=True, capture_output=True, cwd=ROOT)
+        firsts, rates, imports = [], [], []
+        for _ in range(repeats):
+            first, total = _timed_sample(Path(folder) / "run", length)
+            firsts.append(first)
+            rates.append((length - 1) / (total - first))
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import torch"], check=True)
+            imports.append(time.perf_counter() - start)
+    first, torch_import = statistics.median(firsts), statistics.median(imports)
+    return {"shape": shape, "first": first, "rate": statistics.median(rates), "import_torch": torch_import}
+
+
+def _timed_sample(run: Path, length: int) -> tuple[float, float]:
+    """Seconds from starting `charrnn sample` to its first character, and to its end."""
+    command = [sys.executable, "-m", "charrnn", "sample", "-c", str(run), "--length", str(length), "--seed", "0"]
+    start = time.perf_counter()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT) as process:
+        process.stdout.read(2)  # no prime: the first character is the first byte (2: one may be a newline's)
+        first = time.perf_counter() - start
+        process.stdout.read()
+    return first, time.perf_counter() - start
 
 
 # --- 3. footprint ---------------------------------------------------------------------
@@ -308,18 +365,28 @@ def training_section(results: list[dict], header: str) -> str:
     return f"{header}\n\n| shape | charrnn chars/s | bare PyTorch chars/s | ratio |\n| --- | ---: | ---: | ---: |\n{rows}\n"
 
 
-def sampling_section(results: list[dict], header: str) -> str:
+def sampling_section(results: list[dict], end_to_end: list[dict], header: str) -> str:
     lines = []
     for r in results:
         low, high = r["spread"]
         lines.append(
             f"| {r['shape'].name} | {r['batch']} | {r['length']:,} | {r['charrnn']:,.0f} ({low:,.0f}–{high:,.0f}) | "
-            f"{1e6 * r['batch'] / r['charrnn']:,.0f} | {r['bare']:,.0f} | {r['charrnn'] / r['bare']:.2f} |"
+            f"{1e6 * r['batch'] / r['charrnn']:,.0f} | {r['torch']:,.0f} | {r['bare']:,.0f} | "
+            f"{r['charrnn'] / r['bare']:.2f} |"
         )
     table = "\n".join(lines)
+    commands = "\n".join(
+        f"| {r['shape'].name} | {r['first']:.3f} s | {r['import_torch']:.3f} s | {r['first'] / r['import_torch']:.2f} | "
+        f"{r['rate']:,.0f} |"
+        for r in end_to_end
+    )
     return (
-        f"{header}\n\n| model | batch | length | charrnn chars/s, median (range) | µs per step | bare chars/s | ratio |\n"
-        f"| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n{table}\n"
+        f"{header}\n\n| model | batch | length | charrnn (numpy) chars/s, median (range) | µs per step | "
+        f"torch path chars/s | bare chars/s | ratio to bare |\n"
+        f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{table}\n\n"
+        f"`charrnn sample` end to end (one stream, medians):\n\n"
+        f'| model | first character after | `python -c "import torch"` | ratio | chars/s after the first |\n'
+        f"| --- | ---: | ---: | ---: | ---: |\n{commands}\n"
     )
 
 
@@ -340,7 +407,8 @@ def main() -> int:
 
     lengths, batches = ((20, 200), (1, 4)) if args.quick else ((1_000, 10_000), (1, 32))
     sampling = [row for shape in shapes for row in sampling_speed(shape, 2 if args.quick else 7, lengths, batches)]
-    print(sampling_section(sampling, header))
+    end_to_end = [sample_end_to_end(shape, 500 if args.quick else 20_000, 2 if args.quick else 5) for shape in shapes]
+    print(sampling_section(sampling, end_to_end, header))
 
     corpus = SHAKESPEARE if SHAKESPEARE.exists() and not args.quick else _small_corpus()
     rss = peak_training_rss(corpus, 20 if args.quick else 300)
@@ -353,7 +421,7 @@ def main() -> int:
     print(footprint)
     if not args.quick:
         replace_section("bench-training", training_section(training, header))
-        replace_section("bench-sampling", sampling_section(sampling, header))
+        replace_section("bench-sampling", sampling_section(sampling, end_to_end, header))
         replace_section("bench-footprint", footprint)
     return 0
 

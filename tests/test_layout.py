@@ -18,6 +18,7 @@ ALLOWED = {
     "streams": set(),
     "params": {"budget", "display", "options"},
     "budget": set(),
+    "diagnosis": set(),
     "metrics": {"display", "errors", "files"},
     "plot": {"display", "errors", "metrics"},
     "vocab": {"errors"},
@@ -58,8 +59,23 @@ ALLOWED = {
         "runtime",
         "threads",
     },
-    "sample": {"checkpoint", "config", "errors", "model", "outdir", "vocab"},
-    "api": {"checkpoint", "config", "corpus", "errors", "evaluate", "progress", "runtime", "sample", "training"},
+    "numpy_model": {"config"},
+    "sample": {"checkpoint", "config", "errors", "model", "numpy_model", "outdir", "vocab"},
+    "api": {
+        "checkpoint",
+        "config",
+        "corpus",
+        "diagnosis",
+        "errors",
+        "evaluate",
+        "metrics",
+        "model",
+        "outdir",
+        "progress",
+        "runtime",
+        "sample",
+        "training",
+    },
     "cli": {
         "__init__",
         "budget",
@@ -134,3 +150,20 @@ def test_only_progress_uses_tqdm_and_only_the_command_line_uses_click():
         source = path.read_text()
         assert ("import tqdm" in source or "from tqdm" in source) == (path.stem == "progress"), path.stem
         assert ("import click" in source) == (path.stem in ("cli", "params")), path.stem
+
+
+# What `charrnn sample` imports: none of these may import torch outside a function (sampling
+# runs in numpy; importing torch would cost more than the whole sample).
+TORCH_FREE = {"api", "checkpoint", "checkpoint_file", "config", "numpy_model", "outdir", "sample", "vocab"}
+
+
+def test_the_sampling_path_imports_no_torch_at_top_level():
+    for module in TORCH_FREE:
+        tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+        imported = [
+            alias.name if isinstance(node, ast.Import) else node.module
+            for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in (node.names if isinstance(node, ast.Import) else [None])
+        ]
+        assert not [name for name in imported if name and name.split(".")[0] == "torch"], module

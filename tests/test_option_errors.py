@@ -308,7 +308,7 @@ def test_running_out_of_memory_is_one_line_with_the_size_asked_for(monkeypatch, 
     def allocate(*args, **kwargs):
         raise RuntimeError(torch_message + "\nException raised from ... (most recent call first):\nframe #0: ...")
 
-    monkeypatch.setattr("charrnn.api.load_model", allocate)
+    monkeypatch.setattr("charrnn.api.load_for_sampling", allocate)
     assert_one_line_error(invoke("sample", "-c", trained / "run"), 1, "out of memory: 89.4 GiB asked for")
 
 
@@ -336,7 +336,7 @@ def test_an_unexpected_error_spanning_lines_is_still_one_line(monkeypatch, train
     def fail(*args, **kwargs):
         raise ValueError("first line\nException raised from c10::...\nframe #0: ...")
 
-    monkeypatch.setattr("charrnn.api.load_model", fail)
+    monkeypatch.setattr("charrnn.api.load_for_sampling", fail)
     result = invoke("sample", "-c", trained / "run")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [

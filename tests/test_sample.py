@@ -1,19 +1,17 @@
-import copy
-
+import numpy as np
 import pytest
 import torch
 
 from charrnn.config import SampleConfig
 from charrnn.errors import OptionError
-from charrnn.model import CharStepper
+from charrnn.numpy_model import NumpyCharRNN
 from charrnn.sample import (
-    LoadedModel,
     draw,
     filter_logits,
     generate_ids,
     generate_samples,
     generate_text,
-    load_model,
+    load_for_sampling,
     pick_next,
 )
 from helpers import PANGRAM, TINY_OPTIONS, train
@@ -27,7 +25,7 @@ def pangram_model(tmp_path_factory):
     corpus.write_text(PANGRAM * 120, encoding="utf-8")
     torch.set_num_threads(1)
     train(corpus, folder / "out", {**TINY_OPTIONS, "max_steps": 300, "save_every": 300, "seed": 0})
-    return load_model(folder / "out", torch.device("cpu"))
+    return load_for_sampling(folder / "out")
 
 
 def _text(loaded, prime=None, seed=None, **options):
@@ -62,61 +60,64 @@ def test_unknown_prime_characters_are_named(pangram_model):
     assert caught.value.option == "--prime"
 
 
-def _record_calls(monkeypatch, model):
-    """(batch, characters) of every pass through the fused layers, and the batch of every single step."""
+def _record_calls(monkeypatch):
+    """(batch, characters) of every read of a prime's characters, and the batch of every single step."""
     calls = []
-    model.rnn.register_forward_pre_hook(lambda module, args: calls.append(("fused", tuple(args[0].shape[:2]))))
-    real_step = CharStepper.step
+    real_read, real_step = NumpyCharRNN.read, NumpyCharRNN.step
 
-    def recording_step(self, ids, states):
+    def recording_read(self, ids, state):
+        calls.append(("read", (len(state[0][0]), len(ids))))
+        return real_read(self, ids, state)
+
+    def recording_step(self, ids, state):
         calls.append(("step", tuple(ids.shape)))
-        return real_step(self, ids, states)
+        return real_step(self, ids, state)
 
-    monkeypatch.setattr(CharStepper, "step", recording_step)
+    monkeypatch.setattr(NumpyCharRNN, "read", recording_read)
+    monkeypatch.setattr(NumpyCharRNN, "step", recording_step)
     return calls
 
 
 def test_generation_reads_the_prime_once_then_one_character_per_step(pangram_model, monkeypatch):
-    model = copy.deepcopy(pangram_model.model)
-    calls = _record_calls(monkeypatch, model)
-    ids = list(generate_ids(model, [1, 2, 3, 4], SampleConfig(length=50), torch.Generator().manual_seed(0)))
+    calls = _record_calls(monkeypatch)
+    ids = list(generate_ids(pangram_model.model, [1, 2, 3, 4], SampleConfig(length=50), np.random.default_rng(0)))
     assert len(ids) == 50
-    assert calls == [("fused", (1, 4))] + [("step", (1,))] * 49  # constant work per character
+    assert calls == [("read", (1, 4))] + [("step", (1,))] * 49  # constant work per character
 
 
 def test_top_k_keeps_only_the_k_most_likely():
-    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
-    kept = torch.isfinite(filter_logits(logits, top_k=2, top_p=None))
+    logits = np.array([[1.0, 5.0, 3.0, 4.0, 2.0]], np.float32)
+    kept = np.isfinite(filter_logits(logits, top_k=2, top_p=None))
     assert kept.tolist() == [[False, True, False, True, False]]
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p():
-    probs = torch.tensor([[0.05, 0.5, 0.3, 0.15]])
-    kept = torch.isfinite(filter_logits(probs.log(), top_k=None, top_p=0.75))
+    logits = np.log(np.array([[0.05, 0.5, 0.3, 0.15]], np.float32))
+    kept = np.isfinite(filter_logits(logits, top_k=None, top_p=0.75))
     assert kept.tolist() == [[False, True, True, False]]  # 0.5 + 0.3 reaches 0.75
-    tiny = torch.isfinite(filter_logits(probs.log(), top_k=None, top_p=0.01))
+    tiny = np.isfinite(filter_logits(logits, top_k=None, top_p=0.01))
     assert tiny.tolist() == [[False, True, False, False]]  # the most likely always stays
 
 
 def test_top_k_keeps_exactly_k_among_ties():
-    kept = torch.isfinite(filter_logits(torch.zeros(1, 6), top_k=2, top_p=None))
+    kept = np.isfinite(filter_logits(np.zeros((1, 6), np.float32), top_k=2, top_p=None))
     assert kept.sum() == 2
 
 
 def test_sampling_draws_only_from_the_kept_characters():
     # Nearly uniform: unfiltered, 1,000 draws would hit all six characters.
-    logits = torch.tensor([0.3, 0.2, 0.1, 0.0, -0.1, -0.2]).repeat(1000, 1)
-    generator = torch.Generator().manual_seed(0)
-    assert set(pick_next(logits, SampleConfig(), generator).tolist()) == {0, 1, 2, 3, 4, 5}
-    assert set(pick_next(logits, SampleConfig(top_k=3), generator).tolist()) == {0, 1, 2}
-    nucleus = pick_next(logits, SampleConfig(top_p=0.3), generator)  # 0.3 needs the two most likely
+    logits = np.tile(np.array([0.3, 0.2, 0.1, 0.0, -0.1, -0.2], np.float32), (1000, 1))
+    rng = np.random.default_rng(0)
+    assert set(pick_next(logits, SampleConfig(), rng).tolist()) == {0, 1, 2, 3, 4, 5}
+    assert set(pick_next(logits, SampleConfig(top_k=3), rng).tolist()) == {0, 1, 2}
+    nucleus = pick_next(logits, SampleConfig(top_p=0.3), rng)  # 0.3 needs the two most likely
     assert set(nucleus.tolist()) == {0, 1}
 
 
 # Inside a run of spaces: the model continues it with probability 0.9 and spreads the rest
 # over 20 characters, one of them (id 1) a little likelier than the others.
-RUN_PROBS = torch.tensor([0.9, 0.1 * 3 / 22] + [0.1 / 22] * 19)
-SPACE = torch.zeros(4000, dtype=torch.long)
+RUN_PROBS = np.array([0.9, 0.1 * 3 / 22] + [0.1 / 22] * 19, np.float32)
+SPACE = np.zeros(4000, dtype=np.int64)
 
 
 @pytest.mark.parametrize(
@@ -124,37 +125,48 @@ SPACE = torch.zeros(4000, dtype=torch.long)
     [SampleConfig(temperature=0.8), SampleConfig(temperature=0.3), SampleConfig(top_k=3), SampleConfig(top_p=0.5)],
 )
 def test_sharpening_never_makes_a_run_likelier_to_go_on_than_the_model_says(config):
-    logits = RUN_PROBS.log().repeat(len(SPACE), 1)
-    picks = pick_next(logits, config, torch.Generator().manual_seed(0), previous=SPACE)
-    assert abs(float((picks == 0).float().mean()) - 0.9) < 0.02  # sharpened alone: 0.97 to 1.0
+    logits = np.tile(np.log(RUN_PROBS), (len(SPACE), 1))
+    picks = pick_next(logits, config, np.random.default_rng(0), previous=SPACE)
+    assert abs(float((picks == 0).mean()) - 0.9) < 0.02  # sharpened alone: 0.97 to 1.0
     others = picks[picks != 0]
-    assert float((others == 1).float().mean()) > 3 / 22  # the others are still sharpened
+    assert float((others == 1).mean()) > 3 / 22  # the others are still sharpened
 
 
 def test_a_character_that_is_not_a_repeat_is_sharpened_as_usual():
-    logits = RUN_PROBS.log().repeat(len(SPACE), 1)
-    picks = pick_next(logits, SampleConfig(temperature=0.5), torch.Generator().manual_seed(0), previous=SPACE + 1)
-    assert float((picks == 0).float().mean()) > 0.97
+    logits = np.tile(np.log(RUN_PROBS), (len(SPACE), 1))
+    picks = pick_next(logits, SampleConfig(temperature=0.5), np.random.default_rng(0), previous=SPACE + 1)
+    assert float((picks == 0).mean()) > 0.97
 
 
 def test_runs_of_the_only_character_a_model_can_write_go_on():
-    logits = torch.tensor([[0.0, float("-inf")]])  # the second is the unknown character, never written
-    picks = pick_next(logits, SampleConfig(temperature=0.5), torch.Generator(), previous=torch.tensor([0]))
+    logits = np.array([[0.0, -np.inf]], np.float32)  # the second is the unknown character, never written
+    picks = pick_next(logits, SampleConfig(temperature=0.5), np.random.default_rng(), previous=np.array([0]))
     assert picks.tolist() == [0]
 
 
 def test_several_samples_come_from_one_batched_pass_and_differ(pangram_model, monkeypatch):
-    loaded = LoadedModel(copy.deepcopy(pangram_model.model), pangram_model.vocab, pangram_model.path, 0)
-    calls = _record_calls(monkeypatch, loaded.model)
-    samples = generate_samples(loaded, "the ", SampleConfig(length=60, temperature=2.0), num_samples=4, seed=0)
+    calls = _record_calls(monkeypatch)
+    samples = generate_samples(pangram_model, "the ", SampleConfig(length=60, temperature=2.0), num_samples=4, seed=0)
     assert len(samples) == 4 and all(s.startswith("the ") and len(s) == 64 for s in samples)
     assert len(set(samples)) == 4  # independent draws
-    assert calls == [("fused", (1, 4))] + [("step", (4,))] * 59  # the prime read once for all four
+    assert calls == [("read", (1, 4))] + [("step", (4,))] * 59  # the prime read once for all four
 
 
 def test_draws_follow_the_probabilities_and_skip_impossible_characters():
-    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(20_000, 1)
-    counts = torch.bincount(draw(probs, torch.Generator().manual_seed(0)), minlength=6).float() / 20_000
+    probs = np.tile(np.array([0.0, 0.5, 0.0, 0.3, 0.2, 0.0], np.float32), (20_000, 1))
+    counts = np.bincount(draw(probs, np.random.default_rng(0)), minlength=6) / 20_000
     assert counts[[0, 2, 5]].sum() == 0
     # 20,000 draws: each frequency within 4 standard deviations (at most 0.014) of its probability
-    assert torch.allclose(counts, probs[0], atol=0.014)
+    assert np.allclose(counts, probs[0], atol=0.014)
+
+
+def test_a_torch_model_samples_as_its_numpy_copy_does(pangram_model):
+    """Training's previews pass a torch CharRNN and a torch.Generator: the same text as the
+    NumpyCharRNN of the same weights, with the numpy generator that torch seed gives."""
+    from charrnn.sample import load_model, numpy_rng
+
+    torch_loaded = load_model(pangram_model.path, torch.device("cpu"))
+    config = SampleConfig(length=80, temperature=0.9)
+    ours = list(generate_ids(torch_loaded.model, [1, 2], config, torch.Generator().manual_seed(3)))
+    theirs = list(generate_ids(pangram_model.model, [1, 2], config, numpy_rng(torch.Generator().manual_seed(3))))
+    assert np.array_equal(np.stack(ours), np.stack(theirs))

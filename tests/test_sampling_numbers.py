@@ -18,7 +18,8 @@ from charrnn.config import ModelConfig, SampleConfig
 from charrnn.corpus import resolve_corpus
 from charrnn.errors import CheckpointError
 from charrnn.evaluate import TextScore, score_text
-from charrnn.model import CharRNN, CharStepper
+from charrnn.model import CharRNN
+from charrnn.numpy_model import NumpyCharRNN
 from charrnn.sample import (
     LoadedModel,
     beam_search,
@@ -29,6 +30,7 @@ from charrnn.sample import (
     pick_next,
     prime_ids,
     read_prime,
+    softmax,
 )
 from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
 from helpers import PANGRAM, TINY_OPTIONS, train
@@ -106,22 +108,24 @@ def test_a_huge_temperature_samples_evenly_from_the_known_characters_only(run_wi
 def test_any_finite_logits_and_temperature_give_a_character_that_can_be_written(
     logits, temperature, top_k, top_p, banned, seed
 ):
-    row = torch.tensor([logits])
+    row = np.array([logits], np.float32)
     banned = banned if banned is not None and banned < row.shape[1] else None
     config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p)
-    picked = int(pick_next(row.repeat(4, 1), config, torch.Generator().manual_seed(seed), banned)[0])
+    picked = int(pick_next(np.repeat(row, 4, axis=0), config, np.random.default_rng(seed), banned)[0])
     assert 0 <= picked < row.shape[1] and picked != banned
-    allowed = row[0].index_fill(0, torch.tensor([banned]), float("-inf")) if banned is not None else row[0]
+    allowed = row[0].copy()
+    if banned is not None:
+        allowed[banned] = -np.inf
     if temperature <= 1e-300:  # any gap over 1e-270 underflows: greedy, or one of exact ties
         assert allowed[picked] == allowed.max()
 
 
 def test_unchanged_logits_give_the_same_draws_as_plain_softmax_sampling():
     """At temperature 1 the shift by the best logit changes nothing: seeds keep their text."""
-    logits = torch.randn(64, 30, generator=torch.Generator().manual_seed(0)) * 4
-    ours = pick_next(logits, SampleConfig(), torch.Generator().manual_seed(5))
-    plain = sample.draw(torch.softmax(logits, dim=-1), torch.Generator().manual_seed(5))
-    assert torch.equal(ours, plain)
+    logits = np.random.default_rng(0).standard_normal((64, 30), dtype=np.float32) * 4
+    ours = pick_next(logits, SampleConfig(), np.random.default_rng(5))
+    plain = sample.draw(softmax(logits), np.random.default_rng(5))
+    assert np.array_equal(ours, plain)
 
 
 # --- NaN and infinity ------------------------------------------------------------------------
@@ -130,10 +134,10 @@ def test_unchanged_logits_give_the_same_draws_as_plain_softmax_sampling():
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 @pytest.mark.parametrize("greedy", [False, True])
 def test_nan_or_infinite_logits_are_refused_not_sampled(bad, greedy):
-    logits = torch.zeros(2, 5)
+    logits = np.zeros((2, 5), np.float32)
     logits[1, 3] = bad
     with pytest.raises(CheckpointError, match="predicts NaN or infinite scores"):
-        pick_next(logits, SampleConfig(greedy=greedy), torch.Generator())
+        pick_next(logits, SampleConfig(greedy=greedy), np.random.default_rng())
 
 
 def _nan_model(loaded: LoadedModel) -> LoadedModel:
@@ -155,17 +159,17 @@ def test_a_model_that_predicts_nan_is_refused_before_anything_is_generated(loade
 
 
 def test_predictions_that_turn_nan_later_stop_sampling_and_beam_search(loaded, monkeypatch):
-    real_step = CharStepper.step
+    real_step = NumpyCharRNN.step
     calls = []
 
-    def step_turning_nan(self, ids, states):
-        logits, states = real_step(self, ids, states)
+    def step_turning_nan(self, ids, state):
+        logits, state = real_step(self, ids, state)
         calls.append(1)
-        return (logits * float("nan") if len(calls) > 5 else logits), states
+        return (logits * np.nan if len(calls) > 5 else logits), state
 
-    monkeypatch.setattr(CharStepper, "step", step_turning_nan)
+    monkeypatch.setattr(NumpyCharRNN, "step", step_turning_nan)
     with pytest.raises(CheckpointError, match="NaN"):
-        list(generate_ids(loaded.model, [1, 2], SampleConfig(length=20), torch.Generator()))
+        list(generate_ids(loaded.model, [1, 2], SampleConfig(length=20), np.random.default_rng()))
     calls.clear()
     with pytest.raises(CheckpointError, match="NaN"):
         beam_search(loaded.model, [1, 2], 20, beam=4)
@@ -201,7 +205,7 @@ def test_a_perplexity_too_large_for_a_float_is_infinite_not_an_error():
 
 def test_a_vocabulary_of_only_the_unknown_character_is_refused():
     with pytest.raises(CheckpointError, match="no character to generate"):
-        prime_ids(Vocab([UNKNOWN]), None, torch.Generator())
+        prime_ids(Vocab([UNKNOWN]), None, np.random.default_rng())
 
 
 # --- --min-count ------------------------------------------------------------------------------
@@ -224,104 +228,81 @@ def test_a_min_count_that_leaves_no_character_is_refused_in_one_line(tmp_path):
 # --- long primes --------------------------------------------------------------------------------
 
 
-def _unchunked_prime(model: CharRNN, start_ids, num_samples: int = 1):
-    """The reading of a prime before it was chunked: one forward pass, logits of every position."""
-    inputs = torch.tensor(list(start_ids)).repeat(num_samples, 1)
+def _unchunked_prime(model: CharRNN, start_ids):
+    """The reading of a prime by PyTorch's fused layers: one forward pass, logits of every position."""
     with torch.inference_mode():
-        logits, hidden = model(inputs, model.init_hidden(num_samples))
-    return logits[:, -1], CharStepper(model).layer_states(hidden)
+        logits, hidden = model(torch.tensor([list(start_ids)]), model.init_hidden(1))
+    return logits[:, -1].numpy(), [h.numpy() for h in hidden]
+
+
+def _stacked(state):
+    """A NumpyCharRNN state as PyTorch's hidden state: each part (layers, B, H)."""
+    return [np.stack([layer[part] for layer in state]) for part in range(len(state[0]))]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_a_prime_read_in_chunks_gives_the_state_of_reading_it_whole(cell, monkeypatch):
     model = _random_model(cell)
     prime = torch.randint(12, (1000,), generator=torch.Generator().manual_seed(1)).tolist()
-    whole_logits, whole_states = _unchunked_prime(model, prime, num_samples=3)
+    whole_logits, whole_hidden = _unchunked_prime(model, prime)
     for chunk in (1000, 333, 64, 1):
         monkeypatch.setattr(sample, "PRIME_CHUNK", chunk)
-        logits, states = read_prime(model, prime, num_samples=3)
-        assert torch.allclose(logits, whole_logits, atol=1e-5)
-        for ours, theirs in zip(CharStepper(model).hidden(states), CharStepper(model).hidden(whole_states)):
-            assert torch.allclose(ours, theirs, atol=1e-5)
+        logits, state = read_prime(NumpyCharRNN.of(model), prime, num_samples=3)
+        assert np.allclose(logits, np.repeat(whole_logits, 3, axis=0), atol=1e-5)
+        for ours, theirs in zip(_stacked(state), whole_hidden):
+            assert np.allclose(ours, np.repeat(theirs, 3, axis=1), atol=1e-5)
 
 
-def test_a_long_prime_passes_the_layers_in_bounded_pieces_and_the_output_layer_once(monkeypatch):
-    model = _random_model("lstm")
-    shapes = {"rnn": [], "head": []}
-    model.rnn.register_forward_pre_hook(lambda module, args: shapes["rnn"].append(tuple(args[0].shape[:2])))
-    model.head.register_forward_pre_hook(lambda module, args: shapes["head"].append(tuple(args[0].shape)))
+def test_a_long_prime_is_read_in_bounded_pieces_and_through_the_output_layer_once(monkeypatch):
+    model = NumpyCharRNN.of(_random_model("lstm"))
+    calls = {"read": [], "logits": []}
+    real_read, real_logits = NumpyCharRNN.read, NumpyCharRNN.logits
+    monkeypatch.setattr(
+        NumpyCharRNN, "read", lambda self, ids, state: calls["read"].append(len(ids)) or real_read(self, ids, state)
+    )
+    monkeypatch.setattr(
+        NumpyCharRNN, "logits", lambda self, out: calls["logits"].append(out.shape) or real_logits(self, out)
+    )
     read_prime(model, [3] * (2 * sample.PRIME_CHUNK + 5), num_samples=50)
-    assert shapes["rnn"] == [(1, sample.PRIME_CHUNK), (1, sample.PRIME_CHUNK), (1, 5)]  # once for all 50 samples
-    assert shapes["head"] == [(1, 16)]  # only the last position: no (samples, prime, vocabulary) logits
-
-
-def _old_generate_ids(model, start_ids, config, generator, num_samples=1, banned=None):
-    """Sampling as it was before primes were chunked (the prime's logits kept whole)."""
-    logits, states = _unchunked_prime(model, start_ids, num_samples)
-    stepper = CharStepper(model)
-    ids = torch.full((num_samples,), start_ids[-1])
-    with torch.inference_mode():
-        for position in range(config.length):
-            ids = pick_next(logits, config, generator, banned, ids)
-            yield ids
-            if position + 1 < config.length:
-                logits, states = stepper.step(ids, states)
+    assert calls["read"] == [sample.PRIME_CHUNK, sample.PRIME_CHUNK, 5]  # once for all 50 samples
+    assert calls["logits"] == [(1, 16)]  # only the last position: no (samples, prime, vocabulary) logits
 
 
 @pytest.mark.parametrize("prime_length", [1, 40, 5000])
 @pytest.mark.parametrize("num_samples", [1, 3])
-def test_the_same_seed_gives_the_same_text_as_reading_the_prime_whole(loaded, prime_length, num_samples):
+def test_the_same_seed_gives_the_same_text(loaded, prime_length, num_samples):
     prime = (PANGRAM * (prime_length // len(PANGRAM) + 1))[:prime_length]
-    start = prime_ids(loaded.vocab, prime, torch.Generator())
+    start = prime_ids(loaded.vocab, prime, np.random.default_rng())
     config = SampleConfig(length=300, temperature=0.9, top_p=0.95)
-    ours = torch.stack(
-        list(
-            generate_ids(
-                loaded.model,
-                start,
-                config,
-                torch.Generator().manual_seed(7),
-                num_samples,
-                banned=loaded.vocab.unknown_id,
-            )
-        )
-    )
-    old = torch.stack(
-        list(
-            _old_generate_ids(
-                loaded.model,
-                start,
-                config,
-                torch.Generator().manual_seed(7),
-                num_samples,
-                banned=loaded.vocab.unknown_id,
-            )
-        )
-    )
-    assert torch.equal(ours, old)
+
+    def ids(seed):
+        rng = np.random.default_rng(seed)
+        return np.stack(list(generate_ids(loaded.model, start, config, rng, num_samples, loaded.vocab.unknown_id)))
+
+    assert np.array_equal(ids(7), ids(7))
+    assert not np.array_equal(ids(7), ids(8))
 
 
 # --- beam search ---------------------------------------------------------------------------------
 
 
 def _old_beam_search(model, start_ids, length, beam, banned=None):
-    """Beam search as it was: every hypothesis's whole sequence copied at every step (quadratic)."""
-    logits, states = _unchunked_prime(model, start_ids)
-    stepper = CharStepper(model)
+    """Beam search as it was: every hypothesis's whole sequence copied at every step (quadratic),
+    the hypotheses picked by torch.topk."""
+    model = NumpyCharRNN.of(model)
+    logits, state = read_prime(model, start_ids)
     scores = torch.zeros(1)
     sequences = [[]]
-    with torch.inference_mode():
-        for position in range(length):
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
-            if banned is not None:
-                log_probs[:, banned] = float("-inf")
-            totals = (scores[:, None] + log_probs).flatten()
-            scores, best = totals.topk(min(beam, totals.numel()))
-            rows, ids = best // log_probs.shape[1], best % log_probs.shape[1]
-            sequences = [sequences[row] + [char] for row, char in zip(rows.tolist(), ids.tolist())]
-            if position + 1 < length:
-                kept = tuple(h.index_select(1, rows) for h in stepper.hidden(states))
-                logits, states = stepper.step(ids, stepper.layer_states(kept))
+    for position in range(length):
+        log_probs = torch.log_softmax(torch.from_numpy(logits), dim=-1)
+        if banned is not None:
+            log_probs[:, banned] = float("-inf")
+        totals = (scores[:, None] + log_probs).flatten()
+        scores, best = totals.topk(min(beam, totals.numel()))
+        rows, ids = best // log_probs.shape[1], best % log_probs.shape[1]
+        sequences = [sequences[row] + [char] for row, char in zip(rows.tolist(), ids.tolist())]
+        if position + 1 < length:
+            logits, state = model.step(ids.numpy(), [tuple(part[rows.numpy()] for part in layer) for layer in state])
     return sequences[0]
 
 
@@ -337,7 +318,7 @@ def test_beam_search_finds_what_the_old_quadratic_search_found(cell, beam):
 
 
 def test_beam_search_on_a_trained_model_matches_the_old_search(loaded):
-    start = prime_ids(loaded.vocab, "the la", torch.Generator())
+    start = prime_ids(loaded.vocab, "the la", np.random.default_rng())
     for beam in (1, 4, 40):  # 40: more hypotheses than characters at the first step
         expected = _old_beam_search(loaded.model, start, 120, beam, loaded.vocab.unknown_id)
         assert beam_search(loaded.model, start, 120, beam, loaded.vocab.unknown_id) == expected
