@@ -45,7 +45,7 @@ from charrnn.display import printable
 from charrnn.errors import CheckpointError
 from charrnn.files import write_atomic
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MAGIC = b"charrnn checkpoint\n"
 _HEADER = re.compile(rb"format (\d+) sha256 ([0-9a-f]{64}) bytes (\d+)\n")
 _MAX_HEADER = 200
