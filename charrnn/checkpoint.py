@@ -102,6 +102,9 @@ def added_fields(defaults: dict[str, dict[str, Any]]) -> Callable[[Any], Any]:
 MIGRATIONS: dict[int, Callable[[Any], Any]] = {
     1: renamed_fields({}),
     2: added_fields({"train_config": {"preview_chars": 0}}),
+    3: added_fields(
+        {"model_config": {"weight_drop": 0.0, "input_dropout": 0.0, "embed_dropout": 0.0, "recurrent_init": "uniform"}}
+    ),
 }
 
 

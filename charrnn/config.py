@@ -81,6 +81,11 @@ class ModelConfig:
     dropout: float = _train_default("dropout")
     input_mode: str = _train_default("input_mode")
     embed_dim: int = _train_default("embed_dim")
+    # Added in checkpoint format 4 (older runs had them off: see checkpoint.MIGRATIONS).
+    weight_drop: float = _train_default("weight_drop")
+    input_dropout: float = _train_default("input_dropout")
+    embed_dropout: float = _train_default("embed_dropout")
+    recurrent_init: str = _train_default("recurrent_init")
 
     def __post_init__(self) -> None:
         _check_fields(self, _MODEL_OPTIONS)
@@ -89,6 +94,8 @@ class ModelConfig:
                 f"--input one-hot with a vocabulary of {self.vocab_size:,} characters would make every input "
                 f"vector {self.vocab_size:,} wide (the limit is {ONE_HOT_MAX_VOCAB:,}); use --input embedding"
             )
+        if self.embed_dropout > 0 and self.input_mode != "embedding":
+            raise ConfigError("--embed-dropout drops rows of the embedding: it needs --input embedding")
         if self.parameter_count > MAX_PARAMETERS:
             raise ConfigError(
                 f"a model of {self.parameter_count:,} parameters is more than charrnn builds ({MAX_PARAMETERS:,}); "

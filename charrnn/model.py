@@ -34,6 +34,20 @@ class CharRNN(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.recurrent_init == "orthogonal":
+            self._orthogonal_start()
+
+    def _orthogonal_start(self) -> None:
+        """Each gate's hidden-to-hidden block orthogonal (its products neither grow nor shrink a
+        state), and an LSTM's forget-gate bias 1 (it starts by keeping its memory)."""
+        size = self.config.hidden_size
+        with torch.no_grad():
+            for layer in range(self.config.layers):
+                for block in getattr(self.rnn, f"weight_hh_l{layer}").split(size):
+                    nn.init.orthogonal_(block)
+                if self.is_lstm:  # PyTorch's gate order: input, forget, cell, output
+                    getattr(self.rnn, f"bias_ih_l{layer}")[size : 2 * size].fill_(1.0)
+                    getattr(self.rnn, f"bias_hh_l{layer}")[size : 2 * size].zero_()
 
     @property
     def is_lstm(self) -> bool:
@@ -48,12 +62,27 @@ class CharRNN(nn.Module):
         """ids (B, T) -> the last layer's outputs (B, T, H) and the hidden state after the last
         step: the network without its output layer (reading a prime needs only the last output)."""
         state = None if hidden is None else (hidden if self.is_lstm else hidden[0])
-        outputs, state = self.rnn(self._inputs(ids), state)  # (B, T, H)
+        inputs = self._inputs(ids)
+        if self.training and self.config.input_dropout > 0:
+            inputs = locked_dropout(inputs, self.config.input_dropout)
+        if self.training and self.config.weight_drop > 0:
+            # DropConnect before the fused call: the kernel runs on the dropped weights, and the
+            # gradient reaches the real ones through the dropout.
+            weights = {
+                name: F.dropout(weight, self.config.weight_drop) if name.startswith("weight_hh") else weight
+                for name, weight in self.rnn.named_parameters()
+            }
+            outputs, state = torch.func.functional_call(self.rnn, weights, (inputs, state))
+        else:
+            outputs, state = self.rnn(inputs, state)  # (B, T, H)
         return outputs, (tuple(state) if self.is_lstm else (state,))
 
     def _inputs(self, ids: torch.Tensor) -> torch.Tensor:
         if self.embedding is not None:
-            return F.embedding(ids, self.embedding.weight)  # the functional call: no module overhead per step
+            weight = self.embedding.weight
+            if self.training and self.config.embed_dropout > 0:
+                weight = locked_dropout(weight.unsqueeze(0), self.config.embed_dropout, rows=True).squeeze(0)
+            return F.embedding(ids, weight)  # the functional call: no module overhead per step
         # One-hot, written straight into a float tensor: the same math as an identity
         # embedding, without an int64 one_hot intermediate or a V x V matrix.
         weight = self.head.weight
@@ -66,6 +95,15 @@ class CharRNN(nn.Module):
         device = device if device is not None else self.head.weight.device
         count = 2 if self.is_lstm else 1
         return tuple(torch.zeros(shape, device=device) for _ in range(count))
+
+
+def locked_dropout(values: torch.Tensor, p: float, rows: bool = False) -> torch.Tensor:
+    """Dropout on (B, T, D) `values` with one mask per stream for all T steps (locked, or
+    variational, dropout: Gal & Ghahramani 2016), scaled by 1 / (1 - p). With `rows`, one mask
+    per row of T instead: whole rows dropped (embedding dropout drops whole characters)."""
+    shape = (values.shape[0], values.shape[1], 1) if rows else (values.shape[0], 1, values.shape[2])
+    mask = values.new_empty(shape).bernoulli_(1.0 - p) / (1.0 - p)
+    return values * mask
 
 
 def load_grown(model: CharRNN, state: dict[str, torch.Tensor]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 CELLS = tuple(CELL_GATES)
 INPUT_MODES = ("one-hot", "embedding")
+RECURRENT_INITS = ("uniform", "orthogonal")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16")
 DECODE_ERRORS = ("strict", "replace", "ignore")
@@ -275,6 +276,47 @@ TRAIN = (
         high_open=True,
         section=MODEL,
         fixed_on_resume=True,
+    ),
+    _fraction(
+        ("--weight-drop",),
+        "DropConnect on the recurrent (hidden-to-hidden) weights while training, as AWD-LSTM does.",
+        default=0.0,
+        high_open=True,
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="DropConnect on the hidden-to-hidden weights while training (AWD-LSTM's weight drop): each "
+        "window zeroes this share of them, the same for every time step",
+    ),
+    _fraction(
+        ("--input-dropout",),
+        "Dropout on the recurrent layers' inputs, one mask per stream for a whole window.",
+        default=0.0,
+        high_open=True,
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="dropout on what the first layer reads, the same units dropped at every step of a window "
+        "(locked, or variational, dropout)",
+    ),
+    _fraction(
+        ("--embed-dropout",),
+        "Drop whole characters from the embedding while training (with --input embedding).",
+        default=0.0,
+        high_open=True,
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="drop whole characters' embeddings for a window (with `--input embedding`): the model learns "
+        "not to lean on any one character",
+    ),
+    Option(
+        ("--recurrent-init",),
+        "How the recurrent weights start: PyTorch's uniform, or orthogonal with an LSTM forget bias of 1.",
+        kind=CHOICE,
+        choices=RECURRENT_INITS,
+        default="uniform",
+        section=MODEL,
+        fixed_on_resume=True,
+        doc="`uniform` (PyTorch's) or `orthogonal`: each gate's hidden-to-hidden block orthogonal, and an "
+        "LSTM's forget-gate bias 1, so that it starts by remembering",
     ),
     Option(
         ("--input",),

@@ -181,6 +181,9 @@ CASES = {
         "--out",
         t / "o",
     ),
+    "embed-dropout-one-hot": lambda t, r: _train(
+        r / "corpus.txt", "--input", "one-hot", "--embed-dropout", "0.1", "--out", t / "o"
+    ),
     "seq-len-zero": lambda t, r: ["train", "--seq-len", "0"],
     "batch-size-zero": lambda t, r: ["train", "--batch-size", "0"],
     "hidden-size-negative": lambda t, r: ["train", "--hidden-size", "-5"],
@@ -248,7 +251,7 @@ CASES = {
         "-c",
         _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")})),
     ],
-    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=4)],
+    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=5)],
     "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
     "eval-not-a-number": lambda t, r: ["eval", r / "corpus.txt", "-c", _overflowing(r, t)],
     "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],

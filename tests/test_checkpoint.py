@@ -227,6 +227,8 @@ def test_the_stored_format_1_checkpoint_migrates_value_for_value():
     raw = torch.load(io.BytesIO(payload_of(FORMAT_1)), map_location="cpu", weights_only=True)
     # Every value as stored, plus what later formats added, with the value older runs had.
     assert migrated["train_config"].pop("preview_chars") == 0
+    added = {"weight_drop": 0.0, "input_dropout": 0.0, "embed_dropout": 0.0, "recurrent_init": "uniform"}
+    assert {name: migrated["model_config"].pop(name) for name in added} == added
     assert_same(raw, migrated)
     assert checkpoint_format(FORMAT_1) == 1 and migrated["step"] == 2
 

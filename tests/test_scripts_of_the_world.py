@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint_file import FORMAT_VERSION
 from charrnn.cli import main
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN, load_grown
@@ -105,7 +106,7 @@ def test_info_describes_the_checkpoint(chinese_run):
     result = run("info", chinese_run / "run")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "LSTM 1x48" in out and "parameters" in out and "format 3" in out
+    assert "LSTM 1x48" in out and "parameters" in out and f"format {FORMAT_VERSION}" in out
     assert f"vocabulary: {len(set(chinese_poems(600)))} entries" in out and "春" in out
     assert "step 250" in out and "best validation:" in out and "bpc" in out and "poems.txt" in out
 
