@@ -28,7 +28,7 @@ def test_bench_quick_runs_and_reports_each_section():
 def test_quality_trains_for_its_budget_and_reports_the_loss(tmp_path):
     corpus = tmp_path / "small.txt"
     corpus.write_text(PANGRAM * 400, encoding="utf-8")
-    output = _run(SCRIPTS / "quality.py", "--budget", "4s", "--corpus", corpus, "--no-write")
+    output = _run(SCRIPTS / "quality.py", "--budget", "4s", "--corpus", corpus, "--runs", "1", "--no-write")
     row = next(line for line in output.splitlines() if line.startswith("| 0:04 |"))
     best_val_nats = float(row.split("|")[4])
     # How far 4 s of training gets depends on the machine's load, so only the report is
