@@ -3,9 +3,10 @@ shown under the evaluation line and kept in `samples.txt` in the out folder, so 
 samples can be watched getting better (the "evolution of samples" of Karpathy's essay).
 
 Every preview of a run starts from the same place with the same seed, so two previews differ
-only because the model did. Generating one leaves training exactly as it was: the model is put
-back in training mode, and the sampler draws from a generator of its own, never the one that
-drives dropout, and starts from a fresh hidden state, never the one training carries.
+only because the model did. Generating one leaves training exactly as it was: the sampler runs
+a numpy copy of the weights (no dropout, nothing of torch's touched), draws from a generator of
+its own, never the one that drives dropout, and starts from a fresh hidden state, never the one
+training carries.
 
 `samples.txt` holds one entry per preview, a header line then the text:
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 
-import torch
+import numpy as np
 
 from charrnn.config import SampleConfig
 from charrnn.errors import CheckpointError
@@ -43,17 +44,13 @@ def preview_text(model: CharRNN, vocab: Vocab, length: int, seed: int) -> str | 
     picks), at TEMPERATURE, with a generator seeded with `seed`; never the unknown character.
     None when there is nothing to show: a vocabulary of the unknown character alone, or a model
     that predicts NaN (a preview never stops a run; the loss checks do that)."""
-    generator = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()  # no dropout: and so no draws from the generator training uses
+    rng = np.random.default_rng(seed)  # its own generator: training's draws stay as they were
     try:
-        start = prime_ids(vocab, None, generator)
-        steps = generate_ids(model, start, SampleConfig(length, TEMPERATURE), generator, banned=vocab.unknown_id)
+        start = prime_ids(vocab, None, rng)
+        steps = generate_ids(model, start, SampleConfig(length, TEMPERATURE), rng, banned=vocab.unknown_id)
         return vocab.decode([int(ids[0]) for ids in steps])
     except CheckpointError:
         return None
-    finally:
-        model.train(was_training)
 
 
 class PreviewLog(RunFile):

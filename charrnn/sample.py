@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -201,16 +201,6 @@ def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((cdf <= point).sum(axis=-1), probs.shape[-1] - 1)
 
 
-def numpy_rng(generator: Any) -> np.random.Generator:
-    """`generator` if it is numpy's; a torch.Generator (training's previews) seeds a new one
-    from its next draw, so the same torch seed still gives the same text."""
-    if isinstance(generator, np.random.Generator):
-        return generator
-    import torch
-
-    return np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
-
-
 def prime_ids(vocab: Vocab, prime: str | None, rng: np.random.Generator) -> list[int]:
     """Ids to start from: the prime's, or a newline (else a random character) with no prime."""
     if len(vocab) == (vocab.unknown_id is not None):  # sampling never writes the unknown character
@@ -224,7 +214,7 @@ def prime_ids(vocab: Vocab, prime: str | None, rng: np.random.Generator) -> list
     for start in ("\n", " "):
         if start in vocab:
             return [int(vocab.encode(start)[0])]
-    return [int(numpy_rng(rng).integers(len(vocab)))]
+    return [int(rng.integers(len(vocab)))]
 
 
 PRIME_CHUNK = 4096  # prime characters per pass through the recurrent layers: bounds a long prime's memory
@@ -264,7 +254,7 @@ def generate_ids(
     model = NumpyCharRNN.of(model)
     logits, state = read_prime(model, start_ids, num_samples)
     last = np.full(num_samples, start_ids[-1])
-    return _sampled_ids(model, logits, state, config, numpy_rng(rng), banned, last)
+    return _sampled_ids(model, logits, state, config, rng, banned, last)
 
 
 def _sampled_ids(
