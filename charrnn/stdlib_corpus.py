@@ -31,8 +31,10 @@ def stdlib_sources(stdlib: Path, max_bytes: int = MAX_BYTES) -> list[Path]:
     """The built-in corpus's files under `stdlib`, in reading order, up to `max_bytes` in all."""
     chosen, total = [], 0
     for path in sorted(_python_files(stdlib), key=lambda path: _shuffle_key(path, stdlib)):
+        if total + _size(path) > max_bytes:  # checked first: reading and judging every file costs a second
+            continue
         data = _read(path)
-        if data is None or not teaches_python(data) or total + len(data) > max_bytes:
+        if data is None or not teaches_python(data):
             continue
         chosen.append(path)
         total += len(data)
@@ -41,14 +43,15 @@ def stdlib_sources(stdlib: Path, max_bytes: int = MAX_BYTES) -> list[Path]:
 
 def teaches_python(data: bytes) -> bool:
     """Whether a source file is Python as people write it (see the module's docstring)."""
-    if len(data) > MAX_FILE_BYTES or _GENERATED.search(b"\n".join(data.splitlines()[:15])):
+    all_lines = data.splitlines()
+    if len(data) > MAX_FILE_BYTES or _GENERATED.search(b"\n".join(all_lines[:15])):
         return False
-    lines = [line for line in data.splitlines() if line.strip()]
+    lines = [line for line in all_lines if line.strip()]
     if not lines:
         return False
     table_rows = sum(1 for line in lines if _TABLE_ROW.match(line))
     drawn = sum(1 for line in lines if _DRAWN.search(line))
-    longest_spaces = max(len(run) for run in re.findall(rb" *", data))
+    longest_spaces = max((len(run) for run in re.findall(rb" +", data)), default=0)
     return table_rows <= 0.2 * len(lines) and drawn <= 0.05 * len(lines) and longest_spaces <= LONGEST_SPACE_RUN
 
 
@@ -63,6 +66,13 @@ def _python_files(stdlib: Path) -> list[Path]:
 
 def _shuffle_key(path: Path, stdlib: Path) -> bytes:
     return hashlib.sha256(path.relative_to(stdlib).as_posix().encode()).digest()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # _read says it cannot be read
 
 
 def _read(path: Path) -> bytes | None:
