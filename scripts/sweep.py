@@ -36,10 +36,12 @@ CANDIDATES = {
         "embedding dropout 0.1": ["--embed-dropout", "0.1"],
         "orthogonal init": ["--recurrent-init", "orthogonal"],
         "dropout 0.3": ["--dropout", "0.3"],
-        "weight decay 0.1": ["--weight-decay", "0.1"],
+        "no weight decay": ["--weight-decay", "0"],  # the default before issue 14: 0.1 won the sweep
     },
     "30m": {
         "default": [],
+        "weight decay 0.2": ["--weight-decay", "0.2"],
+        "weight decay 0.2, embedding dropout 0.1": ["--weight-decay", "0.2", "--embed-dropout", "0.1"],
         "hidden 384, dropout 0.3": ["--hidden-size", "384", "--dropout", "0.3"],
         "hidden 512, dropout 0.35": ["--hidden-size", "512", "--dropout", "0.35"],
         "weight drop 0.3": ["--weight-drop", "0.3"],
