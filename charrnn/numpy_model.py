@@ -10,7 +10,9 @@ embedding (W_ih @ E^T, or W_ih itself for one-hot input: a one-hot vector picks 
 its biases into a table of one row per character. Dropout does nothing at inference.
 
 The gates are in PyTorch's order: LSTM i, f, g, o; GRU r, z, n, with the recurrent bias of n
-inside r * (W_hn h + b_hn), as nn.GRU computes it.
+inside r * (W_hn h + b_hn), as nn.GRU computes it. Each cell function hands back, beside the new
+state, the gates it opened (GATE_NAMES), which cost nothing to return: sampling drops them, and
+`read_steps` keeps them for looking inside the network (charrnn viz), from the same arithmetic.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ from charrnn.config import ModelConfig
 # One layer's state: (h, c) for an LSTM, (h,) otherwise, each (B, hidden_size) float32.
 LayerState = tuple[np.ndarray, ...]
 State = list[LayerState]
+# A cell function, (inputs (B, G), a layer's state, its weights) -> (the new state, the gates it
+# opened), hands back these gates in this order, each (B, hidden_size) in [0, 1].
+GATE_NAMES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
+Gates = tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class LayerSteps:
+    """What one layer computed at each position of a sequence (B = 1), for looking inside it."""
+
+    states: tuple[np.ndarray, ...]  # its state after each position, part by part as LayerState: each (T, H)
+    gates: dict[str, np.ndarray]  # gate name (GATE_NAMES) -> (T, H), its value at each position
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,7 @@ class NumpyCharRNN:
         new_state = []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             inputs = layer.input_weights[ids] if index == 0 else x @ layer.input_weights + layer.input_bias
-            layer_state = self.cell(inputs, layer_state, layer)
+            layer_state, _ = self.cell(inputs, layer_state, layer)
             new_state.append(layer_state)
             x = layer_state[0]
         return self.logits(x), new_state
@@ -95,10 +109,29 @@ class NumpyCharRNN:
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             inputs = outputs @ layer.input_weights + layer.input_bias if index else layer.input_weights[np.asarray(ids)]
             for position, row in enumerate(inputs):
-                layer_state = self.cell(row[None], layer_state, layer)
+                layer_state, _ = self.cell(row[None], layer_state, layer)
                 outputs[position] = layer_state[0][0]
             new_state.append(layer_state)
         return outputs[-1:], new_state
+
+    def read_steps(self, ids: np.ndarray, state: State) -> tuple[list[LayerSteps], State]:
+        """Read `ids` (T,) (one stream, B = 1) from `state` as `read` does, keeping each layer's
+        state and gates at every position (T x H floats per part and gate: for a text, not a corpus)."""
+        gate_names = GATE_NAMES[self.config.cell]
+        outputs = np.empty((len(ids), self.config.hidden_size), np.float32)
+        layers, new_state = [], []
+        for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
+            inputs = outputs @ layer.input_weights + layer.input_bias if index else layer.input_weights[ids]
+            states = tuple(np.empty_like(outputs) for _ in layer_state)
+            gates = tuple(np.empty_like(outputs) for _ in gate_names)
+            for position, row in enumerate(inputs):
+                layer_state, opened = self.cell(row[None], layer_state, layer)
+                for kept, value in zip(states + gates, layer_state + opened):
+                    kept[position] = value[0]
+            outputs = states[0]
+            layers.append(LayerSteps(states, dict(zip(gate_names, gates))))
+            new_state.append(layer_state)
+        return layers, new_state
 
     def logits(self, outputs: np.ndarray) -> np.ndarray:
         """The last layer's outputs (B, H) -> logits (B, V)."""
@@ -120,24 +153,24 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.tanh(x * 0.5) * 0.5 + 0.5  # never overflows, unlike 1 / (1 + exp(-x))
 
 
-def _lstm(inputs: np.ndarray, state: LayerState, layer: _Layer) -> LayerState:
+def _lstm(inputs: np.ndarray, state: LayerState, layer: _Layer) -> tuple[LayerState, Gates]:
     h, c = state
     gates = inputs + h @ layer.hidden_weights
     size = h.shape[-1]
     i, f, o = (_sigmoid(gates[:, k * size : (k + 1) * size]) for k in (0, 1, 3))
     c = f * c + i * np.tanh(gates[:, 2 * size : 3 * size])
-    return o * np.tanh(c), c
+    return (o * np.tanh(c), c), (i, f, o)
 
 
-def _gru(inputs: np.ndarray, state: LayerState, layer: _Layer) -> LayerState:
+def _gru(inputs: np.ndarray, state: LayerState, layer: _Layer) -> tuple[LayerState, Gates]:
     (h,) = state
     size = h.shape[-1]
     hidden = h @ layer.hidden_weights
     r = _sigmoid(inputs[:, :size] + hidden[:, :size])
     z = _sigmoid(inputs[:, size : 2 * size] + hidden[:, size : 2 * size])
     n = np.tanh(inputs[:, 2 * size :] + r * (hidden[:, 2 * size :] + layer.hidden_bias))
-    return (n + z * (h - n),)  # (1 - z) * n + z * h
+    return (n + z * (h - n),), (r, z)  # (1 - z) * n + z * h
 
 
-def _rnn(inputs: np.ndarray, state: LayerState, layer: _Layer) -> LayerState:
-    return (np.tanh(inputs + state[0] @ layer.hidden_weights),)
+def _rnn(inputs: np.ndarray, state: LayerState, layer: _Layer) -> tuple[LayerState, Gates]:
+    return (np.tanh(inputs + state[0] @ layer.hidden_weights),), ()

@@ -60,6 +60,11 @@ ALLOWED = {
         "threads",
     },
     "numpy_model": {"config"},
+    "trace": {"numpy_model", "vocab"},
+    "cells": set(),
+    "memory": {"model"},
+    "report": {"display", "files"},
+    "viz": {"cells", "config", "corpus", "display", "errors", "memory", "outdir", "report", "sample", "trace"},
     "sample": {"checkpoint", "config", "errors", "model", "numpy_model", "outdir", "vocab"},
     "api": {
         "checkpoint",
@@ -95,6 +100,8 @@ ALLOWED = {
         "api",
         "sample",
         "streams",
+        "report",
+        "viz",
     },
 }
 # Modules the CLI may import only inside a command (they import torch).
@@ -112,6 +119,8 @@ LAZY_FOR_CLI = {
     "sample",
     "training",
     "api",
+    "report",
+    "viz",
 }
 
 
