@@ -29,7 +29,7 @@ from charrnn.config import (
 )
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
-from charrnn.options import EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN
+from charrnn.options import EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, explicit_options, table_options
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams
 
@@ -522,6 +522,91 @@ def plot(out_dirs: tuple[Path, ...], output: Path | None) -> None:
     for warning in plot_runs(out_dirs, output):
         click.echo(warning, err=True)
     click.echo(f"wrote {printable(output)}", err=True)
+
+
+@main.command(cls=SectionedCommand, short_help="See inside a model: its guesses, cells, gates and memory, as one page.")
+@click.argument("text", nargs=-1, type=Location(path_type=str))
+@table_options(VIZ, "viz")
+def viz(
+    text: tuple[str, ...],
+    checkpoint: Path,
+    literal_text: str | None,
+    chars: int,
+    encoding: str,
+    errors: str,
+    output: Path | None,
+    temperatures: str,
+    sample_length: int,
+    prime: str | None,
+    seed: int,
+    memory_span: int,
+    ansi: bool,
+    cell: str | None,
+) -> None:
+    """Run the model over TEXT (files, as for eval) and write one self-contained HTML page:
+    each character shaded by the model's surprise, with its five likeliest guesses; a browser of
+    its cells, and the cells that best track quotes, brackets, line position and more; how often
+    its gates saturate; how far back its predictions reach; samples at several temperatures.
+
+    \b
+    Examples:
+      charrnn viz data/tinyshakespeare.txt            # writes checkpoints/viz.html
+      charrnn viz poem.txt -c runs/poems -o poems.html
+      charrnn viz --text "def main():" --ansi          # coloured by surprise, in the terminal
+      charrnn viz chapter1.txt --ansi --cell 2:17      # coloured by one cell
+    """
+    from charrnn import viz as inspect
+
+    if bool(text) == (literal_text is not None):
+        raise click.UsageError(
+            "--text replaces TEXT files: give one or the other"
+            if text
+            else "give a TEXT file to look at, or the text itself with --text"
+        )
+    settings = inspect.VizSettings(inspect.parse_temperatures(temperatures), sample_length, prime, seed, memory_span)
+    if cell is not None and not ansi:
+        raise click.UsageError("--cell colours the text in the terminal: add --ansi (the page has a cell browser)")
+    if output is not None and output.suffix.lower() not in (".html", ".htm"):
+        raise OptionError("--output", f"must name an .html file (not {printable(output)}): the page is HTML")
+    shown = inspect.read_text(text, literal_text, chars, encoding, errors)
+    _limit_blas_threads(None, 1)
+    from charrnn.sample import load_for_sampling
+
+    loaded = load_for_sampling(_existing(checkpoint, "-c PATH"))
+    for note in loaded.passed_over:
+        click.echo(f"warning: {note}", err=True)
+    if ansi:
+        _print_coloured(loaded, shown, cell)
+        return
+    output = output or loaded.path.parent / "viz.html"
+    if not output.parent.is_dir():
+        raise OptionError("--output", f"is in a folder that does not exist: {printable(output.parent)}")
+    click.echo(f"(looking at {shown.source} with {loaded.path}, step {loaded.step:,})", err=True)
+    from charrnn.report import write_html
+
+    data = inspect.page_data(loaded, shown, settings)
+    unpredicted = sum(bits is None for bits in data["bits"][1:])  # characters the model never saw
+    if unpredicted:
+        click.echo(f"note: {unpredicted:,} characters are outside the model's vocabulary: shown, not scored", err=True)
+    write_html(data, output)
+    click.echo(f"wrote {printable(output)}: open it in a browser", err=True)
+
+
+def _print_coloured(loaded: Any, shown: Any, cell: str | None) -> None:
+    """The text on stdout, each character's background coloured by surprise or by one cell."""
+    from charrnn import viz as inspect
+    from charrnn.report import ansi_legend, ansi_text
+
+    traced = inspect.trace(loaded, shown.text)
+    if cell is None:
+        values, scale = [None if b != b else float(b) for b in traced.bits], "surprise"  # NaN: not predicted
+    else:
+        layer, index = inspect.parse_cell(cell, loaded)
+        values, scale = traced.cells[layer][:, index].tolist(), "activation"
+    click.echo(ansi_legend(scale), err=True)
+    coloured = ansi_text(list(shown.text), values, scale)
+    sys.stdout.write(coloured if shown.text.endswith("\n") else coloured + "\n")
+    sys.stdout.flush()
 
 
 def entry_point() -> None:

@@ -742,7 +742,110 @@ PLOT = (
     ),
 )
 
-COMMANDS = {"train": TRAIN, "sample": SAMPLE, "eval": EVAL, "plot": PLOT}
+VIZ_CHARS_MAX = 20_000  # characters a viz page shows at most: it stays under ~3 MB and opens at once
+_VIZ_PAGE, _VIZ_TERMINAL = "The page", "In the terminal instead"
+
+VIZ = (
+    replace(_CHECKPOINT, section=MODEL),
+    Option(
+        ("--text",),
+        "Look at this text itself instead of TEXT files.",
+        name="literal_text",  # TEXT names the files
+        envvar_names=("TEXT",),
+        section=DATA,
+        doc_metavar="STRING",
+        doc="look at this text itself instead of TEXT files",
+    ),
+    _count(
+        ("--chars",),
+        f"Characters to look at, from the start of the text (at most {VIZ_CHARS_MAX:,}).",
+        default=10_000,
+        limit=VIZ_CHARS_MAX,
+        section=DATA,
+        doc_metavar="N",
+        doc=f"characters to look at, from the start of the text (at most {VIZ_CHARS_MAX:,}: the page stays small)",
+    ),
+    replace(_ENCODING, help="Text encoding of TEXT.", section=DATA, doc="the text encoding of TEXT"),
+    replace(
+        _ERRORS,
+        help="What to do with bytes that are not valid in --encoding.",
+        section=DATA,
+        doc="bytes invalid in that encoding: `strict`, `replace` or `ignore`",
+    ),
+    Option(
+        ("--output", "-o"),
+        "The HTML file to write.",
+        kind=PATH,
+        path_args={"dir_okay": False},
+        shown_default="the run's folder/viz.html",
+        section=_VIZ_PAGE,
+        doc_metavar="FILE",
+        doc="the HTML file to write; by default `viz.html` in the checkpoint's folder",
+    ),
+    Option(
+        ("--temperatures",),
+        "Comma-separated temperatures of the samples shown side by side.",
+        default="0.5,0.8,1.0,1.3",
+        section=_VIZ_PAGE,
+        doc_metavar="LIST",
+        doc="the temperatures of the samples shown side by side, comma-separated",
+    ),
+    _count(
+        ("--sample-length",),
+        "Characters of each sample.",
+        default=300,
+        limit=10_000,
+        section=_VIZ_PAGE,
+        doc_metavar="N",
+        doc="characters of each sample",
+    ),
+    Option(
+        ("--prime",),
+        "The samples' prime.",
+        shown_default="the start of the text",
+        section=_VIZ_PAGE,
+        doc_metavar="TEXT",
+        doc="the samples' prime; by default the start of the text's first line",
+    ),
+    _count(
+        ("--seed",),
+        "Random seed of the samples.",
+        low=0,
+        limit=MAX_SEED,
+        default=1,
+        section=_VIZ_PAGE,
+        doc_metavar="N",
+        doc="random seed of the samples: the same page each time",
+    ),
+    _count(
+        ("--memory-span",),
+        "How far back, in characters, the memory plot looks.",
+        default=200,
+        limit=2_000,
+        section=_VIZ_PAGE,
+        doc_metavar="K",
+        doc="how many characters back the memory plot looks (the gradient of each prediction with respect to the "
+        "input k characters before it, k = 1 … K)",
+    ),
+    Option(
+        ("--ansi",),
+        "Print the text coloured by the model's surprise (or by --cell) to the terminal, instead of writing a page.",
+        kind=FLAG,
+        default=False,
+        section=_VIZ_TERMINAL,
+        doc="print the text coloured by the model's surprise (or by `--cell`) to the terminal instead of writing a page",
+    ),
+    Option(
+        ("--cell",),
+        "With --ansi: colour by this cell's activation, LAYER:CELL (layers from 1, cells from 0), e.g. 2:17.",
+        shown_default="surprise",
+        section=_VIZ_TERMINAL,
+        doc_metavar="L:N",
+        doc="with `--ansi`, colour the text by one cell's activation: layer L (from 1), cell N (from 0), e.g. `2:17`",
+    ),
+)
+
+COMMANDS = {"train": TRAIN, "sample": SAMPLE, "eval": EVAL, "plot": PLOT, "viz": VIZ}
 
 
 def by_name(options: tuple[Option, ...]) -> dict[str, Option]:

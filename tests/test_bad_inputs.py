@@ -385,6 +385,16 @@ CASES = {
         "-o",
         t / "x.png",
     ],
+    "viz-no-text": lambda t, r: ["viz", "-c", r / "run"],
+    "viz-text-and-files": lambda t, r: ["viz", r / "corpus.txt", "--text", "hi", "-c", r / "run"],
+    "viz-text-empty": lambda t, r: ["viz", "--text", "", "-c", r / "run"],
+    "viz-chars-over-limit": lambda t, r: ["viz", r / "corpus.txt", "--chars", "50000", "-c", r / "run"],
+    "viz-temperatures-not-numbers": lambda t, r: ["viz", r / "corpus.txt", "--temperatures", "0.5,hot"],
+    "viz-output-not-html": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "-o", r / "corpus.txt"],
+    "viz-output-folder-missing": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "-o", t / "no" / "p.html"],
+    "viz-cell-without-ansi": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--cell", "1:3"],
+    "viz-cell-malformed": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--ansi", "--cell", "3"],
+    "viz-cell-no-such-layer": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--ansi", "--cell", "9:0"],
 }
 
 

@@ -1,0 +1,232 @@
+"""`charrnn viz`: what a trained model sees in a text, gathered for one self-contained page.
+
+The page (drawn by report.py) shows the model's surprise at each character with its five
+likeliest guesses, the cells that track simple properties of the text, how often its gates
+saturate, how far back its predictions reach, and samples at several temperatures. Everything
+but the memory curve runs in numpy (trace.py, cells.py, sample.py); the memory curve needs
+gradients, so torch is imported for it alone (memory.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+
+import numpy as np
+
+from charrnn.cells import gate_saturation, rank_cells, text_properties
+from charrnn.config import SampleConfig
+from charrnn.corpus import resolve_corpus
+from charrnn.display import printable
+from charrnn.errors import CorpusError, OptionError
+from charrnn.report import cell_chars_that_fit
+from charrnn.sample import LoadedModel, generate_text
+from charrnn.trace import Trace, trace_text
+
+CELL_CHARS_LEAST = 1_000  # characters of activations shown even where the page's budget is spent
+PRIME_CHARS = 40  # the samples' default prime: the start of the text's first line, at most this long
+TEMPERATURES_MAX = 8  # samples side by side
+MEMORY_WINDOWS = 64  # target positions the memory curve averages over
+
+
+@dataclass(frozen=True)
+class VizText:
+    """The characters a page shows, and where they came from."""
+
+    text: str
+    source: str  # for the page: the file and which of its characters
+
+
+@dataclass(frozen=True)
+class VizSettings:
+    """The page's choices (their defaults are the options', in options.py)."""
+
+    temperatures: tuple[float, ...]
+    sample_length: int
+    prime: str | None  # None: the start of the text's first line
+    seed: int  # a page is reproducible: the same text and model draw the same samples
+    memory_span: int
+
+
+def read_text(arguments: Sequence[str], literal: str | None, chars: int, encoding: str, errors: str) -> VizText:
+    """The first `chars` characters of the files named (as for eval), or `literal` itself."""
+    if literal is not None:
+        if not literal:
+            raise OptionError("--text", "is empty")
+        return VizText(literal[:chars], _shown_part("the text given with --text", literal, chars))
+    corpus = resolve_corpus(arguments, encoding, errors)
+    pieces: list[str] = []
+    read = 0
+    with closing(corpus.chunks()) as chunks:  # read no further than needed: the file may be a whole corpus
+        for chunk in chunks:
+            pieces.append(chunk)
+            read += len(chunk)
+            if read > chars:
+                break
+    text = "".join(pieces)
+    if not text:
+        raise CorpusError(f"{corpus.description} is empty: there is nothing to look at")
+    return VizText(text[:chars], _shown_part(corpus.description, text, chars))
+
+
+def _shown_part(description: str, text: str, chars: int) -> str:
+    if len(text) > chars:
+        return f"{description} (its first {chars:,} characters)"
+    return f"{description} ({len(text):,} characters)"
+
+
+def parse_cell(value: str, loaded: LoadedModel) -> tuple[int, int]:
+    """`--cell LAYER:CELL` (layers from 1, cells from 0, as the page numbers them) -> (layer index, cell)."""
+    config = loaded.model.config
+    layer_text, colon, cell_text = value.partition(":")
+    if not (colon and layer_text.strip().isdigit() and cell_text.strip().isdigit()):
+        raise OptionError("--cell", f"must be LAYER:CELL, e.g. 1:17, not {printable(value)}")
+    layer, cell = int(layer_text), int(cell_text)
+    if not 1 <= layer <= config.layers:
+        raise OptionError("--cell", f"names layer {layer}; the model has layers 1 to {config.layers}")
+    if cell >= config.hidden_size:
+        raise OptionError("--cell", f"names cell {cell}; each layer has cells 0 to {config.hidden_size - 1}")
+    return layer - 1, cell
+
+
+def trace(loaded: LoadedModel, text: str) -> Trace:
+    return trace_text(loaded.model, loaded.vocab, text)
+
+
+def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings, traced: Trace | None = None) -> dict:
+    """The page's data (the schema report.py draws): JSON-able, numbers rounded for size."""
+    traced = traced or trace(loaded, shown.text)
+    text = list(shown.text)
+    properties = text_properties(shown.text)
+    scored = traced.bits[np.isfinite(traced.bits)]
+    data = {
+        "version": 1,
+        "model": _model_summary(loaded),
+        "source": shown.source,
+        "vocab": list(loaded.vocab.entries),
+        "text": text,
+        "bits": [None if math.isnan(b) else round(float(b), 3) for b in traced.bits],
+        "mean_bits": round(float(scored.mean()), 4) if scored.size else None,
+        "top_ids": traced.top_ids.reshape(-1).tolist(),
+        "top_probs": np.rint(traced.top_probs * 1000).astype(int).reshape(-1).tolist(),
+        "cells": None,  # filled last: the activations take what room the rest of the page leaves
+        "findings": _findings(traced, properties),
+        "gates": [
+            {"layer": s.layer + 1, "gate": s.gate, "left": _rounded(s.left), "right": _rounded(s.right)}
+            for s in gate_saturation(traced.gates)
+        ],
+        "memory": _memory(loaded, traced.ids, settings.memory_span),
+        "samples": _samples(loaded, shown.text, settings),
+    }
+    data["cells"] = _cells(traced, loaded.model.config.cell, data)
+    return data
+
+
+def _model_summary(loaded: LoadedModel) -> dict:
+    config = loaded.model.config
+    weights = loaded.checkpoint.weights if loaded.checkpoint is not None else {}
+    return {
+        "path": str(loaded.path),
+        "step": loaded.step,
+        "cell": config.cell,
+        "layers": config.layers,
+        "hidden_size": config.hidden_size,
+        "input_mode": config.input_mode,
+        "parameters": int(sum(np.asarray(value).size for value in weights.values())),
+        "vocab_size": len(loaded.vocab),
+    }
+
+
+def _cells(traced: Trace, cell: str, data: dict) -> dict:
+    """Every cell's activation, a byte each, over as many leading characters as the page's size
+    budget leaves room for beside the rest of `data` (report.py)."""
+    cells = sum(layer.shape[1] for layer in traced.cells)
+    fits = cell_chars_that_fit(data, cells)
+    chars = max(fits, min(len(traced.bits), CELL_CHARS_LEAST))
+    return {
+        "chars": chars,
+        "quantity": "tanh(c)" if cell == "lstm" else "h",
+        "layers": [{"size": layer.shape[1], "data": _bytes_of(layer[:chars])} for layer in traced.cells],
+    }
+
+
+def _bytes_of(activations: np.ndarray) -> str:
+    """(T, H) values in [-1, 1] -> base64 of uint8 (H, T): a row per cell, 0 = -1 and 255 = +1."""
+    quantised = np.rint((np.clip(activations, -1, 1) + 1) / 2 * 255).astype(np.uint8)
+    return base64.b64encode(np.ascontiguousarray(quantised.T).tobytes()).decode("ascii")
+
+
+def _findings(traced: Trace, properties: list) -> list[dict]:
+    found = rank_cells(traced.cells, properties)
+    return [
+        {
+            "property": prop.name,
+            "description": prop.description,
+            "cells": [
+                {"layer": f.layer + 1, "cell": f.cell, "r": round(f.r, 3)}
+                for f in found
+                if f.property == prop.name and f.r != 0  # r = 0: no cell varies with it at all
+            ],
+        }
+        for prop in properties
+    ]
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
+def _memory(loaded: LoadedModel, ids: np.ndarray, span: int) -> dict | None:
+    """How far back the predictions reach (memory.py): needs torch, and a text longer than 2 characters."""
+    read = ids[ids >= 0]
+    span = min(span, len(read) - 1)
+    if span < 1 or loaded.checkpoint is None:
+        return None
+    import torch
+
+    from charrnn.memory import choose_windows, memory_curve
+    from charrnn.outdir import Found
+    from charrnn.sample import torch_model
+
+    model = torch_model(Found(loaded.path, loaded.checkpoint), torch.device("cpu"))
+    grad = memory_curve(model, read, span, MEMORY_WINDOWS)
+    used = len(choose_windows(len(read), span, MEMORY_WINDOWS)[0])  # fewer on a short text
+    return {"grad": [float(f"{g:.4g}") for g in grad], "windows": used}
+
+
+def _samples(loaded: LoadedModel, text: str, settings: VizSettings) -> list[dict]:
+    """One sample per temperature, all from the same prime and seed."""
+    prime = settings.prime if settings.prime is not None else default_prime(loaded, text)
+    samples = []
+    for temperature in settings.temperatures:
+        config = SampleConfig(length=settings.sample_length, temperature=temperature)
+        made = "".join(generate_text(loaded, prime, config, settings.seed))
+        samples.append({"temperature": temperature, "prime": prime or "", "text": made[len(prime or "") :]})
+    return samples
+
+
+def parse_temperatures(value: str) -> tuple[float, ...]:
+    """`--temperatures 0.5,0.8,1.0` -> (0.5, 0.8, 1.0): each a number > 0, at most TEMPERATURES_MAX."""
+    try:
+        temperatures = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        temperatures = ()
+    if not temperatures or not all(math.isfinite(t) and t > 0 for t in temperatures):
+        raise OptionError(
+            "--temperatures", f"must be numbers > 0 separated by commas, e.g. 0.5,1.0, not {printable(value)}"
+        )
+    if len(temperatures) > TEMPERATURES_MAX:
+        raise OptionError("--temperatures", f"gives {len(temperatures)}; at most {TEMPERATURES_MAX} fit side by side")
+    return temperatures
+
+
+def default_prime(loaded: LoadedModel, text: str) -> str | None:
+    """The start of the text's first line (characters the model knows), so that the samples
+    continue what the page shows; None (a newline) when there is none."""
+    vocab = loaded.vocab
+    line = text.split("\n", 1)[0][:PRIME_CHARS]
+    known = "".join(c for c in line if c in vocab or vocab.unknown_id is not None)
+    return known or None
