@@ -160,8 +160,9 @@ def _bytes_of(activations: np.ndarray) -> str:
 
 
 def _findings(traced: Trace, properties: list) -> list[dict]:
+    """Per property, the cells that track it best; the properties some cell tracks best come first."""
     found = rank_cells(traced.cells, properties)
-    return [
+    findings = [
         {
             "property": prop.name,
             "description": prop.description,
@@ -173,6 +174,7 @@ def _findings(traced: Trace, properties: list) -> list[dict]:
         }
         for prop in properties
     ]
+    return sorted(findings, key=lambda finding: -max((abs(c["r"]) for c in finding["cells"]), default=0))
 
 
 def _rounded(values: np.ndarray) -> list[float]:
