@@ -5,10 +5,16 @@ Fixtures that pytest injects live in conftest.py; everything a test imports live
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from charrnn.checkpoint import read_checkpoint, training_state_differences
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
 from charrnn.progress import Reporter
 from charrnn.training import TrainRequest, TrainResult, run_training
 
@@ -93,3 +99,33 @@ def assert_same_training_state(path_a: Path, path_b: Path) -> None:
     a, b = read_checkpoint(path_a), read_checkpoint(path_b)
     assert training_state_differences(a, b) == []
     assert a.best_val_loss == b.best_val_loss
+
+
+def random_model(cell: str, input_mode: str, vocab_size: int, layers: int, hidden_size: int, seed: int = 0) -> CharRNN:
+    """A small untrained CharRNN in eval mode, its weights doubled (as training makes them:
+    some gates saturate, logits spread), for comparing what two implementations compute."""
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        vocab_size=vocab_size, cell=cell, layers=layers, hidden_size=hidden_size, input_mode=input_mode, embed_dim=8
+    )
+    model = CharRNN(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(2)
+    return model.eval()
+
+
+def cli_in_fresh_process(*runs: list[str]) -> tuple[str, bool]:
+    """Run `charrnn` once per argument list in one new Python process (each must exit 0): its
+    stdout, and whether it imported torch."""
+    code = (
+        "import sys\n"
+        "from charrnn.cli import main\n"
+        f"for args in {[list(map(str, run)) for run in runs]!r}:\n"
+        "    try: main(args)\n"
+        "    except SystemExit as exit: assert exit.code == 0, exit.code\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stderr.strip().splitlines()[-1] == "True"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,23 +10,15 @@ import torch
 from click.testing import CliRunner
 
 from charrnn.cli import main
-from charrnn.config import ModelConfig, SampleConfig
+from charrnn.config import SampleConfig
 from charrnn.model import CharRNN
 from charrnn.numpy_model import NumpyCharRNN
 from charrnn.sample import beam_search, generate_ids, load_for_sampling, log_softmax
-from helpers import PANGRAM, TINY_OPTIONS, train
+from helpers import PANGRAM, TINY_OPTIONS, cli_in_fresh_process, random_model, train
 
 
 def _model(cell: str, input_mode: str, layers: int, vocab_size: int = 40, seed: int = 0) -> CharRNN:
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        vocab_size=vocab_size, cell=cell, layers=layers, hidden_size=24, input_mode=input_mode, embed_dim=8
-    )
-    model = CharRNN(config)
-    with torch.no_grad():  # larger weights, as training makes them: some gates saturate, logits spread
-        for parameter in model.parameters():
-            parameter.mul_(2)
-    return model.eval()
+    return random_model(cell, input_mode, vocab_size, layers, hidden_size=24, seed=seed)
 
 
 def _torch_logits(model: CharRNN, ids: list[int]) -> np.ndarray:
@@ -130,15 +120,11 @@ def test_seeded_samples_are_reproducible(run, options):
 
 def test_sample_does_not_import_torch(run):
     """`charrnn sample` in a fresh process, every sampling feature at once, then a look at what it imported."""
-    code = (
-        "import sys\n"
-        "from charrnn.cli import main\n"
-        "for args in (['--temp', '0.8', '--top-p', '0.9', '--stop', 'x'], ['-n', '3', '--top-k', '4'], ['--beam', '3']):\n"
-        f"    try: main(['sample', '-c', {str(run)!r}, '--length', '50', '--seed', '1', '--prime', 'the ', *args])\n"
-        "    except SystemExit as exit: assert exit.code == 0, exit.code\n"
-        "print('torch' in sys.modules, file=sys.stderr)\n"
+    common = ["sample", "-c", run, "--length", "50", "--seed", "1", "--prime", "the "]
+    stdout, imported_torch = cli_in_fresh_process(
+        [*common, "--temp", "0.8", "--top-p", "0.9", "--stop", "x"],
+        [*common, "-n", "3", "--top-k", "4"],
+        [*common, "--beam", "3"],
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "False"
-    assert result.stdout.count("the ") >= 5
+    assert not imported_torch
+    assert stdout.count("the ") >= 5

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from click.testing import CliRunner
 from test_viz_report import VISIBLE, open_page
 
 from charrnn.cli import main
-from helpers import PANGRAM, fast_args
+from helpers import PANGRAM, cli_in_fresh_process, fast_args
 
 POEM = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n𠀀字在此。\n"
 TEXT = 'she said "hello (there)" and left.\n' + PANGRAM
@@ -122,16 +120,9 @@ def test_ansi_mode_colours_the_text_in_the_terminal(runs, extra):
 
 
 def test_ansi_mode_imports_no_torch(runs):
-    code = (
-        "import sys\n"
-        "from charrnn.cli import main\n"
-        f"try: main(['viz', '--text', 'the fox', '-c', {str(runs['lstm'])!r}, '--ansi'])\n"
-        "except SystemExit as exit: assert exit.code == 0, exit.code\n"
-        "print('torch' in sys.modules, file=sys.stderr)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "False"
+    stdout, imported_torch = cli_in_fresh_process(["viz", "--text", "the fox", "-c", runs["lstm"], "--ansi"])
+    assert not imported_torch
+    assert "the fox" in re.sub(r"\x1b\[[0-9;]*m", "", stdout)
 
 
 @pytest.mark.slow

@@ -19,20 +19,13 @@ from charrnn.model import CharRNN
 from charrnn.numpy_model import NumpyCharRNN
 from charrnn.trace import TOP, trace_text
 from charrnn.vocab import UNKNOWN, Vocab
+from helpers import random_model
 
 ALPHABET = "abcdefghij klmnop\n"
 
 
 def _model(cell: str, input_mode: str, vocab_size: int, layers: int = 2, seed: int = 0) -> CharRNN:
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        vocab_size=vocab_size, cell=cell, layers=layers, hidden_size=16, input_mode=input_mode, embed_dim=8
-    )
-    model = CharRNN(config)
-    with torch.no_grad():  # larger weights, as training makes them: some gates saturate, logits spread
-        for parameter in model.parameters():
-            parameter.mul_(2)
-    return model.eval()
+    return random_model(cell, input_mode, vocab_size, layers, hidden_size=16, seed=seed)
 
 
 def _random_text(chars: str, length: int, seed: int = 1) -> str:
