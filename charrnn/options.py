@@ -709,14 +709,18 @@ SAMPLE = (
     ),
 )
 
+# How eval and viz decode the TEXT files they read
+_TEXT_ENCODING = replace(_ENCODING, help="Text encoding of TEXT.", doc="the text encoding of TEXT")
+_TEXT_ERRORS = replace(
+    _ERRORS,
+    help="What to do with bytes that are not valid in --encoding.",
+    doc="bytes invalid in that encoding: `strict`, `replace` or `ignore`",
+)
+
 EVAL = (
     replace(_CHECKPOINT, doc="a checkpoint file, or an out folder (its `best.pt`, else the newest)"),
-    replace(_ENCODING, help="Text encoding of TEXT.", doc="the text encoding of TEXT"),
-    replace(
-        _ERRORS,
-        help="What to do with bytes that are not valid in --encoding.",
-        doc="bytes invalid in that encoding: `strict`, `replace` or `ignore`",
-    ),
+    _TEXT_ENCODING,
+    _TEXT_ERRORS,
     replace(_DEVICE, default="auto"),
     _THREADS,
     _count(
@@ -765,13 +769,8 @@ VIZ = (
         doc_metavar="N",
         doc=f"characters to look at, from the start of the text (at most {VIZ_CHARS_MAX:,}: the page stays small)",
     ),
-    replace(_ENCODING, help="Text encoding of TEXT.", section=DATA, doc="the text encoding of TEXT"),
-    replace(
-        _ERRORS,
-        help="What to do with bytes that are not valid in --encoding.",
-        section=DATA,
-        doc="bytes invalid in that encoding: `strict`, `replace` or `ignore`",
-    ),
+    replace(_TEXT_ENCODING, section=DATA),
+    replace(_TEXT_ERRORS, section=DATA),
     Option(
         ("--output", "-o"),
         "The HTML file to write.",
