@@ -70,8 +70,8 @@ def _gradient_norms(model: CharRNN, ids: torch.Tensor, targets: np.ndarray, span
     with torch.enable_grad():  # even when the caller runs under no_grad
         # A leaf per window: the windows are independent streams of one batch, so one backward
         # pass of their summed log-probabilities gives each window its own gradient.
-        inputs = model._inputs(rows[:, warmup:-1]).detach().requires_grad_()
-        outputs = _read(model, inputs, hidden)
+        inputs = model.inputs(rows[:, warmup:-1]).detach().requires_grad_()
+        outputs, _ = model.recurrent_from(inputs, hidden)
         log_probs = F.log_softmax(model.head(outputs[:, -1]), dim=-1)
         picked = log_probs.gather(1, rows[:, -1:]).sum()
         (gradient,) = torch.autograd.grad(picked, inputs)  # not .backward(): the weights' .grad stay untouched
@@ -93,11 +93,3 @@ def _warm_up(model: CharRNN, warm_ids: torch.Tensor) -> Hidden | None:
     with torch.no_grad():
         _, hidden = model.recurrent(warm_ids)
     return hidden
-
-
-def _read(model: CharRNN, inputs: torch.Tensor, hidden: Hidden | None) -> torch.Tensor:
-    """The recurrent layers on input vectors rather than ids: CharRNN.recurrent in eval mode
-    after it has built its inputs (input dropout and weight drop act only in training)."""
-    state = None if hidden is None else (hidden if model.is_lstm else hidden[0])
-    outputs, _ = model.rnn(inputs, state)
-    return outputs

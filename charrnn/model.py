@@ -61,8 +61,12 @@ class CharRNN(nn.Module):
     def recurrent(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """ids (B, T) -> the last layer's outputs (B, T, H) and the hidden state after the last
         step: the network without its output layer (reading a prime needs only the last output)."""
+        return self.recurrent_from(self.inputs(ids), hidden)
+
+    def recurrent_from(self, inputs: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """`recurrent` from the vectors the first layer reads (B, T, input_size), `inputs(ids)`:
+        a gradient with respect to them measures how far back a prediction reaches (memory.py)."""
         state = None if hidden is None else (hidden if self.is_lstm else hidden[0])
-        inputs = self._inputs(ids)
         if self.training and self.config.input_dropout > 0:
             inputs = locked_dropout(inputs, self.config.input_dropout)
         if self.training and self.config.weight_drop > 0:
@@ -77,7 +81,8 @@ class CharRNN(nn.Module):
             outputs, state = self.rnn(inputs, state)  # (B, T, H)
         return outputs, (tuple(state) if self.is_lstm else (state,))
 
-    def _inputs(self, ids: torch.Tensor) -> torch.Tensor:
+    def inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> the vectors the first recurrent layer reads: embeddings, or one-hot."""
         if self.embedding is not None:
             weight = self.embedding.weight
             if self.training and self.config.embed_dropout > 0:
@@ -172,7 +177,7 @@ class CharStepper:
 
     def step(self, ids: torch.Tensor, states: list[LayerState]) -> tuple[torch.Tensor, list[LayerState]]:
         """ids (B,) -> logits (B, V) for the next character, and the new per-layer states."""
-        x = self.model._inputs(ids)  # (B, input_size)
+        x = self.model.inputs(ids)  # (B, input_size)
         new_states = []
         for weights, state in zip(self.weights, states):
             state = self.cell_step(x, state, *weights)

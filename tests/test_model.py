@@ -19,7 +19,7 @@ def test_forward_shapes_for_every_cell_and_input(cell, input_mode):
 def test_one_hot_input_reads_one_column_of_the_input_weights():
     model = CharRNN(ModelConfig(vocab_size=6, cell="rnn", layers=1, hidden_size=4, input_mode="one-hot", dropout=0.0))
     ids = torch.tensor([[2, 5]])
-    inputs = model._inputs(ids)
+    inputs = model.inputs(ids)
     assert torch.equal(inputs, torch.nn.functional.one_hot(ids, 6).float())
 
 
