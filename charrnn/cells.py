@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charrnn.vocab import code_points
+
 # Karpathy, Johnson & Fei-Fei (2015), "Visualizing and Understanding Recurrent Networks", call a
 # gate left-saturated where it is below 0.1 and right-saturated where it is above 0.9.
 LEFT_SATURATED = 0.1
@@ -77,7 +79,7 @@ def text_properties(text: str) -> list[Property]:
     """The properties that vary over `text` (a constant one correlates with nothing). Chinese
     text (mostly CJK ideographs) gets the verse position instead of "inside a word", which in a
     script without spaces would only mark punctuation."""
-    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)  # one per code point
+    codes = code_points(text)
     newline = codes == ord("\n")
     cjk = _is_cjk(codes)
     values = {

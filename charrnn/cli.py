@@ -599,7 +599,7 @@ def _print_coloured(loaded: Any, shown: Any, cell: str | None) -> None:
 
     traced = inspect.trace(loaded, shown.text)
     if cell is None:
-        values, scale = [None if b != b else float(b) for b in traced.bits], "surprise"  # NaN: not predicted
+        values, scale = traced.bits.tolist(), "surprise"  # NaN (not predicted) stays uncoloured
     else:
         layer, index = inspect.parse_cell(cell, loaded)
         values, scale = traced.cells[layer][:, index].tolist(), "activation"

@@ -96,9 +96,9 @@ def trace(loaded: LoadedModel, text: str) -> Trace:
     return trace_text(loaded.model, loaded.vocab, text)
 
 
-def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings, traced: Trace | None = None) -> dict:
+def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings) -> dict:
     """The page's data (the schema report.py draws): JSON-able, numbers rounded for size."""
-    traced = traced or trace(loaded, shown.text)
+    traced = trace(loaded, shown.text)
     text = list(shown.text)
     properties = text_properties(shown.text)
     scored = traced.bits[np.isfinite(traced.bits)]
@@ -127,7 +127,6 @@ def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings, traced
 
 def _model_summary(loaded: LoadedModel) -> dict:
     config = loaded.model.config
-    weights = loaded.checkpoint.weights if loaded.checkpoint is not None else {}
     return {
         "path": str(loaded.path),
         "step": loaded.step,
@@ -135,7 +134,7 @@ def _model_summary(loaded: LoadedModel) -> dict:
         "layers": config.layers,
         "hidden_size": config.hidden_size,
         "input_mode": config.input_mode,
-        "parameters": int(sum(np.asarray(value).size for value in weights.values())),
+        "parameters": config.parameter_count,
         "vocab_size": len(loaded.vocab),
     }
 

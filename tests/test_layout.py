@@ -61,7 +61,7 @@ ALLOWED = {
     },
     "numpy_model": {"config"},
     "trace": {"numpy_model", "vocab"},
-    "cells": set(),
+    "cells": {"vocab"},
     "memory": {"model"},
     "report": {"display", "files"},
     "viz": {"cells", "config", "corpus", "display", "errors", "memory", "outdir", "report", "sample", "trace"},
