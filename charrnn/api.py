@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charrnn.checkpoint import describe_checkpoint
-from charrnn.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.config import AUTO, DEFAULT_OUT, UNKNOWN_POLICIES, ModelConfig, SampleConfig, TrainConfig, field_names
 from charrnn.diagnosis import curves, diagnose
 from charrnn.errors import ConfigError
 from charrnn.metrics import read_metrics
+from charrnn.nearest import Unseen
 from charrnn.outdir import Found
 from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_for_sampling, torch_model
 
@@ -80,25 +81,39 @@ class Model:
         *,
         seed: int | None = None,
         stop: str | Sequence[str] = (),
+        unknown: str = "map",
         **choices: Any,
     ) -> Iterator[str]:
         """The prime, then its continuation one character at a time, up to `length` characters
         or the first of the `stop` strings (included). `choices`: how each character is drawn,
-        as for `charrnn sample`: temperature (1.0), top_k, top_p, greedy. The prime is checked
-        before anything is made: characters the model never saw raise OptionError."""
-        return generate_text(self.loaded, prime, _sampling(length, choices), seed, _stops(stop))
+        as for `charrnn sample`: temperature (1.0), top_k, top_p, greedy. `unknown`: what a
+        prime's character the model never saw becomes, as for `--unknown`: "map" (its nearest
+        known character, else the unknown id), "skip" (the same, else left out) or "refuse"
+        (see `unseen`). The prime is checked before anything is made: characters it cannot
+        read raise OptionError."""
+        sampling = _sampling(length, choices)
+        return generate_text(self.loaded, prime, sampling, seed, _stops(stop), _policy(unknown))
 
-    def sample(self, length: int = 1000, prime: str | None = None, *, beam: int | None = None, **choices: Any) -> str:
+    def sample(
+        self,
+        length: int = 1000,
+        prime: str | None = None,
+        *,
+        beam: int | None = None,
+        unknown: str = "map",
+        **choices: Any,
+    ) -> str:
         """The prime and its continuation as one string (the choices as for `stream`, and seed
         and stop). With `beam`, the most likely continuation a beam search of that width
         finds, instead of a random one."""
         if beam is None:
-            return "".join(self.stream(length, prime, **choices))
+            return "".join(self.stream(length, prime, unknown=unknown, **choices))
         if set(choices) - {"stop"}:
             raise ConfigError(f"beam search takes no {', '.join(sorted(set(choices) - {'stop'}))}: it is not random")
         if not isinstance(beam, int) or isinstance(beam, bool) or beam < 1:
             raise ConfigError(f"beam must be an integer >= 1, got {beam!r}")
-        return generate_beam(self.loaded, prime, _sampling(length, {}).length, beam, _stops(choices.get("stop", ())))
+        stops = _stops(choices.get("stop", ()))
+        return generate_beam(self.loaded, prime, _sampling(length, {}).length, beam, stops, _policy(unknown))
 
     def samples(
         self,
@@ -108,12 +123,21 @@ class Model:
         *,
         seed: int | None = None,
         stop: str | Sequence[str] = (),
+        unknown: str = "map",
         **choices: Any,
     ) -> list[str]:
         """`count` independent samples from one batched pass (faster than one at a time)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ConfigError(f"count must be an integer >= 1, got {count!r}")
-        return generate_samples(self.loaded, prime, _sampling(length, choices), count, seed, _stops(stop))
+        sampling = _sampling(length, choices)
+        return generate_samples(self.loaded, prime, sampling, count, seed, _stops(stop), _policy(unknown))
+
+    def unseen(self, text: str, unknown: str = "map") -> Unseen:
+        """What becomes of the characters of `text` that the model never saw, under the
+        `unknown` policy: `.mapped` (each read as its nearest known character), `.as_unknown`,
+        `.left_out`, `.note()` (one line saying so), or `.refusal` (why `text` cannot be read)."""
+        vocab = self.loaded.vocab
+        return vocab.unseen(vocab.unknown_chars(text), _policy(unknown))
 
     def score(
         self,
@@ -122,11 +146,14 @@ class Model:
         errors: str = "strict",
         progress: Reporter | None = None,
         windows: int | None = None,
+        unknown: str = "skip",
     ) -> TextScore:
         """How well the model predicts a text (files, folders or globs, as for training):
         bits per character, nats, perplexity, and the characters outside its vocabulary.
         `windows`: score independent windows of that many characters, each from a zero state, as
-        nanoGPT does (256 for its figures); None: the state is carried through the whole text."""
+        nanoGPT does (256 for its figures); None: the state is carried through the whole text.
+        `unknown`: what the text's characters the model never saw become, as for `stream`
+        (here "skip" unless told, as `charrnn eval` does)."""
         from charrnn.corpus import resolve_corpus
         from charrnn.evaluate import score_text
         from charrnn.progress import Reporter
@@ -136,8 +163,11 @@ class Model:
             raise ConfigError("score needs a text: a file, folder or glob pattern")
         if windows is not None and (not isinstance(windows, int) or isinstance(windows, bool) or windows < 1):
             raise ConfigError(f"windows must be an integer >= 1, got {windows!r}")
+        policy = _policy(unknown)
         reporter = progress or Reporter()
-        return score_text(self.torch_model(), self.loaded.vocab, corpus, self.device, reporter.progress, windows)
+        return score_text(
+            self.torch_model(), self.loaded.vocab, corpus, self.device, reporter.progress, windows, policy
+        )
 
     def torch_model(self) -> CharRNN:
         """The model as a torch CharRNN on `device` (built at the first call), for scoring."""
@@ -221,6 +251,12 @@ def _sampling(length: int, choices: dict[str, Any]) -> SampleConfig:
     if unknown:
         raise ConfigError(f"unknown sampling options: {', '.join(unknown)} (temperature, top_k, top_p, greedy)")
     return SampleConfig(length=length, **choices)
+
+
+def _policy(unknown: Any) -> str:
+    if unknown not in UNKNOWN_POLICIES:
+        raise ConfigError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
+    return unknown
 
 
 def _stops(stop: str | Sequence[str]) -> tuple[str, ...]:

@@ -258,9 +258,11 @@ def sample(
     interactive: bool,
     beam: int | None,
     threads: int | None,
+    unknown: str,
     **options: Any,
 ) -> None:
-    """Generate text from a trained model, streaming it to stdout as it is made.
+    """Generate text from a trained model, streaming it to stdout as it is made. A prime's
+    character the model never saw is read as the nearest one it knows (--unknown).
 
     \b
     Examples:
@@ -272,6 +274,7 @@ def sample(
       charrnn sample -i --length 300                    # type primes, see them continued
       charrnn sample --prime "ROMEO:" --beam 8 --length 100   # the most likely continuation
       charrnn sample --prime-file opening.txt --length 500    # a long prime, from a file
+      charrnn sample --prime "床前" --unknown refuse   # stop on characters the model never saw
     """
     if any(not stop for stop in stops):
         raise click.BadParameter("must not be empty", param_hint="'--stop'")
@@ -295,17 +298,20 @@ def sample(
     if device != "cpu":
         click.echo(f"note: sampling runs in numpy on the CPU; --device {device} is not used", err=True)
     if interactive:
-        _sample_interactively(model, options, seed, stops)
+        _sample_interactively(model, options, seed, stops, unknown)
         return
     # Each call checks the prime before anything is printed; only a single sample streams.
     if beam is not None:
-        output = [model.sample(options["length"], prime, beam=beam, stop=stops)]
+        output = [model.sample(options["length"], prime, beam=beam, stop=stops, unknown=unknown)]
     elif num_samples == 1:
-        output = model.stream(prime=prime, seed=seed, stop=stops, **options)
+        output = model.stream(prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
     else:
-        output = _with_headers(model.samples(num_samples, prime=prime, seed=seed, stop=stops, **options))
+        output = _with_headers(
+            model.samples(num_samples, prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
+        )
     for note in model.passed_over:
         click.echo(f"warning: {note}", err=True)
+    _note_unseen(model, prime, unknown)
     click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
     for piece in output:
         sys.stdout.write(piece)
@@ -368,8 +374,18 @@ def _existing(checkpoint: Path, how: str) -> Path:
 RUNS_SHOWN = 3  # runs named when a checkpoint is not found
 
 
-def _sample_interactively(model: Any, options: dict[str, Any], seed: int | None, stops: tuple[str, ...]) -> None:
-    """Ask for a prime, stream its continuation, again, until end of input (Ctrl-D)."""
+def _note_unseen(model: Any, prime: str | None, unknown: str) -> None:
+    """One line on stderr saying what the prime's characters the model never saw were read as."""
+    note = model.unseen(prime, unknown).note() if prime else None
+    if note:
+        click.echo(f"note: {note}", err=True)
+
+
+def _sample_interactively(
+    model: Any, options: dict[str, Any], seed: int | None, stops: tuple[str, ...], unknown: str
+) -> None:
+    """Ask for a prime, stream its continuation, again, until end of input (Ctrl-D); each
+    prime's unseen characters are read as --unknown says."""
     click.echo(f"(model {model.path}, step {model.step:,}; type a prime and press Enter, Ctrl-D to end)", err=True)
     while True:
         click.echo("prime> ", nl=False, err=True)
@@ -388,12 +404,14 @@ def _sample_interactively(model: Any, options: dict[str, Any], seed: int | None,
                 raise OptionError(
                     "--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one"
                 )
-            for piece in model.stream(prime=prime or None, seed=seed, stop=stops, **options):
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+            pieces = model.stream(prime=prime or None, seed=seed, stop=stops, unknown=unknown, **options)
         except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
             click.echo(f"that prime {error.detail}", err=True)
             continue
+        _note_unseen(model, prime, unknown)
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
         sys.stdout.write("\n\n")
         sys.stdout.flush()
 
@@ -431,13 +449,15 @@ def evaluate(
     checkpoint: Path,
     encoding: str,
     errors: str,
+    unknown: str,
     device: str,
     threads: int | None,
     windows: int | None,
 ) -> None:
     """How well a model predicts TEXT (files, folders or globs, as for train): bits per
     character, nats and perplexity. Characters outside the model's vocabulary are counted and
-    reported: scored as unknown where the vocabulary has an unknown id, else left out.
+    reported: read as the nearest character the model knows, else scored as unknown where the
+    vocabulary has an unknown id, else left out (--unknown).
 
     \b
     Examples:
@@ -449,7 +469,8 @@ def evaluate(
     from charrnn.progress import console_reporter
 
     model = api.load(_existing(checkpoint, "-c PATH"), device, threads=threads)
-    score = model.score(*text, encoding=encoding, errors=errors, progress=console_reporter(False), windows=windows)
+    reporter = console_reporter(False)
+    score = model.score(*text, encoding=encoding, errors=errors, progress=reporter, windows=windows, unknown=unknown)
     click.echo(f"model: {model.path} (step {model.step:,})")
     click.echo(f"text: {score.text}: {score.chars:,} characters, {score.scored:,} scored{_unscored(score)}")
     if score.window:
@@ -457,18 +478,37 @@ def evaluate(
             f"scored in {score.streams:,} independent windows of {score.window:,} characters, each from a zero state"
         )
     if score.outside:
-        fate = "scored as the unknown character" if score.outside_mapped_to_unknown else "left out"
         click.echo(
-            f"outside the vocabulary: {score.outside:,} characters ({score.outside_distinct:,} distinct), {fate}"
+            f"outside the vocabulary: {score.outside:,} characters ({score.outside_distinct:,} distinct), "
+            f"{_fates(score)}"
         )
     click.echo(f"bits per character: {score.bits:.4f}")
     click.echo(f"nats per character: {score.nats:.4f}")
     click.echo(f"perplexity: {score.perplexity:.3f}")
 
 
+def _fates(score: Any) -> str:
+    """What became of the characters outside the vocabulary: `left out`, or `of which 80 read as
+    their nearest known character ('床' as '牀'), 40 left out`."""
+    unseen = score.unseen
+    pairs = ", ".join(f"{char!r} as {near.char!r}" for char, near in sorted(unseen.mapped.items())[:SHOWN_PAIRS])
+    fates = [
+        (score.mapped, f"read as the nearest character the model knows ({pairs})"),
+        (score.as_unknown, "scored as the unknown character"),
+        (score.left_out, "left out"),
+    ]
+    fates = [(count, fate) for count, fate in fates if count]
+    if len(fates) == 1:
+        return fates[0][1] + unseen.hint
+    return "of which " + ", ".join(f"{count:,} {fate}" for count, fate in fates) + unseen.hint
+
+
+SHOWN_PAIRS = 5  # characters shown with the nearest one read for them, in eval's report
+
+
 def _unscored(score: Any) -> str:
     """Why some characters of an evaluated text were not scored (outside the vocabulary has its own line)."""
-    left_out = 0 if score.outside_mapped_to_unknown else score.outside
+    left_out = score.left_out
     if score.window:  # windows overlap by one: only the text's first character starts none
         tail = score.chars - score.scored - 1 - left_out
         reasons = ["the first, which has nothing before it to predict it from"]
@@ -542,6 +582,7 @@ def viz(
     memory_span: int,
     ansi: bool,
     cell: str | None,
+    unknown: str,
 ) -> None:
     """Run the model over TEXT (files, as for eval) and write one self-contained HTML page:
     each character shaded by the model's surprise, with its five likeliest guesses; a browser of
@@ -563,7 +604,9 @@ def viz(
             if text
             else "give a TEXT file to look at, or the text itself with --text"
         )
-    settings = inspect.VizSettings(inspect.parse_temperatures(temperatures), sample_length, prime, seed, memory_span)
+    settings = inspect.VizSettings(
+        inspect.parse_temperatures(temperatures), sample_length, prime, seed, memory_span, unknown
+    )
     if cell is not None and not ansi:
         raise click.UsageError("--cell colours the text in the terminal: add --ansi (the page has a cell browser)")
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
@@ -575,29 +618,36 @@ def viz(
     loaded = load_for_sampling(_existing(checkpoint, "-c PATH"))
     for note in loaded.passed_over:
         click.echo(f"warning: {note}", err=True)
+    unseen = inspect.unseen_in(loaded, shown.text, unknown)
     if ansi:
-        _print_coloured(loaded, shown, cell)
+        _print_coloured(loaded, shown, unseen, cell)
         return
     output = output or loaded.path.parent / "viz.html"
     if not output.parent.is_dir():
         raise OptionError("--output", f"is in a folder that does not exist: {printable(output.parent)}")
+    inspect.check_prime(loaded, settings)
     click.echo(f"(looking at {shown.source} with {loaded.path}, step {loaded.step:,})", err=True)
+    if unseen.note():
+        click.echo(f"note: {unseen.note()}", err=True)
     from charrnn.report import write_html
 
-    data = inspect.page_data(loaded, shown, settings)
-    unpredicted = sum(bits is None for bits in data["bits"][1:])  # characters the model never saw
+    data = inspect.page_data(loaded, shown, settings, unseen)
+    unpredicted = sum(bits is None for bits in data["bits"][1:])  # characters left out
     if unpredicted:
-        click.echo(f"note: {unpredicted:,} characters are outside the model's vocabulary: shown, not scored", err=True)
+        are = "character is" if unpredicted == 1 else "characters are"
+        click.echo(f"note: {unpredicted:,} {are} outside the model's vocabulary: shown, not scored", err=True)
     write_html(data, output)
     click.echo(f"wrote {printable(output)}: open it in a browser", err=True)
 
 
-def _print_coloured(loaded: Any, shown: Any, cell: str | None) -> None:
+def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None) -> None:
     """The text on stdout, each character's background coloured by surprise or by one cell."""
     from charrnn import viz as inspect
     from charrnn.report import ansi_legend, ansi_text
 
-    traced = inspect.trace(loaded, shown.text)
+    if unseen.note():
+        click.echo(f"note: {unseen.note()}", err=True)
+    traced = inspect.trace(loaded, shown.text, unseen)
     if cell is None:
         values, scale = traced.bits.tolist(), "surprise"  # NaN (not predicted) stays uncoloured
     else:

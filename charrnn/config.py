@@ -32,6 +32,7 @@ from charrnn.options import (  # noqa: F401 - the names other modules know from 
     MAX_WIDTH,
     SAMPLE,
     TRAIN,
+    UNKNOWN_POLICIES,
     Option,
     by_name,
     is_text_encoding,

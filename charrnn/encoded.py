@@ -8,7 +8,7 @@ path, size, modification time, inode number and change time (which `touch` canno
 text edited in place is encoded again), so a second run or a resume starts at once:
 
     <cache>/<corpus key>/counts.bin           character counts, total, content hash
-    <cache>/<corpus key>/ids-<vocab key>.bin  the ids, for one vocabulary
+    <cache>/<corpus key>/ids-<vocab key>.bin  the ids, for one vocabulary (its entries and aliases)
 
 Both are sealed entries of charrnn.cache (where the cache is, how entries are written
 crash-safe and checked): a damaged entry is rebuilt, never trained on or scored with.
@@ -117,7 +117,7 @@ class CorpusCache:
         """The corpus as ids of `vocab`, memory-mapped from the cache (built first if needed).
         `counted`: what `counts()` already returned, so that it is not read again."""
         counts, counts_reused = counted or self.counts(progress)
-        key = _digest(vocab.entries)
+        key = _vocab_key(vocab)
         path = self.folder / f"ids-{key}.bin"
         fields = {
             "kind": "ids",
@@ -224,6 +224,14 @@ def _check_has_text(counts: CharCounts, name: str) -> None:
         raise CorpusError(f"{name} is empty")
     if all(chr(code).isspace() for code in present):
         raise CorpusError(f"{name} holds only whitespace")
+
+
+def _vocab_key(vocab: Vocab) -> str:
+    """What names a vocabulary's encoding: its entries, and its aliases (which change the ids of
+    their characters) where it has any, so that an encoding folded otherwise is never reused."""
+    if not vocab.aliases:
+        return _digest(vocab.entries)  # as before aliases existed: those entries stay in use
+    return _digest({"entries": vocab.entries, "aliases": sorted(vocab.aliases.items())})
 
 
 def _digest(value) -> str:

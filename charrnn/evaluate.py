@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -20,7 +20,8 @@ from charrnn.encoded import CorpusCache, Progress, no_progress
 from charrnn.errors import CheckpointError, CorpusError
 from charrnn.metrics import nats_to_bits
 from charrnn.model import CharRNN
-from charrnn.vocab import UNKNOWN, Vocab
+from charrnn.nearest import Unseen
+from charrnn.vocab import Vocab
 
 _LARGEST_EXP = math.log(sys.float_info.max)
 
@@ -97,12 +98,22 @@ class TextScore:
     chars: int  # characters of the text
     scored: int  # characters predicted and scored (each stream's first has no context)
     nats: float  # mean cross-entropy per scored character
-    outside: int  # characters without an id of their own in the model's vocabulary
-    outside_distinct: int
-    outside_mapped_to_unknown: bool  # scored as the unknown character (else left out of the text)
+    unseen: Unseen  # what became of the characters without an id of their own in the model's vocabulary
+    mapped: int  # of the text's characters, those read as the nearest character the model knows
+    as_unknown: int  # scored as the unknown character
+    left_out: int  # left out of the text
     text: str = ""  # which text: the corpus's description
     streams: int = 0  # the text is scored as this many streams (or windows) side by side
     window: int = 0  # > 0: scored in independent windows of this many targets, each from a zero state (nanoGPT's way)
+
+    @property
+    def outside(self) -> int:
+        """Characters of the text without an id of their own in the model's vocabulary."""
+        return self.mapped + self.as_unknown + self.left_out
+
+    @property
+    def outside_distinct(self) -> int:
+        return len(self.unseen.chars)
 
     @property
     def bits(self) -> float:
@@ -120,24 +131,26 @@ def score_text(
     device: torch.device,
     progress: Progress = no_progress,
     window: int | None = None,
+    unknown: str = "skip",
 ) -> TextScore:
     """Bits per character and perplexity of `model` on a held-out text: with the state carried
     through the text, or with `window`, in independent windows of that many targets each scored
     from a zero state, as nanoGPT scores (`windowed_loss`).
 
-    Characters the vocabulary lacks are counted and reported, never crashed on: with an unknown
-    id in the vocabulary they are scored as unknown; without one they are left out of the text.
+    Characters the vocabulary lacks are counted and reported, and become what the `unknown`
+    policy says (Vocab.unseen): each read as its nearest known character, else scored as unknown
+    where the vocabulary has an unknown id, else left out of the text (skip) or refused.
     """
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)
-    counts = counted[0]
-    coverage = vocab.coverage(counts.counts)
-    if vocab.unknown_id is not None or not coverage.dropped_chars:
-        ids = cache.encoded(vocab, progress, counted).ids
-    else:
-        widened = Vocab(vocab.entries + [UNKNOWN])  # the extra id marks what to leave out
-        encoded = cache.encoded(widened, progress, counted).ids
-        ids = encoded[encoded != widened.unknown_id]
+    counts = counted[0].counts
+    unseen = vocab.unseen(vocab.unknown_chars_counted(counts), unknown)
+    if unseen.refusal:
+        raise CorpusError(f"{printable(corpus.description)} {unseen.refusal}")
+    reading = vocab.reading(unseen)  # the unseen characters as aliases, those left out as one more id
+    ids = cache.encoded(reading, progress, counted).ids
+    if unseen.left_out:
+        ids = ids[ids != reading.unknown_id]
     if window:
         if len(ids) <= window:
             raise CorpusError(
@@ -157,13 +170,19 @@ def score_text(
             "its weights are damaged or out of range"
         )
     return TextScore(
-        counts.total,
+        counted[0].total,
         scored,
         nats,
-        coverage.outside,
-        coverage.dropped_chars,
-        vocab.unknown_id is not None,
+        unseen,
+        _occurrences(counts, unseen.mapped),
+        _occurrences(counts, unseen.as_unknown),
+        _occurrences(counts, unseen.left_out),
         corpus.description,
         sides,
         window or 0,
     )
+
+
+def _occurrences(counts: np.ndarray, chars: Iterable[str]) -> int:
+    """How often `chars` occur in a text with these counts (indexed by code point)."""
+    return int(sum(counts[ord(char)] for char in chars))

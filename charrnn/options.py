@@ -22,6 +22,7 @@ RECURRENT_INITS = ("uniform", "orthogonal")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16")
 DECODE_ERRORS = ("strict", "replace", "ignore")
+UNKNOWN_POLICIES = ("map", "skip", "refuse")  # what a character the model never saw becomes (nearest.py)
 DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info read, when not told
 RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
 AUTO = "auto"  # train's --threads: the loop keeps the faster thread count (threads.py)
@@ -572,6 +573,18 @@ _CHECKPOINT = Option(
     doc="a checkpoint file, or an out folder (its `best.pt`, else `latest.pt`)",
 )
 _GENERATE, _CHOOSE = "What to generate", "How to choose each character"
+# sample, eval and viz: one rule for the characters of a prime or a text that the model never saw
+_UNKNOWN = Option(
+    ("--unknown",),
+    "A character the model never saw: map reads it as the nearest one it knows (牀 for 床, '，' for ',', 'z' for "
+    "'Z'), else as the unknown id, else stops; skip leaves out what map would stop on; refuse stops, naming them.",
+    kind=CHOICE,
+    choices=UNKNOWN_POLICIES,
+    default="map",
+    doc="what a character the model never saw becomes: `map`, its nearest known form (a Chinese variant, the other "
+    "width, the other case), else the unknown id, else charrnn stops; `skip`, the same but left out instead of "
+    "stopping; `refuse`, charrnn stops, naming them",
+)
 
 SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
@@ -621,6 +634,7 @@ SAMPLE = (
         doc_metavar="FILE",
         doc=f"read the prime from a UTF-8 file (`-`: standard input), up to {PRIME_FILE_MAX:,} characters",
     ),
+    replace(_UNKNOWN, section=_GENERATE),
     _count(
         ("--num-samples", "-n"),
         "Generate this many independent samples in one batched pass, each under a header line.",
@@ -721,6 +735,7 @@ EVAL = (
     replace(_CHECKPOINT, doc="a checkpoint file, or an out folder (its `best.pt`, else the newest)"),
     _TEXT_ENCODING,
     _TEXT_ERRORS,
+    replace(_UNKNOWN, default="skip"),
     replace(_DEVICE, default="auto"),
     _THREADS,
     _count(
@@ -771,6 +786,7 @@ VIZ = (
     ),
     replace(_TEXT_ENCODING, section=DATA),
     replace(_TEXT_ERRORS, section=DATA),
+    replace(_UNKNOWN, default="skip", section=DATA),
     Option(
         ("--output", "-o"),
         "The HTML file to write.",

@@ -201,16 +201,18 @@ def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((cdf <= point).sum(axis=-1), probs.shape[-1] - 1)
 
 
-def prime_ids(vocab: Vocab, prime: str | None, rng: np.random.Generator) -> list[int]:
-    """Ids to start from: the prime's, or a newline (else a random character) with no prime."""
+def prime_ids(vocab: Vocab, prime: str | None, rng: np.random.Generator, unknown: str = "map") -> list[int]:
+    """Ids to start from: the prime's, its characters the model never saw read as the --unknown
+    policy says; or a newline (else a random character) with no prime, or none left of it."""
     if len(vocab) == (vocab.unknown_id is not None):  # sampling never writes the unknown character
         raise CheckpointError("the model's vocabulary holds no character to generate, only the unknown one")
     if prime:
-        unknown = vocab.unknown_chars(prime)
-        if unknown and vocab.unknown_id is None:  # with an unknown id they map to it, as in training
-            listed = ", ".join(repr(c) for c in unknown[:20])
-            raise OptionError("--prime", f"has characters the model never saw in training: {listed}")
-        return [int(i) for i in vocab.encode(prime)]
+        unseen = vocab.unseen(vocab.unknown_chars(prime), unknown)
+        if unseen.refusal:
+            raise OptionError("--prime", unseen.refusal)
+        ids = [int(i) for i in vocab.read_ids(prime, unseen) if i >= 0]
+        if ids:
+            return ids
     for start in ("\n", " "):
         if start in vocab:
             return [int(vocab.encode(start)[0])]
@@ -329,24 +331,32 @@ def traced_back(picks: np.ndarray, vocab_size: int) -> list[int]:
     return sequence[::-1]
 
 
-def generate_beam(loaded: LoadedModel, prime: str | None, length: int, beam: int, stops: Sequence[str] = ()) -> str:
+def generate_beam(
+    loaded: LoadedModel, prime: str | None, length: int, beam: int, stops: Sequence[str] = (), unknown: str = "map"
+) -> str:
     """The prime and its most likely continuation by beam search, cut after the first of `stops`."""
-    start = prime_ids(loaded.vocab, prime, np.random.default_rng(0))
+    start = prime_ids(loaded.vocab, prime, np.random.default_rng(0), unknown)
     ids = beam_search(loaded.model, start, length, beam, banned=loaded.vocab.unknown_id)
     return (prime or "") + cut_at_stop(loaded.vocab.decode(ids), stops)
 
 
 def generate_text(
-    loaded: LoadedModel, prime: str | None, config: SampleConfig, seed: int | None = None, stops: Sequence[str] = ()
+    loaded: LoadedModel,
+    prime: str | None,
+    config: SampleConfig,
+    seed: int | None = None,
+    stops: Sequence[str] = (),
+    unknown: str = "map",
 ) -> Iterator[str]:
-    """Text as it is made: the prime (if any) first, then one character at a time, up to and
-    including the first of `stops` to appear in the continuation (generation ends there).
+    """Text as it is made: the prime (if any, as given) first, then one character at a time, up
+    to and including the first of `stops` to appear in the continuation (generation ends there).
+    `unknown`: what the prime's characters that the model never saw become (prime_ids).
 
     The prime is checked and read here, before anything is generated, so a bad one (or a model
     that predicts NaN) fails at once.
     """
     rng = np.random.default_rng(seed if seed is not None else random_seed())
-    start = prime_ids(loaded.vocab, prime, rng)
+    start = prime_ids(loaded.vocab, prime, rng, unknown)
     chars = loaded.vocab.chars
     steps = generate_ids(loaded.model, start, config, rng, banned=loaded.vocab.unknown_id)
     continuation = (chars[int(ids[0])] for ids in steps)
@@ -377,11 +387,12 @@ def generate_samples(
     num_samples: int,
     seed: int | None = None,
     stops: Sequence[str] = (),
+    unknown: str = "map",
 ) -> list[str]:
     """`num_samples` independent texts from one batched pass, each starting with the prime and
     each cut after the first of `stops` in its continuation."""
     rng = np.random.default_rng(seed if seed is not None else random_seed())
-    start = prime_ids(loaded.vocab, prime, rng)
+    start = prime_ids(loaded.vocab, prime, rng, unknown)
     steps = generate_ids(loaded.model, start, config, rng, num_samples, banned=loaded.vocab.unknown_id)
     columns = [ids.tolist() for ids in steps]
     chars = loaded.vocab.chars

@@ -4,9 +4,10 @@ what each cell and gate held there (charrnn viz's raw material).
 The model reads the text once, from a zero state, as one stream, layer by layer (each layer's
 input weights meet all positions in one matrix product, as NumpyCharRNN.read does), so its
 predictions are the ones `charrnn eval` scores: a character is predicted from the state after
-everything before it. Characters the vocabulary lacks are read as its unknown id where it has
-one, and otherwise left out, as eval leaves them out: the model never sees them, its state and
-activations stay as they were, and nothing is predicted for them.
+everything before it. Characters the vocabulary lacks are read as the --unknown policy says
+(Vocab.unseen), as eval reads them: as the nearest character the model knows, or its unknown
+id, or left out: the model never sees those, its state and activations stay as they were, and
+nothing is predicted for them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charrnn.nearest import Unseen
 from charrnn.numpy_model import NumpyCharRNN
-from charrnn.vocab import UNKNOWN, Vocab
+from charrnn.vocab import Vocab
 
 TOP = 5  # guesses kept per character: the essay's figure shows five
 _CHUNK = 1024  # positions per pass through the output layer: bounds memory for a large vocabulary
@@ -35,19 +37,15 @@ class Trace:
     gates: list[dict[str, np.ndarray]]  # per layer {gate name: (T, H) float32 in [0, 1]}; [] for an RNN
 
 
-def text_ids(vocab: Vocab, text: str) -> np.ndarray:
-    """The ids of `text` (T,) int64: a character without an id is the unknown id, or -1 without one."""
-    if vocab.unknown_id is not None or not vocab.unknown_chars(text):
-        return vocab.encode(text).astype(np.int64)
-    widened = Vocab(vocab.entries + [UNKNOWN])  # the extra id marks what to leave out, as evaluate does
-    ids = widened.encode(text).astype(np.int64)
-    ids[ids == widened.unknown_id] = -1
-    return ids
+def text_ids(vocab: Vocab, text: str, unseen: Unseen | None = None) -> np.ndarray:
+    """The ids of `text` (T,) int64, its characters without an id read as `unseen` says (by
+    default as --unknown skip does); -1 for a character left out."""
+    return vocab.read_ids(text, unseen or vocab.unseen(vocab.unknown_chars(text), "skip"))
 
 
-def trace_text(model: NumpyCharRNN, vocab: Vocab, text: str) -> Trace:
+def trace_text(model: NumpyCharRNN, vocab: Vocab, text: str, unseen: Unseen | None = None) -> Trace:
     """Run `model` over `text` from a zero state (see the module's docstring)."""
-    ids = text_ids(vocab, text)
+    ids = text_ids(vocab, text, unseen)
     read = ids >= 0
     steps, _ = model.read_steps(ids[read], model.zero_state(1))
     lstm = model.config.cell == "lstm"

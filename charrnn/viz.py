@@ -22,8 +22,9 @@ from charrnn.config import SampleConfig
 from charrnn.corpus import resolve_corpus
 from charrnn.display import printable
 from charrnn.errors import CorpusError, OptionError
+from charrnn.nearest import Unseen
 from charrnn.report import cell_chars_that_fit
-from charrnn.sample import LoadedModel, generate_text
+from charrnn.sample import LoadedModel, generate_text, prime_ids
 from charrnn.trace import Trace, trace_text
 
 CELL_CHARS_LEAST = 1_000  # characters of activations shown even where the page's budget is spent
@@ -49,6 +50,7 @@ class VizSettings:
     prime: str | None  # None: the start of the text's first line
     seed: int  # a page is reproducible: the same text and model draw the same samples
     memory_span: int
+    unknown: str = "skip"  # what the text's (and the prime's) characters the model never saw become
 
 
 def read_text(arguments: Sequence[str], literal: str | None, chars: int, encoding: str, errors: str) -> VizText:
@@ -92,13 +94,31 @@ def parse_cell(value: str, loaded: LoadedModel) -> tuple[int, int]:
     return layer - 1, cell
 
 
-def trace(loaded: LoadedModel, text: str) -> Trace:
-    return trace_text(loaded.model, loaded.vocab, text)
+def unseen_in(loaded: LoadedModel, text: str, unknown: str) -> Unseen:
+    """What becomes of the characters of `text` that the model never saw, under the --unknown
+    policy; refused in one line where the policy cannot read them."""
+    vocab = loaded.vocab
+    unseen = vocab.unseen(vocab.unknown_chars(text), unknown)
+    if unseen.refusal:
+        raise CorpusError(f"the text {unseen.refusal}")
+    return unseen
 
 
-def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings) -> dict:
-    """The page's data (the schema report.py draws): JSON-able, numbers rounded for size."""
-    traced = trace(loaded, shown.text)
+def check_prime(loaded: LoadedModel, settings: VizSettings) -> None:
+    """Refuse a --prime that the --unknown policy cannot read, before the page is made."""
+    if settings.prime:
+        prime_ids(loaded.vocab, settings.prime, np.random.default_rng(0), settings.unknown)
+
+
+def trace(loaded: LoadedModel, text: str, unseen: Unseen) -> Trace:
+    return trace_text(loaded.model, loaded.vocab, text, unseen)
+
+
+def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings, unseen: Unseen | None = None) -> dict:
+    """The page's data (the schema report.py draws): JSON-able, numbers rounded for size.
+    `unseen`: what `unseen_in` says of the text under `settings.unknown` (found here if not given)."""
+    unseen = unseen or unseen_in(loaded, shown.text, settings.unknown)
+    traced = trace(loaded, shown.text, unseen)
     text = list(shown.text)
     properties = text_properties(shown.text)
     scored = traced.bits[np.isfinite(traced.bits)]
@@ -119,7 +139,7 @@ def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings) -> dic
             for s in gate_saturation(traced.gates)
         ],
         "memory": _memory(loaded, traced.ids, settings.memory_span),
-        "samples": _samples(loaded, shown.text, settings),
+        "samples": _samples(loaded, shown.text, settings, unseen),
     }
     data["cells"] = _cells(traced, loaded.model.config.cell, data)
     return data
@@ -198,13 +218,13 @@ def _memory(loaded: LoadedModel, ids: np.ndarray, span: int) -> dict | None:
     return {"grad": [float(f"{g:.4g}") for g in grad], "windows": used}
 
 
-def _samples(loaded: LoadedModel, text: str, settings: VizSettings) -> list[dict]:
+def _samples(loaded: LoadedModel, text: str, settings: VizSettings, unseen: Unseen) -> list[dict]:
     """One sample per temperature, all from the same prime and seed."""
-    prime = settings.prime if settings.prime is not None else default_prime(loaded, text)
+    prime = settings.prime if settings.prime is not None else default_prime(text, unseen)
     samples = []
     for temperature in settings.temperatures:
         config = SampleConfig(length=settings.sample_length, temperature=temperature)
-        made = "".join(generate_text(loaded, prime, config, settings.seed))
+        made = "".join(generate_text(loaded, prime, config, settings.seed, unknown=settings.unknown))
         samples.append({"temperature": temperature, "prime": prime or "", "text": made[len(prime or "") :]})
     return samples
 
@@ -224,10 +244,9 @@ def parse_temperatures(value: str) -> tuple[float, ...]:
     return temperatures
 
 
-def default_prime(loaded: LoadedModel, text: str) -> str | None:
-    """The start of the text's first line (characters the model knows), so that the samples
-    continue what the page shows; None (a newline) when there is none."""
-    vocab = loaded.vocab
+def default_prime(text: str, unseen: Unseen) -> str | None:
+    """The start of the text's first line (without the characters `unseen` leaves out), so that
+    the samples continue what the page shows; None (a newline) when there is none."""
     line = text.split("\n", 1)[0][:PRIME_CHARS]
-    known = "".join(c for c in line if c in vocab or vocab.unknown_id is not None)
-    return known or None
+    read = "".join(c for c in line if c not in unseen.left_out)
+    return read or None

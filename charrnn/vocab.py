@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from charrnn.errors import CorpusError, OptionError
+from charrnn.nearest import NearestForms, Unseen, read_unseen
 
 CODE_POINTS = 0x110000  # every Unicode code point, astral planes included
 UNKNOWN = ""  # the entry that stands for every character left out of the vocabulary
@@ -53,9 +55,10 @@ class Coverage:
 
 class Vocab:
     """An ordered list of entries, id = position: distinct characters (code points, not bytes),
-    and at most one UNKNOWN entry standing for every other character."""
+    and at most one UNKNOWN entry standing for every other character. Aliases are characters
+    read as another entry's id (牀 read as 床); nothing decodes to them."""
 
-    def __init__(self, entries: Sequence[str]):
+    def __init__(self, entries: Sequence[str], aliases: Mapping[str, int] | None = None):
         entries = list(entries)
         if not entries:
             raise ValueError("the vocabulary is empty")
@@ -65,10 +68,12 @@ class Vocab:
             raise ValueError("the vocabulary has repeated entries")
         self.entries = entries
         self.unknown_id = entries.index(UNKNOWN) if UNKNOWN in entries else None
+        self.aliases = _checked_aliases(aliases or {}, entries, self.unknown_id)
         self.id_dtype = smallest_id_dtype(len(entries))
         # code point -> id (-1: not in the vocabulary): one gather encodes any amount of text
         self._lookup = np.full(CODE_POINTS, -1 if self.unknown_id is None else self.unknown_id, dtype=np.int32)
         known = [(ord(c), i) for i, c in enumerate(entries) if c != UNKNOWN]
+        known += [(ord(c), i) for c, i in self.aliases.items()]
         if known:
             codes, ids = zip(*known)
             self._lookup[list(codes)] = ids
@@ -113,15 +118,15 @@ class Vocab:
         return Coverage(int(has_own.sum()), int((~has_own).sum()), int(counts.sum()), outside)
 
     def extended(self, counts: np.ndarray) -> Vocab:
-        """This vocabulary with the characters of `counts` it lacks appended (old ids unchanged)."""
+        """This vocabulary with the characters of `counts` it lacks appended (old ids and aliases unchanged)."""
         new = [chr(code) for code in np.flatnonzero(counts) if self._lookup[code] in (-1, self.unknown_id)]
-        return Vocab(self.entries + new) if new else self
+        return Vocab(self.entries + new, self.aliases) if new else self
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.entries == other.entries
+        return isinstance(other, Vocab) and self.entries == other.entries and self.aliases == other.aliases
 
     @property
     def chars(self) -> list[str]:
@@ -133,9 +138,46 @@ class Vocab:
 
     def unknown_chars(self, text: str) -> list[str]:
         """The distinct characters of `text` without an id of their own, sorted."""
-        codes = np.unique(code_points(text))
+        return self._without_id(np.unique(code_points(text)))
+
+    def unknown_chars_counted(self, counts: np.ndarray) -> list[str]:
+        """The characters of a text with these counts (indexed by code point) without an id of their own, sorted."""
+        return self._without_id(np.flatnonzero(counts))
+
+    def _without_id(self, codes: np.ndarray) -> list[str]:
         own = self._lookup[codes]
         return [chr(code) for code in codes[(own == -1) | (own == self.unknown_id)]]
+
+    @property
+    def known_chars(self) -> frozenset[str]:
+        """Every character read as an id of its own: the entries but the unknown one, and the aliases."""
+        return frozenset([c for c in self.entries if c != UNKNOWN] + list(self.aliases))
+
+    @functools.cached_property
+    def nearest(self) -> NearestForms:
+        """The nearest known character of each character without an id (built when first asked)."""
+        return NearestForms(self.known_chars)
+
+    def unseen(self, chars: Sequence[str], policy: str) -> Unseen:
+        """What becomes of `chars` (from `unknown_chars`) under the --unknown `policy`."""
+        return read_unseen(chars, self.nearest, policy, self.unknown_id is not None)
+
+    def reading(self, unseen: Unseen) -> Vocab:
+        """This vocabulary, reading a text as `unseen` says: each mapped character as an alias of
+        its nearest, and, where characters are left out, one more entry that marks them (the
+        unknown id of a vocabulary that has none): drop its ids to leave them out."""
+        if not unseen.mapped and not unseen.left_out:
+            return self
+        mapped = {char: int(self._lookup[ord(near.char)]) for char, near in unseen.mapped.items()}
+        return Vocab(self.entries + ([UNKNOWN] if unseen.left_out else []), {**self.aliases, **mapped})
+
+    def read_ids(self, text: str, unseen: Unseen) -> np.ndarray:
+        """The ids (T,) int64 that `text` is read as under `unseen`; -1 for a character left out."""
+        reading = self.reading(unseen)
+        ids = reading.encode(text).astype(np.int64)
+        if unseen.left_out:
+            ids[ids == reading.unknown_id] = -1
+        return ids
 
     def encode_codes(self, codes: np.ndarray) -> np.ndarray:
         """Ids (`self.id_dtype`) of code points; characters without an id raise unless there is
@@ -160,3 +202,20 @@ class Vocab:
         preview = "".join(self.chars[:limit])
         more = f" ... (+{len(self) - limit:,})" if len(self) > limit else ""
         return f"{preview!r}{more}"
+
+
+MAX_ALIASES = 100_000  # OpenCC's character tables pair fewer than 10,000 variants
+
+
+def _checked_aliases(aliases: Mapping[str, int], entries: list[str], unknown_id: int | None) -> dict[str, int]:
+    """`aliases` (character -> id), each a single character that is not an entry and reads as a
+    character entry; else ValueError."""
+    if len(aliases) > MAX_ALIASES:
+        raise ValueError(f"the vocabulary has {len(aliases):,} aliases, more than {MAX_ALIASES:,}")
+    names = set(entries)
+    for char, id in aliases.items():
+        if not isinstance(char, str) or len(char) != 1 or char in names:
+            raise ValueError(f"vocabulary alias {char!r} is not a single character outside the entries")
+        if not isinstance(id, int) or isinstance(id, bool) or not 0 <= id < len(entries) or id == unknown_id:
+            raise ValueError(f"vocabulary alias {char!r} reads as {id!r}, which is no character's id")
+    return dict(aliases)

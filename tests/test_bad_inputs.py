@@ -231,6 +231,8 @@ CASES = {
     "top-p-above-one": lambda t, r: ["sample", "--top-p", "1.5"],
     "length-negative": lambda t, r: ["sample", "--length", "-1"],
     "prime-unknown": lambda t, r: ["sample", "-c", r / "run", "--prime", "Zoë"],
+    "prime-unknown-refused": lambda t, r: ["sample", "-c", r / "run", "--prime", "Zoë", "--unknown", "refuse"],
+    "unknown-not-a-policy": lambda t, r: ["sample", "--unknown", "guess"],
     "prime-file-and-prime": lambda t, r: [
         "sample",
         "-c",
@@ -347,6 +349,22 @@ CASES = {
     "encoding-not-text": lambda t, r: _train(r / "corpus.txt", "--encoding", "rot13", "--out", t / "o"),
     "eval-encoding-not-text": lambda t, r: ["eval", r / "corpus.txt", "-c", r / "run", "--encoding", "base64"],
     "eval-windows-not-positive": lambda t, r: ["eval", r / "corpus.txt", "-c", r / "run", "--windows", "0"],
+    "eval-unknown-refused": lambda t, r: [
+        "eval",
+        _write(t / "other.txt", "Zebra 1\n"),
+        "-c",
+        r / "run",
+        "--unknown",
+        "refuse",
+    ],
+    "eval-unknown-map-nothing-near": lambda t, r: [
+        "eval",
+        _write(t / "other.txt", "Zebra 1\n"),
+        "-c",
+        r / "run",
+        "--unknown",
+        "map",
+    ],
     "eval-windows-longer-than-text": lambda t, r: [
         "eval",
         _write(t / "short.txt", "the fox\n"),
@@ -394,6 +412,8 @@ CASES = {
     "viz-output-folder-missing": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "-o", t / "no" / "p.html"],
     "viz-cell-without-ansi": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--cell", "1:3"],
     "viz-cell-malformed": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--ansi", "--cell", "3"],
+    "viz-unknown-refused": lambda t, r: ["viz", "--text", "Zoë", "-c", r / "run", "--unknown", "refuse"],
+    "viz-prime-unknown": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--prime", "ë", "--unknown", "map"],
     "viz-cell-no-such-layer": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--ansi", "--cell", "9:0"],
 }
 

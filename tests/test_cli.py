@@ -96,8 +96,10 @@ def test_bad_corpora_get_one_line_and_exit_1(tmp_path, setup, fragment):
 
 def test_unknown_prime_characters_are_a_usage_error_naming_them(tmp_path, pangram_file):
     run("train", pangram_file, *FAST, "--out", tmp_path / "run", "--quiet")
-    result = run("sample", "--checkpoint", tmp_path / "run", "--prime", "Zebra?")
-    assert_one_line_error(result, 2, "--prime", "'?'", "'Z'")
+    result = run("sample", "--checkpoint", tmp_path / "run", "--prime", "Zebra?")  # 'Z' is read as 'z'
+    assert_one_line_error(result, 2, "--prime", "never saw in training: '?';", "--unknown skip")
+    refused = run("sample", "--checkpoint", tmp_path / "run", "--prime", "Zebra?", "--unknown", "refuse")
+    assert_one_line_error(refused, 2, "--prime", "'?', 'Z' (the model knows its other case 'z')")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,8 @@ ALLOWED = {
     "diagnosis": set(),
     "metrics": {"display", "errors", "files"},
     "plot": {"display", "errors", "metrics"},
-    "vocab": {"errors"},
+    "nearest": {"errors", "options"},
+    "vocab": {"errors", "nearest"},
     "files": set(),
     "cache": {"display", "errors", "files"},
     "stdlib_corpus": set(),
@@ -37,7 +38,7 @@ ALLOWED = {
     "checkpoint_file": {"display", "errors", "files"},
     "outdir": {"checkpoint", "display", "errors", "files"},
     "optim": {"budget", "config"},
-    "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "vocab"},
+    "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "nearest", "vocab"},
     "progress": {"budget", "display", "metrics"},
     "preview": {"config", "display", "errors", "metrics", "model", "sample", "vocab"},
     "training": {
@@ -60,11 +61,23 @@ ALLOWED = {
         "threads",
     },
     "numpy_model": {"config"},
-    "trace": {"numpy_model", "vocab"},
+    "trace": {"nearest", "numpy_model", "vocab"},
     "cells": {"vocab"},
     "memory": {"model"},
     "report": {"display", "files"},
-    "viz": {"cells", "config", "corpus", "display", "errors", "memory", "outdir", "report", "sample", "trace"},
+    "viz": {
+        "cells",
+        "config",
+        "corpus",
+        "display",
+        "errors",
+        "memory",
+        "nearest",
+        "outdir",
+        "report",
+        "sample",
+        "trace",
+    },
     "sample": {"checkpoint", "config", "errors", "model", "numpy_model", "outdir", "vocab"},
     "api": {
         "checkpoint",
@@ -75,6 +88,7 @@ ALLOWED = {
         "evaluate",
         "metrics",
         "model",
+        "nearest",
         "outdir",
         "progress",
         "runtime",
@@ -163,7 +177,7 @@ def test_only_progress_uses_tqdm_and_only_the_command_line_uses_click():
 
 # What `charrnn sample` imports: none of these may import torch outside a function (sampling
 # runs in numpy; importing torch would cost more than the whole sample).
-TORCH_FREE = {"api", "checkpoint", "checkpoint_file", "config", "numpy_model", "outdir", "sample", "vocab"}
+TORCH_FREE = {"api", "checkpoint", "checkpoint_file", "config", "nearest", "numpy_model", "outdir", "sample", "vocab"}
 
 
 def test_the_sampling_path_imports_no_torch_at_top_level():

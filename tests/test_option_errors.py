@@ -815,13 +815,14 @@ def test_fuzzed_sampling_from_a_real_model_writes_text_or_refuses_in_one_line(
     args, env, valid = _invocation("sample", chosen, SAMPLE_OPTIONS, tmp_path)
     args += ["--length", str(length)] + ([] if prime is None else ["--prime", prime])
     result = invoke("sample", "-c", trained / "run", *args, env=env)
-    if valid and prime is not None and not set(prime) <= set(TEXT):
+    if valid and prime is not None and "é" in prime:  # nothing near it in TEXT ('Z' is read as 'z')
         assert_one_line_error(result, 2, "has characters the model never saw")
         return
     assert_refused_or_passed(result, valid, "")
     if valid and prime != "":
         assert result.exit_code == 0, result.output
-        assert len(result.stdout) == len(prime or "") + length + 1 and set(result.stdout) <= set(TEXT) | {"\n"}
+        written = set(TEXT) | {"\n"} | set(prime or "")  # the prime as given, then the model's characters
+        assert len(result.stdout) == len(prime or "") + length + 1 and set(result.stdout) <= written
 
 
 @settings(

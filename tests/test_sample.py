@@ -54,10 +54,14 @@ def test_output_streams_the_prime_then_one_character_at_a_time(pangram_model):
     assert pieces[0] == "lazy" and len(pieces) == 6 and all(len(p) == 1 for p in pieces[1:])
 
 
-def test_unknown_prime_characters_are_named(pangram_model):
-    with pytest.raises(OptionError, match="'Q', 'Z'") as caught:
-        _text(pangram_model, prime="Zebra Q", length=5)
+def test_unknown_prime_characters_are_named_with_their_nearest_known_forms(pangram_model):
+    with pytest.raises(OptionError) as caught:
+        "".join(generate_text(pangram_model, "Zebra Q!", SampleConfig(length=5), seed=0, unknown="refuse"))
     assert caught.value.option == "--prime"
+    assert caught.value.detail == (
+        "has characters the model never saw in training: '!', 'Q' (the model knows its other case 'q'), "
+        "'Z' (the model knows its other case 'z')"
+    )
 
 
 def _record_calls(monkeypatch):

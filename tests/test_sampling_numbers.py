@@ -19,6 +19,7 @@ from charrnn.corpus import resolve_corpus
 from charrnn.errors import CheckpointError
 from charrnn.evaluate import TextScore, score_text
 from charrnn.model import CharRNN
+from charrnn.nearest import Unseen
 from charrnn.numpy_model import NumpyCharRNN
 from charrnn.sample import (
     LoadedModel,
@@ -199,8 +200,8 @@ def test_eval_of_out_of_range_weights_exits_with_one_line(run_with_unknown, tmp_
 
 
 def test_a_perplexity_too_large_for_a_float_is_infinite_not_an_error():
-    assert TextScore(10, 9, 800.0, 0, 0, False).perplexity == math.inf
-    assert TextScore(10, 9, 2.0, 0, 0, False).perplexity == pytest.approx(math.e**2)
+    assert TextScore(10, 9, 800.0, Unseen({}), 0, 0, 0).perplexity == math.inf
+    assert TextScore(10, 9, 2.0, Unseen({}), 0, 0, 0).perplexity == pytest.approx(math.e**2)
 
 
 def test_a_vocabulary_of_only_the_unknown_character_is_refused():
