@@ -35,7 +35,7 @@ from charrnn.checkpoint_file import (
 from charrnn.config import ModelConfig, TrainConfig, from_dict, to_dict
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.vocab import Vocab
+from charrnn.vocab import Vocab, folded_variants
 
 if TYPE_CHECKING:
     import torch
@@ -96,15 +96,39 @@ def added_fields(defaults: dict[str, dict[str, Any]]) -> Callable[[Any], Any]:
     return migrate
 
 
+def added_entries(**entries: Any) -> Callable[[Any], Any]:
+    """A migration adding top-level entries of the state, with the values older runs had: vocab_aliases={}."""
+
+    def migrate(state: Any) -> Any:
+        if not isinstance(state, dict):
+            return state
+        return {**state, **{key: value for key, value in entries.items() if key not in state}}
+
+    return migrate
+
+
+def chained(*migrations: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """One migration doing each of `migrations` in turn."""
+
+    def migrate(state: Any) -> Any:
+        for migration in migrations:
+            state = migration(state)
+        return state
+
+    return migrate
+
+
 # MIGRATIONS[v] turns the state of format v into that of format v + 1. Format 2 changed only
 # the encoding of the file (safetensors instead of a pickle): its state is format 1's. Format 3
-# added the training option --preview-chars (older runs had no previews).
+# added the training option --preview-chars (older runs had no previews). Format 5 added
+# --fold-variants and the vocabulary's aliases (older runs folded nothing).
 MIGRATIONS: dict[int, Callable[[Any], Any]] = {
     1: renamed_fields({}),
     2: added_fields({"train_config": {"preview_chars": 0}}),
     3: added_fields(
         {"model_config": {"weight_drop": 0.0, "input_dropout": 0.0, "embed_dropout": 0.0, "recurrent_init": "uniform"}}
     ),
+    4: chained(added_fields({"train_config": {"fold_variants": False}}), added_entries(vocab_aliases={})),
 }
 
 
@@ -224,6 +248,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "model_config": _mapping(_is_str, _is_scalar),
     "train_config": _mapping(_is_str, _is_scalar),
     "vocab": _list_of(_is_str),
+    "vocab_aliases": _mapping(_is_str, _is_count),
     "model": _mapping(_is_str, _is_tensor),
     "optimizer": _record(
         ("state", "param_groups"),
@@ -375,6 +400,7 @@ class Checkpoint:
             "elapsed_seconds": self.elapsed,
             "world_size": self.world_size,
             "rng_ranks": self.rng_ranks,
+            "vocab_aliases": dict(record.vocab.aliases),  # last, where format 5's migration adds it
         }
         return {key: value for key, value in stored.items() if value is not None or key in _KEPT_WHEN_NONE}
 
@@ -395,7 +421,7 @@ class Checkpoint:
                 f"{shown}: vocabulary of {len(chars):,} does not match vocab_size {model_config.vocab_size:,}"
             )
         try:
-            vocab = Vocab(chars)
+            vocab = Vocab(chars, state.get("vocab_aliases"))
         except ValueError as error:
             raise CheckpointError(f"{shown}: {error}") from None
         _check_weights(state["model"], model_config, shown)
@@ -549,10 +575,7 @@ def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
             f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
             f"dropout {model_config.dropout}, {parameters:,} parameters"
         ),
-        (
-            f"vocabulary: {len(vocab):,} entries{' (one is unknown)' if vocab.unknown_id is not None else ''}: "
-            f"{printable(vocab.describe())}"
-        ),
+        f"vocabulary: {len(vocab):,} entries{_vocab_notes(vocab)}: {printable(vocab.describe())}",
         (
             f"trained: step {checkpoint.step:,} in {format_duration(checkpoint.elapsed)}; "
             f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}"
@@ -572,6 +595,14 @@ def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
     if init is not None:
         lines.append(f"fine-tuned from: {printable(init.path or '?')} (step {'?' if init.step is None else init.step})")
     return lines
+
+
+def _vocab_notes(vocab: Vocab) -> str:
+    """` (one is unknown; 173 variants folded into them)`, or what of it applies."""
+    notes = ["one is unknown"] if vocab.unknown_id is not None else []
+    if vocab.aliases:
+        notes.append(folded_variants(len(vocab.aliases)))
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _figure(value: float) -> str:

@@ -51,7 +51,7 @@ from charrnn.files import write_atomic
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MAGIC = b"charrnn checkpoint\n"
 _HEADER = re.compile(rb"format (\d+) sha256 ([0-9a-f]{64}) bytes (\d+)\n")
 _MAX_HEADER = 200

@@ -149,6 +149,8 @@ class TrainConfig:
     patience: int | None = _train_default("patience")  # stop after this many evaluations without a new best
     seed: int = _train_default("seed")
     preview_chars: int = _train_default("preview_chars")  # of the sample at each evaluation; 0: none
+    # Added in checkpoint format 5 (older runs never folded: see checkpoint.MIGRATIONS).
+    fold_variants: bool = _train_default("fold_variants")  # variant Chinese characters share one id
 
     def __post_init__(self) -> None:
         _check_fields(self, _TRAIN_OPTIONS)

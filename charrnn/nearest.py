@@ -14,7 +14,8 @@ configs turns 床 into 牀. So both ways are looked at: the unseen character's o
 and the conversions of every known character, indexed back to it. That index is built once per
 vocabulary, when the first Chinese character outside it appears.
 
-The --unknown policy (`read_unseen`) says what a text's unseen characters become.
+The --unknown policy (`read_unseen`) says what a text's unseen characters become, and
+`variant_folds` groups a corpus's variants into one character each for `train --fold-variants`.
 No torch and no numpy here: sampling imports this.
 """
 
@@ -25,12 +26,16 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from charrnn.errors import OptionError
 from charrnn.options import UNKNOWN_POLICIES
 
 INSTALL_CHINESE = 'pip install "charrnn-tool[chinese]"'
 # OpenCC configs whose conversions count as variants, the likelier first: simplified and
 # traditional, then the regional standards (Taiwan, Hong Kong, Japanese shinjitai).
 VARIANT_CONFIGS = ("t2s", "s2t", "tw2s", "t2tw", "hk2s", "t2hk", "jp2t", "t2jp")
+# --fold-variants groups characters by their simplified form: a function, so the groups never
+# chain (tw2s would also fold 著 into 着, which simplified Chinese keeps apart).
+FOLD_CONFIG = "t2s"
 SHOWN = 10  # characters named in one message
 
 
@@ -208,3 +213,32 @@ def _install_hint(chars: Iterable[str]) -> str:
     if variant_converters() is not None or not any(map(is_han, chars)):
         return ""
     return f"; {INSTALL_CHINESE} would look for variants of its Chinese characters"
+
+
+def require_variants() -> dict[str, Callable[[str], str]]:
+    """The variant converters, or the refusal of --fold-variants where OpenCC is not installed."""
+    converters = variant_converters()
+    if converters is None:
+        raise OptionError(
+            "--fold-variants", f"needs OpenCC to find variants, which is not installed: {INSTALL_CHINESE}"
+        )
+    return converters
+
+
+def variant_folds(counts: Mapping[str, int], fixed: Collection[str] = ()) -> dict[str, str]:
+    """For `train --fold-variants`: each character of `counts` (character -> times seen) that
+    folds into another, -> that other. Chinese characters with one simplified form (OpenCC t2s)
+    are one group; the most frequent member (ties: the lowest code point) is the one kept, and
+    the others fold into it. A group with `fixed` members (a fine-tuned model's characters)
+    keeps them all, and folds the rest into the most frequent of them."""
+    simplified = require_variants()[FOLD_CONFIG]
+    groups: dict[str, list[str]] = {}
+    for char in sorted({*counts, *fixed}):
+        if is_han(char):
+            groups.setdefault(simplified(char), []).append(char)
+    folds = {}
+    for members in groups.values():
+        keepers = [char for char in members if char in fixed] or members
+        kept = min(keepers, key=lambda char: (-counts.get(char, 0), ord(char)))
+        folds.update({char: kept for char in members if char != kept and char not in fixed and char in counts})
+    return folds

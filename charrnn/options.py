@@ -234,6 +234,18 @@ TRAIN = (
         doc_metavar="N",
         doc="keep the N most frequent characters; the rest share the unknown id",
     ),
+    Option(
+        ("--fold-variants",),
+        "Give each group of variant Chinese characters in the corpus (traditional and simplified: 牀/床, 裏/里) "
+        'one id, its most frequent member\'s; the others read as it. Needs OpenCC: pip install "charrnn-tool[chinese]".',
+        kind=FLAG,
+        default=False,
+        section=DATA,
+        fixed_on_resume=True,
+        doc="give each group of variant Chinese characters in the corpus (traditional and simplified forms of one "
+        "character, as OpenCC's `t2s` finds them) one id, its most frequent member's; the others are read as it, "
+        'and sampling writes only that one. Needs `pip install "charrnn-tool[chinese]"`',
+    ),
     _count(
         ("--eval-chars",),
         "Validate on at most this many characters from the start of the validation text.",

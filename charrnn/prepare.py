@@ -4,7 +4,8 @@ Three ways to start:
 - fresh: the vocabulary comes from the corpus, the configs from the options;
 - --resume: everything comes from the checkpoint, which the run continues exactly;
 - --init-from: the architecture and weights come from a checkpoint, the vocabulary is the
-  checkpoint's plus the new corpus's new characters, and training starts over (fine-tuning).
+  checkpoint's (its aliases too) plus the new corpus's new characters, and training starts over
+  (fine-tuning).
 
 Where it writes: a fresh run into --out (default checkpoints/), which must hold no run, or the
 run of this same command: the same corpus (by its SHA-256) and every option the same, but the
@@ -45,6 +46,7 @@ from charrnn.corpus import Corpus, resolve_corpus
 from charrnn.display import printable
 from charrnn.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.nearest import require_variants, variant_folds
 from charrnn.outdir import RUN_FILE, Found, OutDir, load_from
 from charrnn.vocab import Coverage, Vocab
 
@@ -129,25 +131,37 @@ def _fresh(
         return _rerun(corpus, out, owner, options, progress)
     if owner:
         _refuse_to_overwrite(out)
+    if train_config.fold_variants:
+        require_variants()  # refused at once, before the corpus is read, where OpenCC is missing
     run = RunIdentity.new()
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)
     counts = counted[0]
     if init_from is None:
-        vocab, coverage = Vocab.from_counts(counts.counts, train_config.min_count, train_config.max_vocab)
+        folds = _folds(counts.counts, train_config)
+        vocab, coverage = Vocab.from_counts(counts.counts, train_config.min_count, train_config.max_vocab, folds)
         model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, options))
         encoded = cache.encoded(vocab, progress, counted)
         return _started(Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run), owner)
     init = load_from(init_from, prefer="best")
     base_model, base_vocab = init.checkpoint.model_config, init.checkpoint.vocab
     _refuse_other_architecture(base_model, options, "fine-tune")
-    vocab = base_vocab.extended(counts.counts)
+    # The base model's aliases stay; with --fold-variants, new variants of its characters join them.
+    vocab = base_vocab.extended(counts.counts, _folds(counts.counts, train_config, base_vocab.known_chars))
     model_config = dataclasses.replace(base_model, vocab_size=len(vocab))
     encoded = cache.encoded(vocab, progress, counted)
     start = Start(
         corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, out, run, init=init
     )
     return _started(start, owner)
+
+
+def _folds(counts: np.ndarray, config: TrainConfig, fixed: frozenset[str] = frozenset()) -> dict[str, str]:
+    """With --fold-variants, each variant of the corpus -> the character it folds into (`fixed`:
+    a fine-tuned model's characters, which stay); else none."""
+    if not config.fold_variants:
+        return {}
+    return variant_folds({chr(code): int(counts[code]) for code in np.flatnonzero(counts)}, fixed)
 
 
 def _resumed(

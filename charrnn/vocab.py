@@ -30,6 +30,11 @@ def smallest_id_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint32)
 
 
+def folded_variants(count: int) -> str:
+    """`173 variants folded into them`: how training and `charrnn info` speak of aliases."""
+    return f"{count:,} variant{'' if count == 1 else 's'} folded into them"
+
+
 @dataclass(frozen=True)
 class Coverage:
     """How much of a text a vocabulary covers."""
@@ -38,6 +43,7 @@ class Coverage:
     dropped_chars: int  # distinct characters without one
     total: int  # characters in the text
     outside: int  # of them, characters without an id of their own
+    folded: int = 0  # distinct characters read as a variant of theirs (aliases)
 
     @property
     def covered(self) -> float:
@@ -45,10 +51,11 @@ class Coverage:
         return 1.0 - self.outside / self.total if self.total else 1.0
 
     def describe(self) -> str:
+        folded = f" ({folded_variants(self.folded)})" if self.folded else ""
         if not self.dropped_chars:
-            return f"{self.kept_chars:,} characters"
+            return f"{self.kept_chars:,} characters{folded}"
         return (
-            f"{self.kept_chars:,} characters + unknown, covering {self.covered:.2%} of the text "
+            f"{self.kept_chars:,} characters{folded} + unknown, covering {self.covered:.2%} of the text "
             f"({self.dropped_chars:,} rare characters map to unknown)"
         )
 
@@ -56,7 +63,7 @@ class Coverage:
 class Vocab:
     """An ordered list of entries, id = position: distinct characters (code points, not bytes),
     and at most one UNKNOWN entry standing for every other character. Aliases are characters
-    read as another entry's id (牀 read as 床); nothing decodes to them."""
+    read as another entry's id (`--fold-variants`: 牀 read as 床); nothing decodes to them."""
 
     def __init__(self, entries: Sequence[str], aliases: Mapping[str, int] | None = None):
         entries = list(entries)
@@ -85,14 +92,25 @@ class Vocab:
 
     @classmethod
     def from_counts(
-        cls, counts: np.ndarray, min_count: int = 1, max_vocab: int | None = None
+        cls,
+        counts: np.ndarray,
+        min_count: int = 1,
+        max_vocab: int | None = None,
+        folds: Mapping[str, str] | None = None,
     ) -> tuple[Vocab, Coverage]:
         """The characters of a text given their counts (indexed by code point), in code-point order.
 
         Characters seen fewer than `min_count` times, and all but the `max_vocab` most frequent
         (ties broken by code point), share one unknown id; a `min_count` that leaves no character
-        its own id is refused.
+        its own id is refused. Each character of `folds` (nearest.variant_folds) is an alias of
+        the one it folds into, whose count it adds to.
         """
+        text_counts, folds = counts, folds or {}
+        if folds:
+            counts = counts.copy()
+            for alias, into in folds.items():
+                counts[ord(into)] += counts[ord(alias)]
+                counts[ord(alias)] = 0
         present = np.flatnonzero(counts)
         kept = present[counts[present] >= min_count]
         if present.size and not kept.size:  # only the unknown id: nothing a model could learn or write
@@ -106,8 +124,9 @@ class Vocab:
             by_frequency = kept[np.lexsort((kept, -counts[kept]))]
             kept = np.sort(by_frequency[:max_vocab])
         entries = [chr(code) for code in kept] + ([UNKNOWN] if len(kept) < len(present) else [])
-        vocab = cls(entries)
-        return vocab, vocab.coverage(counts)
+        ids = {char: i for i, char in enumerate(entries)}
+        vocab = cls(entries, {alias: ids[into] for alias, into in folds.items() if into in ids})
+        return vocab, vocab.coverage(text_counts)
 
     def coverage(self, counts: np.ndarray) -> Coverage:
         """How much of a text with these character counts (indexed by code point) has ids of its own."""
@@ -115,12 +134,25 @@ class Vocab:
         own = self._lookup[present]
         has_own = own >= 0 if self.unknown_id is None else own != self.unknown_id
         outside = int(counts[present[~has_own]].sum())
-        return Coverage(int(has_own.sum()), int((~has_own).sum()), int(counts.sum()), outside)
+        alias = np.isin(present, [ord(c) for c in self.aliases])
+        return Coverage(
+            int((has_own & ~alias).sum()), int((~has_own).sum()), int(counts.sum()), outside, int(alias.sum())
+        )
 
-    def extended(self, counts: np.ndarray) -> Vocab:
-        """This vocabulary with the characters of `counts` it lacks appended (old ids and aliases unchanged)."""
-        new = [chr(code) for code in np.flatnonzero(counts) if self._lookup[code] in (-1, self.unknown_id)]
-        return Vocab(self.entries + new, self.aliases) if new else self
+    def extended(self, counts: np.ndarray, folds: Mapping[str, str] | None = None) -> Vocab:
+        """This vocabulary with the characters of `counts` it lacks appended (old ids and aliases
+        unchanged); each character of `folds` becomes an alias of the one it folds into instead."""
+        folds = folds or {}
+        new = [
+            chr(code)
+            for code in np.flatnonzero(counts)
+            if self._lookup[code] in (-1, self.unknown_id) and chr(code) not in folds
+        ]
+        if not new and not folds:
+            return self
+        entries = self.entries + new
+        ids = {**{char: i for i, char in enumerate(entries)}, **self.aliases}
+        return Vocab(entries, {**self.aliases, **{alias: ids[into] for alias, into in folds.items()}})
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import torch
 from click.testing import CliRunner
 from test_checkpoint import _Payload
 
+from charrnn import nearest
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.checkpoint_file import MAGIC
 from charrnn.cli import main
@@ -143,11 +146,18 @@ def _metrics_run(tmp: Path, make) -> Path:
     return run
 
 
+def _without_opencc(monkeypatch) -> None:
+    """As where OpenCC is not installed: its import fails, and no converter loaded before is kept."""
+    monkeypatch.setitem(sys.modules, "opencc", None)
+    monkeypatch.setattr(nearest, "variant_converters", functools.cache(nearest.variant_converters.__wrapped__))
+
+
 def _train(corpus, *args):
     return ["train", corpus, *FAST, *args]
 
 
-# id -> the arguments of the bad command (or they and environment variables), given (tmp folder, trained run folder)
+# id -> the arguments of the bad command (or they and environment variables, and a change to make with
+# monkeypatch first), given (tmp folder, trained run folder)
 CASES = {
     "corpus-missing": lambda t, r: _train(t / "nosuch.txt", "--out", t / "o"),
     "corpus-empty-folder": lambda t, r: _train(_folder(t / "empty"), "--out", t / "o"),
@@ -224,6 +234,14 @@ CASES = {
     "init-from-other-architecture": lambda t, r: _train(
         r / "corpus.txt", "--init-from", r / "run", "--hidden-size", "64", "--out", t / "o"
     ),
+    "fold-variants-no-opencc": lambda t, r: (
+        _train(r / "corpus.txt", "--fold-variants", "--out", t / "o"),
+        None,
+        _without_opencc,
+    ),
+    "resume-fold-variants": lambda t, r: _train(
+        r / "corpus.txt", "--resume", "--fold-variants", "--out", _copy_run(r, t)
+    ),
     "resume-corpus-as-path": lambda t, r: ["train", "--resume", r / "corpus.txt", "--out", t / "o"],
     "temp-zero": lambda t, r: ["sample", "--temp", "0"],
     "top-k-zero": lambda t, r: ["sample", "--top-k", "0"],
@@ -253,7 +271,7 @@ CASES = {
         "-c",
         _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")})),
     ],
-    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=5)],
+    "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=6)],
     "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
     "eval-not-a-number": lambda t, r: ["eval", r / "corpus.txt", "-c", _overflowing(r, t)],
     "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],
@@ -274,6 +292,16 @@ CASES = {
         _with_state(r, t, lambda s: s["model"]["head.bias"].fill_(float("nan"))),
     ],
     "checkpoint-odd-field": lambda t, r: ["info", _with_state(r, t, lambda s: s.update(step="7"))],
+    "checkpoint-alias-is-entry": lambda t, r: [
+        "sample",
+        "-c",
+        _with_state(r, t, lambda s: s.update(vocab_aliases={"a": 3})),
+    ],
+    "checkpoint-alias-no-id": lambda t, r: [
+        "sample",
+        "-c",
+        _with_state(r, t, lambda s: s.update(vocab_aliases={"A": 999})),
+    ],
     "config-unknown-key": lambda t, r: [
         "train",
         r / "corpus.txt",
@@ -430,13 +458,15 @@ def test_the_table_and_the_cases_list_the_same_inputs():
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
-def test_bad_input_gets_its_documented_line_and_exit_code(case_id, tmp_path, trained):
+def test_bad_input_gets_its_documented_line_and_exit_code(case_id, tmp_path, trained, monkeypatch):
     if case_id == "device-cuda-missing" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     exit_code, excerpt = _documented()[case_id]
     before = _fingerprint(trained)
-    case = CASES[case_id](tmp_path, trained)  # the arguments, or (arguments, environment)
-    arguments, env = case if isinstance(case, tuple) else (case, None)
+    case = CASES[case_id](tmp_path, trained)  # the arguments, or (arguments, environment[, change])
+    arguments, env, change = (*case, None)[:3] if isinstance(case, tuple) else (case, None, None)
+    if change is not None:
+        change(monkeypatch)
     result = CliRunner().invoke(main, [str(a) for a in arguments], env=env)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == exit_code, result.output

@@ -24,7 +24,7 @@ from charrnn.checkpoint import (
     renamed_fields,
     training_state_differences,
 )
-from charrnn.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, save_checkpoint
+from charrnn.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, read_stored, save_checkpoint
 from charrnn.cli import main
 from charrnn.config import CELLS, ModelConfig, TrainConfig, to_dict
 from charrnn.errors import CheckpointError
@@ -33,6 +33,7 @@ from charrnn.model import CharRNN
 DATA = Path(__file__).parent / "data"
 FORMAT_1 = DATA / "format1-lstm.pt"  # written by charrnn before format 2; see tests/data/README.md
 FORMAT_2 = DATA / "format2-lstm.pt"  # written by charrnn in format 2, the same run
+FORMAT_4 = DATA / "format4-lstm.pt"  # written by charrnn in format 4 (before --fold-variants), the same run
 
 
 def tiny_state(cell: str = "lstm", **model_options) -> dict:
@@ -229,6 +230,7 @@ def test_the_stored_format_1_checkpoint_migrates_value_for_value():
     assert migrated["train_config"].pop("preview_chars") == 0
     added = {"weight_drop": 0.0, "input_dropout": 0.0, "embed_dropout": 0.0, "recurrent_init": "uniform"}
     assert {name: migrated["model_config"].pop(name) for name in added} == added
+    assert migrated["train_config"].pop("fold_variants") is False and migrated.pop("vocab_aliases") == {}
     assert_same(raw, migrated)
     assert checkpoint_format(FORMAT_1) == 1 and migrated["step"] == 2
 
@@ -349,6 +351,31 @@ def test_a_format_2_run_resumes(tmp_path):
     resumed, old = read_checkpoint(copy), read_checkpoint(FORMAT_2)
     assert resumed.step == 4 and resumed.vocab == old.vocab and resumed.model_config == old.model_config
     assert resumed.record.run == old.record.run  # the same run, continued
+
+
+# Format 4: before --fold-variants and the vocabulary's aliases.
+
+
+def test_the_stored_format_4_checkpoint_migrates_to_a_vocabulary_without_aliases():
+    version, raw, _ = read_stored(FORMAT_4, "torch")
+    assert version == 4 and "vocab_aliases" not in raw and "fold_variants" not in raw["train_config"]
+    migrated = load_checkpoint(FORMAT_4)
+    assert migrated["train_config"].pop("fold_variants") is False and migrated.pop("vocab_aliases") == {}
+    assert_same(raw, migrated)
+    typed = read_checkpoint(FORMAT_4)
+    assert typed.vocab.aliases == {} and typed.train_config.fold_variants is False and typed.step == 2
+
+
+def test_a_format_4_run_resumes_and_writes_the_current_format(tmp_path):
+    copy = tmp_path / "old" / "latest.pt"
+    copy.parent.mkdir()
+    copy.write_bytes(FORMAT_4.read_bytes())
+    result = CliRunner().invoke(
+        main, ["train", str(DATA / "format1-corpus.txt"), "--resume", str(copy), "--max-steps", "4", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert checkpoint_format(copy) == FORMAT_VERSION and load_checkpoint(copy)["vocab_aliases"] == {}
+    assert read_checkpoint(copy).vocab == read_checkpoint(FORMAT_4).vocab
 
 
 # Renaming a stored field: the migration from the format before maps the old name. Shown on a

@@ -28,7 +28,7 @@ ALLOWED = {
     "stdlib_corpus": set(),
     "corpus": {"cache", "display", "errors", "stdlib_corpus"},
     "encoded": {"cache", "corpus", "display", "errors", "vocab"},
-    "prepare": {"checkpoint", "config", "corpus", "display", "encoded", "errors", "outdir", "vocab"},
+    "prepare": {"checkpoint", "config", "corpus", "display", "encoded", "errors", "nearest", "outdir", "vocab"},
     "data": {"errors"},
     "distributed": {"display", "errors"},
     "model": {"config"},
