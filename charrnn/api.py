@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from charrnn.checkpoint import describe_checkpoint
 from charrnn.config import AUTO, DEFAULT_OUT, UNKNOWN_POLICIES, ModelConfig, SampleConfig, TrainConfig, field_names
-from charrnn.diagnosis import curves, diagnose
+from charrnn.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose
 from charrnn.errors import ConfigError
-from charrnn.metrics import read_metrics
+from charrnn.metrics import MetricsRecords
 from charrnn.nearest import Unseen
 from charrnn.outdir import Found
 from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_for_sampling, torch_model
@@ -233,16 +233,31 @@ def train(
     )
     reporter = progress if isinstance(progress, Reporter) else console_reporter(quiet=False) if progress else Reporter()
     result = run_training(request, reporter)
-    return result if result.already_complete else replace(result, diagnosis=_diagnosis(result.out_dir))
+    if result.already_complete:
+        return result
+    command = Command(request.corpus, str(result.out_dir), options, DEFAULT_OUT)
+    return replace(result, diagnosis=_diagnosis(result), command=command)
 
 
-def _diagnosis(out_dir: Path) -> tuple[str, ...]:
-    """What the run in `out_dir` needs, from the curves in its metrics.jsonl (none if it cannot be read)."""
+def _diagnosis(result: TrainResult) -> Diagnosis | None:
+    """What the finished run needs, from the curves in its metrics.jsonl (None if it cannot be read)."""
     try:
-        records, _ = read_metrics(out_dir)
+        run_curves = curves(MetricsRecords(result.out_dir))
     except ConfigError:  # the figures are a convenience: a run never fails for want of them
-        return ()
-    return tuple(diagnose(*curves(records)))
+        return None
+    facts = RunFacts(
+        steps=result.step,
+        max_steps=result.budget.max_steps,
+        max_time=result.budget.max_time,
+        elapsed=result.elapsed,
+        hidden_size=result.model_config.hidden_size,
+        dropout=result.model_config.dropout,
+        lr=result.train_config.lr,
+        vocab_size=result.model_config.vocab_size,
+        unigram_bits=result.unigram_bits,
+        stopped_early=result.stopped_early,
+    )
+    return diagnose(run_curves, facts)
 
 
 def _sampling(length: int, choices: dict[str, Any]) -> SampleConfig:

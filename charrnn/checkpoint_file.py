@@ -73,7 +73,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         len(payload),
     )
     try:
-        write_atomic(path, lambda file: file.write(MAGIC + header + payload))
+        write_atomic(path, lambda file: file.writelines((MAGIC, header, payload)))  # no joined copy of the payload
     except OSError as error:
         raise CheckpointError(
             f"cannot write checkpoint {printable(path)}: {error.strerror or error}; earlier checkpoints are intact"

@@ -240,7 +240,7 @@ def _print_summary(result: Any) -> None:
     if result.best_val_loss is not None:
         best = f"; best validation {nats_to_bits(result.best_val_loss):.4f} bpc ({result.best_val_loss:.4f} nats)"
     click.echo(f"Finished at {done}{best}. Checkpoints are in {result.out_dir}/.", err=True)
-    for line in result.diagnosis:  # what the run needs, from its own curves; part of the summary, so -q keeps it
+    for line in result.advice():  # what the run needs, from its own curves; part of the summary, so -q keeps it
         click.echo(line, err=True)
     click.echo(f"Sample with: charrnn sample --checkpoint {result.out_dir}", err=True)
 

@@ -78,8 +78,8 @@ class ModelConfig:
     vocab_size: int
     cell: str = _train_default("cell")
     layers: int = _train_default("layers")
-    hidden_size: int = _train_default("hidden_size")
-    dropout: float = _train_default("dropout")
+    hidden_size: int = 256  # when built directly; `charrnn train` sizes it to the text (sizing.py)
+    dropout: float = 0.2
     input_mode: str = _train_default("input_mode")
     embed_dim: int = _train_default("embed_dim")
     # Added in checkpoint format 4 (older runs had them off: see checkpoint.MIGRATIONS).

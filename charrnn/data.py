@@ -69,6 +69,13 @@ class Streams:
         """Characters scored by `every_window`: all of each stream but its first."""
         return self.batch_size * (self.data.shape[1] - 1)
 
+    def unigram_bits(self) -> float:
+        """Bits per character of the streams' text scored by its characters' frequencies alone
+        (its unigram entropy): what a model that learned nothing of their order scores."""
+        counts = torch.bincount(self.data.flatten().long().cpu())
+        share = counts[counts > 0].double() / counts.sum()
+        return float(-(share * share.log2()).sum())
+
     @property
     def chars_per_window(self) -> int:
         return self.batch_size * self.seq_len

@@ -141,27 +141,37 @@ def _record(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= MAX_STEP else None
 
 
+class MetricsRecords:
+    """The records of a run's metrics.jsonl, read one line at a time (a log of any length is read
+    in bounded memory); `skipped` counts the lines passed over as damaged so far. A run without
+    the file has no records; anything but a regular file in its place is refused."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / NAME
+        self.skipped = 0
+        if os.path.lexists(self.path) and not self.path.is_file():  # a folder; a FIFO or a device would block
+            raise ConfigError(f"{printable(self.path)} is not a regular file")
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not os.path.lexists(self.path):
+            return
+        try:
+            with open(self.path, "rb") as file:
+                for line in _lines(file):
+                    record = _record(line)
+                    if record is None:
+                        self.skipped += 1
+                    else:
+                        yield record
+        except OSError as error:
+            raise ConfigError(f"cannot read {printable(self.path)}: {error.strerror or error}") from None
+
+
 def read_metrics(folder: Path) -> tuple[list[dict[str, Any]], int]:
     """The records of a run's metrics.jsonl (none if it has no such file), and how many lines
     were skipped as damaged."""
-    path = Path(folder) / NAME
-    if not os.path.lexists(path):
-        return [], 0
-    if not path.is_file():  # a folder; a FIFO or a device would block or never end
-        raise ConfigError(f"{printable(path)} is not a regular file")
-    records: list[dict[str, Any]] = []
-    skipped = 0
-    try:
-        with open(path, "rb") as file:
-            for line in _lines(file):
-                record = _record(line)
-                if record is None:
-                    skipped += 1
-                else:
-                    records.append(record)
-    except OSError as error:
-        raise ConfigError(f"cannot read {printable(path)}: {error.strerror or error}") from None
-    return records, skipped
+    records = MetricsRecords(folder)
+    return list(records), records.skipped
 
 
 def finite_number(value: Any) -> bool:

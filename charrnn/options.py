@@ -26,6 +26,7 @@ UNKNOWN_POLICIES = ("map", "skip", "refuse")  # what a character the model never
 DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info read, when not told
 RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
 AUTO = "auto"  # train's --threads: the loop keeps the faster thread count (threads.py)
+SIZED = "auto"  # --hidden-size and --dropout not given: sized to the corpus and the budget (sizing.py)
 
 ENCODING_EXPECTED = "a text encoding Python knows (e.g. utf-8, latin-1, gb18030)"
 
@@ -275,20 +276,21 @@ TRAIN = (
     ),
     _count(
         ("--hidden-size",),
-        "Units in each recurrent layer.",
-        default=256,
+        "Units in each recurrent layer; by default sized to the text and the run's length.",
         limit=MAX_WIDTH,
+        shown_default=SIZED,
         section=MODEL,
         fixed_on_resume=True,
-        doc="units per layer",
+        doc="units per layer; `auto` sizes the model to the text and the run's length (see above)",
     ),
     _fraction(
         ("--dropout",),
-        "Dropout between layers and before the output layer.",
-        default=0.2,
+        "Dropout between layers and before the output layer; by default chosen with the model's size.",
         high_open=True,
+        shown_default=SIZED,
         section=MODEL,
         fixed_on_resume=True,
+        doc="dropout between layers and before the output layer; `auto` chooses it with the model's size",
     ),
     _fraction(
         ("--weight-drop",),

@@ -48,6 +48,7 @@ from charrnn.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progr
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.nearest import require_variants, variant_folds
 from charrnn.outdir import RUN_FILE, Found, OutDir, load_from
+from charrnn.sizing import SIZED_FIELDS, sized_options
 from charrnn.vocab import Coverage, Vocab
 
 
@@ -66,6 +67,7 @@ class Start:
     resume: Found | None = None  # continue this checkpoint's run
     init: Found | None = None  # start from this checkpoint's weights
     rerun: bool = False  # resume is the newest checkpoint of --out, where a new command found its own run
+    sizing: str | None = None  # why the model has its size, when charrnn chose it (sizing.sized_options)
 
     def record(self) -> RunRecord:
         """What every checkpoint of the run records besides its training state."""
@@ -140,9 +142,11 @@ def _fresh(
     if init_from is None:
         folds = _folds(counts.counts, train_config)
         vocab, coverage = Vocab.from_counts(counts.counts, train_config.min_count, train_config.max_vocab, folds)
+        options, sizing = sized_options(options, counts.total, len(vocab), train_config)
         model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, options))
         encoded = cache.encoded(vocab, progress, counted)
-        return _started(Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run), owner)
+        start = Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run, sizing=sizing)
+        return _started(start, owner)
     init = load_from(init_from, prefer="best")
     base_model, base_vocab = init.checkpoint.model_config, init.checkpoint.vocab
     _refuse_other_architecture(base_model, options, "fine-tune")
@@ -280,7 +284,10 @@ def _newest_or_refuse(out: OutDir) -> Found:
 
 def _refuse_another_run(out: OutDir, saved: Checkpoint, options: Mapping[str, Any], corpus_sha256: str) -> None:
     """Refuse a new run into `out` unless it is the run `saved` belongs to: the same corpus (by its
-    SHA-256), the same options (display ones aside), and no --init-from."""
+    SHA-256), the same options (display ones aside), and no --init-from. A size charrnn chose
+    (the options not given of SIZED_FIELDS) is the run's own, whatever it is."""
+    own_size = {name: getattr(saved.model_config, name) for name in SIZED_FIELDS if name not in options}
+    options = {**options, **own_size}
     differences = rerun_differences(saved.model_config, saved.train_config, options)
     init = saved.record.init_from
     if init is not None:

@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from charrnn import __version__
 from charrnn.budget import Budget, Validation, format_duration
 from charrnn.checkpoint import Checkpoint, RunRecord
-from charrnn.config import AUTO, TrainConfig
+from charrnn.config import AUTO, ModelConfig, TrainConfig
 from charrnn.data import Streams, eval_streams, split_train_val
+from charrnn.diagnosis import Command, Diagnosis, next_command
 from charrnn.distributed import SINGLE, Group, join, leave
 from charrnn.errors import (
     CheckpointError,
@@ -52,6 +53,7 @@ from charrnn.runtime import (
     set_rng_state,
     signal_name,
 )
+from charrnn.sizing import check_memory, describe_memory, training_memory
 from charrnn.threads import ThreadTuner
 
 
@@ -81,7 +83,21 @@ class TrainResult:
     last_val_loss: float | None
     already_complete: bool
     out_dir: Path
-    diagnosis: tuple[str, ...] = ()  # what the run needs, read from its curves (charrnn.diagnosis); set by api.train
+    model_config: ModelConfig
+    train_config: TrainConfig
+    stopped_early: bool = False  # --patience ended it
+    unigram_bits: float | None = None  # what the characters' frequencies alone score on the training text
+    diagnosis: Diagnosis | None = None  # what the run needs, read from its curves; set by api.train
+    command: Command | None = None  # what the run was started with, to write the next one from; set by api.train
+
+    def advice(self, python: bool = False) -> list[str]:
+        """The diagnosis and the command to run next (shell words, or with `python` a charrnn.train call)."""
+        if self.diagnosis is None:
+            return []
+        run, command = self.diagnosis.next_run, self.command
+        if run is None or command is None:
+            return self.diagnosis.lines()
+        return self.diagnosis.lines(next_command(run, command, python, taken=lambda path: Path(path).exists()))
 
 
 def run_training(request: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
@@ -126,8 +142,10 @@ def build_trainer(request: TrainRequest, reporter: Reporter, device: torch.devic
     if group.is_main:
         group.barrier()
     try:
+        memory = training_memory(start.model_config, start.train_config, start.encoded.ids.nbytes)
+        free = check_memory(memory, device.type)  # before anything is allocated
         trainer = _assembled(request, start, reporter, device, group)
-        _announce(reporter, trainer, start)
+        _announce(reporter, trainer, start, describe_memory(memory, free))
     except BaseException:
         start.out.release()
         raise
@@ -200,21 +218,24 @@ def _forward_model(model: CharRNN, device: torch.device, group: Group, compile: 
     return torch.compile(forward) if compile else forward
 
 
-def _announce(reporter: Reporter, trainer: Trainer, start: Start) -> None:
+def _announce(reporter: Reporter, trainer: Trainer, start: Start, memory: str) -> None:
     config, encoded = trainer.model.config, start.encoded
     cache = "cached encoding reused" if encoded.ids_reused else "encoded and cached"
     reporter.message(f"corpus: {start.corpus.description} ({encoded.counts.total:,} characters; {cache})")
     reporter.message(f"vocabulary: {start.coverage.describe()}")
+    sizing = f" ({start.sizing})" if start.sizing else ""
     reporter.message(
-        f"model: {config.cell.upper()} {config.layers}x{config.hidden_size}, {config.input_mode} input, "
-        f"{num_parameters(trainer.model):,} parameters, device {trainer.device.type}{_threads_note(trainer)}; "
-        f"{trainer.config.batch_size} streams of {trainer.train_streams.data.shape[1]:,} characters, "
-        f"{trainer.train_streams.num_windows:,} windows per epoch"
-        + (
-            f"; {trainer.group.world_size} processes, {trainer.train_streams.batch_size} streams each"
-            if trainer.group.active
-            else ""
-        )
+        f"model: {config.cell.upper()} {config.layers}x{config.hidden_size}, dropout {config.dropout:g}, "
+        f"{config.input_mode} input, {num_parameters(trainer.model):,} parameters{sizing}"
+    )
+    streams = trainer.train_streams
+    processes = (
+        f"; {trainer.group.world_size} processes, {streams.batch_size} streams each" if trainer.group.active else ""
+    )
+    reporter.message(
+        f"training: {trainer.config.batch_size} streams of {streams.data.shape[1]:,} characters, "
+        f"{streams.num_windows:,} windows per epoch{processes}; device {trainer.device.type}{_threads_note(trainer)}, "
+        f"{memory}"
     )
     if start.init is not None:
         base = start.init.checkpoint
@@ -566,6 +587,10 @@ class Trainer:
             last_val_loss=self.validation.last,
             already_complete=already_complete,
             out_dir=self.out.path,
+            model_config=self.model.config,
+            train_config=self.config,
+            stopped_early=self.validation.out_of_patience,
+            unigram_bits=self.train_streams.unigram_bits(),
         )
 
 

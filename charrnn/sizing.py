@@ -1,0 +1,140 @@
+"""A model sized to its text and its budget, and the memory its training will need.
+
+The rule and the estimate are arithmetic on the corpus, the vocabulary and the configs, done
+before anything is built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charrnn.budget import format_duration
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.data import EVAL_SEQ_LEN, EVAL_STREAMS
+from charrnn.errors import ConfigError
+
+SIZED_FIELDS = ("hidden_size", "dropout")  # what the rule chooses when the user does not
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    hidden_size: int
+    dropout: float
+
+
+def choose_size(chars: int, vocab_size: int, max_steps: int | None, max_time: float | None) -> SizeChoice:
+    return SizeChoice(256, 0.2)
+
+
+def sized_options(
+    options: Mapping[str, Any], chars: int, vocab_size: int, train: TrainConfig
+) -> tuple[dict[str, Any], str | None]:
+    """`options` with the model's size and dropout chosen for the text and the run's length where
+    the user gave none, and why, for the run's header (None: the user chose both)."""
+    missing = [name for name in SIZED_FIELDS if name not in options]
+    if not missing:
+        return dict(options), None
+    steps = train.max_steps
+    if train.epochs is not None:
+        by_epochs = math.ceil(train.epochs * chars * (1 - train.val_fraction) / (train.batch_size * train.seq_len))
+        steps = by_epochs if steps is None else min(steps, by_epochs)
+    choice = choose_size(chars, vocab_size, steps, train.max_time)
+    chosen = {name: getattr(choice, name) for name in missing}
+    budget = " or ".join(
+        ([f"{steps:,} steps"] if steps is not None else [])
+        + ([format_duration(train.max_time)] if train.max_time else [])
+    )
+    flags = " and ".join(f"--{name.replace('_', '-')}" for name in missing)
+    return {**options, **chosen}, f"sized for {chars:,} characters of text and {budget}; set {flags} to choose"
+
+
+# Memory. Measured peaks (docs/benchmarks.md, "Memory a run needs") set the runtime's own share;
+# the rest is counted from the shapes.
+FLOAT = 4  # bytes: weights, gradients, moments and activations are float32
+RUNTIME_BYTES = 350 << 20  # torch, numpy and charrnn themselves, resident before any model exists
+LOOKUP_BYTES = 0x110000 * 4  # a vocabulary's code-point table (vocab.Vocab), one per vocabulary read
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """Bytes a training run needs at its peak, by what they hold."""
+
+    model: int  # weights, gradients, AdamW's two moments and the fused kernel's copy
+    working: int  # the largest of a training step's activations, an evaluation's, a save's copy
+    runtime: int = RUNTIME_BYTES
+
+    @property
+    def total(self) -> int:
+        return self.model + self.working + self.runtime
+
+
+def training_memory(model: ModelConfig, train: TrainConfig, corpus_ids_bytes: int = 0) -> MemoryNeed:
+    """What training `model` as `train` says needs, at its peak.
+
+    Persistent: five float32 copies of every parameter (weights, gradients, two moments, and the
+    fused kernel's own copy of the weights). Then the largest of: a training step's (each of
+    B x T positions keeps its layers' gates and outputs, and the logits, their softmax and
+    gradient over the vocabulary; the optimizer's temporaries, two more copies), an
+    evaluation's (EVAL_STREAMS x EVAL_SEQ_LEN positions, forward only: a layer's gates, the
+    outputs, the logits and their log-softmax) and a save's (the weights and moments serialised
+    once). The corpus's ids are memory-mapped and released at each save: counted whole, an
+    upper bound. Measured against peaks, it comes within about 10 % (docs/benchmarks.md).
+    """
+    parameters = model.parameter_count
+    positions = train.batch_size * train.seq_len
+    gates = 6 if model.cell == "lstm" else 4  # per unit: the gates, the cell or candidate, the output
+    per_position = model.layers * model.hidden_size * (gates + 2) + model.input_size + 3 * model.vocab_size
+    step = (positions * per_position + 2 * parameters) * FLOAT
+    gate_width = model.gate_width
+    evaluation = EVAL_STREAMS * EVAL_SEQ_LEN * (2 * model.vocab_size + gate_width + 3 * model.hidden_size) * FLOAT
+    save = 3 * parameters * FLOAT
+    working = max(step, evaluation, save) + corpus_ids_bytes + 2 * LOOKUP_BYTES
+    return MemoryNeed(model=5 * parameters * FLOAT, working=working)
+
+
+def available_memory(device_type: str = "cpu") -> int | None:
+    """Bytes free for a new run on this device, or None where that cannot be told."""
+    if device_type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return int(free)
+    try:  # Linux: what can be allocated without swapping, page cache included
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # elsewhere: the machine's memory, an upper bound
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(need: MemoryNeed, device_type: str = "cpu") -> int | None:
+    """Refuse a run that would not fit in the memory free now; the bytes free (None: unknown)."""
+    free = available_memory(device_type)
+    if free is not None and need.total > free:
+        raise ConfigError(
+            f"this run needs about {format_bytes(need.total)} of memory, and {format_bytes(free)} is free: "
+            "a smaller --hidden-size, --layers, --batch-size or --seq-len needs less (or --max-vocab, for a large "
+            "vocabulary)"
+        )
+    return free
+
+
+def describe_memory(need: MemoryNeed, free: int | None) -> str:
+    """`memory about 385 MiB (21.7 GiB free)`, for the run's header."""
+    return f"memory about {format_bytes(need.total)}" + (f" ({format_bytes(free)} free)" if free is not None else "")
+
+
+def format_bytes(count: int) -> str:
+    """`310 MiB`, `2.5 GiB`."""
+    if count >= 1 << 30:
+        return f"{count / (1 << 30):.1f} GiB"
+    return f"{max(count >> 20, 1):,} MiB"
