@@ -31,13 +31,13 @@ ALLOWED = {
     "data": {"errors"},
     "distributed": {"display", "errors"},
     "model": {"config"},
-    "runtime": {"config", "errors"},
-    "threads": set(),
+    "runtime": {"config", "errors", "threads"},
+    "threads": {"errors", "options"},
     "checkpoint": {"budget", "checkpoint_file", "config", "display", "errors", "files", "vocab"},
     "checkpoint_file": {"display", "errors", "files"},
     "outdir": {"checkpoint", "display", "errors", "files"},
     "optim": {"budget", "config"},
-    "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "vocab"},
+    "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "threads", "vocab"},
     "progress": {"budget", "display", "metrics"},
     "preview": {"config", "display", "errors", "metrics", "model", "sample", "vocab"},
     "training": {
@@ -62,10 +62,23 @@ ALLOWED = {
     "numpy_model": {"config"},
     "trace": {"numpy_model", "vocab"},
     "cells": {"vocab"},
-    "memory": {"model"},
+    "memory": {"model", "threads"},
     "report": {"display", "files"},
-    "viz": {"cells", "config", "corpus", "display", "errors", "memory", "outdir", "report", "sample", "trace"},
-    "sample": {"checkpoint", "config", "errors", "model", "numpy_model", "outdir", "vocab"},
+    "viz": {
+        "cells",
+        "config",
+        "corpus",
+        "display",
+        "encoded",
+        "errors",
+        "memory",
+        "outdir",
+        "report",
+        "sample",
+        "threads",
+        "trace",
+    },
+    "sample": {"checkpoint", "config", "errors", "model", "numpy_model", "outdir", "threads", "vocab"},
     "api": {
         "checkpoint",
         "config",
@@ -79,6 +92,7 @@ ALLOWED = {
         "progress",
         "runtime",
         "sample",
+        "threads",
         "training",
     },
     "cli": {
@@ -163,7 +177,7 @@ def test_only_progress_uses_tqdm_and_only_the_command_line_uses_click():
 
 # What `charrnn sample` imports: none of these may import torch outside a function (sampling
 # runs in numpy; importing torch would cost more than the whole sample).
-TORCH_FREE = {"api", "checkpoint", "checkpoint_file", "config", "numpy_model", "outdir", "sample", "vocab"}
+TORCH_FREE = {"api", "checkpoint", "checkpoint_file", "config", "numpy_model", "outdir", "sample", "threads", "vocab"}
 
 
 def test_the_sampling_path_imports_no_torch_at_top_level():
