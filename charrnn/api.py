@@ -31,6 +31,7 @@ from charrnn.errors import ConfigError
 from charrnn.metrics import read_metrics
 from charrnn.outdir import Found
 from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_for_sampling, torch_model
+from charrnn.threads import blas_threads, check_threads, running_on, torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -46,9 +47,10 @@ TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vo
 class Model:
     """A trained model, ready to generate text and to score it."""
 
-    def __init__(self, loaded: LoadedModel, device: str = "cpu"):
+    def __init__(self, loaded: LoadedModel, device: str = "cpu", threads: int | str | None = AUTO):
         self.loaded = loaded  # its model a NumpyCharRNN (or a torch CharRNN): sampling takes either
         self._device = device  # where `score` runs the torch model
+        self.threads = threads  # CPU threads of `score` and of batched sampling (see `load`)
         self._torch_model: CharRNN | None = None
 
     @property
@@ -98,7 +100,9 @@ class Model:
             raise ConfigError(f"beam search takes no {', '.join(sorted(set(choices) - {'stop'}))}: it is not random")
         if not isinstance(beam, int) or isinstance(beam, bool) or beam < 1:
             raise ConfigError(f"beam must be an integer >= 1, got {beam!r}")
-        return generate_beam(self.loaded, prime, _sampling(length, {}).length, beam, _stops(choices.get("stop", ())))
+        config, stops = _sampling(length, {}), _stops(choices.get("stop", ()))
+        with running_on(blas_threads(), self.threads) as tuning:
+            return generate_beam(self.loaded, prime, config.length, beam, stops, tuning)
 
     def samples(
         self,
@@ -113,7 +117,9 @@ class Model:
         """`count` independent samples from one batched pass (faster than one at a time)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ConfigError(f"count must be an integer >= 1, got {count!r}")
-        return generate_samples(self.loaded, prime, _sampling(length, choices), count, seed, _stops(stop))
+        config, stops = _sampling(length, choices), _stops(stop)
+        with running_on(blas_threads(), self.threads) as tuning:
+            return generate_samples(self.loaded, prime, config, count, seed, stops, tuning)
 
     def score(
         self,
@@ -137,7 +143,10 @@ class Model:
         if windows is not None and (not isinstance(windows, int) or isinstance(windows, bool) or windows < 1):
             raise ConfigError(f"windows must be an integer >= 1, got {windows!r}")
         reporter = progress or Reporter()
-        return score_text(self.torch_model(), self.loaded.vocab, corpus, self.device, reporter.progress, windows)
+        model = self.torch_model()
+        threads = self.threads if self.device.type == "cpu" else None  # a GPU's speed hardly depends on them
+        with running_on(torch_threads(), threads) as tuning:
+            return score_text(model, self.loaded.vocab, corpus, self.device, reporter.progress, windows, tuning)
 
     def torch_model(self) -> CharRNN:
         """The model as a torch CharRNN on `device` (built at the first call), for scoring."""
@@ -151,15 +160,19 @@ class Model:
         return describe_checkpoint(self.loaded.checkpoint, self.loaded.path)
 
 
-def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | None = None) -> Model:
+def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | str | None = AUTO) -> Model:
     """The model in a checkpoint file, or in an out folder's best.pt (else its newest whole
     checkpoint). Sampling runs in numpy on the CPU, without torch; scoring runs PyTorch on
-    `device` ("cpu", "cuda", "mps" or "auto") with `threads` CPU threads (unchanged when None)."""
-    if threads is not None:
-        from charrnn.runtime import use_threads
+    `device` ("cpu", "cuda", "mps" or "auto").
 
-        use_threads(threads)
-    return Model(load_for_sampling(location), device)
+    `threads`: the CPU threads of `score` (PyTorch's) and of `samples` and beam search (numpy's):
+    "auto" starts from the count the process has (one a core, unless set) and keeps whichever
+    count is faster while the call works, since beside a busy program fewer threads can be
+    several times faster; a number fixes the count; None leaves it alone. Each call leaves the
+    process on the count it found. A single stream (`stream`, `sample`) runs as numpy is set:
+    `charrnn sample` gives it one thread."""
+    check_threads(threads)
+    return Model(load_for_sampling(location), device, threads)
 
 
 def train(
@@ -184,7 +197,7 @@ def train(
     from charrnn.runtime import use_threads
     from charrnn.training import TrainRequest, run_training
 
-    use_threads(threads, auto=True)
+    use_threads(threads)
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")

@@ -29,7 +29,7 @@ from charrnn.config import (
 )
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
-from charrnn.options import EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
+from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, explicit_options, table_options
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams
 
@@ -257,7 +257,7 @@ def sample(
     stops: tuple[str, ...],
     interactive: bool,
     beam: int | None,
-    threads: int | None,
+    threads: int | str,
     **options: Any,
 ) -> None:
     """Generate text from a trained model, streaming it to stdout as it is made.
@@ -286,12 +286,12 @@ def sample(
             "--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n"
         )
     SampleConfig(**options)  # every value checked before the model is loaded
-    # One stream is a chain of small matrix-vector products: a second CPU thread only adds
-    # synchronisation (measured: 10% slower; docs/benchmarks.md).
-    _limit_blas_threads(threads, beam or num_samples)
+    streams = beam or num_samples
+    _limit_blas_threads(threads, streams)
     from charrnn import api  # sampling runs in numpy: this imports no torch
 
-    model = api.load(_existing(checkpoint, "-c PATH"))
+    # Several streams run on `threads`, tuned with auto as they go; one already has its count.
+    model = api.load(_existing(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
     if device != "cpu":
         click.echo(f"note: sampling runs in numpy on the CPU; --device {device} is not used", err=True)
     if interactive:
@@ -314,18 +314,23 @@ def sample(
     sys.stdout.flush()
 
 
-_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Not OMP_NUM_THREADS: PyTorch reads it too, and viz's memory plot sets PyTorch's count itself.
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _limit_blas_threads(threads: int | None, streams: int) -> None:
-    """Run numpy's matrix products on `threads` threads; unless told, on one for one stream (a
-    count set in the environment is kept), and one a core for several (-n, --beam). The BLAS
-    library reads its count once, when numpy is first imported, which nothing before this does."""
-    if "numpy" in sys.modules:
+def _limit_blas_threads(threads: int | str, streams: int) -> None:
+    """For one stream, run numpy's matrix products on `threads` threads; with auto on one (a
+    count set in the environment is kept): a chain of small matrix-vector products, where a
+    second thread only adds synchronisation (measured: 10% slower; docs/benchmarks.md).
+
+    The BLAS library reads its count once, when numpy is first imported, which nothing before
+    this does; set here, the count costs nothing at start-up. Several streams (-n, --beam) are
+    left to the API, which changes the count as they run (threads.running_on)."""
+    if "numpy" in sys.modules or streams > 1:
         return
-    if threads is not None:
+    if threads != AUTO:
         os.environ.update(dict.fromkeys(_BLAS_THREADS, str(threads)))
-    elif streams == 1 and not any(name in os.environ for name in _BLAS_THREADS):
+    elif not any(name in os.environ for name in _BLAS_THREADS):
         os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
 
 
@@ -432,7 +437,7 @@ def evaluate(
     encoding: str,
     errors: str,
     device: str,
-    threads: int | None,
+    threads: int | str,
     windows: int | None,
 ) -> None:
     """How well a model predicts TEXT (files, folders or globs, as for train): bits per
@@ -530,6 +535,7 @@ def plot(out_dirs: tuple[Path, ...], output: Path | None) -> None:
 def viz(
     text: tuple[str, ...],
     checkpoint: Path,
+    threads: int | str,
     literal_text: str | None,
     chars: int,
     encoding: str,
@@ -569,14 +575,16 @@ def viz(
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
         raise OptionError("--output", f"must name an .html file (not {printable(output)}): the page is HTML")
     shown = inspect.read_text(text, literal_text, chars, encoding, errors)
-    _limit_blas_threads(None, 1)
+    _limit_blas_threads(AUTO, 1)  # the numpy parts: one stream of small steps
+    from charrnn.progress import console_reporter
     from charrnn.sample import load_for_sampling
 
     loaded = load_for_sampling(_existing(checkpoint, "-c PATH"))
     for note in loaded.passed_over:
         click.echo(f"warning: {note}", err=True)
+    reporter = console_reporter(False)
     if ansi:
-        _print_coloured(loaded, shown, cell)
+        _print_coloured(loaded, shown, cell, reporter)
         return
     output = output or loaded.path.parent / "viz.html"
     if not output.parent.is_dir():
@@ -584,7 +592,7 @@ def viz(
     click.echo(f"(looking at {shown.source} with {loaded.path}, step {loaded.step:,})", err=True)
     from charrnn.report import write_html
 
-    data = inspect.page_data(loaded, shown, settings)
+    data = inspect.page_data(loaded, shown, settings, reporter.progress, threads)
     unpredicted = sum(bits is None for bits in data["bits"][1:])  # characters the model never saw
     if unpredicted:
         click.echo(f"note: {unpredicted:,} characters are outside the model's vocabulary: shown, not scored", err=True)
@@ -592,12 +600,12 @@ def viz(
     click.echo(f"wrote {printable(output)}: open it in a browser", err=True)
 
 
-def _print_coloured(loaded: Any, shown: Any, cell: str | None) -> None:
+def _print_coloured(loaded: Any, shown: Any, cell: str | None, reporter: Any) -> None:
     """The text on stdout, each character's background coloured by surprise or by one cell."""
     from charrnn import viz as inspect
     from charrnn.report import ansi_legend, ansi_text
 
-    traced = inspect.trace(loaded, shown.text)
+    traced = inspect.trace(loaded, shown.text, reporter.progress)
     if cell is None:
         values, scale = traced.bits.tolist(), "surprise"  # NaN (not predicted) stays uncoloured
     else:

@@ -11,6 +11,7 @@ activations stay as they were, and nothing is predicted for them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,11 +46,14 @@ def text_ids(vocab: Vocab, text: str) -> np.ndarray:
     return ids
 
 
-def trace_text(model: NumpyCharRNN, vocab: Vocab, text: str) -> Trace:
-    """Run `model` over `text` from a zero state (see the module's docstring)."""
+def trace_text(
+    model: NumpyCharRNN, vocab: Vocab, text: str, advance: Callable[[int], None] = lambda positions: None
+) -> Trace:
+    """Run `model` over `text` from a zero state (see the module's docstring); `advance` is told
+    of each position each layer reads (`read_steps`)."""
     ids = text_ids(vocab, text)
     read = ids >= 0
-    steps, _ = model.read_steps(ids[read], model.zero_state(1))
+    steps, _ = model.read_steps(ids[read], model.zero_state(1), advance)
     lstm = model.config.cell == "lstm"
     cells = [np.tanh(layer.states[1]) if lstm else layer.states[0] for layer in steps]
     gates = [layer.gates for layer in steps if layer.gates]  # an RNN has none

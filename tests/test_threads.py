@@ -177,8 +177,9 @@ def test_a_bad_threads_value_is_one_line_and_exit_2(tmp_path, args, env, toml, f
 def test_the_api_takes_auto_or_a_count(tmp_path):
     with pytest.raises(ConfigError, match='threads must be "auto" or an integer >= 1'):
         api.train(tmp_path / "corpus.txt", out=tmp_path / "run", threads="x", progress=False)
-    with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
-        api.load(tmp_path, threads="auto")
+    for bad in ("x", 0, 1.5, True):
+        with pytest.raises(ConfigError, match='threads must be "auto" or an integer >= 1'):
+            api.load(tmp_path, threads=bad)  # refused before any checkpoint is looked for
 
 
 # The training loop -----------------------------------------------------------------------------
