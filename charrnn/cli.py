@@ -7,6 +7,7 @@ errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -31,7 +32,7 @@ from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
 from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, explicit_options, table_options
-from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams
+from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
 
 
 class CharRNNGroup(click.Group):
@@ -307,11 +308,7 @@ def sample(
     for note in model.passed_over:
         click.echo(f"warning: {note}", err=True)
     click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
-    for piece in output:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    write_streaming(itertools.chain(output, "\n"))
 
 
 # Not OMP_NUM_THREADS: PyTorch reads it too, and viz's memory plot sets PyTorch's count itself.
@@ -393,9 +390,7 @@ def _sample_interactively(model: Any, options: dict[str, Any], seed: int | None,
                 raise OptionError(
                     "--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one"
                 )
-            for piece in model.stream(prime=prime or None, seed=seed, stop=stops, **options):
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+            write_streaming(model.stream(prime=prime or None, seed=seed, stop=stops, **options))
         except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
             click.echo(f"that prime {error.detail}", err=True)
             continue
