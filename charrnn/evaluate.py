@@ -101,9 +101,8 @@ def _loss_sums(
     model.eval()
     hidden = model.init_hidden(streams.batch_size, device)
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss, characters
-    for inputs, targets in tuning.timed(
-        streams.every_window() if streams.batch_size else ()
-    ):  # a rank may have no share
+    windows = streams.every_window() if streams.batch_size else ()  # a rank may have no share
+    for inputs, targets in tuning.timed(windows):
         with precision():
             logits, hidden = model(inputs.to(device), hidden)  # (B, T, V)
         targets = targets.to(device)

@@ -25,8 +25,8 @@ The other commands' loops are tuned the same way (`running_on`): eval's windows 
 curve's warm-up (PyTorch's threads), the steps of batched sampling and beam search (numpy's
 BLAS threads, which threadpoolctl changes at run time). Those loops are short, a few dozen to a
 thousand pieces, so the first probe comes after FIRST_WINDOW pieces rather than a full WINDOW:
-beside a busy program, eight pieces on the slow count would cost a 136-window evaluation a
-third of its time. Against so short a baseline only a clear difference decides; a count a few
+where two threads scored 7.7 times slower than one (eval on a busy machine), eight pieces on the
+slow count would make a 136-window evaluation take a third longer. Against so short a baseline only a clear difference decides; a count a few
 percent faster is found by the later probes, against full windows.
 """
 
@@ -104,7 +104,7 @@ class ThreadTuner:
             return
         if self.reference is None:
             self.reference = median(self.recent)
-        if self.probes == 0 or self._may_probe() and (self.since_decision >= self.interval or self._drifted()):
+        if self.probes == 0 or (self._may_probe() and (self.since_decision >= self.interval or self._drifted())):
             self._probe()
 
     def restore(self) -> None:
