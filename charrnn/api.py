@@ -32,6 +32,7 @@ from charrnn.metrics import MetricsRecords
 from charrnn.nearest import Unseen
 from charrnn.outdir import Found
 from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_for_sampling, torch_model
+from charrnn.threads import blas_threads, check_threads, running_on, torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -47,9 +48,10 @@ TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vo
 class Model:
     """A trained model, ready to generate text and to score it."""
 
-    def __init__(self, loaded: LoadedModel, device: str = "cpu"):
+    def __init__(self, loaded: LoadedModel, device: str = "cpu", threads: int | str | None = AUTO):
         self.loaded = loaded  # its model a NumpyCharRNN (or a torch CharRNN): sampling takes either
         self._device = device  # where `score` runs the torch model
+        self.threads = threads  # CPU threads of `score` and of batched sampling (see `load`)
         self._torch_model: CharRNN | None = None
 
     @property
@@ -112,8 +114,9 @@ class Model:
             raise ConfigError(f"beam search takes no {', '.join(sorted(set(choices) - {'stop'}))}: it is not random")
         if not isinstance(beam, int) or isinstance(beam, bool) or beam < 1:
             raise ConfigError(f"beam must be an integer >= 1, got {beam!r}")
-        stops = _stops(choices.get("stop", ()))
-        return generate_beam(self.loaded, prime, _sampling(length, {}).length, beam, stops, _policy(unknown))
+        config, stops, policy = _sampling(length, {}), _stops(choices.get("stop", ())), _policy(unknown)
+        with running_on(blas_threads(), self.threads) as tuning:
+            return generate_beam(self.loaded, prime, config.length, beam, stops, policy, tuning)
 
     def samples(
         self,
@@ -129,8 +132,9 @@ class Model:
         """`count` independent samples from one batched pass (faster than one at a time)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ConfigError(f"count must be an integer >= 1, got {count!r}")
-        sampling = _sampling(length, choices)
-        return generate_samples(self.loaded, prime, sampling, count, seed, _stops(stop), _policy(unknown))
+        config, stops, policy = _sampling(length, choices), _stops(stop), _policy(unknown)
+        with running_on(blas_threads(), self.threads) as tuning:
+            return generate_samples(self.loaded, prime, config, count, seed, stops, policy, tuning)
 
     def unseen(self, text: str, unknown: str = "map") -> Unseen:
         """What becomes of the characters of `text` that the model never saw, under the
@@ -165,9 +169,10 @@ class Model:
             raise ConfigError(f"windows must be an integer >= 1, got {windows!r}")
         policy = _policy(unknown)
         reporter = progress or Reporter()
-        return score_text(
-            self.torch_model(), self.loaded.vocab, corpus, self.device, reporter.progress, windows, policy
-        )
+        model = self.torch_model()
+        threads = self.threads if self.device.type == "cpu" else None  # a GPU's speed hardly depends on them
+        with running_on(torch_threads(), threads) as tuning:
+            return score_text(model, self.loaded.vocab, corpus, self.device, reporter.progress, windows, policy, tuning)
 
     def torch_model(self) -> CharRNN:
         """The model as a torch CharRNN on `device` (built at the first call), for scoring."""
@@ -181,15 +186,19 @@ class Model:
         return describe_checkpoint(self.loaded.checkpoint, self.loaded.path)
 
 
-def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | None = None) -> Model:
+def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | str | None = AUTO) -> Model:
     """The model in a checkpoint file, or in an out folder's best.pt (else its newest whole
     checkpoint). Sampling runs in numpy on the CPU, without torch; scoring runs PyTorch on
-    `device` ("cpu", "cuda", "mps" or "auto") with `threads` CPU threads (unchanged when None)."""
-    if threads is not None:
-        from charrnn.runtime import use_threads
+    `device` ("cpu", "cuda", "mps" or "auto").
 
-        use_threads(threads)
-    return Model(load_for_sampling(location), device)
+    `threads`: the CPU threads of `score` (PyTorch's) and of `samples` and beam search (numpy's):
+    "auto" starts from the count the process has (one a core, unless set) and keeps whichever
+    count is faster while the call works, since beside a busy program fewer threads can be
+    several times faster; a number fixes the count; None leaves it alone. Each call leaves the
+    process on the count it found. A single stream (`stream`, `sample`) runs as numpy is set:
+    `charrnn sample` gives it one thread."""
+    check_threads(threads)
+    return Model(load_for_sampling(location), device, threads)
 
 
 def train(
@@ -214,7 +223,7 @@ def train(
     from charrnn.runtime import use_threads
     from charrnn.training import TrainRequest, run_training
 
-    use_threads(threads, auto=True)
+    use_threads(threads)
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")

@@ -7,6 +7,7 @@ errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -29,9 +30,9 @@ from charrnn.config import (
 )
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
-from charrnn.options import EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
+from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, explicit_options, table_options
-from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams
+from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
 
 
 class CharRNNGroup(click.Group):
@@ -257,7 +258,7 @@ def sample(
     stops: tuple[str, ...],
     interactive: bool,
     beam: int | None,
-    threads: int | None,
+    threads: int | str,
     unknown: str,
     **options: Any,
 ) -> None:
@@ -289,12 +290,12 @@ def sample(
             "--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n"
         )
     SampleConfig(**options)  # every value checked before the model is loaded
-    # One stream is a chain of small matrix-vector products: a second CPU thread only adds
-    # synchronisation (measured: 10% slower; docs/benchmarks.md).
-    _limit_blas_threads(threads, beam or num_samples)
+    streams = beam or num_samples
+    _limit_blas_threads(threads, streams)
     from charrnn import api  # sampling runs in numpy: this imports no torch
 
-    model = api.load(_existing(checkpoint, "-c PATH"))
+    # Several streams run on `threads`, tuned with auto as they go; one already has its count.
+    model = api.load(_existing(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
     if device != "cpu":
         click.echo(f"note: sampling runs in numpy on the CPU; --device {device} is not used", err=True)
     if interactive:
@@ -313,25 +314,26 @@ def sample(
         click.echo(f"warning: {note}", err=True)
     _note_unseen(model, prime, unknown)
     click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
-    for piece in output:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    write_streaming(itertools.chain(output, "\n"))
 
 
-_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Not OMP_NUM_THREADS: PyTorch reads it too, and viz's memory plot sets PyTorch's count itself.
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _limit_blas_threads(threads: int | None, streams: int) -> None:
-    """Run numpy's matrix products on `threads` threads; unless told, on one for one stream (a
-    count set in the environment is kept), and one a core for several (-n, --beam). The BLAS
-    library reads its count once, when numpy is first imported, which nothing before this does."""
-    if "numpy" in sys.modules:
+def _limit_blas_threads(threads: int | str, streams: int) -> None:
+    """For one stream, run numpy's matrix products on `threads` threads; with auto on one (a
+    count set in the environment is kept): a chain of small matrix-vector products, where a
+    second thread only adds synchronisation (measured: 10% slower; docs/benchmarks.md).
+
+    The BLAS library reads its count once, when numpy is first imported, which nothing before
+    this does; set here, the count costs nothing at start-up. Several streams (-n, --beam) are
+    left to the API, which changes the count as they run (threads.running_on)."""
+    if "numpy" in sys.modules or streams > 1:
         return
-    if threads is not None:
+    if threads != AUTO:
         os.environ.update(dict.fromkeys(_BLAS_THREADS, str(threads)))
-    elif streams == 1 and not any(name in os.environ for name in _BLAS_THREADS):
+    elif not any(name in os.environ for name in _BLAS_THREADS):
         os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
 
 
@@ -409,9 +411,7 @@ def _sample_interactively(
             click.echo(f"that prime {error.detail}", err=True)
             continue
         _note_unseen(model, prime, unknown)
-        for piece in pieces:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+        write_streaming(pieces)
         sys.stdout.write("\n\n")
         sys.stdout.flush()
 
@@ -451,7 +451,7 @@ def evaluate(
     errors: str,
     unknown: str,
     device: str,
-    threads: int | None,
+    threads: int | str,
     windows: int | None,
 ) -> None:
     """How well a model predicts TEXT (files, folders or globs, as for train): bits per
@@ -570,6 +570,7 @@ def plot(out_dirs: tuple[Path, ...], output: Path | None) -> None:
 def viz(
     text: tuple[str, ...],
     checkpoint: Path,
+    threads: int | str,
     literal_text: str | None,
     chars: int,
     encoding: str,
@@ -612,15 +613,17 @@ def viz(
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
         raise OptionError("--output", f"must name an .html file (not {printable(output)}): the page is HTML")
     shown = inspect.read_text(text, literal_text, chars, encoding, errors)
-    _limit_blas_threads(None, 1)
+    _limit_blas_threads(AUTO, 1)  # the numpy parts: one stream of small steps
+    from charrnn.progress import console_reporter
     from charrnn.sample import load_for_sampling
 
     loaded = load_for_sampling(_existing(checkpoint, "-c PATH"))
     for note in loaded.passed_over:
         click.echo(f"warning: {note}", err=True)
     unseen = inspect.unseen_in(loaded, shown.text, unknown)
+    reporter = console_reporter(False)
     if ansi:
-        _print_coloured(loaded, shown, unseen, cell)
+        _print_coloured(loaded, shown, unseen, cell, reporter)
         return
     output = output or loaded.path.parent / "viz.html"
     if not output.parent.is_dir():
@@ -631,7 +634,7 @@ def viz(
         click.echo(f"note: {unseen.note()}", err=True)
     from charrnn.report import write_html
 
-    data = inspect.page_data(loaded, shown, settings, unseen)
+    data = inspect.page_data(loaded, shown, settings, unseen, reporter.progress, threads)
     unpredicted = sum(bits is None for bits in data["bits"][1:])  # characters left out
     if unpredicted:
         are = "character is" if unpredicted == 1 else "characters are"
@@ -640,14 +643,14 @@ def viz(
     click.echo(f"wrote {printable(output)}: open it in a browser", err=True)
 
 
-def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None) -> None:
+def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, reporter: Any) -> None:
     """The text on stdout, each character's background coloured by surprise or by one cell."""
     from charrnn import viz as inspect
     from charrnn.report import ansi_legend, ansi_text
 
     if unseen.note():
         click.echo(f"note: {unseen.note()}", err=True)
-    traced = inspect.trace(loaded, shown.text, unseen)
+    traced = inspect.trace(loaded, shown.text, unseen, reporter.progress)
     if cell is None:
         values, scale = traced.bits.tolist(), "surprise"  # NaN (not predicted) stays uncoloured
     else:

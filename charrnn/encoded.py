@@ -24,6 +24,7 @@ import mmap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -39,13 +40,18 @@ from charrnn.display import printable
 from charrnn.errors import CorpusError
 from charrnn.vocab import CODE_POINTS, Vocab, code_points
 
-# Tells whoever encodes a corpus how it goes: (description, total bytes) -> a function that
-# takes each chunk's size in bytes, and is called with None when the pass ends.
-Progress = Callable[[str, int], Callable[[int | None], None]]
 _FORMAT = 2  # bump when what the cache holds changes
 
 
-def no_progress(description: str, total: int) -> Callable[[int | None], None]:
+class Progress(Protocol):
+    """Tells whoever does a long pass how it goes (encoding a corpus, scoring a text): called
+    with the pass's description and its total (in bytes, or in `unit`: "characters"), it gives a
+    function that takes the size of each piece done, and is called with None when the pass ends."""
+
+    def __call__(self, description: str, total: int, unit: str = ...) -> Callable[[int | None], None]: ...
+
+
+def no_progress(description: str, total: int, unit: str = "bytes") -> Callable[[int | None], None]:
     return lambda n: None
 
 

@@ -21,7 +21,10 @@ from charrnn.errors import CheckpointError, CorpusError
 from charrnn.metrics import nats_to_bits
 from charrnn.model import CharRNN
 from charrnn.nearest import Unseen
+from charrnn.threads import UNTUNED, Tuning
 from charrnn.vocab import Vocab
+
+Advance = Callable[[int], None]  # told the characters scored by each piece, for a progress display
 
 _LARGEST_EXP = math.log(sys.float_info.max)
 
@@ -33,21 +36,33 @@ def evaluate_loss(
     device: torch.device,
     precision: Callable[[], ContextManager] = nullcontext,
     total_over_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda sums: sums,
+    *,
+    tuning: Tuning = UNTUNED,
+    advance: Advance = lambda scored: None,
 ) -> float:
     """Mean cross-entropy (nats per character) over every target in `streams`.
 
     The hidden state is carried across windows, as in training, so each character is
     scored with all the context before it in its stream. Dropout is off while scoring.
     In distributed training each rank scores its share of the streams and
-    `total_over_ranks` adds up the (loss, count) sums of all ranks.
+    `total_over_ranks` adds up the (loss, count) sums of all ranks. `tuning` times each
+    window (for --threads auto); `advance` is told the characters each one scored.
     """
-    total, count = total_over_ranks(_loss_sums(model, streams, device, precision)).tolist()  # the one host sync
+    sums = _loss_sums(model, streams, device, precision, tuning, advance)
+    total, count = total_over_ranks(sums).tolist()  # the one host sync
     return total / count
 
 
 @torch.inference_mode()
 def windowed_loss(
-    model: CharRNN, ids: np.ndarray, window: int, device: torch.device, batch: int = EVAL_STREAMS
+    model: CharRNN,
+    ids: np.ndarray,
+    window: int,
+    device: torch.device,
+    batch: int = EVAL_STREAMS,
+    *,
+    tuning: Tuning = UNTUNED,
+    advance: Advance = lambda scored: None,
 ) -> tuple[float, int]:
     """Mean cross-entropy (nats per character) over independent windows, as nanoGPT scores a text,
     and how many characters were scored.
@@ -67,13 +82,19 @@ def windowed_loss(
         piece = torch.from_numpy(np.asarray(ids[first * window : (first + rows) * window + 1], dtype=np.int64))
         windows = piece.unfold(0, window + 1, window)  # (rows, window + 1), each row a window
         # As streams side by side (read EVAL_SEQ_LEN at a time), each from a zero state.
-        sums += _loss_sums(model, Streams(windows.reshape(-1), rows, min(window, EVAL_SEQ_LEN)), device)
+        streams = Streams(windows.reshape(-1), rows, min(window, EVAL_SEQ_LEN))
+        sums += _loss_sums(model, streams, device, tuning=tuning, advance=advance)
     total, scored = sums.tolist()
     return total / scored, int(scored)
 
 
 def _loss_sums(
-    model: CharRNN, streams: Streams, device: torch.device, precision: Callable[[], ContextManager] = nullcontext
+    model: CharRNN,
+    streams: Streams,
+    device: torch.device,
+    precision: Callable[[], ContextManager] = nullcontext,
+    tuning: Tuning = UNTUNED,
+    advance: Advance = lambda scored: None,
 ) -> torch.Tensor:
     """(summed cross-entropy, characters scored) over `streams`, read from a zero state with the
     state carried from window to window, dropout off."""
@@ -81,12 +102,14 @@ def _loss_sums(
     model.eval()
     hidden = model.init_hidden(streams.batch_size, device)
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss, characters
-    for inputs, targets in streams.every_window() if streams.batch_size else ():  # a rank may have no share
+    windows = streams.every_window() if streams.batch_size else ()  # a rank may have no share
+    for inputs, targets in tuning.timed(windows):
         with precision():
             logits, hidden = model(inputs.to(device), hidden)  # (B, T, V)
         targets = targets.to(device)
         sums[0] += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum").double()
         sums[1] += targets.numel()
+        advance(targets.numel())
     model.train(was_training)
     return sums
 
@@ -132,10 +155,12 @@ def score_text(
     progress: Progress = no_progress,
     window: int | None = None,
     unknown: str = "skip",
+    tuning: Tuning = UNTUNED,
 ) -> TextScore:
     """Bits per character and perplexity of `model` on a held-out text: with the state carried
     through the text, or with `window`, in independent windows of that many targets each scored
-    from a zero state, as nanoGPT scores (`windowed_loss`).
+    from a zero state, as nanoGPT scores (`windowed_loss`). `tuning`: what the windows run under
+    (threads.running_on); `progress` hears of the passes over the text and of the scoring.
 
     Characters the vocabulary lacks are counted and reported, and become what the `unknown`
     policy says (Vocab.unseen): each read as its nearest known character, else scored as unknown
@@ -157,13 +182,17 @@ def score_text(
                 f"{printable(corpus.description)} has {len(ids):,} characters in the model's vocabulary; "
                 f"a window of {window:,} needs {window + 1:,} (score it in shorter windows)"
             )
-        nats, scored = windowed_loss(model, ids, window, device)
+        advance = progress("scoring", (len(ids) - 1) // window * window, unit="characters")
+        nats, scored = windowed_loss(model, ids, window, device, tuning=tuning, advance=advance)
         sides = scored // window  # windows
     else:
         streams = eval_streams(ids)
         if streams is None:
             raise CorpusError(f"{corpus.description} has too few characters in the model's vocabulary to score")
-        nats, scored, sides = evaluate_loss(model, streams, device), streams.num_targets, streams.batch_size
+        advance = progress("scoring", streams.num_targets, unit="characters")
+        nats = evaluate_loss(model, streams, device, tuning=tuning, advance=advance)
+        scored, sides = streams.num_targets, streams.batch_size
+    advance(None)
     if not math.isfinite(nats):  # never report "nan bits per character"
         raise CheckpointError(
             f"the model scores {printable(corpus.description)} as {nats} nats per character: "

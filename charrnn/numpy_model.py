@@ -17,7 +17,7 @@ state, the gates it opened (GATE_NAMES), which cost nothing to return: sampling 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,9 +114,12 @@ class NumpyCharRNN:
             new_state.append(layer_state)
         return outputs[-1:], new_state
 
-    def read_steps(self, ids: np.ndarray, state: State) -> tuple[list[LayerSteps], State]:
+    def read_steps(
+        self, ids: np.ndarray, state: State, advance: Callable[[int], None] = lambda positions: None
+    ) -> tuple[list[LayerSteps], State]:
         """Read `ids` (T,) (one stream, B = 1) from `state` as `read` does, keeping each layer's
-        state and gates at every position (T x H floats per part and gate: for a text, not a corpus)."""
+        state and gates at every position (T x H floats per part and gate: for a text, not a corpus).
+        `advance` is told of each position each layer reads (T x layers in all), for a progress display."""
         gate_names = GATE_NAMES[self.config.cell]
         outputs = np.empty((len(ids), self.config.hidden_size), np.float32)
         layers, new_state = [], []
@@ -128,6 +131,7 @@ class NumpyCharRNN:
                 layer_state, opened = self.cell(row[None], layer_state, layer)
                 for kept, value in zip(states + gates, layer_state + opened):
                     kept[position] = value[0]
+                advance(1)
             outputs = states[0]
             layers.append(LayerSteps(states, dict(zip(gate_names, gates))))
             new_state.append(layer_state)

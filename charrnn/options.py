@@ -25,7 +25,7 @@ DECODE_ERRORS = ("strict", "replace", "ignore")
 UNKNOWN_POLICIES = ("map", "skip", "refuse")  # what a character the model never saw becomes (nearest.py)
 DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info read, when not told
 RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
-AUTO = "auto"  # train's --threads: the loop keeps the faster thread count (threads.py)
+AUTO = "auto"  # --threads: the work's loop keeps the faster thread count (threads.py)
 SIZED = "auto"  # --hidden-size and --dropout not given: sized to the corpus and the budget (sizing.py)
 
 ENCODING_EXPECTED = "a text encoding Python knows (e.g. utf-8, latin-1, gb18030)"
@@ -166,14 +166,19 @@ _CHECKPOINT_HELP = "A checkpoint file, or an out folder (its best.pt, else lates
 _ENCODING = Option(("--encoding",), "", kind=ENCODING, default="utf-8")
 _ERRORS = Option(("--errors",), "", kind=CHOICE, choices=DECODE_ERRORS, default="strict")
 _DEVICE = Option(("--device",), "Where to run the model.", kind=CHOICE, choices=DEVICES, doc="where to run the model")
-_THREADS = _count(
+_THREADS = Option(
     ("--threads",),
-    "CPU threads PyTorch uses (one a core unless told). Beside other busy programs, --threads 1 may be faster.",
+    "CPU threads PyTorch uses. auto: start with one a core, then keep whichever count runs faster, timing the "
+    "work piece by piece (fewer beside other busy programs); a number fixes the count.",
+    kind=INT_OR_AUTO,
+    default=AUTO,
+    low=1,
     limit=1024,
-    shown_default="one a core",
     doc_metavar="N",
-    doc="CPU threads PyTorch uses: one a core unless told; beside other busy programs (a browser, a training run) "
-    "`--threads 1` may be faster",
+    doc="CPU threads PyTorch uses: `auto` starts with one a core and, on CPU, keeps whichever count runs "
+    "faster, timing the work piece by piece and now and then trying one fewer or one more (beside a busy "
+    "program, one thread runs twice as fast as two on two cores; [measured](docs/benchmarks.md)); a number "
+    "fixes the count",
 )
 
 # In --help order: by section, and within a section as listed.
@@ -554,18 +559,7 @@ TRAIN = (
         doc="`bfloat16` runs the forward passes under bfloat16 autocast (weights stay float32): faster on GPUs and on CPUs with "
         "bfloat16 units",
     ),
-    replace(
-        _THREADS,
-        help="CPU threads PyTorch uses. auto: start with one a core, then keep whichever count trains faster, "
-        "timing the steps (fewer beside other busy programs); a number fixes the count.",
-        kind=INT_OR_AUTO,
-        default=AUTO,
-        shown_default=None,
-        section=HARDWARE,
-        doc="CPU threads PyTorch uses: `auto` starts with one a core and, on CPU, keeps whichever count trains "
-        "faster, timing the steps and now and then trying one fewer or one more (beside a busy program, one "
-        "thread trains twice as fast on two cores; [measured](docs/benchmarks.md)); a number fixes the count",
-    ),
+    replace(_THREADS, section=HARDWARE),
     Option(
         ("--compile",),
         "torch.compile the model first (minutes of compiling; pays off on long GPU runs).",
@@ -614,12 +608,13 @@ SAMPLE = (
     ),
     replace(
         _THREADS,
-        help="CPU threads numpy's matrix products use (one unless told, for one sample: a chain of small steps that a "
-        "second thread only slows; one a core for -n or --beam).",
-        shown_default="1 for one sample",
+        help="CPU threads numpy's matrix products use. auto: one for one sample (a chain of small steps that a second "
+        "thread only slows); for -n or --beam, start with one a core and keep whichever count runs faster. A number "
+        "fixes the count.",
         section=MODEL,
-        doc="CPU threads numpy's matrix products use: 1 for a single sample (a chain of small steps a second thread "
-        "only slows), one a core for `-n` or `--beam`",
+        doc="CPU threads numpy's matrix products use: `auto` gives a single sample one (a chain of small steps a "
+        "second thread only slows) and, for `-n` or `--beam`, starts with one a core and keeps whichever count "
+        "runs faster, timing the steps; a number fixes the count",
     ),
     _count(
         ("--length", "-l"),
@@ -780,6 +775,15 @@ _VIZ_PAGE, _VIZ_TERMINAL = "The page", "In the terminal instead"
 
 VIZ = (
     replace(_CHECKPOINT, section=MODEL),
+    replace(
+        _THREADS,
+        help="CPU threads of the memory plot, the one part that runs in PyTorch (the rest, one stream of small "
+        "steps, runs on one). auto: start with one a core, then keep whichever count runs faster; a number fixes "
+        "the count.",
+        section=MODEL,
+        doc="CPU threads of the memory plot, the one part that runs in PyTorch (the rest, one stream of small steps, "
+        "runs on one): `auto` starts with one a core and keeps whichever count runs faster; a number fixes the count",
+    ),
     Option(
         ("--text",),
         "Look at this text itself instead of TEXT files.",

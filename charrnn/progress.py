@@ -15,6 +15,10 @@ from charrnn.metrics import nats_to_bits
 
 # Passes over corpora smaller than this are quick and not reported in log lines.
 LONG_PASS_BYTES = 64 << 20
+BYTES = "bytes"  # the unit of a pass over a corpus; other passes count characters
+# In log lines, a pass counted in other units than bytes (scoring a text, reading it for viz)
+# says how far it is once the log has been silent this long, and again after as long.
+LINE_EVERY = 10.0
 # The weight of each new step in the smoothed seconds per step: the last ~50 steps count most,
 # so the time left follows a change of speed (another program starting) within a minute or so.
 SMOOTHING = 0.02
@@ -45,8 +49,9 @@ class Reporter:
     def message(self, text: str) -> None:
         """A line for the user."""
 
-    def progress(self, description: str, total: int) -> Callable[[int | None], None]:
-        """A long pass over `total` bytes begins: call the result with each block's size, then None."""
+    def progress(self, description: str, total: int, unit: str = BYTES) -> Callable[[int | None], None]:
+        """A long pass over `total` bytes (or `unit`s) begins: call the result with each block's
+        size, then None."""
         return lambda size: None
 
     def close(self) -> None:
@@ -57,10 +62,12 @@ class MessagesOnly(Reporter):
     """Prints messages, evaluations included, to a stream; no progress display and no previews
     (--quiet: they are in samples.txt)."""
 
-    def __init__(self, stream: TextIO | None = None):
+    def __init__(self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic):
         self.stream = stream if stream is not None else sys.stderr
         self.train_loss: float | None = None
         self.evaluated_step: int | None = None
+        self.clock = clock  # for the lines of long passes
+        self.spoke_at = clock()  # when the last line was printed
 
     def log(self, step: int, elapsed: float, train_loss: float, lr: float, chars_per_sec: float) -> None:
         self.train_loss = train_loss
@@ -71,8 +78,11 @@ class MessagesOnly(Reporter):
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
+        self.spoke_at = self.clock()
 
-    def progress(self, description: str, total: int) -> Callable[[int | None], None]:
+    def progress(self, description: str, total: int, unit: str = BYTES) -> Callable[[int | None], None]:
+        if unit != BYTES:
+            return self._counted(description, total, unit)
         if total < LONG_PASS_BYTES:
             return lambda size: None  # small corpora take a moment: nothing to report
         self.message(f"{description}: {total / 2**20:,.0f} MiB")
@@ -82,6 +92,26 @@ class MessagesOnly(Reporter):
             if size is None:
                 seconds = time.perf_counter() - started
                 self.message(f"done in {format_duration(seconds)} ({total / 2**20 / max(seconds, 1e-9):,.0f} MiB/s)")
+
+        return advance
+
+    def _counted(self, description: str, total: int, unit: str) -> Callable[[int | None], None]:
+        """A line on how far the pass is whenever the log has been silent for LINE_EVERY
+        seconds, and how long it took if it said anything: a short pass prints nothing."""
+        started, done, spoke = self.clock(), 0, False
+
+        def advance(size: int | None) -> None:
+            nonlocal done, spoke
+            now = self.clock()
+            if size is None:
+                if spoke:
+                    self.message(f"{description}: done in {format_duration(now - started)}")
+                return
+            done += size
+            if now - self.spoke_at >= LINE_EVERY:
+                share = f" ({done / total:.0%})" if total else ""
+                self.message(f"{description}: {done:,} of {total:,} {unit}{share}, {format_duration(now - started)}")
+                spoke = True
 
         return advance
 
@@ -228,18 +258,18 @@ class ProgressBar(Watched):
         else:
             self.bar.write(text, file=self.stream)
 
-    def progress(self, description: str, total: int) -> Callable[[int | None], None]:
+    def progress(self, description: str, total: int, unit: str = BYTES) -> Callable[[int | None], None]:
         # delay: the bar appears only if the pass takes more than a second
+        scale = {"unit": "B", "unit_divisor": 1024} if unit == BYTES else {"unit": f" {unit}"}
         bar = tqdm(
             total=total,
             desc=description,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
             file=self.stream,
+            unit_scale=True,
             dynamic_ncols=True,
             delay=1.0,
             leave=False,
+            **scale,
         )
 
         def advance(size: int | None) -> None:

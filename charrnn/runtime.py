@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from charrnn.config import AUTO, DEVICES, DTYPES
+from charrnn.config import DEVICES, DTYPES
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.threads import check_threads
 
 
 def _mps_available() -> bool:
@@ -35,15 +36,12 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def use_threads(count: int | str | None, auto: bool = False) -> None:
-    """Run PyTorch's CPU work on `count` threads (None: leave it as it is, one a core). With
-    `auto` (training), "auto" is allowed too and leaves it as it is: the loop tunes it (threads.py)."""
-    if count is None or (auto and count == AUTO):
-        return
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        expected = f'"{AUTO}" or an integer >= 1' if auto else "an integer >= 1"
-        raise ConfigError(f"threads must be {expected}, got {count!r}")
-    torch.set_num_threads(count)
+def use_threads(count: int | str | None) -> None:
+    """Run PyTorch's CPU work on `count` threads; None, or "auto" (the training loop tunes the
+    count, threads.py), leaves it as it is."""
+    check_threads(count)
+    if isinstance(count, int):
+        torch.set_num_threads(count)
 
 
 def rng_state() -> dict[str, Any]:

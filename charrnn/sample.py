@@ -26,6 +26,7 @@ from charrnn.config import SampleConfig
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.numpy_model import NumpyCharRNN, State, repeated
 from charrnn.outdir import Found, load_from
+from charrnn.threads import UNTUNED, Tuning
 from charrnn.vocab import Vocab
 
 if TYPE_CHECKING:
@@ -246,17 +247,18 @@ def generate_ids(
     rng: np.random.Generator,
     num_samples: int = 1,
     banned: int | None = None,
+    tuning: Tuning = UNTUNED,
 ) -> Iterator[np.ndarray]:
     """The next character id of each of `num_samples` samples (B,), `config.length` times.
 
     The prime is read here, at once (see read_prime), so a model that predicts NaN is refused
     before anything is printed; then each character is one step of the cells, so every
-    character costs the same, however long the text.
+    character costs the same, however long the text. `tuning` times the steps (threads.py).
     """
     model = NumpyCharRNN.of(model)
     logits, state = read_prime(model, start_ids, num_samples)
     last = np.full(num_samples, start_ids[-1])
-    return _sampled_ids(model, logits, state, config, rng, banned, last)
+    return _sampled_ids(model, logits, state, config, rng, banned, last, tuning)
 
 
 def _sampled_ids(
@@ -267,8 +269,9 @@ def _sampled_ids(
     rng: np.random.Generator,
     banned: int | None,
     ids: np.ndarray,  # (B,) the last character read
+    tuning: Tuning,
 ) -> Iterator[np.ndarray]:
-    for position in range(config.length):
+    for position in tuning.timed(range(config.length)):
         ids = pick_next(logits, config, rng, banned, ids)
         yield ids
         if position + 1 < config.length:
@@ -276,7 +279,12 @@ def _sampled_ids(
 
 
 def beam_search(
-    model: NumpyCharRNN | CharRNN, start_ids: Sequence[int], length: int, beam: int, banned: int | None = None
+    model: NumpyCharRNN | CharRNN,
+    start_ids: Sequence[int],
+    length: int,
+    beam: int,
+    banned: int | None = None,
+    tuning: Tuning = UNTUNED,
 ) -> list[int]:
     """The most likely continuation of `length` characters that a beam of `beam` hypotheses
     finds: at each step every hypothesis is extended by every character, and the `beam` with
@@ -285,6 +293,7 @@ def beam_search(
 
     Each step records only which hypothesis each kept one extends and by which character;
     the best sequence is traced back once at the end, so the work is linear in `length`.
+    `tuning` times the steps (threads.py).
     """
     model = NumpyCharRNN.of(model)
     logits, state = read_prime(model, start_ids)
@@ -292,7 +301,7 @@ def beam_search(
     scores = np.zeros(1, dtype=np.float32)  # total log-probability of each hypothesis
     # picks[t, k]: hypothesis k of step t is hypothesis picks // V of step t - 1 plus character picks % V
     picks = np.empty((length, beam), dtype=np.int64)
-    for position in range(length):
+    for position in tuning.timed(range(length)):
         require_usable(logits.max(axis=-1))  # NaN would sort last here, not first: refused at once
         log_probs = log_softmax(logits)
         if banned is not None:
@@ -332,11 +341,17 @@ def traced_back(picks: np.ndarray, vocab_size: int) -> list[int]:
 
 
 def generate_beam(
-    loaded: LoadedModel, prime: str | None, length: int, beam: int, stops: Sequence[str] = (), unknown: str = "map"
+    loaded: LoadedModel,
+    prime: str | None,
+    length: int,
+    beam: int,
+    stops: Sequence[str] = (),
+    unknown: str = "map",
+    tuning: Tuning = UNTUNED,
 ) -> str:
     """The prime and its most likely continuation by beam search, cut after the first of `stops`."""
     start = prime_ids(loaded.vocab, prime, np.random.default_rng(0), unknown)
-    ids = beam_search(loaded.model, start, length, beam, banned=loaded.vocab.unknown_id)
+    ids = beam_search(loaded.model, start, length, beam, loaded.vocab.unknown_id, tuning)
     return (prime or "") + cut_at_stop(loaded.vocab.decode(ids), stops)
 
 
@@ -388,12 +403,13 @@ def generate_samples(
     seed: int | None = None,
     stops: Sequence[str] = (),
     unknown: str = "map",
+    tuning: Tuning = UNTUNED,
 ) -> list[str]:
     """`num_samples` independent texts from one batched pass, each starting with the prime and
     each cut after the first of `stops` in its continuation."""
     rng = np.random.default_rng(seed if seed is not None else random_seed())
     start = prime_ids(loaded.vocab, prime, rng, unknown)
-    steps = generate_ids(loaded.model, start, config, rng, num_samples, banned=loaded.vocab.unknown_id)
+    steps = generate_ids(loaded.model, start, config, rng, num_samples, loaded.vocab.unknown_id, tuning)
     columns = [ids.tolist() for ids in steps]
     chars = loaded.vocab.chars
     return [

@@ -8,7 +8,14 @@ import errno
 import io
 import os
 import sys
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
+
+# Streamed text (charrnn sample) is flushed at least this often, in seconds: soon enough to look
+# live, where a flush of every character (a system call and a wake-up of the reader each) took
+# the command from the sampler's 13,900 characters a second to 8,600 into a pipe.
+FLUSH_EVERY = 0.05
 
 
 def abandon_stdout() -> None:
@@ -79,3 +86,33 @@ def prepare_standard_streams() -> None:
             stream.reconfigure(errors="backslashreplace")
     sys.stdout = Stdout(sys.stdout)
     sys.stderr = Diagnostics(sys.stderr if sys.stderr is not None else open(os.devnull, "w"))  # noqa: SIM115
+
+
+def write_streaming(pieces: Iterable[str], stream: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
+    """Write `pieces` to `stream` (stdout) as they come: each flushed within FLUSH_EVERY seconds
+    of the last flush, on a terminal at each newline too (so lines appear as they are made),
+    and all of it by the end."""
+    stream = sys.stdout if stream is None else stream
+    at_newlines = _is_terminal(stream)
+    pending: list[str] = []
+    flushed = clock()
+    for piece in pieces:
+        pending.append(piece)
+        now = clock()
+        if now - flushed >= FLUSH_EVERY or (at_newlines and "\n" in piece):
+            _write(stream, pending)
+            flushed = now
+    _write(stream, pending)
+
+
+def _write(stream: Any, pending: list[str]) -> None:
+    stream.write("".join(pending))
+    stream.flush()
+    pending.clear()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):  # no stream (`>&-`), or a closed one
+        return False

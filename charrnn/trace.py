@@ -12,6 +12,7 @@ nothing is predicted for them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,11 +44,19 @@ def text_ids(vocab: Vocab, text: str, unseen: Unseen | None = None) -> np.ndarra
     return vocab.read_ids(text, unseen or vocab.unseen(vocab.unknown_chars(text), "skip"))
 
 
-def trace_text(model: NumpyCharRNN, vocab: Vocab, text: str, unseen: Unseen | None = None) -> Trace:
-    """Run `model` over `text` from a zero state (see the module's docstring)."""
+def trace_text(
+    model: NumpyCharRNN,
+    vocab: Vocab,
+    text: str,
+    unseen: Unseen | None = None,
+    advance: Callable[[int], None] = lambda positions: None,
+) -> Trace:
+    """Run `model` over `text` from a zero state (see the module's docstring); `unseen`: what its
+    characters without an id become (text_ids); `advance` is told of each position each layer
+    reads (`read_steps`)."""
     ids = text_ids(vocab, text, unseen)
     read = ids >= 0
-    steps, _ = model.read_steps(ids[read], model.zero_state(1))
+    steps, _ = model.read_steps(ids[read], model.zero_state(1), advance)
     lstm = model.config.cell == "lstm"
     cells = [np.tanh(layer.states[1]) if lstm else layer.states[0] for layer in steps]
     gates = [layer.gates for layer in steps if layer.gates]  # an RNN has none

@@ -3,8 +3,9 @@
 The page (drawn by report.py) shows the model's surprise at each character with its five
 likeliest guesses, the cells that track simple properties of the text, how often its gates
 saturate, how far back its predictions reach, and samples at several temperatures. Everything
-but the memory curve runs in numpy (trace.py, cells.py, sample.py); the memory curve needs
-gradients, so torch is imported for it alone (memory.py).
+but the memory curve runs in numpy (trace.py, cells.py, sample.py), one stream of small steps
+that one thread runs fastest; the memory curve needs gradients, so torch is imported for it
+alone (memory.py), and its batch of windows runs on the threads --threads says (auto: tuned).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from charrnn.cells import gate_saturation, rank_cells, text_properties
 from charrnn.config import SampleConfig
 from charrnn.corpus import resolve_corpus
 from charrnn.display import printable
+from charrnn.encoded import Progress, no_progress
 from charrnn.errors import CorpusError, OptionError
 from charrnn.nearest import Unseen
 from charrnn.report import cell_chars_that_fit
 from charrnn.sample import LoadedModel, generate_text, prime_ids
-from charrnn.trace import Trace, trace_text
+from charrnn.threads import running_on, torch_threads
+from charrnn.trace import Trace, text_ids, trace_text
 
 CELL_CHARS_LEAST = 1_000  # characters of activations shown even where the page's budget is spent
 PRIME_CHARS = 40  # the samples' default prime: the start of the text's first line, at most this long
@@ -110,15 +113,27 @@ def check_prime(loaded: LoadedModel, settings: VizSettings) -> None:
         prime_ids(loaded.vocab, settings.prime, np.random.default_rng(0), settings.unknown)
 
 
-def trace(loaded: LoadedModel, text: str, unseen: Unseen) -> Trace:
-    return trace_text(loaded.model, loaded.vocab, text, unseen)
+def trace(loaded: LoadedModel, text: str, unseen: Unseen, progress: Progress = no_progress) -> Trace:
+    read = int((text_ids(loaded.vocab, text, unseen) >= 0).sum())
+    advance = progress("reading the text", read * loaded.model.config.layers, unit="characters")
+    traced = trace_text(loaded.model, loaded.vocab, text, unseen, advance)
+    advance(None)
+    return traced
 
 
-def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings, unseen: Unseen | None = None) -> dict:
+def page_data(
+    loaded: LoadedModel,
+    shown: VizText,
+    settings: VizSettings,
+    unseen: Unseen | None = None,
+    progress: Progress = no_progress,
+    threads: int | str | None = None,
+) -> dict:
     """The page's data (the schema report.py draws): JSON-able, numbers rounded for size.
-    `unseen`: what `unseen_in` says of the text under `settings.unknown` (found here if not given)."""
+    `unseen`: what `unseen_in` says of the text under `settings.unknown` (found here if not given);
+    `progress` hears how far each long part is; `threads`: the memory curve's (see `_memory`)."""
     unseen = unseen or unseen_in(loaded, shown.text, settings.unknown)
-    traced = trace(loaded, shown.text, unseen)
+    traced = trace(loaded, shown.text, unseen, progress)
     text = list(shown.text)
     properties = text_properties(shown.text)
     scored = traced.bits[np.isfinite(traced.bits)]
@@ -138,8 +153,8 @@ def page_data(loaded: LoadedModel, shown: VizText, settings: VizSettings, unseen
             {"layer": s.layer + 1, "gate": s.gate, "left": _rounded(s.left), "right": _rounded(s.right)}
             for s in gate_saturation(traced.gates)
         ],
-        "memory": _memory(loaded, traced.ids, settings.memory_span),
-        "samples": _samples(loaded, shown.text, settings, unseen),
+        "memory": _memory(loaded, traced.ids, settings.memory_span, threads, progress),
+        "samples": _samples(loaded, shown.text, settings, unseen, progress),
     }
     data["cells"] = _cells(traced, loaded.model.config.cell, data)
     return data
@@ -200,32 +215,44 @@ def _rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), 4) for v in values]
 
 
-def _memory(loaded: LoadedModel, ids: np.ndarray, span: int) -> dict | None:
-    """How far back the predictions reach (memory.py): needs torch, and a text longer than 2 characters."""
+def _memory(
+    loaded: LoadedModel, ids: np.ndarray, span: int, threads: int | str | None, progress: Progress
+) -> dict | None:
+    """How far back the predictions reach (memory.py): needs torch, and a text longer than 2
+    characters. It runs on `threads` of PyTorch's: a count, AUTO (tuned on the warm-up, see
+    threads.running_on), or None (as the process is set)."""
     read = ids[ids >= 0]
     span = min(span, len(read) - 1)
     if span < 1 or loaded.checkpoint is None:
         return None
     import torch
 
-    from charrnn.memory import choose_windows, memory_curve
+    from charrnn.memory import choose_windows, memory_chars, memory_curve
     from charrnn.outdir import Found
     from charrnn.sample import torch_model
 
     model = torch_model(Found(loaded.path, loaded.checkpoint), torch.device("cpu"))
-    grad = memory_curve(model, read, span, MEMORY_WINDOWS)
+    advance = progress("memory curve", memory_chars(len(read), span, MEMORY_WINDOWS), unit="characters")
+    with running_on(torch_threads(), threads) as tuning:
+        grad = memory_curve(model, read, span, MEMORY_WINDOWS, tuning=tuning, advance=advance)
+    advance(None)
     used = len(choose_windows(len(read), span, MEMORY_WINDOWS)[0])  # fewer on a short text
     return {"grad": [float(f"{g:.4g}") for g in grad], "windows": used}
 
 
-def _samples(loaded: LoadedModel, text: str, settings: VizSettings, unseen: Unseen) -> list[dict]:
+def _samples(
+    loaded: LoadedModel, text: str, settings: VizSettings, unseen: Unseen, progress: Progress = no_progress
+) -> list[dict]:
     """One sample per temperature, all from the same prime and seed."""
     prime = settings.prime if settings.prime is not None else default_prime(text, unseen)
+    advance = progress("samples", len(settings.temperatures) * settings.sample_length, unit="characters")
     samples = []
     for temperature in settings.temperatures:
         config = SampleConfig(length=settings.sample_length, temperature=temperature)
         made = "".join(generate_text(loaded, prime, config, settings.seed, unknown=settings.unknown))
         samples.append({"temperature": temperature, "prime": prime or "", "text": made[len(prime or "") :]})
+        advance(settings.sample_length)
+    advance(None)
     return samples
 
 

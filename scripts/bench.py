@@ -13,8 +13,9 @@
 Timings on a shared CPU drift by tens of percent from minute to minute, so the two sides of each
 comparison run in alternating rounds in one process and the median round of each is reported.
 
-    python scripts/bench.py            # everything; writes its sections of docs/benchmarks.md
-    python scripts/bench.py --quick    # a smoke run on tiny shapes, written nowhere
+    python scripts/bench.py                   # everything; writes its sections of docs/benchmarks.md
+    python scripts/bench.py --only sampling   # item 2 alone (about 10 minutes); writes its section
+    python scripts/bench.py --quick           # a smoke run on tiny shapes, written nowhere
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchmark_doc import SECTIONS, check_section, machine_description, replace_section  # noqa: E402
+from benchmark_doc import check_section, machine_description, replace_section  # noqa: E402
 
 from charrnn.budget import Budget  # noqa: E402
 from charrnn.checkpoint import RunRecord  # noqa: E402
@@ -273,28 +274,48 @@ def sampling_speed(shape: Shape, rounds: int, lengths: tuple[int, ...], batches:
 
 def sample_end_to_end(shape: Shape, length: int, repeats: int) -> dict:
     """`charrnn sample` as users run it, on a checkpoint of `shape` (one training step on a text of
-    VOCAB_SIZE characters): seconds to its first character, characters per second after it, and
-    the seconds of `python -c "import torch"` beside them (medians of `repeats`)."""
+    VOCAB_SIZE characters): seconds to its first character, characters per second after it, the
+    seconds of `python -c "import torch"` beside them, and what the command delivers into a pipe
+    (`length` characters, less the time of a 1-character run: start-up and loading left out)
+    against what its sampler makes in a process (medians of `repeats`, the sides alternating)."""
     with tempfile.TemporaryDirectory() as folder:
         corpus = Path(folder) / "corpus.txt"
         corpus.write_text("".join(chr(32 + i) for i in range(VOCAB_SIZE)) * 500, encoding="utf-8")
         options = ["--hidden-size", shape.hidden_size, "--layers", shape.layers, "--embed-dim", shape.embed_dim]
-        train = [sys.executable, "-m", "charrnn", "train", corpus, "--max-steps", "1", "--out", Path(folder) / "run"]
+        run = Path(folder) / "run"
+        train = [sys.executable, "-m", "charrnn", "train", corpus, "--max-steps", "1", "--out", run]
         subprocess.run([*map(str, train + options), "--quiet"], check=True, capture_output=True, cwd=ROOT)
-        firsts, rates, imports = [], [], []
-        for _ in range(repeats):
-            first, total = _timed_sample(Path(folder) / "run", length)
+        sides = [
+            lambda: _timed_sample(run, length),
+            lambda: _timed_sample(run, 1)[1],
+            lambda: _sampler_seconds(run, length),
+            lambda: _seconds([sys.executable, "-c", "import torch"]),
+        ]
+        firsts, rates, imports, delivered, in_process = [], [], [], [], []
+        for repeat in range(repeats):
+            measured = {}
+            for side in range(len(sides)) if repeat % 2 == 0 else reversed(range(len(sides))):
+                measured[side] = sides[side]()
+            (first, total), one, sampler, torch_import = (measured[side] for side in range(len(sides)))
             firsts.append(first)
             rates.append((length - 1) / (total - first))
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import torch"], check=True)
-            imports.append(time.perf_counter() - start)
-    first, torch_import = statistics.median(firsts), statistics.median(imports)
-    return {"shape": shape, "first": first, "rate": statistics.median(rates), "import_torch": torch_import}
+            delivered.append((length - 1) / (total - one))
+            in_process.append(length / sampler)
+            imports.append(torch_import)
+    return {
+        "shape": shape,
+        "length": length,
+        "first": statistics.median(firsts),
+        "rate": statistics.median(rates),
+        "import_torch": statistics.median(imports),
+        "delivered": statistics.median(delivered),
+        "in_process": statistics.median(in_process),
+    }
 
 
 def _timed_sample(run: Path, length: int) -> tuple[float, float]:
-    """Seconds from starting `charrnn sample` to its first character, and to its end."""
+    """Seconds from starting `charrnn sample` to its first character, and to its end, its text
+    read from a pipe as it comes."""
     command = [sys.executable, "-m", "charrnn", "sample", "-c", str(run), "--length", str(length), "--seed", "0"]
     start = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT) as process:
@@ -302,6 +323,30 @@ def _timed_sample(run: Path, length: int) -> tuple[float, float]:
         first = time.perf_counter() - start
         process.stdout.read()
     return first, time.perf_counter() - start
+
+
+# What `charrnn sample` runs, in a process of its own: one numpy thread, the text as it is made.
+_SAMPLER = """
+import os, sys, time
+os.environ.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+import charrnn
+model = charrnn.load(sys.argv[1])
+start = time.perf_counter()
+for piece in model.stream(int(sys.argv[2]), seed=0):
+    pass
+print(time.perf_counter() - start)
+"""
+
+
+def _sampler_seconds(run: Path, length: int) -> float:
+    command = [sys.executable, "-c", _SAMPLER, str(run), str(length)]
+    return float(subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout)
+
+
+def _seconds(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT)
+    return time.perf_counter() - start
 
 
 # --- 3. footprint ---------------------------------------------------------------------
@@ -377,52 +422,66 @@ def sampling_section(results: list[dict], end_to_end: list[dict], header: str) -
     table = "\n".join(lines)
     commands = "\n".join(
         f"| {r['shape'].name} | {r['first']:.3f} s | {r['import_torch']:.3f} s | {r['first'] / r['import_torch']:.2f} | "
-        f"{r['rate']:,.0f} |"
+        f"{r['rate']:,.0f} | {r['delivered']:,.0f} | {r['in_process']:,.0f} | {r['delivered'] / r['in_process']:.2f} |"
         for r in end_to_end
     )
     return (
         f"{header}\n\n| model | batch | length | charrnn (numpy) chars/s, median (range) | µs per step | "
         f"torch path chars/s | bare chars/s | ratio to bare |\n"
         f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{table}\n\n"
-        f"`charrnn sample` end to end (one stream, medians):\n\n"
-        f'| model | first character after | `python -c "import torch"` | ratio | chars/s after the first |\n'
-        f"| --- | ---: | ---: | ---: | ---: |\n{commands}\n"
+        f"`charrnn sample` end to end (one stream, medians; into a pipe: {end_to_end[0]['length']:,} characters, less "
+        f"the time of a 1-character run; in process: its sampler in a process of its own, on one thread):\n\n"
+        f'| model | first character after | `python -c "import torch"` | ratio | chars/s after the first | '
+        f"chars/s into a pipe | chars/s in process | pipe / in process |\n"
+        f"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{commands}\n"
     )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats; write nothing")
-    args = parser.parse_args()
-    for name in () if args.quick else SECTIONS["bench.py"]:
-        check_section(name)
-    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    command = "python scripts/bench.py" + (" --quick" if args.quick else "")
-    header = f"Command: `{command}`  \nMachine: {machine_description()}"
-
-    shapes = [QUICK_SHAPE] if args.quick else [DEFAULT_SHAPE, BIG_SHAPE]
-    rounds, steps = (2, 3) if args.quick else (7, 12)
-    training = [training_throughput(shape, rounds, steps) for shape in shapes]
-    print(training_section(training, header))
-
-    lengths, batches = ((20, 200), (1, 4)) if args.quick else ((1_000, 10_000), (1, 32))
-    sampling = [row for shape in shapes for row in sampling_speed(shape, 2 if args.quick else 7, lengths, batches)]
-    end_to_end = [sample_end_to_end(shape, 500 if args.quick else 20_000, 2 if args.quick else 5) for shape in shapes]
-    print(sampling_section(sampling, end_to_end, header))
-
-    corpus = SHAKESPEARE if SHAKESPEARE.exists() and not args.quick else _small_corpus()
-    rss = peak_training_rss(corpus, 20 if args.quick else 300)
-    help_seconds = help_time(3 if args.quick else 10)
-    footprint = (
-        f"{header}\n\n| measure | value |\n| --- | ---: |\n"
-        f"| peak RSS of `charrnn train {corpus.name}` (defaults) | {rss:,.0f} MiB |\n"
-        f"| `charrnn --help` (median of {3 if args.quick else 10}) | {help_seconds:.3f} s |\n"
+    parser.add_argument(
+        "--only", choices=("training", "sampling", "footprint"), help="measure (and write) this item alone"
     )
-    print(footprint)
-    if not args.quick:
-        replace_section("bench-training", training_section(training, header))
-        replace_section("bench-sampling", sampling_section(sampling, end_to_end, header))
-        replace_section("bench-footprint", footprint)
+    args = parser.parse_args()
+    items = [args.only] if args.only else ["training", "sampling", "footprint"]
+    for item in () if args.quick else items:
+        check_section(f"bench-{item}")
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    command = (
+        "python scripts/bench.py" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
+    )
+    header = f"Command: `{command}`  \nMachine: {machine_description()}"
+    shapes = [QUICK_SHAPE] if args.quick else [DEFAULT_SHAPE, BIG_SHAPE]
+    sections = {}
+
+    if "training" in items:
+        rounds, steps = (2, 3) if args.quick else (7, 12)
+        training = [training_throughput(shape, rounds, steps) for shape in shapes]
+        sections["training"] = training_section(training, header)
+
+    if "sampling" in items:
+        lengths, batches = ((20, 200), (1, 4)) if args.quick else ((1_000, 10_000), (1, 32))
+        sampling = [row for shape in shapes for row in sampling_speed(shape, 2 if args.quick else 7, lengths, batches)]
+        end_to_end = [
+            sample_end_to_end(shape, 500 if args.quick else 20_000, 2 if args.quick else 5) for shape in shapes
+        ]
+        sections["sampling"] = sampling_section(sampling, end_to_end, header)
+
+    if "footprint" in items:
+        corpus = SHAKESPEARE if SHAKESPEARE.exists() and not args.quick else _small_corpus()
+        rss = peak_training_rss(corpus, 20 if args.quick else 300)
+        help_seconds = help_time(3 if args.quick else 10)
+        sections["footprint"] = (
+            f"{header}\n\n| measure | value |\n| --- | ---: |\n"
+            f"| peak RSS of `charrnn train {corpus.name}` (defaults) | {rss:,.0f} MiB |\n"
+            f"| `charrnn --help` (median of {3 if args.quick else 10}) | {help_seconds:.3f} s |\n"
+        )
+
+    for item, text in sections.items():
+        print(text)
+        if not args.quick:
+            replace_section(f"bench-{item}", text)
     return 0
 
 

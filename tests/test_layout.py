@@ -44,13 +44,13 @@ ALLOWED = {
     "data": {"errors"},
     "distributed": {"display", "errors"},
     "model": {"config"},
-    "runtime": {"config", "errors"},
-    "threads": set(),
+    "runtime": {"config", "errors", "threads"},
+    "threads": {"errors", "options"},
     "checkpoint": {"budget", "checkpoint_file", "config", "display", "errors", "files", "vocab"},
     "checkpoint_file": {"display", "errors", "files"},
     "outdir": {"checkpoint", "display", "errors", "files"},
     "optim": {"budget", "config"},
-    "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "nearest", "vocab"},
+    "evaluate": {"corpus", "data", "display", "encoded", "errors", "metrics", "model", "nearest", "threads", "vocab"},
     "progress": {"budget", "display", "metrics"},
     "preview": {"config", "display", "errors", "metrics", "model", "sample", "vocab"},
     "training": {
@@ -77,22 +77,24 @@ ALLOWED = {
     "numpy_model": {"config"},
     "trace": {"nearest", "numpy_model", "vocab"},
     "cells": {"vocab"},
-    "memory": {"model"},
+    "memory": {"model", "threads"},
     "report": {"display", "files"},
     "viz": {
         "cells",
         "config",
         "corpus",
         "display",
+        "encoded",
         "errors",
         "memory",
         "nearest",
         "outdir",
         "report",
         "sample",
+        "threads",
         "trace",
     },
-    "sample": {"checkpoint", "config", "errors", "model", "numpy_model", "outdir", "vocab"},
+    "sample": {"checkpoint", "config", "errors", "model", "numpy_model", "outdir", "threads", "vocab"},
     "api": {
         "checkpoint",
         "config",
@@ -107,6 +109,7 @@ ALLOWED = {
         "progress",
         "runtime",
         "sample",
+        "threads",
         "training",
     },
     "cli": {
@@ -191,7 +194,18 @@ def test_only_progress_uses_tqdm_and_only_the_command_line_uses_click():
 
 # What `charrnn sample` imports: none of these may import torch outside a function (sampling
 # runs in numpy; importing torch would cost more than the whole sample).
-TORCH_FREE = {"api", "checkpoint", "checkpoint_file", "config", "nearest", "numpy_model", "outdir", "sample", "vocab"}
+TORCH_FREE = {
+    "api",
+    "checkpoint",
+    "checkpoint_file",
+    "config",
+    "nearest",
+    "numpy_model",
+    "outdir",
+    "sample",
+    "threads",
+    "vocab",
+}
 
 
 def test_the_sampling_path_imports_no_torch_at_top_level():

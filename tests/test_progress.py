@@ -1,5 +1,6 @@
 """What a run shows while it trains: a steady estimate of the time left (evaluations and saves
-are not slow steps), and a sample preview under each evaluation, kept in samples.txt."""
+are not slow steps), and a sample preview under each evaluation, kept in samples.txt; and how
+far eval and viz are in their long passes."""
 
 import io
 import re
@@ -8,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from charrnn import progress
 from charrnn.budget import Budget
 from charrnn.cli import main
 from charrnn.config import ModelConfig
@@ -15,7 +17,7 @@ from charrnn.metrics import read_metrics
 from charrnn.model import CharRNN
 from charrnn.outdir import LATEST
 from charrnn.preview import NAME, PreviewLog, preview_text
-from charrnn.progress import LogLines, ProgressBar, Reporter, TimeLeft
+from charrnn.progress import LINE_EVERY, LogLines, MessagesOnly, ProgressBar, Reporter, TimeLeft
 from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
 from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, assert_same_training_state, fast_args, train
 
@@ -260,3 +262,87 @@ def test_a_bad_preview_length_is_one_error_line(tmp_path, pangram_file):
     result = CliRunner().invoke(main, ["train", str(pangram_file), "--preview-chars", "-1", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--preview-chars" in result.output and "Traceback" not in result.output
+
+
+# --- long passes of eval and viz: a bar on a terminal, else a line when the log has been quiet ---
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_long_pass_says_how_far_it_is_whenever_the_log_has_been_quiet_and_a_short_one_nothing():
+    stream, clock = io.StringIO(), Clock()
+    reporter = MessagesOnly(stream, clock)
+    short = reporter.progress("scoring", 300, unit="characters")
+    for _ in range(3):
+        clock.now += 1.0
+        short(100)
+    short(None)
+    assert stream.getvalue() == ""  # done within LINE_EVERY seconds: nothing to say
+    advance = reporter.progress("scoring", 300, unit="characters")
+    clock.now += LINE_EVERY
+    advance(100)
+    advance(100)  # the log has just spoken
+    reporter.message("a line of the command's own")
+    clock.now += LINE_EVERY - 1
+    advance(50)  # quiet, but not for long enough
+    clock.now += 1
+    advance(50)
+    advance(None)
+    assert stream.getvalue().splitlines() == [
+        "scoring: 100 of 300 characters (33%), 0:10",
+        "a line of the command's own",
+        "scoring: 300 of 300 characters (100%), 0:20",
+        "scoring: done in 0:20",
+    ]
+
+
+def test_a_pass_of_bytes_is_still_reported_by_its_size():
+    stream = io.StringIO()
+    advance = MessagesOnly(stream, Clock()).progress("encoding corpus.txt", progress.LONG_PASS_BYTES)
+    advance(progress.LONG_PASS_BYTES)
+    advance(None)
+    assert stream.getvalue().startswith("encoding corpus.txt: 64 MiB\ndone in 0:00")
+
+
+def test_on_a_terminal_a_long_pass_is_a_bar_that_goes_away():
+    stream = io.StringIO()
+    advance = ProgressBar(stream).progress("memory curve", 600, unit="characters")
+    for _ in range(6):
+        advance(100)
+    advance(None)  # the bar (shown only after a second) is closed and leaves nothing behind
+
+
+@pytest.fixture
+def every_line(monkeypatch):
+    """Long passes report at every piece, as if each piece took LINE_EVERY seconds."""
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.0)
+
+
+def test_eval_says_how_far_its_scoring_is_in_log_lines(tmp_path, pangram_file, every_line):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, ["train", str(pangram_file), *fast_args(), "--out", str(out), "-q"]).exit_code == 0
+    result = CliRunner().invoke(main, ["eval", str(pangram_file), "-c", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    total = re.fullmatch(r"scoring: [\d,]+ of ([\d,]+) characters \(\d+%\), 0:00", lines[0])[1]
+    assert lines[-2] == f"scoring: {total} of {total} characters (100%), 0:00" and lines[-1] == "scoring: done in 0:00"
+    assert "scoring" not in result.stdout and "bits per character: " in result.stdout
+
+
+def test_viz_says_how_far_each_long_part_is_in_log_lines(tmp_path, pangram_file, every_line):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(main, ["train", str(pangram_file), *fast_args(), "--out", str(out), "-q"]).exit_code == 0
+    args = ["viz", str(pangram_file), "-c", str(out), "-o", str(tmp_path / "page.html"), "--chars", "600"]
+    result = CliRunner().invoke(main, [*args, "--sample-length", "50"])
+    assert result.exit_code == 0, result.output
+    done = [line for line in result.stderr.splitlines() if line.endswith(": done in 0:00")]
+    assert done == ["reading the text: done in 0:00", "memory curve: done in 0:00", "samples: done in 0:00"]
+    assert "reading the text: 600 of 600 characters (100%), 0:00" in result.stderr  # one layer
+    assert re.search(r"memory curve: 200 of [\d,]+ characters", result.stderr)
+    assert "samples: 200 of 200 characters (100%), 0:00" in result.stderr  # 4 temperatures x 50

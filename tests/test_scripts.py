@@ -12,8 +12,8 @@ from helpers import PANGRAM, fast_args
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 
 
-def _run(*args):
-    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=300)
+def _run(*args, timeout=300):
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -57,10 +57,25 @@ def test_bench_corpus_measures_both_passes_and_the_memory_of_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_threads_times_every_setting_alone_and_beside_a_busy_process():
-    output = _run(SCRIPTS / "bench_threads.py", "--quick")
-    rows = [line for line in output.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 3 and all(line.count(" s (") == 2 for line in rows)
+def test_bench_threads_times_every_command_and_setting_alone_and_beside_a_busy_process():
+    output = _run(SCRIPTS / "bench_threads.py", "--quick", timeout=900)  # 42 runs of tiny commands
+    rows = [line for line in output.splitlines() if line.startswith("| ") and "---" not in line]
+    timed = [line for line in rows if line.count(" s (") == 2]  # alone and busy: median (range)
+    assert len(timed) == 6 * 3  # six commands, three settings each
+    verdicts = [line for line in rows if line.count("target <= ") == 2]
+    assert [line.split(" | ")[0] for line in verdicts] == [
+        "| train",
+        "| eval",
+        "| Model.score",
+        "| viz",
+        "| sample -n 32",
+        "| sample --beam 32",
+    ]
+
+
+def test_bench_threads_says_how_to_run_it():
+    help_text = _run(SCRIPTS / "bench_threads.py", "--help")
+    assert "python scripts/bench_threads.py" in help_text and "--quick" in help_text and "--commands" in help_text
 
 
 def test_sample_quality_measures_what_degeneration_looks_like():

@@ -16,7 +16,16 @@ from charrnn import api, training
 from charrnn.checkpoint import read_checkpoint, training_state_differences
 from charrnn.cli import main
 from charrnn.errors import ConfigError
-from charrnn.threads import MAX_INTERVAL, PROBE_STEPS, WINDOW, ThreadTuner, candidate_counts
+from charrnn.threads import (
+    DECIDE_AFTER,
+    FIRST_INTERVAL,
+    FIRST_WINDOW,
+    MAX_INTERVAL,
+    PROBE_STEPS,
+    WINDOW,
+    ThreadTuner,
+    candidate_counts,
+)
 from charrnn.training import TrainRequest, run_training
 from helpers import PANGRAM, fast_args
 
@@ -76,6 +85,30 @@ def test_with_many_cores_it_climbs_among_a_few_counts():
     busy = {16: 3.0, 15: 1.1, 8: 1.8, 1: 9.0}  # a neighbour takes one core: all threads wait for the slowest
     _, chosen, lost = simulate(lambda step: step >= 500, 3000, tables=(alone, busy), most=16)
     assert set(chosen[:500]) == {16} and set(chosen[500 + WINDOW + PROBE_STEPS :]) == {15} and lost < 0.05
+
+
+def test_the_first_probe_comes_after_a_few_steps_and_a_far_slower_one_ends_after_its_first():
+    settings: list[int] = []
+    tuner = ThreadTuner(settings.append, 2)
+    for _ in range(FIRST_WINDOW):
+        tuner.observe(3.0)  # two threads beside a busy program
+    assert settings == [1]  # a short loop (eval's windows) is not half over before it probes
+    for _ in range(DECIDE_AFTER):
+        tuner.observe(1.0)
+    assert tuner.chosen == 1 and tuner.probing is None and settings == [1]
+    for _ in range(FIRST_INTERVAL + WINDOW):
+        if tuner.probing is None:
+            tuner.observe(1.0)
+    assert settings == [1, 2]  # the periodic probe of two threads
+    tuner.observe(3.0)
+    assert settings == [1, 2, 1] and tuner.probing is None  # over after one step: each costs three
+
+
+def test_on_a_crowded_machine_probes_of_a_far_slower_count_stay_rare():
+    crowded = {1: 1.0, 2: 35.0}  # measured: two threads beside two busy processes on two cores
+    counts, chosen, lost = simulate(lambda step: True, 10_000, tables=(crowded, crowded))
+    assert set(chosen[FIRST_WINDOW + DECIDE_AFTER :]) == {1}
+    assert counts.count(2) <= FIRST_WINDOW + 10 and lost < 0.05  # the first window included
 
 
 def test_one_core_leaves_nothing_to_tune():
@@ -144,8 +177,9 @@ def test_a_bad_threads_value_is_one_line_and_exit_2(tmp_path, args, env, toml, f
 def test_the_api_takes_auto_or_a_count(tmp_path):
     with pytest.raises(ConfigError, match='threads must be "auto" or an integer >= 1'):
         api.train(tmp_path / "corpus.txt", out=tmp_path / "run", threads="x", progress=False)
-    with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
-        api.load(tmp_path, threads="auto")
+    for bad in ("x", 0, 1.5, True):
+        with pytest.raises(ConfigError, match='threads must be "auto" or an integer >= 1'):
+            api.load(tmp_path, threads=bad)  # refused before any checkpoint is looked for
 
 
 # The training loop -----------------------------------------------------------------------------
