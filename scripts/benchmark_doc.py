@@ -22,6 +22,7 @@ SECTIONS = {
     "bench.py": ("bench-training", "bench-sampling", "bench-footprint"),
     "quality.py": ("quality-5m", "quality-30m"),
     "sweep.py": ("sweep-5m", "sweep-30m"),
+    "sizing_sweep.py": ("sizing",),
     "bench_corpus.py": ("corpus-1gb",),
     "fault_test.py": ("fault-test",),
     "bench_threads.py": ("threads",),
