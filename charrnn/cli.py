@@ -7,10 +7,12 @@ errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
 import signal
+import stat
 import sys
 import traceback
 from pathlib import Path
@@ -30,6 +32,7 @@ from charrnn.config import (
 )
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
+from charrnn.files import NotAFile, open_to_read
 from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, explicit_options, table_options
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
@@ -339,16 +342,27 @@ def _limit_blas_threads(threads: int | str, streams: int) -> None:
 
 def _read_prime_file(name: str) -> str:
     """The prime in file `name` (`-`: standard input): UTF-8 text of at most PRIME_FILE_MAX
-    characters, read whole (the sampler feeds it to the model a chunk at a time)."""
+    characters, read whole (the sampler feeds it to the model a chunk at a time). A file or a
+    pipe (`<(...)`); a FIFO nothing writes to is not waited on, a device not read."""
+    pipe = False
     try:
-        with click.open_file(name, encoding="utf-8-sig", errors="strict") as file:
+        if name == "-":
+            opened = click.open_file(name, encoding="utf-8-sig", errors="strict")
+        else:
+            raw = open_to_read(name, pipes=True)
+            pipe = stat.S_ISFIFO(os.fstat(raw.fileno()).st_mode)
+            opened = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict")
+        with opened as file:
             prime = file.read(PRIME_FILE_MAX + 1)  # one more than allowed tells a longer file, without reading it all
     except UnicodeDecodeError as error:
         raise OptionError("--prime-file", f"{printable(name)} is not UTF-8 text ({error.reason})") from None
+    except NotAFile as error:
+        raise OptionError("--prime-file", f"{printable(name)} cannot be read: {error.strerror}") from None
     except OSError as error:
         raise OptionError("--prime-file", f"cannot read {printable(name)}: {error.strerror}") from None
     if not prime:
-        raise OptionError("--prime-file", f"{printable(name)} is empty")
+        nothing = "; nothing was writing to it (start the writer first)" if pipe else ""
+        raise OptionError("--prime-file", f"{printable(name)} is empty{nothing}")
     if len(prime) > PRIME_FILE_MAX:
         raise OptionError(
             "--prime-file", f"{printable(name)} holds more than {PRIME_FILE_MAX:,} characters; give its end (tail -c)"

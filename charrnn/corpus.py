@@ -30,6 +30,7 @@ from pathlib import Path
 from charrnn.cache import spool
 from charrnn.display import printable
 from charrnn.errors import CorpusError
+from charrnn.files import NotAFile, kind, open_to_read
 from charrnn.stdlib_corpus import MAX_BYTES, stdlib_sources
 
 CHUNK_BYTES = 1 << 22  # 4 MiB read at a time: memory stays flat however large the corpus
@@ -159,7 +160,7 @@ def _files_of(argument: str, encoding: str, binary: _BinaryFiles) -> dict[str, P
     if stat.S_ISFIFO(status.st_mode):  # a named pipe, or a shell's <(...)
         _refuse_pipes_under_torchrun(printable(argument))
         return {os.path.abspath(argument): _spooled(_pipe_source(argument), printable(argument), encoding, pipe=True)}
-    raise CorpusError(f"{printable(argument)} is {_kind(status.st_mode)}, not a text file")
+    raise CorpusError(f"{printable(argument)} is {kind(status.st_mode)}, not a text file")
 
 
 def _status(path: str | Path) -> os.stat_result | None:
@@ -175,17 +176,6 @@ def _status(path: str | Path) -> os.stat_result | None:
 def _regular(path: Path) -> dict[str, Path]:
     resolved = path.resolve()
     return {str(resolved): resolved}
-
-
-def _kind(mode: int) -> str:
-    kinds = {
-        stat.S_ISCHR: "a device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISSOCK: "a socket",
-        stat.S_ISDIR: "a folder",
-        stat.S_ISFIFO: "a named pipe",
-    }
-    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 def _refuse_folder(error: OSError) -> None:
@@ -240,7 +230,7 @@ def _file_in_folder(path: Path, binary: _BinaryFiles) -> dict[str, Path]:
         )
     if not stat.S_ISREG(status.st_mode):
         raise CorpusError(
-            f"{printable(path)} in the corpus folder is {_kind(status.st_mode)}, not a text file; "
+            f"{printable(path)} in the corpus folder is {kind(status.st_mode)}, not a text file; "
             "move it out, or name the files to read"
         )
     return {} if binary.skips(path) else _regular(path)
@@ -306,14 +296,13 @@ def _stdin_source() -> Iterator[bytes]:
 
 
 def _pipe_source(path: str) -> Iterator[bytes]:
-    """A named pipe's bytes. Opening a FIFO waits for a writer, perhaps forever: open it
-    without waiting, then read normally; with no writer at all, the first read ends at once."""
+    """A named pipe's bytes. Opening a FIFO waits for a writer, perhaps forever: it is opened
+    without waiting (files.open_to_read); with no writer at all, the first read ends at once."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        os.set_blocking(descriptor, True)
+        file = open_to_read(path, pipes=True)
     except OSError as error:
         raise CorpusError(f"cannot read corpus {printable(path)}: {error.strerror}") from None
-    return _chunks_of(lambda: os.read(descriptor, CHUNK_BYTES), printable(path), lambda: os.close(descriptor))
+    return _chunks_of(lambda: file.read(CHUNK_BYTES), printable(path), file.close)
 
 
 def _chunks_of(read: Callable[[], bytes], name: str, close: Callable[[], None] = lambda: None) -> Iterator[bytes]:
@@ -356,16 +345,15 @@ def _shown(name: str | Path) -> str:
 def _open_regular(path: Path, shown: str):
     """`path` opened for reading, if it is (still) a regular file: a pipe put in its place
     since the corpus was resolved must not make the read wait forever."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
+    try:
+        return open_to_read(path)
+    except NotAFile as error:
+        mode = error.mode or 0
         raise CorpusError(
             f"corpus is a folder, not a text file: {shown}"
             if stat.S_ISDIR(mode)
-            else f"{shown} is {_kind(mode)}, not a text file"
-        )
-    return os.fdopen(descriptor, "rb")
+            else f"{shown} is {kind(mode)}, not a text file"
+        ) from None
 
 
 def _decoded_chunks(
