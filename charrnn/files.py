@@ -110,9 +110,9 @@ def own_opener(path: str | Path, flags: int) -> int:
         descriptor = os.open(path, flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, 0o666)
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
-            raise NotAFile(path, "is a symbolic link") from None
+            raise not_regular(path, stat.S_IFLNK) from None
         if error.errno == errno.ENXIO:  # a FIFO that nothing reads
-            raise NotAFile(path, "is a named pipe, not a regular file", stat.S_IFIFO) from None
+            raise not_regular(path, stat.S_IFIFO) from None
         raise
     try:
         status = os.fstat(descriptor)

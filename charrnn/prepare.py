@@ -46,8 +46,10 @@ from charrnn.corpus import Corpus, resolve_corpus
 from charrnn.display import printable
 from charrnn.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.metrics import MetricsLog
 from charrnn.nearest import require_variants, variant_folds
 from charrnn.outdir import RUN_FILE, Found, OutDir, load_from
+from charrnn.preview import PreviewLog
 from charrnn.sizing import SIZED_FIELDS, sized_options
 from charrnn.vocab import Coverage, Vocab
 
@@ -112,7 +114,7 @@ def prepare_run(
 def _owning(out: OutDir, owner: bool, prepare: Callable[[], Start]) -> Start:
     if not owner:
         return prepare()
-    out.acquire()
+    out.acquire(logs=(MetricsLog(out.path), PreviewLog(out.path)))  # every file it will write checked first
     try:
         return prepare()
     except BaseException:

@@ -343,8 +343,9 @@ class Trainer:
         self._logged_step, self._logged_time = 0, 0.0
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
         self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
-        self.metrics = MetricsLog(out.path, warn=reporter.message)  # a damaged metrics.jsonl never stops a run
-        self.previews = PreviewLog(out.path, warn=reporter.message)  # samples.txt: the same
+        # A damaged metrics.jsonl never stops a run; samples.txt: the same. Each names the run in its first line.
+        self.metrics = MetricsLog(out.path, warn=reporter.message, run=record.run.id)
+        self.previews = PreviewLog(out.path, warn=reporter.message, run=record.run.id)
         if resume is not None:
             self._restore(resume.checkpoint, resume.path)
 
@@ -363,8 +364,9 @@ class Trainer:
         self._logged_step, self._logged_time = self.step, self._started
         self._agreed_elapsed = self.elapsed()
         if self.group.is_main:
-            self.metrics.forget_after(self.step)  # steps past the checkpoint are about to be redone
-            self.previews.forget_after(self.step)
+            for log in (self.metrics, self.previews):
+                log.begin_at(self.step)  # where a file started now begins (a fork's: the step it forks)
+                log.forget_after(self.step)  # steps past the checkpoint are about to be redone
         self.reporter.start(self.step, self.budget, self.elapsed())
         try:
             with StopSignals() as signals:

@@ -132,6 +132,33 @@ def _held(folder: Path) -> Path:
     return folder
 
 
+def _out_with(tmp: Path, name: str, make) -> Path:
+    """An out folder holding only `name`, made by `make(path)` (a user's file, a link, a pipe)."""
+    folder = _folder(tmp / "o")
+    make(folder / name)
+    return folder
+
+
+def _users_text(path: Path) -> None:
+    _write(path, "my notes\n")
+
+
+def _users_log(path: Path) -> None:
+    _write(path, '{"step": 1, "loss": 2.5}\n')  # another tool's metrics.jsonl
+
+
+def _users_json(path: Path) -> None:
+    _write(path, '{"experiment": "baseline"}\n')
+
+
+def _link_to_users(path: Path) -> None:
+    path.symlink_to(_write(path.parent.parent / "thesis.txt", "chapter one\n"))
+
+
+def _hard_link(path: Path) -> None:
+    os.link(_write(path.parent.parent / "thesis.txt", "chapter one\n"), path)
+
+
 def _other_run(trained: Path, tmp: Path) -> Path:
     """A copy of the trained run under another run id: a different run."""
     copy = _copy_run(trained, tmp)
@@ -216,9 +243,16 @@ CASES = {
         _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--out", r / "run"
     ),
     "out-holds-unloadable-run": lambda t, r: _train(
-        r / "corpus.txt", "--out", _write(_folder(t / "o") / "run.json", "{}\n").parent
+        r / "corpus.txt", "--out", _write(_folder(t / "o") / "run.json", '{"id": "0ther0000run"}\n').parent
     ),
     "out-in-use": lambda t, r: _train(r / "corpus.txt", "--out", _held(t / "o")),
+    "out-file-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "metrics.jsonl", _users_log)),
+    "out-file-link": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, ".charrnn.lock", _link_to_users)),
+    "out-file-hard-link": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "samples.txt", _hard_link)),
+    "out-file-pipe": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "run.json", os.mkfifo)),
+    "out-run-json-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "run.json", _users_json)),
+    "out-lock-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, ".charrnn.lock", _users_text)),
+    "out-checkpoint-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "best.pt", _users_text)),
     "resume-into-other-run": lambda t, r: _train(r / "corpus.txt", "--resume", r / "run", "--out", _other_run(r, t)),
     "resume-older-step": lambda t, r: _train(r / "corpus.txt", "--resume", _copy_run(r, t) / "step-00000010.pt"),
     "resume-no-checkpoint": lambda t, r: _train(r / "corpus.txt", "--resume", "--out", t),
