@@ -231,13 +231,6 @@ class MetricsRecords:
             raise ConfigError(f"cannot read {printable(self.path)}: {error.strerror or error}") from None
 
 
-def read_metrics(folder: Path) -> tuple[list[dict[str, Any]], int]:
-    """The records of a run's metrics.jsonl (none if it has no such file), and how many lines
-    were skipped as damaged."""
-    records = MetricsRecords(folder)
-    return list(records), records.skipped
-
-
 def finite_number(value: Any) -> bool:
     """A figure that can be drawn: an int or float, not NaN or infinite (JSON allows both)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

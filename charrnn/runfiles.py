@@ -31,8 +31,8 @@ BEST = "best.pt"
 STEP_FILE = re.compile(r"step-(\d+)\.pt")
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.txt"
-PLOT = "bpc.png"
-VIZ = "viz.html"
+PLOT_PNG = "bpc.png"
+VIZ_PAGE = "viz.html"
 
 
 def is_checkpoint_name(name: str) -> bool:
@@ -42,7 +42,7 @@ def is_checkpoint_name(name: str) -> bool:
 def is_run_file_name(name: str) -> bool:
     """Whether charrnn writes files of this name into an out folder."""
     return (
-        name in (LOCK_FILE, RUN_FILE, METRICS, SAMPLES, PLOT, VIZ)
+        name in (LOCK_FILE, RUN_FILE, METRICS, SAMPLES, PLOT_PNG, VIZ_PAGE)
         or is_checkpoint_name(name)
         or leftover_writer(name) is not None
     )

@@ -22,7 +22,8 @@ ALLOWED = {
     "sizing": {"budget", "config", "data", "errors"},
     "metrics": {"display", "errors", "files", "runfiles"},
     "runfiles": {"display", "errors", "files"},
-    "plot": {"display", "errors", "metrics"},
+    "plot": {"__init__", "diagnosis", "display", "errors", "metrics", "output"},
+    "output": {"display", "errors", "files"},
     "nearest": {"errors", "options"},
     "vocab": {"errors", "nearest"},
     "files": set(),
@@ -81,7 +82,7 @@ ALLOWED = {
     "trace": {"nearest", "numpy_model", "vocab"},
     "cells": {"vocab"},
     "memory": {"model", "threads"},
-    "report": {"display", "files"},
+    "report": {"__init__", "display", "output"},
     "viz": {
         "cells",
         "config",
@@ -118,6 +119,7 @@ ALLOWED = {
     "cli": {
         "__init__",
         "files",
+        "runfiles",
         "budget",
         "config",
         "corpus",

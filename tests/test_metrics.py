@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn.cli import main
-from charrnn.metrics import NAME, MetricsLog, read_metrics
-from helpers import PANGRAM, fast_args
+from charrnn.metrics import NAME, MetricsLog
+from helpers import PANGRAM, fast_args, read_metrics
 
 FAST = fast_args(
     hidden_size=32,

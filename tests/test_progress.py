@@ -16,13 +16,21 @@ from charrnn.cli import main
 from charrnn.config import ModelConfig
 from charrnn.errors import ConfigError
 from charrnn.files import own_opener
-from charrnn.metrics import read_metrics
 from charrnn.model import CharRNN
 from charrnn.outdir import LATEST
 from charrnn.preview import NAME, PreviewLog, preview_text
 from charrnn.progress import LINE_EVERY, LogLines, MessagesOnly, ProgressBar, Reporter, TimeLeft
 from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
-from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, assert_same_training_state, fast_args, train
+from helpers import (
+    PANGRAM,
+    TINY_OPTIONS,
+    Crash,
+    CrashAtStep,
+    assert_same_training_state,
+    fast_args,
+    read_metrics,
+    train,
+)
 
 # --- the time left, with a clock of the test's own: elapsed seconds are given, never read ---
 
