@@ -234,6 +234,8 @@ CASES = {
         _holding(t / "texts", lambda p: p.symlink_to(t / "gone")), "--out", t / "o"
     ),
     "corpus-folder-pipe": lambda t, r: _train(_holding(t / "texts", os.mkfifo), "--out", t / "o"),
+    "corpus-folder-only-runs": lambda t, r: ["eval", r / "run", "-c", r / "run"],
+    "corpus-own-run-file": lambda t, r: _train(_copy_run(r, t) / "samples.txt", "--out", t / "run"),
     "cache-env-empty": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"CHARRNN_CACHE": ""}),
     "cache-unwritable": lambda t, r: (
         _train(r / "corpus.txt", "--out", t / "o"),

@@ -29,7 +29,7 @@ ALLOWED = {
     "files": set(),
     "cache": {"display", "errors", "files"},
     "stdlib_corpus": {"files"},
-    "corpus": {"cache", "display", "errors", "files", "stdlib_corpus"},
+    "corpus": {"cache", "display", "errors", "files", "runfiles", "stdlib_corpus"},
     "encoded": {"cache", "corpus", "display", "errors", "files", "vocab"},
     "prepare": {
         "checkpoint",
@@ -42,6 +42,7 @@ ALLOWED = {
         "nearest",
         "outdir",
         "preview",
+        "runfiles",
         "sizing",
         "vocab",
     },
