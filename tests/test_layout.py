@@ -19,7 +19,7 @@ ALLOWED = {
     "params": {"budget", "display", "files", "options"},
     "budget": set(),
     "diagnosis": {"options"},
-    "sizing": {"budget", "config", "data", "errors"},
+    "sizing": {"budget", "config", "data", "errors", "files"},
     "metrics": {"display", "errors", "files", "runfiles"},
     "runfiles": {"display", "errors", "files"},
     "plot": {"__init__", "diagnosis", "display", "errors", "metrics", "output"},
