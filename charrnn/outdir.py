@@ -93,7 +93,7 @@ class OutDir:
         """Take the folder for this process: create it, lock it (refusing if another process
         holds it, naming that process), remove temporary files charrnn left in it, and refuse
         a file of charrnn's names that is not charrnn's own (the lock, run.json, checkpoints,
-        and `logs`: see `refuse_foreign_files`), before any work is done."""
+        and `logs`: see `_refuse_foreign_files`), before any work is done."""
         try:
             self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ class OutDir:
                 raise not_ours(self.path / LOCK_FILE, "is not a lock file of charrnn")
             _write_holder(descriptor)
             self._remove_leftovers()
-            self.refuse_foreign_files(logs)
+            self._refuse_foreign_files(logs)
         except BaseException:
             self.release()
             raise
@@ -131,21 +131,21 @@ class OutDir:
             if leftover_writer(leftover.name) and not stat.S_ISDIR(leftover.lstat().st_mode):
                 leftover.unlink(missing_ok=True)
 
-    def refuse_foreign_files(self, logs: Sequence[RunFile] = ()) -> None:
+    def _refuse_foreign_files(self, logs: Sequence[RunFile] = ()) -> None:
         """Refuse, naming it, a run.json or checkpoint here that is not charrnn's (a link, a
         folder, a user's file), and each of `logs` that is not this folder's run's to write
         (RunFile.take): charrnn replaces or appends to only its own files."""
         run = self.path / RUN_FILE
-        problem = not_a_file(run)
-        if problem is None and run.exists() and self.identity() is None:
-            problem = NotAFile(run, "is not the run.json of a charrnn run")
-        if problem is not None:
-            raise not_ours(run, problem.what)
+        odd = not_a_file(run)
+        if odd is not None:
+            raise not_ours(run, odd.what)
+        if run.exists() and self.identity() is None:
+            raise not_ours(run, "is not the run.json of a charrnn run")
         for name in self.checkpoint_names():
             path = self.path / name
-            problem = not_a_file(path)
-            if problem is not None:
-                raise not_ours(path, problem.what)
+            odd = not_a_file(path)
+            if odd is not None:
+                raise not_ours(path, odd.what)
             if not is_checkpoint_file(path):
                 raise not_ours(path, "is not a charrnn checkpoint (nor one damaged beyond recognition)")
         for log in logs:
