@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError
@@ -46,7 +46,9 @@ class RunFile:
     """A file of a run's out folder that is a convenience, never worth the run (metrics.jsonl,
     samples.txt): the first failure to use it costs one warning, and the run goes on without it.
     A file the run starts begins with a line naming the run (`header`), by which charrnn knows
-    its own; it is only ever written in place (never through a link, nor with a second name)."""
+    its own. It is written in place only where it is a regular file of one name (never through
+    a link), and held open from the first write, so that a file put in its place later is never
+    written (close() lets it go)."""
 
     name = ""  # the file's name in the out folder
     without = ""  # what the run goes on without, for the warning
@@ -57,6 +59,7 @@ class RunFile:
         self.run = run  # the id of the run writing it, for the first line of a file it starts
         self.step = 0  # the step a file started now begins at (see begin_at)
         self.given_up = False  # after a failure: training goes on without the file
+        self._file: IO[str] | None = None  # the file this run writes, held open from its first line (close)
 
     def header(self) -> str:
         """The line a file this run starts begins with, naming the run."""
@@ -79,13 +82,14 @@ class RunFile:
         if not os.path.lexists(self.path):
             return
         odd = not_a_file(self.path)
-        problem = odd.what if odd is not None else self._not_ours(holds_run)
+        problem = odd.what if odd is not None else self._problem(holds_run)
         if problem is not None:
             raise not_ours(self.path, problem)
         if not holds_run:
             self.path.unlink()
 
-    def _not_ours(self, holds_run: bool) -> str | None:
+    def _problem(self, holds_run: bool) -> str | None:
+        """Why the regular file here is not charrnn's to write (see take), else None."""
         try:
             with open(self.path, "rb", opener=own_opener) as file:
                 named = self.run_named(file.readline(MAX_LINE_BYTES))
@@ -96,22 +100,50 @@ class RunFile:
         return None if holds_run or named is not None else "was not written by charrnn (it names no run)"
 
     def _write(self, text: str) -> None:
-        """Append `text`; a file that is not there yet is started, with the header first."""
+        """Append `text` to the file this run holds open; a file that is not there yet is
+        started, with the header first. Another file put in its place since (a link, a file of
+        the same name, a second name) is never written: the first such write gives up."""
         if self.given_up:
             return
+        try:
+            file = self._file if self._file is not None and self._still_held(self._file) else self._open()
+            file.write(text)
+            file.flush()  # the file is read while the run trains (charrnn plot)
+        except OSError as error:
+            self.close()
+            self._give_up(error.strerror or str(error))
+
+    def _open(self) -> IO[str]:
+        self.close()
         # newline="": the text as it is (a \r stays a \r); backslashreplace: no character can fail
         options = {"encoding": "utf-8", "errors": "backslashreplace", "newline": "", "opener": own_opener}
         try:
-            try:
-                with open(self.path, "x", **options) as file:
-                    file.write((self.header() if self.run is not None else "") + text)
-                return
-            except FileExistsError:
-                pass
-            with open(self.path, "a", **options) as file:
-                file.write(text)
-        except OSError as error:
-            self._give_up(error.strerror or str(error))
+            self._file = open(self.path, "x", **options)  # noqa: SIM115 - held open for the run (close)
+            if self.run is not None:
+                self._file.write(self.header())
+        except FileExistsError:
+            self._file = open(self.path, "a", **options)  # noqa: SIM115 - held open for the run (close)
+        return self._file
+
+    def _still_held(self, file: IO[str]) -> bool:
+        """Whether the file's name still leads to `file`, held open (False: it was removed, and
+        is started again); raises NotAFile if something else is in its place, or a second name."""
+        try:
+            named = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(file.fileno())
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):  # held open: its number is not reused
+            raise NotAFile(self.path, "was replaced by another file while the run trained")
+        if held.st_nlink != 1:
+            raise NotAFile(self.path, "was given another name (a hard link) while the run trained")
+        return True
+
+    def close(self) -> None:
+        if self._file is not None:
+            with suppress(OSError):
+                self._file.close()
+            self._file = None
 
     def _give_up(self, reason: str) -> None:
         self.given_up = True
@@ -141,6 +173,7 @@ class MetricsLog(RunFile):
             return
         temporary = temporary_name(self.path)
         try:
+            self.close()
             with open(self.path, "rb", opener=own_opener) as source:
                 kept, dropped, damaged = _filter_into(source, temporary, step)
             if dropped or damaged:
@@ -169,7 +202,9 @@ def _filter_into(source: BinaryIO, temporary: Path, step: int) -> tuple[int, int
     with create_new(temporary) as target:
         for line in _lines(source):
             record = _record(line)
-            if record is not None and (record["step"] <= step or record.get("kind") == HEADER_KIND):
+            if record is not None and record.get("kind") == HEADER_KIND:
+                target.write(line)  # the line naming the run stays, whatever step the file began at
+            elif record is not None and record["step"] <= step:
                 target.write(line)
                 kept += 1
             elif record is not None or (line and not line.endswith(b"\n")):

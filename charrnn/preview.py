@@ -85,6 +85,7 @@ class PreviewLog(RunFile):
         if self.given_up:
             return
         try:
+            self.close()
             with open(self.path, "r+b", opener=own_opener) as file:  # cut in place: never through a link
                 cut = _first_entry_after(file, step)
                 if cut is not None:

@@ -344,8 +344,9 @@ class Trainer:
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
         self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
         # A damaged metrics.jsonl never stops a run; samples.txt: the same. Each names the run in its first line.
-        self.metrics = MetricsLog(out.path, warn=reporter.message, run=record.run.id)
-        self.previews = PreviewLog(out.path, warn=reporter.message, run=record.run.id)
+        run_id = record.run.id if record.run is not None else None  # None: a Trainer made by hand (scripts/bench.py)
+        self.metrics = MetricsLog(out.path, warn=reporter.message, run=run_id)
+        self.previews = PreviewLog(out.path, warn=reporter.message, run=run_id)
         if resume is not None:
             self._restore(resume.checkpoint, resume.path)
 
@@ -373,6 +374,8 @@ class Trainer:
                 self._loop(signals)
         finally:
             self.reporter.close()
+            self.metrics.close()
+            self.previews.close()
             if self.threads is not None:
                 self.threads.restore()
         return self._result(already_complete=False)

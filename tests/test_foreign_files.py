@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from charrnn.cli import main
 from charrnn.files import TEMPORARY_TAG
-from charrnn.metrics import MetricsRecords
+from charrnn.metrics import MetricsLog, MetricsRecords
 from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, step_file_name
+from charrnn.preview import PreviewLog
 from charrnn.runfiles import METRICS, SAMPLES
 from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, fast_args, train
 
@@ -169,3 +170,39 @@ def test_a_user_file_beside_a_run_is_never_taken_for_one_of_its_files(tmp_path, 
     )
     assert result.exit_code == 0, result.output
     assert (run / "notes.txt").read_bytes() == USERS
+
+
+def _swap_in_a_link(path: Path, users_file: Path) -> None:
+    path.unlink()
+    path.symlink_to(users_file)
+
+
+def _swap_in_a_users_file(path: Path, users_file: Path) -> None:
+    path.unlink()
+    path.write_bytes(USERS)
+
+
+@pytest.mark.parametrize("swap", [_swap_in_a_link, _hard_link, _swap_in_a_users_file])
+@pytest.mark.parametrize("log_class", [MetricsLog, PreviewLog])
+def test_a_file_put_in_place_of_a_log_while_training_is_never_written(tmp_path, users_file, log_class, swap):
+    """After the check at the start: a link, a second name or another file put in its place costs
+    one warning, and the run goes on without the log."""
+    warnings = []
+    log = log_class(tmp_path, warn=warnings.append, run="0123abcd")
+    write = (
+        (lambda: log.append({"kind": "train", "step": 1})) if log_class is MetricsLog else (lambda: log.append(1, "x"))
+    )
+    write()
+    if swap is _hard_link:
+        os.link(log.path, tmp_path / "second-name")
+        before = (tmp_path / "second-name").read_bytes()
+    else:
+        swap(log.path, users_file)
+    write()
+    write()
+    assert len(warnings) == 1 and f"warning: cannot write {log.path} (it " in warnings[0], warnings
+    assert users_file.read_bytes() == USERS
+    if swap is _hard_link:
+        assert (tmp_path / "second-name").read_bytes() == before
+    if swap is _swap_in_a_users_file:
+        assert log.path.read_bytes() == USERS
