@@ -265,11 +265,13 @@ def _folder_files(folder: Path, left_out: _LeftOut) -> dict[str, Path]:
     return found
 
 
-def _files_under(folder: Path, left_out: _LeftOut) -> dict[str, Path]:
+def _files_under(folder: Path, left_out: _LeftOut, named: bool = True) -> dict[str, Path]:
+    """The files under `folder`; an out folder below it is left out, and so is `folder` itself
+    unless it was `named` (a pattern's matched folders are as if below the pattern's)."""
     found: dict[str, Path] = {}
     for parent, subfolders, names in _walk(folder):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        if left_out.skips_folder(Path(parent), names, top=Path(parent) == folder):
+        if left_out.skips_folder(Path(parent), names, top=named and Path(parent) == folder):
             subfolders[:] = []
             continue
         for name in names:
@@ -318,7 +320,7 @@ def _matches(pattern: str, left_out: _LeftOut) -> dict[str, Path]:
     for match in glob.glob(pattern, recursive=True):
         status = _status(match)
         if status is not None and stat.S_ISDIR(status.st_mode):
-            found.update(_files_under(Path(match), left_out))
+            found.update(_files_under(Path(match), left_out, named=False))
         elif status is not None:
             found.update(_file_in_folder(Path(match), left_out))
     if not found:

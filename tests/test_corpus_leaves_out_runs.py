@@ -65,6 +65,14 @@ def test_a_pattern_leaves_out_the_files_charrnn_wrote_in_an_out_folder(data):
     assert "1 file charrnn wrote left out" in corpus.description
 
 
+def test_an_out_folder_a_pattern_matches_is_left_out_whole(data):
+    assert _charrnn("train", data / "a.txt", *FAST, "--out", data / "run").exit_code == 0
+    (data / "run" / "notes.txt").write_text("the user's notes on the run\n", encoding="utf-8")
+    by_pattern, by_folder = resolve_corpus([str(data / "*")]), resolve_corpus([str(data)])
+    assert by_pattern.files == by_folder.files == ((data / "a.txt").resolve(),)
+    assert f"1 charrnn folder left out ({data / 'run'})" in by_pattern.description
+
+
 def test_an_out_folder_named_as_the_corpus_folder_gives_only_the_users_texts(data):
     command = ["train", data, *FAST, "--out", data]
     assert _charrnn(*command).exit_code == 0
