@@ -13,9 +13,9 @@ unreadable folders and broken links are refused in one line, never skipped or wa
 files found inside a folder or by a pattern (`__pycache__/*.pyc`, images) are left out, and the
 corpus's description says how many; a binary file named on its own is refused. charrnn's own
 files are left out and counted the same way, so that a run's logs never become its text: an out
-folder inside a corpus folder (one holding run.json, .charrnn.lock or checkpoints) and the corpus
-cache are left out whole, and in an out folder named itself, or reached by a pattern, the files
-charrnn writes there (metrics.jsonl, samples.txt, ...).
+folder inside a corpus folder or matched by a pattern (one holding run.json, .charrnn.lock or
+checkpoints) and the corpus cache are left out whole; in an out folder named itself, or whose
+files a pattern matches, the files charrnn writes there (metrics.jsonl, samples.txt, ...).
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ def resolve_corpus(arguments: Sequence[str], encoding: str = "utf-8", errors: st
 class _LeftOut:
     """What folders and patterns reach that is left out of the corpus, and counted for its
     description: binary files (only for UTF-8 corpora: UTF-16 and UTF-32 text holds NUL bytes);
-    charrnn's out folders below a folder (their files are a run's, not text: a run's own logs
-    would become its corpus) and the corpus cache; and in an out folder named itself, or
-    reached by a pattern, the files charrnn writes there (metrics.jsonl, samples.txt, ...)."""
+    charrnn's out folders below a folder or matched by a pattern (their files are a run's, not
+    text: a run's own logs would become its corpus) and the corpus cache; and in an out folder
+    named itself, or whose files a pattern matches, the files charrnn writes there."""
 
     def __init__(self, binary: bool):
         self.binary_enabled = binary
