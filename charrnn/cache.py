@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CorpusError, OptionError
-from charrnn.files import TEMPORARY_TAG, fsync_folder, leftover_writer, temporary_name
+from charrnn.files import TEMPORARY_TAG, create_new, fsync_folder, leftover_writer, open_to_read, temporary_name
 
 CACHE_VARIABLE = "CHARRNN_CACHE"
 SPOOLED = "spooled"  # the folder of texts read once from a pipe: <root>/spooled/<sha256>
@@ -106,7 +106,7 @@ def _writing(path: Path, doing: str) -> Iterator[tuple[Path, BinaryIO]]:
     with _signals_raise(doing):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as file:
+            with create_new(temporary) as file:
                 yield temporary, file
         except OSError as error:
             raise CorpusError(
@@ -210,8 +210,8 @@ def open_sealed(
     """The sealed entry at `path`, open, and its fields, if it is whole and its fields hold
     `expected`; None if it is missing or damaged (to be rebuilt). `advance` sees each block hashed."""
     try:
-        file = open(path, "rb")  # noqa: SIM115 - returned open, or closed below
-    except OSError:  # missing, a folder, unreadable
+        file = open_to_read(path)
+    except OSError:  # missing, a folder or a pipe (damage: rebuilt), unreadable
         return None
     try:
         fields = _verified_fields(file, expected, advance)
@@ -269,7 +269,7 @@ def spool(chunks: Iterable[bytes], doing: str) -> Path:
 def _digest_of(path: Path) -> str | None:
     hasher = hashlib.sha256()
     try:
-        with open(path, "rb") as file:
+        with open_to_read(path) as file:
             while chunk := file.read(READ_BYTES):
                 hasher.update(chunk)
     except OSError:

@@ -46,7 +46,7 @@ from safetensors import SafetensorError
 
 from charrnn.display import printable
 from charrnn.errors import CheckpointError
-from charrnn.files import write_atomic
+from charrnn.files import NotAFile, open_to_read, write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -238,31 +238,19 @@ def checkpoint_format(path: str | Path) -> int | None:
 
 def _open_regular(path: Path) -> BinaryIO:
     """`path` opened for reading if it is a regular file: a device (`/dev/zero`) or a pipe
-    could feed bytes forever, and opening a FIFO blocks (hence the stat first, and O_NONBLOCK
-    in case it was swapped for one since)."""
+    could feed bytes forever, and opening a FIFO blocks (files.open_to_read)."""
     try:
-        _require_regular(os.stat(path).st_mode, path)
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        return open_to_read(path)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {printable(path)}") from None
-    except OSError as error:
-        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {error.strerror or error}") from None
-    file = os.fdopen(descriptor, "rb")
-    try:
-        _require_regular(os.fstat(descriptor).st_mode, path)
-    except BaseException:
-        file.close()
-        raise
-    return file
-
-
-def _require_regular(mode: int, path: Path) -> None:
-    if stat.S_ISDIR(mode):
-        raise CheckpointError(f"checkpoint is a folder with no checkpoint in it: {printable(path)}")
-    if not stat.S_ISREG(mode):
+    except NotAFile as error:
+        if error.mode is not None and stat.S_ISDIR(error.mode):
+            raise CheckpointError(f"checkpoint is a folder with no checkpoint in it: {printable(path)}") from None
         raise CheckpointError(
             f"{printable(path)} is not a regular file (a device, pipe or socket), so not a checkpoint"
-        )
+        ) from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {printable(path)}: {error.strerror or error}") from None
 
 
 def _read_verified(path: Path) -> tuple[int, bytes]:

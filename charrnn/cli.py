@@ -7,10 +7,12 @@ errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
 import signal
+import stat
 import sys
 import traceback
 from pathlib import Path
@@ -30,8 +32,10 @@ from charrnn.config import (
 )
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
+from charrnn.files import NotAFile, open_to_read
 from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, explicit_options, table_options
+from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
 
 
@@ -339,16 +343,27 @@ def _limit_blas_threads(threads: int | str, streams: int) -> None:
 
 def _read_prime_file(name: str) -> str:
     """The prime in file `name` (`-`: standard input): UTF-8 text of at most PRIME_FILE_MAX
-    characters, read whole (the sampler feeds it to the model a chunk at a time)."""
+    characters, read whole (the sampler feeds it to the model a chunk at a time). A file or a
+    pipe (`<(...)`); a FIFO nothing writes to is not waited on, a device not read."""
+    pipe = False
     try:
-        with click.open_file(name, encoding="utf-8-sig", errors="strict") as file:
+        if name == "-":
+            opened = click.open_file(name, encoding="utf-8-sig", errors="strict")
+        else:
+            raw = open_to_read(name, pipes=True)
+            pipe = stat.S_ISFIFO(os.fstat(raw.fileno()).st_mode)
+            opened = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict")
+        with opened as file:
             prime = file.read(PRIME_FILE_MAX + 1)  # one more than allowed tells a longer file, without reading it all
     except UnicodeDecodeError as error:
         raise OptionError("--prime-file", f"{printable(name)} is not UTF-8 text ({error.reason})") from None
+    except NotAFile as error:
+        raise OptionError("--prime-file", f"{printable(name)} cannot be read: {error.strerror}") from None
     except OSError as error:
         raise OptionError("--prime-file", f"cannot read {printable(name)}: {error.strerror}") from None
     if not prime:
-        raise OptionError("--prime-file", f"{printable(name)} is empty")
+        nothing = "; nothing was writing to it (start the writer first)" if pipe else ""
+        raise OptionError("--prime-file", f"{printable(name)} is empty{nothing}")
     if len(prime) > PRIME_FILE_MAX:
         raise OptionError(
             "--prime-file", f"{printable(name)} holds more than {PRIME_FILE_MAX:,} characters; give its end (tail -c)"
@@ -545,10 +560,10 @@ def info(checkpoint: Path) -> None:
 @main.command(short_help="Plot train and validation bits per character against step (needs matplotlib).")
 @click.argument("out_dirs", metavar="[OUT_DIR]...", nargs=-1, type=Location(file_okay=False, path_type=Path))
 @table_options(PLOT, "plot")
-def plot(out_dirs: tuple[Path, ...], output: Path | None) -> None:
+def plot(out_dirs: tuple[Path, ...], output: Path | None, force: bool) -> None:
     """Draw the training and validation loss of one or more runs (their out folders, default
     checkpoints/) from their metrics.jsonl, overlaid, into a PNG: by default bpc.png in the
-    first run's folder.
+    first run's folder. A file charrnn did not write is replaced only with --force.
 
     \b
     Examples:
@@ -558,8 +573,8 @@ def plot(out_dirs: tuple[Path, ...], output: Path | None) -> None:
     from charrnn.plot import plot_runs
 
     out_dirs = out_dirs or (Path(DEFAULT_OUT),)
-    output = output or out_dirs[0] / "bpc.png"
-    for warning in plot_runs(out_dirs, output):
+    output = output or out_dirs[0] / PLOT_PNG
+    for warning in plot_runs(out_dirs, output, force):
         click.echo(warning, err=True)
     click.echo(f"wrote {printable(output)}", err=True)
 
@@ -576,6 +591,7 @@ def viz(
     encoding: str,
     errors: str,
     output: Path | None,
+    force: bool,
     temperatures: str,
     sample_length: int,
     prime: str | None,
@@ -625,22 +641,21 @@ def viz(
     if ansi:
         _print_coloured(loaded, shown, unseen, cell, reporter)
         return
-    output = output or loaded.path.parent / "viz.html"
-    if not output.parent.is_dir():
-        raise OptionError("--output", f"is in a folder that does not exist: {printable(output.parent)}")
+    from charrnn.report import page_output, write_html
+
+    page = page_output(output or loaded.path.parent / VIZ_PAGE, force)
+    page.check()  # before the work: a user's file, a link, a read-only or full disk
     inspect.check_prime(loaded, settings)
     click.echo(f"(looking at {shown.source} with {loaded.path}, step {loaded.step:,})", err=True)
     if unseen.note():
         click.echo(f"note: {unseen.note()}", err=True)
-    from charrnn.report import write_html
-
     data = inspect.page_data(loaded, shown, settings, unseen, reporter.progress, threads)
     unpredicted = sum(bits is None for bits in data["bits"][1:])  # characters left out
     if unpredicted:
         are = "character is" if unpredicted == 1 else "characters are"
         click.echo(f"note: {unpredicted:,} {are} outside the model's vocabulary: shown, not scored", err=True)
-    write_html(data, output)
-    click.echo(f"wrote {printable(output)}: open it in a browser", err=True)
+    write_html(data, page)
+    click.echo(f"wrote {printable(page.path)}: open it in a browser", err=True)
 
 
 def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, reporter: Any) -> None:

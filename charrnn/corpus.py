@@ -11,7 +11,11 @@ A text that can be read only once (`-`, standard input; a named pipe; `<(...)` i
 first copied into the cache (charrnn.cache), and that copy is the file read. Devices, sockets,
 unreadable folders and broken links are refused in one line, never skipped or waited on. Binary
 files found inside a folder or by a pattern (`__pycache__/*.pyc`, images) are left out, and the
-corpus's description says how many; a binary file named on its own is refused.
+corpus's description says how many; a binary file named on its own is refused. charrnn's own
+files are left out and counted the same way, so that a run's logs never become its text: an out
+folder inside a corpus folder or matched by a pattern (one holding run.json, .charrnn.lock or
+checkpoints) and the corpus cache are left out whole; in an out folder named itself, or whose
+files a pattern matches, the files charrnn writes there (metrics.jsonl, samples.txt, ...).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn.cache import spool
+from charrnn.cache import cache_root, spool
 from charrnn.display import printable
-from charrnn.errors import CorpusError
+from charrnn.errors import CharRNNError, CorpusError
+from charrnn.files import NotAFile, kind, open_to_read
+from charrnn.runfiles import is_run_file_name, marks_out_folder
 from charrnn.stdlib_corpus import MAX_BYTES, stdlib_sources
 
 CHUNK_BYTES = 1 << 22  # 4 MiB read at a time: memory stays flat however large the corpus
@@ -83,9 +89,9 @@ def resolve_corpus(arguments: Sequence[str], encoding: str = "utf-8", errors: st
     if STDIN in arguments and len(arguments) > 1:
         raise CorpusError("- (standard input) must be the only corpus argument; pipe every text into it instead")
     named: dict[str, Path] = {}  # the name a checkpoint records -> the file read
-    binary = _BinaryFiles(enabled=_is_utf8_encoding(encoding))
+    left_out = _LeftOut(binary=_is_utf8_encoding(encoding))
     for argument in arguments:
-        named.update(_files_of(argument, encoding, binary))
+        named.update(_files_of(argument, encoding, left_out))
     names = sorted(named)
     files = tuple(named[name] for name in names)
     if arguments == [STDIN]:
@@ -94,39 +100,102 @@ def resolve_corpus(arguments: Sequence[str], encoding: str = "utf-8", errors: st
         description = printable(arguments[0])
     else:
         description = f"{len(files):,} files ({printable(', '.join(arguments))})"
-    description += binary.note()
+    description += left_out.note()
     return Corpus(files=files, description=description, encoding=encoding, errors=errors, names=tuple(names))
 
 
-class _BinaryFiles:
-    """The binary files met inside folders and patterns, which are left out of the corpus.
-    Only for UTF-8 corpora: UTF-16 and UTF-32 text holds NUL bytes."""
+class _LeftOut:
+    """What folders and patterns reach that is left out of the corpus, and counted for its
+    description: binary files (only for UTF-8 corpora: UTF-16 and UTF-32 text holds NUL bytes);
+    charrnn's out folders below a folder or matched by a pattern (their files are a run's, not
+    text: a run's own logs would become its corpus) and the corpus cache; and in an out folder
+    named itself, or whose files a pattern matches, the files charrnn writes there."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.paths: set[Path] = set()  # a file that a folder and a pattern both reach counts once
+    def __init__(self, binary: bool):
+        self.binary_enabled = binary
+        # Sets: a file or folder that a folder and a pattern both reach counts once.
+        self.binary: set[Path] = set()
+        self.folders: dict[Path, Path] = {}  # resolved -> as met (for the description)
+        self.run_files: set[Path] = set()
+        self._cache: Path | None | bool = False  # the cache folder, found when first needed
+        self._charrnns: dict[Path, tuple[bool, bool]] = {}  # folder -> (an out folder, in the cache)
 
-    @property
-    def skipped(self) -> int:
-        return len(self.paths)
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.binary), len(self.folders), len(self.run_files)
 
     def skips(self, path: Path) -> bool:
-        if self.enabled and _starts_binary(path):
-            self.paths.add(path.resolve())
+        """Whether `path`, a file in a folder or matched by a pattern, is left out."""
+        out_folder, in_cache = self._charrnn_folder(path.parent)
+        if in_cache or (out_folder and is_run_file_name(path.name)):
+            self.run_files.add(path.resolve())
+            return True
+        if self.binary_enabled and _starts_binary(path):
+            self.binary.add(path.resolve())
             return True
         return False
 
+    def skips_folder(self, folder: Path, names: list[str], top: bool) -> bool:
+        """Whether the folder `folder` (holding files `names`) is left out whole: an out folder
+        below the folder named, or the corpus cache."""
+        self._charrnns.setdefault(folder, (marks_out_folder(names), self._in_cache(folder)))
+        out_folder, in_cache = self._charrnns[folder]
+        if in_cache or (out_folder and not top):
+            self.folders.setdefault(folder.resolve(), folder)
+            return True
+        return False
+
+    def _charrnn_folder(self, folder: Path) -> tuple[bool, bool]:
+        """Whether `folder` is an out folder of charrnn, and whether it lies in the corpus cache."""
+        if folder not in self._charrnns:
+            self._charrnns[folder] = (marks_out_folder(_names_in(folder)), self._in_cache(folder))
+        return self._charrnns[folder]
+
+    def _in_cache(self, folder: Path) -> bool:
+        if self._cache is False:
+            self._cache = _cache_folder()
+        if not isinstance(self._cache, Path):
+            return False
+        resolved = folder.resolve()
+        return resolved == self._cache or self._cache in resolved.parents
+
     def note(self) -> str:
-        """What the corpus's description adds: `; 12 binary files skipped`."""
-        return f"; {_binary_files(self.skipped)} skipped" if self.skipped else ""
+        """What the corpus's description adds: `; 12 binary files skipped; 1 charrnn folder left out (runs/a)`."""
+        return "".join(f"; {part}" for part in self._parts((0, 0, 0), verbs=True))
 
-    def only_since(self, before: int) -> str:
+    def only_since(self, before: tuple[int, int, int]) -> str:
         """What a refusal of an empty folder or pattern adds: ` but 12 binary files`."""
-        return f" but {_binary_files(self.skipped - before)}" if self.skipped > before else ""
+        parts = self._parts(before, verbs=False)
+        return f" but {', '.join(parts)}" if parts else ""
+
+    def _parts(self, before: tuple[int, int, int], verbs: bool) -> list[str]:
+        binary, folders, run_files = (now - then for now, then in zip(self.counts(), before))
+        first = printable(min(self.folders.values())) if self.folders else ""
+        parts = [
+            (binary, f"{_counted(binary, 'binary file')}{' skipped' if verbs else ''}"),
+            (folders, f"{_counted(folders, 'charrnn folder')}{' left out' if verbs else ''} ({first})"),
+            (run_files, f"{_counted(run_files, 'file')} charrnn wrote{' left out' if verbs else ''}"),
+        ]
+        return [text for count, text in parts if count > 0]
 
 
-def _binary_files(count: int) -> str:
-    return f"{count:,} binary file{'s' if count > 1 else ''}"
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'s' if count > 1 else ''}"
+
+
+def _names_in(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _cache_folder() -> Path | None:
+    """The corpus cache folder, if there is one (it is never text to train on)."""
+    try:
+        root = cache_root()
+    except CharRNNError:  # no cache can be named: there is none to leave out
+        return None
+    return root.resolve() if root.is_dir() else None
 
 
 def _is_utf8_encoding(encoding: str) -> bool:
@@ -143,23 +212,23 @@ def _starts_binary(path: Path) -> bool:
         return False
 
 
-def _files_of(argument: str, encoding: str, binary: _BinaryFiles) -> dict[str, Path]:
+def _files_of(argument: str, encoding: str, left_out: _LeftOut) -> dict[str, Path]:
     """The files `argument` names, each under the name a checkpoint records."""
     if argument == STDIN:
         return {STDIN: _spooled(_stdin_source(), STDIN_DESCRIPTION, encoding)}
     status = _status(argument)
     if status is None:
         if glob.has_magic(argument):
-            return _matches(argument, binary)
+            return _matches(argument, left_out)
         raise CorpusError(f"corpus not found: {printable(argument)}")
     if stat.S_ISDIR(status.st_mode):
-        return _folder_files(Path(argument), binary)
+        return _folder_files(Path(argument), left_out)
     if stat.S_ISREG(status.st_mode):
         return _regular(Path(argument))
     if stat.S_ISFIFO(status.st_mode):  # a named pipe, or a shell's <(...)
         _refuse_pipes_under_torchrun(printable(argument))
         return {os.path.abspath(argument): _spooled(_pipe_source(argument), printable(argument), encoding, pipe=True)}
-    raise CorpusError(f"{printable(argument)} is {_kind(status.st_mode)}, not a text file")
+    raise CorpusError(f"{printable(argument)} is {kind(status.st_mode)}, not a text file")
 
 
 def _status(path: str | Path) -> os.stat_result | None:
@@ -177,17 +246,6 @@ def _regular(path: Path) -> dict[str, Path]:
     return {str(resolved): resolved}
 
 
-def _kind(mode: int) -> str:
-    kinds = {
-        stat.S_ISCHR: "a device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISSOCK: "a socket",
-        stat.S_ISDIR: "a folder",
-        stat.S_ISFIFO: "a named pipe",
-    }
-    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
-
-
 def _refuse_folder(error: OSError) -> None:
     raise CorpusError(
         f"cannot read folder {printable(error.filename)} of the corpus: {error.strerror}; "
@@ -195,25 +253,30 @@ def _refuse_folder(error: OSError) -> None:
     )
 
 
-def _folder_files(folder: Path, binary: _BinaryFiles) -> dict[str, Path]:
+def _folder_files(folder: Path, left_out: _LeftOut) -> dict[str, Path]:
     """Every regular text file under `folder`, hidden ones left out, linked folders followed
-    (each folder once). Nothing is skipped without a word: binary files are counted (for the
-    corpus's description); an unreadable folder, a broken link or a pipe or device in the
-    folder is refused, naming it."""
-    skipped_before = binary.skipped
-    found = _files_under(folder, binary)
+    (each folder once). Nothing is skipped without a word: binary files and charrnn's own
+    folders and files are counted (for the corpus's description); an unreadable folder, a
+    broken link or a pipe or device in the folder is refused, naming it."""
+    before = left_out.counts()
+    found = _files_under(folder, left_out)
     if not found:
-        raise CorpusError(f"corpus folder {printable(folder)} holds no files{binary.only_since(skipped_before)}")
+        raise CorpusError(f"corpus folder {printable(folder)} holds no files{left_out.only_since(before)}")
     return found
 
 
-def _files_under(folder: Path, binary: _BinaryFiles) -> dict[str, Path]:
+def _files_under(folder: Path, left_out: _LeftOut, named: bool = True) -> dict[str, Path]:
+    """The files under `folder`; an out folder below it is left out, and so is `folder` itself
+    unless it was `named` (a pattern's matched folders are as if below the pattern's)."""
     found: dict[str, Path] = {}
     for parent, subfolders, names in _walk(folder):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        if left_out.skips_folder(Path(parent), names, top=named and Path(parent) == folder):
+            subfolders[:] = []
+            continue
         for name in names:
             if not name.startswith("."):
-                found.update(_file_in_folder(Path(parent, name), binary))
+                found.update(_file_in_folder(Path(parent, name), left_out))
     return found
 
 
@@ -232,7 +295,7 @@ def _walk(top: Path, depth: float = math.inf) -> Iterator[tuple[str, list[str], 
         yield parent, subfolders, names
 
 
-def _file_in_folder(path: Path, binary: _BinaryFiles) -> dict[str, Path]:
+def _file_in_folder(path: Path, left_out: _LeftOut) -> dict[str, Path]:
     status = _status(path)
     if status is None:
         raise CorpusError(
@@ -240,28 +303,28 @@ def _file_in_folder(path: Path, binary: _BinaryFiles) -> dict[str, Path]:
         )
     if not stat.S_ISREG(status.st_mode):
         raise CorpusError(
-            f"{printable(path)} in the corpus folder is {_kind(status.st_mode)}, not a text file; "
+            f"{printable(path)} in the corpus folder is {kind(status.st_mode)}, not a text file; "
             "move it out, or name the files to read"
         )
-    return {} if binary.skips(path) else _regular(path)
+    return {} if left_out.skips(path) else _regular(path)
 
 
-def _matches(pattern: str, binary: _BinaryFiles) -> dict[str, Path]:
+def _matches(pattern: str, left_out: _LeftOut) -> dict[str, Path]:
     """The files a glob pattern matches (a matched folder gives its files, as on a shell's
     command line; `src/**/*` also matches `src/__pycache__`, whose files are binary, so a
     matched folder may add none). glob passes over folders it cannot read without a word, so
     every folder it would list is checked first."""
     _check_folders_readable(pattern)
     found: dict[str, Path] = {}
-    skipped_before = binary.skipped
+    before = left_out.counts()
     for match in glob.glob(pattern, recursive=True):
         status = _status(match)
         if status is not None and stat.S_ISDIR(status.st_mode):
-            found.update(_files_under(Path(match), binary))
+            found.update(_files_under(Path(match), left_out, named=False))
         elif status is not None:
-            found.update(_file_in_folder(Path(match), binary))
+            found.update(_file_in_folder(Path(match), left_out))
     if not found:
-        raise CorpusError(f"corpus pattern {printable(pattern)} matches no files{binary.only_since(skipped_before)}")
+        raise CorpusError(f"corpus pattern {printable(pattern)} matches no files{left_out.only_since(before)}")
     return found
 
 
@@ -306,14 +369,13 @@ def _stdin_source() -> Iterator[bytes]:
 
 
 def _pipe_source(path: str) -> Iterator[bytes]:
-    """A named pipe's bytes. Opening a FIFO waits for a writer, perhaps forever: open it
-    without waiting, then read normally; with no writer at all, the first read ends at once."""
+    """A named pipe's bytes. Opening a FIFO waits for a writer, perhaps forever: it is opened
+    without waiting (files.open_to_read); with no writer at all, the first read ends at once."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        os.set_blocking(descriptor, True)
+        file = open_to_read(path, pipes=True)
     except OSError as error:
         raise CorpusError(f"cannot read corpus {printable(path)}: {error.strerror}") from None
-    return _chunks_of(lambda: os.read(descriptor, CHUNK_BYTES), printable(path), lambda: os.close(descriptor))
+    return _chunks_of(lambda: file.read(CHUNK_BYTES), printable(path), file.close)
 
 
 def _chunks_of(read: Callable[[], bytes], name: str, close: Callable[[], None] = lambda: None) -> Iterator[bytes]:
@@ -356,16 +418,15 @@ def _shown(name: str | Path) -> str:
 def _open_regular(path: Path, shown: str):
     """`path` opened for reading, if it is (still) a regular file: a pipe put in its place
     since the corpus was resolved must not make the read wait forever."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
+    try:
+        return open_to_read(path)
+    except NotAFile as error:
+        mode = error.mode or 0
         raise CorpusError(
             f"corpus is a folder, not a text file: {shown}"
             if stat.S_ISDIR(mode)
-            else f"{shown} is {_kind(mode)}, not a text file"
-        )
-    return os.fdopen(descriptor, "rb")
+            else f"{shown} is {kind(mode)}, not a text file"
+        ) from None
 
 
 def _decoded_chunks(

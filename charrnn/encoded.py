@@ -38,6 +38,7 @@ from charrnn.cache import (
 from charrnn.corpus import Corpus
 from charrnn.display import printable
 from charrnn.errors import CorpusError
+from charrnn.files import open_to_read
 from charrnn.vocab import CODE_POINTS, Vocab, code_points
 
 _FORMAT = 2  # bump when what the cache holds changes
@@ -146,7 +147,7 @@ class CorpusCache:
                 doing,
             )
         try:
-            with opened or open(path, "rb") as file:
+            with opened or open_to_read(path) as file:
                 mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
             ids = np.frombuffer(mapping, dtype=vocab.id_dtype, count=counts.total, offset=HEADER_BYTES)
         except (OSError, ValueError) as error:  # ValueError: cut short since it was written

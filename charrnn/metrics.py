@@ -1,14 +1,17 @@
 """The run's figures as data: `metrics.jsonl` in the out folder, one JSON object per line.
 
-Every training-loss report writes a line of kind "train" (step, epoch, train bpc, learning
-rate, chars/s, gradient norm, CPU threads, elapsed seconds) and every validation a line of kind
+Its first line names the run that started the file (kind "run": its id, and the step the
+file began at), so that charrnn can tell its own file from a user's. Every training-loss
+report writes a line of kind "train" (step, epoch, train bpc, learning rate, chars/s,
+gradient norm, CPU threads, elapsed seconds) and every validation a line of kind
 "validation" (step, epoch, validation bpc, whether it is the best so far). A resumed run
 appends, after first dropping the lines of steps its checkpoint does not hold (they are about
 to be trained again), so no step is ever counted twice.
 
 The figures are a convenience, never worth a run: a damaged file (bytes that are not UTF-8,
 lines that are not records) loses its damaged lines, and one that cannot be read or written
-(a folder in its place, no permission, a full disk) costs one warning, and training goes on.
+once training runs (no permission, a full disk, a link put in its place) costs one warning,
+and training goes on. What is there before the run starts must be the run's own (RunFile.take).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError
-from charrnn.files import temporary_name
+from charrnn.files import NotAFile, create_new, not_a_file, open_to_read, own_opener, temporary_name
+from charrnn.runfiles import METRICS, not_ours
 
 NATS_PER_BIT = math.log(2)
 
@@ -33,29 +37,113 @@ def nats_to_bits(nats: float) -> float:
     return nats / NATS_PER_BIT
 
 
-NAME = "metrics.jsonl"
+NAME = METRICS
 MAX_LINE_BYTES = 1 << 16  # a record is a few hundred bytes; longer lines are damage, read past in pieces
 MAX_STEP = 2**63 - 1  # a step as torch and numpy hold it; larger ones are damage
 
 
 class RunFile:
     """A file of a run's out folder that is a convenience, never worth the run (metrics.jsonl,
-    samples.txt): the first failure to use it costs one warning, and the run goes on without it."""
+    samples.txt): the first failure to use it costs one warning, and the run goes on without it.
+    A file the run starts begins with a line naming the run (`header`), by which charrnn knows
+    its own. It is written in place only where it is a regular file of one name (never through
+    a link), and held open from the first write, so that a file put in its place later is never
+    written (close() lets it go)."""
 
     name = ""  # the file's name in the out folder
     without = ""  # what the run goes on without, for the warning
 
-    def __init__(self, folder: Path, warn: Callable[[str], None] = lambda text: None):
+    def __init__(self, folder: Path, warn: Callable[[str], None] = lambda text: None, run: str | None = None):
         self.path = Path(folder) / self.name
         self.warn = warn  # how a warning reaches the user (the training reporter's message)
+        self.run = run  # the id of the run writing it, for the first line of a file it starts
+        self.step = 0  # the step a file started now begins at (see begin_at)
         self.given_up = False  # after a failure: training goes on without the file
+        self._file: IO[str] | None = None  # the file this run writes, held open from its first line (close)
 
-    def _usable(self) -> bool:
-        """False, after a warning, if something other than a file (a folder, a FIFO that would
-        block) is where the file should be."""
-        if not self.given_up and os.path.lexists(self.path) and not self.path.is_file():
-            self._give_up("it is not a regular file")
-        return not self.given_up
+    def header(self) -> str:
+        """The line a file this run starts begins with, naming the run."""
+        raise NotImplementedError
+
+    def run_named(self, first_line: bytes) -> str | None:
+        """The run a file's first line names (None: it names none; a file of an older charrnn)."""
+        raise NotImplementedError
+
+    def begin_at(self, step: int) -> None:
+        self.step = step
+
+    def take(self, holds_run: bool) -> None:
+        """Before a run starts: refuse (one line, naming it) a file here that is not charrnn's to
+        write: a link, a folder or pipe in its place, a file with a second name, or, in a folder
+        that holds no run, one whose first line names no run (a user's). In a folder that holds
+        a run, the file is that run's (older versions wrote no first line). A file naming a
+        run in a folder that holds none is what a run that ended before its first checkpoint
+        left: removed, for the new run to start afresh."""
+        if not os.path.lexists(self.path):
+            return
+        odd = not_a_file(self.path)
+        problem = odd.what if odd is not None else self._problem(holds_run)
+        if problem is not None:
+            raise not_ours(self.path, problem)
+        if not holds_run:
+            self.path.unlink()
+
+    def _problem(self, holds_run: bool) -> str | None:
+        """Why the regular file here is not charrnn's to write (see take), else None."""
+        try:
+            with open(self.path, "rb", opener=own_opener) as file:
+                named = self.run_named(file.readline(MAX_LINE_BYTES))
+        except NotAFile as error:
+            return error.what
+        except OSError as error:
+            return f"cannot be read ({error.strerror or error})"
+        return None if holds_run or named is not None else "was not written by charrnn (it names no run)"
+
+    def _write(self, text: str) -> None:
+        """Append `text` to the file this run holds open; a file that is not there yet is
+        started, with the header first. Another file put in its place since (a link, a file of
+        the same name, a second name) is never written: the first such write gives up."""
+        if self.given_up:
+            return
+        try:
+            file = self._file if self._file is not None and self._still_held(self._file) else self._open()
+            file.write(text)
+            file.flush()  # the file is read while the run trains (charrnn plot)
+        except OSError as error:
+            self.close()
+            self._give_up(error.strerror or str(error))
+
+    def _open(self) -> IO[str]:
+        self.close()
+        # newline="": the text as it is (a \r stays a \r); backslashreplace: no character can fail
+        options = {"encoding": "utf-8", "errors": "backslashreplace", "newline": "", "opener": own_opener}
+        try:
+            self._file = open(self.path, "x", **options)  # noqa: SIM115 - held open for the run (close)
+            if self.run is not None:
+                self._file.write(self.header())
+        except FileExistsError:
+            self._file = open(self.path, "a", **options)  # noqa: SIM115 - held open for the run (close)
+        return self._file
+
+    def _still_held(self, file: IO[str]) -> bool:
+        """Whether the file's name still leads to `file`, held open (False: it was removed, and
+        is started again); raises NotAFile if something else is in its place, or a second name."""
+        try:
+            named = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(file.fileno())
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):  # held open: its number is not reused
+            raise NotAFile(self.path, "was replaced by another file while the run trained")
+        if held.st_nlink != 1:
+            raise NotAFile(self.path, "was given another name (a hard link) while the run trained")
+        return True
+
+    def close(self) -> None:
+        if self._file is not None:
+            with suppress(OSError):
+                self._file.close()
+            self._file = None
 
     def _give_up(self, reason: str) -> None:
         self.given_up = True
@@ -66,23 +154,27 @@ class MetricsLog(RunFile):
     name = NAME
     without = "recording its figures there"
 
+    def header(self) -> str:
+        return json.dumps({"kind": HEADER_KIND, "step": self.step, "run": self.run}) + "\n"
+
+    def run_named(self, first_line: bytes) -> str | None:
+        record = _record(first_line)
+        named = record.get("run") if record is not None and record.get("kind") == HEADER_KIND else None
+        return named if isinstance(named, str) else None
+
     def append(self, record: dict[str, Any]) -> None:
-        if self.given_up or not self._usable():
-            return
-        try:
-            with open(self.path, "a", encoding="utf-8") as file:
-                file.write(json.dumps(record) + "\n")
-        except OSError as error:
-            self._give_up(error.strerror or str(error))
+        self._write(json.dumps(record) + "\n")
 
     def forget_after(self, step: int) -> None:
-        """Keep only the whole, valid lines of steps up to `step`: a crash may have cut the last
-        one short, and damage (a power cut's zeros, stray bytes) is dropped, with a warning."""
-        if not self._usable():
+        """Keep only the whole, valid lines of steps up to `step` (and the header): a crash may
+        have cut the last one short, and damage (a power cut's zeros, stray bytes) is dropped,
+        with a warning."""
+        if self.given_up:
             return
         temporary = temporary_name(self.path)
         try:
-            with open(self.path, "rb") as source:
+            self.close()
+            with open(self.path, "rb", opener=own_opener) as source:
                 kept, dropped, damaged = _filter_into(source, temporary, step)
             if dropped or damaged:
                 os.replace(temporary, self.path)
@@ -100,14 +192,19 @@ class MetricsLog(RunFile):
             )
 
 
+HEADER_KIND = "run"  # the kind of metrics.jsonl's first line, which names the run
+
+
 def _filter_into(source: BinaryIO, temporary: Path, step: int) -> tuple[int, int, int]:
     """Copy the records of steps up to `step` from `source` into `temporary`; return how many
     were kept, how many dropped (later steps, a last line cut short) and how many lines were damaged."""
     kept = dropped = damaged = 0
-    with open(temporary, "wb") as target:
+    with create_new(temporary) as target:
         for line in _lines(source):
             record = _record(line)
-            if record is not None and record["step"] <= step:
+            if record is not None and record.get("kind") == HEADER_KIND:
+                target.write(line)  # the line naming the run stays, whatever step the file began at
+            elif record is not None and record["step"] <= step:
                 target.write(line)
                 kept += 1
             elif record is not None or (line and not line.endswith(b"\n")):
@@ -142,7 +239,7 @@ def _record(line: bytes) -> dict[str, Any] | None:
 
 
 class MetricsRecords:
-    """The records of a run's metrics.jsonl, read one line at a time (a log of any length is read
+    """The records of figures of a run's metrics.jsonl, read one line at a time (a log of any length is read
     in bounded memory); `skipped` counts the lines passed over as damaged so far. A run without
     the file has no records; anything but a regular file in its place is refused."""
 
@@ -156,22 +253,17 @@ class MetricsRecords:
         if not os.path.lexists(self.path):
             return
         try:
-            with open(self.path, "rb") as file:
+            with open_to_read(self.path) as file:  # and not waited on, should it have become a FIFO since
                 for line in _lines(file):
                     record = _record(line)
                     if record is None:
                         self.skipped += 1
-                    else:
+                    elif record.get("kind") != HEADER_KIND:  # the line naming the run holds no figure
                         yield record
+        except NotAFile:
+            raise ConfigError(f"{printable(self.path)} is not a regular file") from None
         except OSError as error:
             raise ConfigError(f"cannot read {printable(self.path)}: {error.strerror or error}") from None
-
-
-def read_metrics(folder: Path) -> tuple[list[dict[str, Any]], int]:
-    """The records of a run's metrics.jsonl (none if it has no such file), and how many lines
-    were skipped as damaged."""
-    records = MetricsRecords(folder)
-    return list(records), records.skipped
 
 
 def finite_number(value: Any) -> bool:

@@ -758,6 +758,15 @@ EVAL = (
     ),
 )
 
+# An output file is never written over a file charrnn did not write, or a link, without this (output.py).
+_FORCE = Option(
+    ("--force",),
+    "Replace the output file even if charrnn did not write it (a symbolic link is replaced, never its target).",
+    kind=FLAG,
+    default=False,
+    doc="replace the output file even if charrnn did not write it (a link is replaced, never its target)",
+)
+
 PLOT = (
     Option(
         ("--output", "-o"),
@@ -768,6 +777,7 @@ PLOT = (
         doc_metavar="FILE",
         doc="the PNG file to write; by default `bpc.png` in the (first) run's folder",
     ),
+    _FORCE,
 )
 
 VIZ_CHARS_MAX = 20_000  # characters a viz page shows at most: it stays under ~3 MB and opens at once
@@ -815,6 +825,7 @@ VIZ = (
         doc_metavar="FILE",
         doc="the HTML file to write; by default `viz.html` in the checkpoint's folder",
     ),
+    replace(_FORCE, section=_VIZ_PAGE),
     Option(
         ("--temperatures",),
         "Comma-separated temperatures of the samples shown side by side.",

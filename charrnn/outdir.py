@@ -10,7 +10,10 @@
 
 A folder holds one run. A training process first takes the folder's lock (an OS lock:
 released by the OS when the process dies, so a `kill -9` never leaves it stale), and only
-then looks at what the folder holds and writes anything.
+then looks at what the folder holds and writes anything. Before any work it refuses, naming
+it, a file of charrnn's names that charrnn cannot show is its own: a link, a folder or a pipe
+in its place, a lock file that holds no holder's note (or has a second name: the note would
+be written into it), a run.json that names no run, a "checkpoint" that is none.
 
 A save writes its step file atomically, then points latest.pt at it, and only then removes
 step files beyond the newest --keep, so nothing is removed before its successor is safely
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
+import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from charrnn.checkpoint import (
     Checkpoint,
@@ -34,20 +39,29 @@ from charrnn.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
+from charrnn.checkpoint_file import is_checkpoint_file
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.files import fsync_folder, leftover_writer, temporary_name, write_atomic
+from charrnn.files import (
+    NotAFile,
+    fsync_folder,
+    leftover_writer,
+    not_a_file,
+    open_to_read,
+    own_opener,
+    temporary_name,
+    write_atomic,
+)
+from charrnn.runfiles import BEST, LATEST, LOCK_FILE, RUN_FILE, STEP_FILE, is_checkpoint_name, not_ours
+
+if TYPE_CHECKING:
+    from charrnn.metrics import RunFile
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; a folder is then not protected against a second process
     fcntl = None
 
-LATEST = "latest.pt"
-BEST = "best.pt"
-RUN_FILE = "run.json"
-LOCK_FILE = ".charrnn.lock"
-_STEP_FILE = re.compile(r"step-(\d+)\.pt")
 _MAX_SMALL_FILE = 64 * 1024  # run.json and the lock file are a few hundred bytes
 
 
@@ -75,13 +89,17 @@ class OutDir:
         self._created = False  # whether acquire() made the folder
         self._best_loss: float | None = None  # the validation loss best.pt holds
 
-    def acquire(self) -> None:
+    def acquire(self, logs: Sequence[RunFile] = ()) -> None:
         """Take the folder for this process: create it, lock it (refusing if another process
-        holds it, naming that process), and remove temporary files charrnn left in it."""
+        holds it, naming that process), remove temporary files charrnn left in it, and refuse
+        a file of charrnn's names that is not charrnn's own (the lock, run.json, checkpoints,
+        and `logs`: see `_refuse_foreign_files`), before any work is done."""
         try:
             self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            descriptor = own_opener(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+        except NotAFile as error:  # a link to a user's file would have its bytes replaced by the note
+            raise not_ours(self.path / LOCK_FILE, error.what) from None
         except OSError as error:
             raise CheckpointError(
                 f"cannot write to the out folder {printable(self.path)}: {error.strerror or error}"
@@ -97,10 +115,41 @@ class OutDir:
                     "wait for it to end, or give another --out"
                 ) from None
         self._lock = descriptor
-        _write_holder(descriptor)
-        for leftover in self.path.iterdir():  # the lock is ours: no charrnn process is writing here
-            if leftover_writer(leftover.name) and leftover.is_file():
+        try:
+            if not _holds_a_note_or_nothing(descriptor):
+                raise not_ours(self.path / LOCK_FILE, "is not a lock file of charrnn")
+            _write_holder(descriptor)
+            self._remove_leftovers()
+            self._refuse_foreign_files(logs)
+        except BaseException:
+            self.release()
+            raise
+
+    def _remove_leftovers(self) -> None:
+        """The lock is ours: no charrnn process is writing here, and its temporary files are leftovers."""
+        for leftover in self.path.iterdir():
+            if leftover_writer(leftover.name) and not stat.S_ISDIR(leftover.lstat().st_mode):
                 leftover.unlink(missing_ok=True)
+
+    def _refuse_foreign_files(self, logs: Sequence[RunFile] = ()) -> None:
+        """Refuse, naming it, a run.json or checkpoint here that is not charrnn's (a link, a
+        folder, a user's file), and each of `logs` that is not this folder's run's to write
+        (RunFile.take): charrnn replaces or appends to only its own files."""
+        run = self.path / RUN_FILE
+        odd = not_a_file(run)
+        if odd is not None:
+            raise not_ours(run, odd.what)
+        if run.exists() and self.identity() is None:
+            raise not_ours(run, "is not the run.json of a charrnn run")
+        for name in self.checkpoint_names():
+            path = self.path / name
+            odd = not_a_file(path)
+            if odd is not None:
+                raise not_ours(path, odd.what)
+            if not is_checkpoint_file(path):
+                raise not_ours(path, "is not a charrnn checkpoint (nor one damaged beyond recognition)")
+        for log in logs:
+            log.take(self.holds_run())
 
     def release(self) -> None:
         """Let the folder go; one this process created and wrote nothing into is removed."""
@@ -115,9 +164,9 @@ class OutDir:
     def identity(self) -> str | None:
         """The id of the run this folder holds, from run.json (None: no run.json, or unreadable)."""
         try:
-            with open(self.path / RUN_FILE, "rb") as file:
+            with open_to_read(self.path / RUN_FILE) as file:  # a FIFO in its place is not waited on
                 stored = json.loads(file.read(_MAX_SMALL_FILE))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         run = RunIdentity.from_stored(stored)
         return run.id if run is not None and isinstance(run.id, str) else None
@@ -140,7 +189,7 @@ class OutDir:
         """Names of the checkpoints here (empty if the folder holds no run)."""
         if not self.path.is_dir():
             return []
-        return sorted(p.name for p in self.path.iterdir() if p.name in (LATEST, BEST) or _STEP_FILE.fullmatch(p.name))
+        return sorted(p.name for p in self.path.iterdir() if is_checkpoint_name(p.name))
 
     def save(self, checkpoint: Checkpoint, keep: int) -> Path:
         """Save the run's progress: a new step file, latest.pt pointing at it, old step files pruned."""
@@ -196,7 +245,7 @@ class OutDir:
 
     def step_files(self) -> list[tuple[int, Path]]:
         """(step, path) of each step-numbered checkpoint, oldest first."""
-        found = [(int(m[1]), p) for p in self.path.glob("step-*.pt") if (m := _STEP_FILE.fullmatch(p.name))]
+        found = [(int(m[1]), p) for p in self.path.glob("step-*.pt") if (m := STEP_FILE.fullmatch(p.name))]
         return sorted(found)
 
     def newest(self, arrays: str = "torch") -> Found:
@@ -229,7 +278,7 @@ def runs_near(top: Path, depth: int = 2, most_folders: int = 2_000) -> list[Path
             break
         below = len(Path(parent).relative_to(top).parts)
         subfolders[:] = [] if below >= depth else sorted(name for name in subfolders if not name.startswith("."))
-        if BEST in names or LATEST in names or any(_STEP_FILE.fullmatch(name) for name in names):
+        if any(is_checkpoint_name(name) for name in names):
             runs.append(Path(parent))
     return sorted(runs, key=_modified, reverse=True)
 
@@ -288,12 +337,33 @@ def _write_holder(descriptor: int) -> None:
         pass  # the lock holds without the note
 
 
+def _note(data: bytes) -> dict[str, Any] | None:
+    """The holder's note a lock file's bytes hold, else None."""
+    try:
+        note = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    is_note = isinstance(note, dict) and {"pid", "host", "since"} <= set(note) and isinstance(note["pid"], int)
+    return note if is_note else None
+
+
+def _holds_a_note_or_nothing(descriptor: int) -> bool:
+    """Whether a lock file is charrnn's to overwrite: empty, or holding a holder's note."""
+    try:
+        data = os.pread(descriptor, _MAX_SMALL_FILE + 1, 0)
+    except OSError:
+        return False
+    return not data or (len(data) <= _MAX_SMALL_FILE and _note(data) is not None)
+
+
 def _holder(descriptor: int) -> str:
     """Who holds a lock, from its file: "pid 123 on host, since 2026-11-24 10:00:00"."""
     for _ in range(20):  # the holder writes its note just after taking the lock
         try:
-            note = json.loads(os.pread(descriptor, _MAX_SMALL_FILE, 0))
-            return f"pid {int(note['pid'])} on {printable(note['host'])}, since {printable(note['since'])}"
-        except (OSError, ValueError, TypeError, KeyError):
-            time.sleep(0.05)
+            note = _note(os.pread(descriptor, _MAX_SMALL_FILE, 0))
+        except OSError:
+            note = None
+        if note is not None:
+            return f"pid {note['pid']} on {printable(note['host'])}, since {printable(note['since'])}"
+        time.sleep(0.05)
     return "a process that has not said who it is"

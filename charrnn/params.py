@@ -14,6 +14,7 @@ from click.core import ParameterSource
 
 from charrnn.budget import parse_duration
 from charrnn.display import printable
+from charrnn.files import NotAFile, open_to_read
 from charrnn.options import (
     AUTO,
     CHOICE,
@@ -255,16 +256,16 @@ def _load_toml(path: Path, ctx: click.Context, param: click.Parameter) -> dict[s
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
 
-    if not path.is_file():  # a FIFO would block, a device never end
-        raise click.BadParameter(f"{printable(path)} is not a regular file", ctx, param)
     try:
-        with open(path, "rb") as file:
+        with open_to_read(path) as file:  # a FIFO would block, a device never end
             data = file.read(CONFIG_MAX_BYTES + 1)
         if len(data) > CONFIG_MAX_BYTES:
             raise click.BadParameter(
                 f"{printable(path)} is larger than {CONFIG_MAX_BYTES >> 20} MiB: not an options file", ctx, param
             )
         return tomllib.loads(data.decode("utf-8"))
+    except NotAFile:
+        raise click.BadParameter(f"{printable(path)} is not a regular file", ctx, param) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"{printable(path)} is not a readable TOML file: {error}", ctx, param) from None
 

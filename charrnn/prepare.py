@@ -45,9 +45,12 @@ from charrnn.config import (
 from charrnn.corpus import Corpus, resolve_corpus
 from charrnn.display import printable
 from charrnn.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress
-from charrnn.errors import CheckpointError, ConfigError
+from charrnn.errors import CheckpointError, ConfigError, CorpusError
+from charrnn.metrics import MetricsLog
 from charrnn.nearest import require_variants, variant_folds
 from charrnn.outdir import RUN_FILE, Found, OutDir, load_from
+from charrnn.preview import PreviewLog
+from charrnn.runfiles import is_run_file_name
 from charrnn.sizing import SIZED_FIELDS, sized_options
 from charrnn.vocab import Coverage, Vocab
 
@@ -106,13 +109,14 @@ def prepare_run(
     train_config = TrainConfig(**pick(TrainConfig, with_run_length(options)))
     corpus = resolve_corpus(corpus_args, train_config.encoding, train_config.errors)  # the corpus before the folder
     out = OutDir(out_dir or DEFAULT_OUT)
+    _refuse_own_files_as_text(corpus, out)
     return _owning(out, owner, lambda: _fresh(corpus, out, owner, options, train_config, init_from, progress))
 
 
 def _owning(out: OutDir, owner: bool, prepare: Callable[[], Start]) -> Start:
     if not owner:
         return prepare()
-    out.acquire()
+    out.acquire(logs=(MetricsLog(out.path), PreviewLog(out.path)))  # every file it will write checked first
     try:
         return prepare()
     except BaseException:
@@ -182,6 +186,7 @@ def _resumed(
     recorded = saved.record.corpus
     paths = corpus_args or (recorded.locations() if recorded is not None else [])
     cache = CorpusCache(resolve_corpus(paths, train_config.encoding, train_config.errors))
+    _refuse_own_files_as_text(cache.corpus, out)
     configs = model_config, train_config
     return _continuing(found, configs, cache, cache.counts(progress), out, run, owner, progress)
 
@@ -323,6 +328,19 @@ def _refuse_to_overwrite(out: OutDir) -> None:
             f"{printable(out.path)} already holds a run ({', '.join(existing[:3])}); add --resume to continue it, "
             "or give another --out to start a new one"
         )
+
+
+def _refuse_own_files_as_text(corpus: Corpus, out: OutDir) -> None:
+    """Refuse a corpus file that the run itself writes (its samples.txt, its metrics.jsonl, named
+    as a file): it would change while the run trains on it, and no resume would find it again.
+    (Folders and patterns leave such files out: charrnn.corpus.)"""
+    folder = out.path.resolve()
+    for path in corpus.files:  # resolved paths
+        if path.parent == folder and is_run_file_name(path.name):
+            raise CorpusError(
+                f"the corpus file {printable(path)} is one that this run writes into its out folder, so it would "
+                "change as the run trains; copy it elsewhere first, or give another --out"
+            )
 
 
 def _refuse_other_architecture(saved: ModelConfig, options: Mapping[str, Any], action: str) -> None:

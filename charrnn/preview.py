@@ -8,7 +8,10 @@ a numpy copy of the weights (no dropout, nothing of torch's touched), draws from
 its own, never the one that drives dropout, and starts from a fresh hidden state, never the one
 training carries.
 
-`samples.txt` holds one entry per preview, a header line then the text:
+`samples.txt` begins with a line naming the run that started it, then holds one entry per
+preview, a header line then the text:
+
+    --- charrnn previews of run 3f2a9c0e51d84b7a9d6e2f1c0b5a4e3d ---
 
     --- step 500 (validation 1.8301 bpc) ---
     def __init__(self, name):
@@ -21,21 +24,26 @@ read or written costs one warning.
 
 from __future__ import annotations
 
-import os
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from charrnn.config import SampleConfig
 from charrnn.errors import CheckpointError
+from charrnn.files import own_opener
 from charrnn.metrics import RunFile
-from charrnn.model import CharRNN
+from charrnn.runfiles import SAMPLES
 from charrnn.sample import generate_ids, prime_ids
 from charrnn.vocab import Vocab
 
-NAME = "samples.txt"
+if TYPE_CHECKING:
+    from charrnn.model import CharRNN
+
+NAME = SAMPLES
 TEMPERATURE = 0.8  # the README's own: samples as a user would draw them
 _HEADER = re.compile(rb"--- step (\d+)(?: \([^\n]*\))? ---\r?\n")
+_RUN_LINE = re.compile(rb"--- charrnn previews of run ([0-9a-f]{1,64}) ---\r?\n")
 _MAX_LINE_BYTES = 1 << 16  # headers are short; longer lines are sample text, read past in pieces
 
 
@@ -59,28 +67,29 @@ class PreviewLog(RunFile):
     name = NAME
     without = "keeping its previews"
 
+    def header(self) -> str:
+        return f"--- charrnn previews of run {self.run} ---\n\n"
+
+    def run_named(self, first_line: bytes) -> str | None:
+        named = _RUN_LINE.fullmatch(first_line)
+        return named[1].decode("ascii") if named else None
+
     def append(self, step: int, text: str, val_bpc: float | None = None) -> None:
-        if self.given_up or not self._usable():
-            return
         figure = f" (validation {val_bpc:.4f} bpc)" if val_bpc is not None else ""
-        entry = f"--- step {step}{figure} ---\n{text}\n\n"  # always two newlines: the text can be read back exactly
-        try:
-            # newline="": the text as generated (a \r stays a \r); backslashreplace: no character can fail
-            with open(self.path, "a", encoding="utf-8", errors="backslashreplace", newline="") as file:
-                file.write(entry)
-        except OSError as error:
-            self._give_up(error.strerror or str(error))
+        # always two newlines: the text can be read back exactly; a \r stays a \r (RunFile._write)
+        self._write(f"--- step {step}{figure} ---\n{text}\n\n")
 
     def forget_after(self, step: int) -> None:
         """Drop the entries of steps after `step`, and anything written after them: entries
         come in step order, so the file is cut where the first such entry begins."""
-        if not self._usable():
+        if self.given_up:
             return
         try:
-            with open(self.path, "rb") as file:
+            self.close()
+            with open(self.path, "r+b", opener=own_opener) as file:  # cut in place: never through a link
                 cut = _first_entry_after(file, step)
-            if cut is not None:
-                os.truncate(self.path, cut)  # one call: the file is cut, or left as it was
+                if cut is not None:
+                    file.truncate(cut)  # one call: the file is cut, or left as it was
         except FileNotFoundError:
             return
         except OSError as error:

@@ -20,8 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from charrnn import __version__
 from charrnn.display import printable
-from charrnn.files import write_atomic
+from charrnn.output import OutputFile
 
 Colour = tuple[int, int, int]
 Scale = tuple[tuple[float, Colour], ...]
@@ -42,7 +43,8 @@ SCALES = {"surprise": SURPRISE, "activation": ACTIVATION}
 
 PAGE_BUDGET = 3_000_000  # bytes: the page opens at once and can be mailed; activations fill what the rest leaves
 _TEMPLATE = "report_page.html"
-_PLACEHOLDER = re.compile(r"__CHARRNN_(DATA|SCALES)__")
+_PLACEHOLDER = re.compile(r"__CHARRNN_(DATA|SCALES|VERSION)__")
+PAGE_MARK = b'<meta name="generator" content="charrnn '  # in the head of every page charrnn writes
 # Characters that could end the script element or a JS string early once the JSON is in
 # the page (`</script>`, `<!--`, U+2028/9), and lone surrogates, which UTF-8 cannot encode.
 _UNSAFE_IN_SCRIPT = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
@@ -54,14 +56,18 @@ _DARK_INK = (24, 24, 24)  # the terminal's own text colour may be light: on thes
 def render_html(data: dict[str, Any]) -> str:
     """The whole self-contained page for a report's data (the dict `charrnn viz` builds)."""
     _check(data)
-    blocks = {"DATA": script_json(data), "SCALES": script_json(SCALES)}
+    blocks = {"DATA": script_json(data), "SCALES": script_json(SCALES), "VERSION": printable(__version__)}
     return _PLACEHOLDER.sub(lambda match: blocks[match[1]], _template())  # one pass: the data is never rescanned
 
 
-def write_html(data: dict[str, Any], path: Path) -> None:
-    """Render the page and write it to `path`, whole or not at all."""
-    page = render_html(data).encode("utf-8")
-    write_atomic(Path(path), lambda file: file.write(page))
+def page_output(path: Path, force: bool = False) -> OutputFile:
+    """Where a page is to be written: over nothing but a page charrnn wrote, unless `force`."""
+    return OutputFile(Path(path), PAGE_MARK, force)
+
+
+def write_html(data: dict[str, Any], output: OutputFile) -> None:
+    """Render the page and write it to `output` (checked first: page_output), whole or not at all."""
+    output.write(render_html(data).encode("utf-8"))
 
 
 def cell_chars_that_fit(data: dict[str, Any], cell_count: int, budget: int = PAGE_BUDGET) -> int:

@@ -10,13 +10,13 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from charrnn.budget import format_duration
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import EVAL_SEQ_LEN, EVAL_STREAMS
 from charrnn.errors import ConfigError
+from charrnn.files import open_to_read
 
 SIZED_FIELDS = ("hidden_size", "dropout")  # what the rule chooses when the user does not
 
@@ -105,7 +105,9 @@ def available_memory(device_type: str = "cpu") -> int | None:
         free, _ = torch.cuda.mem_get_info()
         return int(free)
     try:  # Linux: what can be allocated without swapping, page cache included
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        with open_to_read("/proc/meminfo") as file:
+            lines = file.read().decode("ascii", "replace").splitlines()
+        for line in lines:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):

@@ -18,6 +18,8 @@ import os
 import re
 from pathlib import Path
 
+from charrnn.files import open_to_read
+
 MAX_BYTES = 3_000_000  # ~5 passes over it in the default run: enough to learn, quick to encode
 MAX_FILE_BYTES = 120_000  # the largest modules (_pydecimal, tkinter) would each be ~5 % of the text
 SKIP_FOLDERS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "encodings"}
@@ -78,7 +80,8 @@ def _size(path: Path) -> int:
 def _read(path: Path) -> bytes | None:
     """The file's bytes when it is UTF-8 text (None otherwise)."""
     try:
-        data = path.read_bytes()
+        with open_to_read(path) as file:  # a pipe or a device among the sources is passed over
+            data = file.read()
         data.decode("utf-8")
         return data
     except (OSError, UnicodeDecodeError):

@@ -343,8 +343,10 @@ class Trainer:
         self._logged_step, self._logged_time = 0, 0.0
         self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
         self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
-        self.metrics = MetricsLog(out.path, warn=reporter.message)  # a damaged metrics.jsonl never stops a run
-        self.previews = PreviewLog(out.path, warn=reporter.message)  # samples.txt: the same
+        # A damaged metrics.jsonl never stops a run; samples.txt: the same. Each names the run in its first line.
+        run_id = record.run.id if record.run is not None else None  # None: a Trainer made by hand (scripts/bench.py)
+        self.metrics = MetricsLog(out.path, warn=reporter.message, run=run_id)
+        self.previews = PreviewLog(out.path, warn=reporter.message, run=run_id)
         if resume is not None:
             self._restore(resume.checkpoint, resume.path)
 
@@ -363,14 +365,17 @@ class Trainer:
         self._logged_step, self._logged_time = self.step, self._started
         self._agreed_elapsed = self.elapsed()
         if self.group.is_main:
-            self.metrics.forget_after(self.step)  # steps past the checkpoint are about to be redone
-            self.previews.forget_after(self.step)
+            for log in (self.metrics, self.previews):
+                log.begin_at(self.step)  # where a file started now begins (a fork's: the step it forks)
+                log.forget_after(self.step)  # steps past the checkpoint are about to be redone
         self.reporter.start(self.step, self.budget, self.elapsed())
         try:
             with StopSignals() as signals:
                 self._loop(signals)
         finally:
             self.reporter.close()
+            self.metrics.close()
+            self.previews.close()
             if self.threads is not None:
                 self.threads.restore()
         return self._result(already_complete=False)

@@ -14,6 +14,7 @@ import torch
 
 from charrnn.checkpoint import read_checkpoint, training_state_differences
 from charrnn.config import ModelConfig
+from charrnn.metrics import MetricsRecords
 from charrnn.model import CharRNN
 from charrnn.progress import Reporter
 from charrnn.training import TrainRequest, TrainResult, run_training
@@ -77,6 +78,12 @@ def train(
         corpus=() if corpus is None else (str(corpus),), out_dir=out, device="cpu", resume=resume, options=options
     )
     return run_training(request, reporter)
+
+
+def read_metrics(folder: Path) -> tuple[list[dict[str, Any]], int]:
+    """The figures' records of a run's metrics.jsonl, and how many lines were skipped as damaged."""
+    records = MetricsRecords(folder)
+    return list(records), records.skipped
 
 
 class Crash(Exception):

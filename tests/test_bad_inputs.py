@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from click.testing import CliRunner
 from test_checkpoint import _Payload
 
-from charrnn import nearest
+from charrnn import nearest, output
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.checkpoint_file import MAGIC
 from charrnn.cli import main
@@ -132,6 +135,38 @@ def _held(folder: Path) -> Path:
     return folder
 
 
+def _out_with(tmp: Path, name: str, make) -> Path:
+    """An out folder holding only `name`, made by `make(path)` (a user's file, a link, a pipe)."""
+    folder = _folder(tmp / "o")
+    make(folder / name)
+    return folder
+
+
+def _users_text(path: Path) -> None:
+    _write(path, "my notes\n")
+
+
+def _users_log(path: Path) -> None:
+    _write(path, '{"step": 1, "loss": 2.5}\n')  # another tool's metrics.jsonl
+
+
+def _users_json(path: Path) -> None:
+    _write(path, '{"experiment": "baseline"}\n')
+
+
+def _link_to_users(path: Path) -> None:
+    path.symlink_to(_write(path.parent.parent / "thesis.txt", "chapter one\n"))
+
+
+def _linked(path: Path) -> Path:
+    _link_to_users(path)
+    return path
+
+
+def _hard_link(path: Path) -> None:
+    os.link(_write(path.parent.parent / "thesis.txt", "chapter one\n"), path)
+
+
 def _other_run(trained: Path, tmp: Path) -> Path:
     """A copy of the trained run under another run id: a different run."""
     copy = _copy_run(trained, tmp)
@@ -150,6 +185,27 @@ def _without_opencc(monkeypatch) -> None:
     """As where OpenCC is not installed: its import fails, and no converter loaded before is kept."""
     monkeypatch.setitem(sys.modules, "opencc", None)
     monkeypatch.setattr(nearest, "variant_converters", functools.cache(nearest.variant_converters.__wrapped__))
+
+
+def _read_only(path: Path):
+    """files.create_new as a read-only folder answers it (tests run as root, which a mode does not stop)."""
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+
+class _Alone(list):
+    """Arguments to run in a process of their own, with a timeout: a FIFO that a regression
+    would wait on for ever must fail the case, not hang the suite."""
+
+
+def _in_own_process(arguments: list[str], env: dict[str, str] | None) -> SimpleNamespace:
+    done = subprocess.run(
+        [sys.executable, "-m", "charrnn", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
+    return SimpleNamespace(exit_code=done.returncode, stderr=done.stderr, output=done.stdout + done.stderr)
 
 
 def _train(corpus, *args):
@@ -178,6 +234,8 @@ CASES = {
         _holding(t / "texts", lambda p: p.symlink_to(t / "gone")), "--out", t / "o"
     ),
     "corpus-folder-pipe": lambda t, r: _train(_holding(t / "texts", os.mkfifo), "--out", t / "o"),
+    "corpus-folder-only-runs": lambda t, r: ["eval", r / "run", "-c", r / "run"],
+    "corpus-own-run-file": lambda t, r: _train(_copy_run(r, t) / "samples.txt", "--out", t / "run"),
     "cache-env-empty": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"CHARRNN_CACHE": ""}),
     "cache-unwritable": lambda t, r: (
         _train(r / "corpus.txt", "--out", t / "o"),
@@ -216,9 +274,16 @@ CASES = {
         _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--out", r / "run"
     ),
     "out-holds-unloadable-run": lambda t, r: _train(
-        r / "corpus.txt", "--out", _write(_folder(t / "o") / "run.json", "{}\n").parent
+        r / "corpus.txt", "--out", _write(_folder(t / "o") / "run.json", '{"id": "0ther0000run"}\n').parent
     ),
     "out-in-use": lambda t, r: _train(r / "corpus.txt", "--out", _held(t / "o")),
+    "out-file-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "metrics.jsonl", _users_log)),
+    "out-file-link": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, ".charrnn.lock", _link_to_users)),
+    "out-file-hard-link": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "samples.txt", _hard_link)),
+    "out-file-pipe": lambda t, r: _Alone(_train(r / "corpus.txt", "--out", _out_with(t, "run.json", os.mkfifo))),
+    "out-run-json-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "run.json", _users_json)),
+    "out-lock-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, ".charrnn.lock", _users_text)),
+    "out-checkpoint-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "best.pt", _users_text)),
     "resume-into-other-run": lambda t, r: _train(r / "corpus.txt", "--resume", r / "run", "--out", _other_run(r, t)),
     "resume-older-step": lambda t, r: _train(r / "corpus.txt", "--resume", _copy_run(r, t) / "step-00000010.pt"),
     "resume-no-checkpoint": lambda t, r: _train(r / "corpus.txt", "--resume", "--out", t),
@@ -261,6 +326,7 @@ CASES = {
         _write(t / "p.txt", "ab"),
     ],
     "prime-file-not-utf8": lambda t, r: ["sample", "-c", r / "run", "--prime-file", _write(t / "p.txt", b"caf\xe9")],
+    "prime-file-pipe-no-writer": lambda t, r: _Alone(["sample", "-c", r / "run", "--prime-file", _fifo(t / "p")]),
     "checkpoint-missing": lambda t, r: ["sample", "-c", t / "nosuch.pt"],
     "checkpoint-none-in-folder": lambda t, r: ["sample", "-c", t],
     "checkpoint-corrupt": lambda t, r: ["sample", "-c", _damaged(r, t, cut=False)],
@@ -431,6 +497,8 @@ CASES = {
         "-o",
         t / "x.png",
     ],
+    "plot-output-folder-missing": lambda t, r: ["plot", r / "run", "-o", t / "no" / "bpc.png"],
+    "plot-output-link": lambda t, r: ["plot", r / "run", "-o", _linked(_folder(t / "p") / "link.png")],
     "viz-no-text": lambda t, r: ["viz", "-c", r / "run"],
     "viz-text-and-files": lambda t, r: ["viz", r / "corpus.txt", "--text", "hi", "-c", r / "run"],
     "viz-text-empty": lambda t, r: ["viz", "--text", "", "-c", r / "run"],
@@ -438,6 +506,20 @@ CASES = {
     "viz-temperatures-not-numbers": lambda t, r: ["viz", r / "corpus.txt", "--temperatures", "0.5,hot"],
     "viz-output-not-html": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "-o", r / "corpus.txt"],
     "viz-output-folder-missing": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "-o", t / "no" / "p.html"],
+    "viz-output-not-ours": lambda t, r: [
+        "viz",
+        r / "corpus.txt",
+        "-c",
+        r / "run",
+        "-o",
+        _write(t / "notes.html", "mine"),
+    ],
+    "viz-output-pipe": lambda t, r: _Alone(["viz", r / "corpus.txt", "-c", r / "run", "-o", _fifo(t / "p.html")]),
+    "viz-output-unwritable": lambda t, r: (
+        ["viz", r / "corpus.txt", "-c", r / "run", "-o", t / "page.html"],
+        None,
+        lambda monkeypatch: monkeypatch.setattr(output, "create_new", _read_only),
+    ),
     "viz-cell-without-ansi": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--cell", "1:3"],
     "viz-cell-malformed": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--ansi", "--cell", "3"],
     "viz-unknown-refused": lambda t, r: ["viz", "--text", "Zoë", "-c", r / "run", "--unknown", "refuse"],
@@ -467,7 +549,10 @@ def test_bad_input_gets_its_documented_line_and_exit_code(case_id, tmp_path, tra
     arguments, env, change = (*case, None)[:3] if isinstance(case, tuple) else (case, None, None)
     if change is not None:
         change(monkeypatch)
-    result = CliRunner().invoke(main, [str(a) for a in arguments], env=env)
+    if isinstance(arguments, _Alone):
+        result = _in_own_process([str(a) for a in arguments], env)
+    else:
+        result = CliRunner().invoke(main, [str(a) for a in arguments], env=env)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == exit_code, result.output
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr

@@ -3,7 +3,6 @@ a stale entry is never taken for an edited text; an unusable cache gets one clea
 
 from __future__ import annotations
 
-import builtins
 import errno
 import os
 import signal
@@ -24,6 +23,7 @@ from charrnn.cli import main
 from charrnn.corpus import resolve_corpus
 from charrnn.encoded import CorpusCache
 from charrnn.errors import CorpusError
+from charrnn.files import create_new
 from charrnn.vocab import Vocab
 from helpers import PANGRAM, fast_args
 
@@ -288,13 +288,12 @@ def _failing_writes(monkeypatch, number: int, after: int = 0) -> None:
         def __exit__(self, *exc):
             return self.file.__exit__(*exc)
 
-    def opening(path, mode="r", *args, **kwargs):
-        if "w" in mode and number == errno.EROFS:
+    def creating(path):  # the cache creates every file it writes this way (a temporary one)
+        if number == errno.EROFS:
             raise OSError(number, os.strerror(number), str(path))
-        file = builtins.open(path, mode, *args, **kwargs)  # noqa: SIM115 - returned open, as open does
-        return Failing(file) if "w" in mode else file
+        return Failing(create_new(path))
 
-    monkeypatch.setattr(charrnn.cache, "open", opening, raising=False)
+    monkeypatch.setattr(charrnn.cache, "create_new", creating)
 
 
 @pytest.mark.parametrize("number, after", [(errno.EROFS, 0), (errno.ENOSPC, 0), (errno.ENOSPC, 5000)])

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn.cli import main
-from charrnn.metrics import NAME, MetricsLog, read_metrics
-from helpers import PANGRAM, fast_args
+from charrnn.metrics import NAME, MetricsLog
+from helpers import PANGRAM, fast_args, read_metrics
 
 FAST = fast_args(
     hidden_size=32,
@@ -170,9 +170,13 @@ def test_a_resume_with_a_damaged_metrics_file_trains_on_and_logs_again(tmp_path)
         ("validation", 30),
     ]
     (tmp_path / "run" / NAME).unlink()
-    (tmp_path / "run" / NAME).mkdir()  # a folder where the file should be
+    (tmp_path / "run" / NAME).mkdir()  # a folder where the file should be: not charrnn's, refused before any work
+    (tmp_path / "run" / NAME / "mine.txt").write_text("the user's")
     result = CliRunner().invoke(
         main, ["train", str(corpus), *FAST, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "40"]
     )
-    assert result.exit_code == 0, result.output
-    assert result.stderr.count("warning: cannot write") == 1 and "Finished at step 40" in result.stderr
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert (
+        f"{tmp_path / 'run' / NAME} is a folder, not a regular file, so charrnn will not write to it" in result.stderr
+    )
+    assert (tmp_path / "run" / NAME / "mine.txt").read_text() == "the user's"

@@ -4,22 +4,33 @@ far eval and viz are in their long passes."""
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from charrnn import progress
+from charrnn import metrics, progress
 from charrnn.budget import Budget
 from charrnn.cli import main
 from charrnn.config import ModelConfig
-from charrnn.metrics import read_metrics
+from charrnn.errors import ConfigError
+from charrnn.files import own_opener
 from charrnn.model import CharRNN
 from charrnn.outdir import LATEST
 from charrnn.preview import NAME, PreviewLog, preview_text
 from charrnn.progress import LINE_EVERY, LogLines, MessagesOnly, ProgressBar, Reporter, TimeLeft
 from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
-from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, assert_same_training_state, fast_args, train
+from helpers import (
+    PANGRAM,
+    TINY_OPTIONS,
+    Crash,
+    CrashAtStep,
+    assert_same_training_state,
+    fast_args,
+    read_metrics,
+    train,
+)
 
 # --- the time left, with a clock of the test's own: elapsed seconds are given, never read ---
 
@@ -121,7 +132,7 @@ def _entries(out):
     """(step, validation figure or None, text) of each entry of samples.txt."""
     text = (out / NAME).read_text(encoding="utf-8")
     parts = re.split(r"^--- step (\d+)(?: \(validation ([\d.]+) bpc\))? ---\n", text, flags=re.M)
-    assert parts[0] == ""
+    assert re.fullmatch(r"--- charrnn previews of run [0-9a-f]{32} ---\n\n", parts[0])  # the line naming the run
     return [(int(step), bpc and float(bpc), body) for step, bpc, body in zip(parts[1::3], parts[2::3], parts[3::3])]
 
 
@@ -204,13 +215,26 @@ def test_forget_after_cuts_at_the_first_later_entry_and_reads_past_lookalikes_an
     assert (tmp_path / NAME).read_bytes() == kept
 
 
-def test_an_unwritable_samples_txt_costs_a_warning_not_the_run(tmp_path, pangram_file):
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / NAME).mkdir()  # a folder where the file should be
+def test_a_samples_txt_that_cannot_be_written_while_training_costs_a_warning_not_the_run(
+    tmp_path, pangram_file, monkeypatch
+):
+    def refuse(path, flags):  # as a read-only file or a full disk would (root may write anything)
+        if Path(path).name == NAME:
+            raise PermissionError(13, "Permission denied")
+        return own_opener(path, flags)
+
+    monkeypatch.setattr(metrics, "own_opener", refuse)
     stream = io.StringIO()
-    result = train(pangram_file, tmp_path / "run", TINY_OPTIONS, reporter=LogLines(stream))
+    result = train(pangram_file, tmp_path / "run", {**TINY_OPTIONS, "preview_chars": 20}, reporter=LogLines(stream))
     assert result.step == TINY_OPTIONS["max_steps"]
-    assert stream.getvalue().count(f"warning: cannot write {tmp_path / 'run' / NAME}") == 1
+    assert stream.getvalue().count(f"warning: cannot write {tmp_path / 'run' / NAME} (Permission denied)") == 1
+
+
+def test_a_folder_in_place_of_samples_txt_is_refused_before_training(tmp_path, pangram_file):
+    (tmp_path / "run" / NAME).mkdir(parents=True)
+    with pytest.raises(ConfigError, match="samples.txt is a folder, not a regular file, so charrnn will not write"):
+        train(pangram_file, tmp_path / "run", TINY_OPTIONS)
+    assert (tmp_path / "run" / NAME).is_dir() and not (tmp_path / "run" / LATEST).exists()
 
 
 # --- the preview itself ---------------------------------------------------------------

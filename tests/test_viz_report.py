@@ -23,6 +23,7 @@ from charrnn.report import (
     ansi_text,
     cell_chars_that_fit,
     colour,
+    page_output,
     render_html,
     write_html,
 )
@@ -176,7 +177,7 @@ def test_write_html_writes_the_page_whole(tmp_path):
     data = report_data()
     path = tmp_path / "report.html"
     path.write_text("an old report")
-    write_html(data, path)
+    write_html(data, page_output(path, force=True))
     assert path.read_text(encoding="utf-8") == render_html(data)
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
@@ -189,7 +190,7 @@ def test_data_whose_parts_disagree_is_refused(tmp_path):
     data = report_data(cells_chars=10)
     data["cells"]["layers"][0]["data"] = data["cells"]["layers"][0]["data"][:-8]
     with pytest.raises(ValueError, match="layer 1's activations"):
-        write_html(data, tmp_path / "report.html")
+        write_html(data, page_output(tmp_path / "report.html"))
     assert not (tmp_path / "report.html").exists()
 
 

@@ -1,0 +1,83 @@
+"""A file charrnn writes where it is told to (viz's page, plot's PNG): never over a file
+charrnn did not write, never through a link, whole or not at all, and checked before the work.
+
+Every such file carries charrnn's mark near its start (the page a `<meta name="generator">`
+naming charrnn, the PNG a text chunk), by which charrnn knows it may replace it. Anything
+else at the path is refused in one line before any work: a user's file or a symbolic link
+unless --force (which replaces the link itself, never its target), a folder, a pipe or a
+device always. The folder must exist and take a new file (a read-only or full disk is found
+then, not after the work), and an error while writing is one line too.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from charrnn.display import printable
+from charrnn.errors import ConfigError, OptionError
+from charrnn.files import create_new, not_a_file, open_to_read, temporary_name, write_atomic
+
+MARK_BYTES = 8192  # how far into a file its mark is looked for: both marks lie in its first few hundred
+PROBE_BYTES = 4096  # written (and removed) before the work: a full disk refuses a write, not a new name
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """Where a command writes its file, and how charrnn's own files of that kind are marked."""
+
+    path: Path
+    mark: bytes  # what every file of this kind charrnn writes holds in its first MARK_BYTES
+    force: bool = False  # replace a file charrnn did not write, or a link, all the same
+
+    def check(self) -> None:
+        """Refuse, before any work, an output that may not or cannot be written (see the module)."""
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise OptionError("--output", f"is in a folder that does not exist: {printable(folder)}")
+        odd = not_a_file(self.path)
+        if odd is not None and not (self.force and stat.S_ISLNK(odd.mode or 0)):
+            force = (
+                " (give --force to replace the link; its target is left as it is)"
+                if stat.S_ISLNK(odd.mode or 0)
+                else ""
+            )
+            raise ConfigError(f"{printable(self.path)} {odd.what}, so charrnn will not replace it{force}")
+        if odd is None and os.path.lexists(self.path) and not self.force and not self._marked():
+            raise ConfigError(
+                f"{printable(self.path)} was not written by charrnn, so charrnn will not replace it; "
+                "give --force to replace it, or another --output"
+            )
+        self._probe()
+
+    def write(self, data: bytes) -> None:
+        """Write `data` as the file, whole or not at all."""
+        try:
+            write_atomic(self.path, lambda file: file.write(data))
+        except OSError as error:
+            raise ConfigError(f"cannot write {printable(self.path)}: {error.strerror or error}") from None
+
+    def _marked(self) -> bool:
+        try:
+            with open_to_read(self.path) as file:
+                return self.mark in file.read(MARK_BYTES)
+        except OSError:  # unreadable: nothing shows it is charrnn's
+            return False
+
+    def _probe(self) -> None:
+        """Create, write and remove the temporary file the output is written through."""
+        temporary = temporary_name(self.path)
+        try:
+            with create_new(temporary) as file:
+                file.write(bytes(PROBE_BYTES))
+                file.flush()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot write {printable(self.path)}: {error.strerror or error} (in {printable(self.path.parent)})"
+            ) from None
+        finally:
+            with suppress(OSError):
+                temporary.unlink(missing_ok=True)
