@@ -305,7 +305,7 @@ def parse(html: str) -> Node:
 def open_page(chromium, tmp_path: Path, data: dict[str, Any], position: int) -> Node:
     """The page's DOM after its script ran and its self-test hook tapped character `position`."""
     path = tmp_path / "report.html"
-    write_html(data, path)
+    write_html(data, page_output(path))
     root = parse(chromium("--dump-dom", f"{path.as_uri()}#selftest={position}"))
     (html,) = root.all("html")
     assert json.loads(html.attributes["data-errors"]) == []
@@ -358,7 +358,7 @@ def test_a_vanilla_rnn_page_says_it_has_no_gates_and_no_memory_curve(chromium, t
 @pytest.mark.slow
 def test_a_screenshot_of_the_page_shows_something(chromium, tmp_path):
     path = tmp_path / "report.html"
-    write_html(report_data(cell="lstm"), path)
+    write_html(report_data(cell="lstm"), page_output(path))
     screenshot = tmp_path / "report.png"
     chromium(
         f"--screenshot={screenshot}", "--window-size=1280,2600", "--hide-scrollbars", f"{path.as_uri()}#selftest=30"
