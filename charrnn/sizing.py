@@ -6,6 +6,7 @@ before anything is built.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping
@@ -20,15 +21,73 @@ from charrnn.files import open_to_read
 
 SIZED_FIELDS = ("hidden_size", "dropout")  # what the rule chooses when the user does not
 
+# The rule, from the sweep in docs/benchmarks.md ("A model sized to its text"): four corpora from
+# 25 thousand to 3.7 million characters, trained for 2 and 10 minutes on two CPU cores.
+HIDDEN_SIZES = (128, 256, 512)
+STEP_BUDGET_SIZE = 256  # for a run given in steps: a larger model would only make it longer
+MIN_STEPS = 1300  # a time budget gets the largest size that trains at least this many steps in it
+SMALL_TEXT = 100_000  # characters: under this, a model larger than 256 mostly memorises
+# Dropout by passes over the training text: a run that sees its text a few times cannot overfit
+# it; one that sees it hundreds of times must be held back hard.
+DROPOUT_BY_PASSES = ((4.0, 0.0), (20.0, 0.2), (150.0, 0.3), (math.inf, 0.5))
+
+# Seconds on two cores of the machine the sweep ran on, fitted to its measured step and
+# evaluation times (within about 15 %): a fixed cost, then per 10^9 multiply-adds of the
+# recurrent layers and of the output layer, and per 10^9 vocabulary entries of the softmax.
+STEP_COST = (0.0155, 0.0657, 0.0658, 15.24)
+EVAL_COST = (0.216, 0.0224, 0.0261, 6.59)
+
 
 @dataclass(frozen=True)
 class SizeChoice:
     hidden_size: int
     dropout: float
+    steps: int  # the steps the run is expected to train (a time budget's estimated from STEP_COST)
+    passes: float  # how many times those steps read the training text
 
 
-def choose_size(chars: int, vocab_size: int, max_steps: int | None, max_time: float | None) -> SizeChoice:
-    return SizeChoice(256, 0.2)
+def choose_size(
+    chars: int, model: ModelConfig, train: TrainConfig, max_steps: int | None, hidden_size: int | None = None
+) -> SizeChoice:
+    """The hidden size (unless given) and dropout for `model` (whose own are ignored) trained on
+    `chars` characters for `max_steps` steps or `train.max_time` seconds, whichever ends first."""
+    if hidden_size is None:
+        hidden_size = STEP_BUDGET_SIZE if train.max_time is None else _size_for_time(chars, model, train)
+    steps = max_steps or 0
+    if train.max_time is not None:
+        in_time = _steps_in(train.max_time, _resized(model, hidden_size), train, chars)
+        steps = in_time if max_steps is None else min(max_steps, in_time)
+    passes = steps * train.batch_size * train.seq_len / max(chars * (1 - train.val_fraction), 1)
+    dropout = next(rate for limit, rate in DROPOUT_BY_PASSES if passes < limit)
+    return SizeChoice(hidden_size, dropout, steps, passes)
+
+
+def _size_for_time(chars: int, model: ModelConfig, train: TrainConfig) -> int:
+    """The largest size that trains MIN_STEPS steps in the time (the smallest where none does)."""
+    assert train.max_time is not None
+    sizes = [size for size in HIDDEN_SIZES if chars >= SMALL_TEXT or size <= 256]
+    fitting = [size for size in sizes if _steps_in(train.max_time, _resized(model, size), train, chars) >= MIN_STEPS]
+    return max(fitting, default=sizes[0])
+
+
+def _resized(model: ModelConfig, hidden_size: int) -> ModelConfig:
+    return dataclasses.replace(model, hidden_size=hidden_size)
+
+
+def _steps_in(seconds: float, model: ModelConfig, train: TrainConfig, chars: int) -> int:
+    """Steps, with their evaluations, that fit in `seconds` on a machine like the sweep's."""
+    step = _seconds(STEP_COST, model, train.batch_size * train.seq_len)
+    evaluation = _seconds(EVAL_COST, model, min(train.eval_chars, int(chars * train.val_fraction)))
+    return int(seconds / (step + evaluation / train.eval_every))
+
+
+def _seconds(cost: tuple[float, float, float, float], model: ModelConfig, positions: int) -> float:
+    output = (model.hidden_size + 1) * model.vocab_size
+    embedding = model.vocab_size * model.embed_dim if model.input_mode == "embedding" else 0
+    recurrent = model.parameter_count - output - embedding
+    fixed, per_recurrent, per_output, per_softmax = cost
+    work = (per_recurrent * recurrent + per_output * output + per_softmax * model.vocab_size) * positions / 1e9
+    return fixed + work
 
 
 def sized_options(
@@ -43,14 +102,25 @@ def sized_options(
     if train.epochs is not None:
         by_epochs = math.ceil(train.epochs * chars * (1 - train.val_fraction) / (train.batch_size * train.seq_len))
         steps = by_epochs if steps is None else min(steps, by_epochs)
-    choice = choose_size(chars, vocab_size, steps, train.max_time)
+    fields = {field.name for field in dataclasses.fields(ModelConfig)} - {"vocab_size"}
+    model = ModelConfig(vocab_size=vocab_size, **{name: value for name, value in options.items() if name in fields})
+    choice = choose_size(chars, model, train, steps, options.get("hidden_size"))
     chosen = {name: getattr(choice, name) for name in missing}
-    budget = " or ".join(
-        ([f"{steps:,} steps"] if steps is not None else [])
-        + ([format_duration(train.max_time)] if train.max_time else [])
-    )
+    budget = f"{choice.steps:,} steps"
+    if train.max_time is not None:
+        budget = f"{format_duration(train.max_time)} (some {choice.steps:,} steps on two cores)"
     flags = " and ".join(f"--{name.replace('_', '-')}" for name in missing)
-    return {**options, **chosen}, f"sized for {chars:,} characters of text and {budget}; set {flags} to choose"
+    reason = (
+        f"sized for {chars:,} characters of text and {budget}, about {_passes(choice.passes)} over it; "
+        f"set {flags} to choose"
+    )
+    return {**options, **chosen}, reason
+
+
+def _passes(passes: float) -> str:
+    if passes < 1:
+        return f"{passes:.2f} of a pass"
+    return f"{passes:,.0f} pass{'es' if round(passes) != 1 else ''}"
 
 
 # Memory. Measured peaks (docs/benchmarks.md, "Memory a run needs") set the runtime's own share;

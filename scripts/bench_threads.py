@@ -7,9 +7,9 @@ auto`, and with each fixed setting (one thread, and one a core), on the default 
 Shakespeare:
 
     train             seconds per 100 steps, steps 100-300 of a real `charrnn train` (its metrics.jsonl)
-    eval              a whole `charrnn eval` of the text (1.1M characters: 136 windows of 32 streams)
-    Model.score       the call alone, timed inside a fresh process (start-up left out)
-    viz               a whole `charrnn viz` of the text's first 10,000 characters (its memory plot)
+    eval              a whole `charrnn eval` of the held-out tenth (111,540 characters)
+    Model.score       the call on the held-out tenth alone, timed inside a fresh process (start-up left out)
+    viz               a whole `charrnn viz` of the held-out tenth's first 10,000 characters (its memory plot)
     sample -n 32      a whole `charrnn sample -n 32 --length 2000` (numpy's BLAS threads)
     sample --beam 32  a whole `charrnn sample --beam 32 --length 1000`
 
@@ -74,6 +74,11 @@ class Setup:
     model: list[str]  # the model's options for `charrnn train`
     quick: bool
 
+    @property
+    def heldout(self) -> Path:
+        """The corpus's last tenth (its validation text), which eval, score and viz read."""
+        return self.scratch / "heldout.txt"
+
 
 def _charrnn(*args: object) -> list[str]:
     return [sys.executable, "-m", "charrnn", *map(str, args)]
@@ -102,7 +107,7 @@ def train_seconds(setup: Setup, threads: int | None) -> float:
 
 
 def eval_seconds(setup: Setup, threads: int | None) -> float:
-    return _seconds(_charrnn("eval", setup.corpus, "-c", setup.run, *_threads(threads)))
+    return _seconds(_charrnn("eval", setup.heldout, "-c", setup.run, *_threads(threads)))
 
 
 SCORE = """
@@ -119,14 +124,14 @@ print(time.perf_counter() - start)
 def score_seconds(setup: Setup, threads: int | None) -> float:
     """Model.score alone, in a fresh process (as a script or notebook calls it)."""
     setting = "auto" if threads is None else str(threads)
-    command = [sys.executable, "-c", SCORE, str(setup.run), str(setup.corpus), setting]
+    command = [sys.executable, "-c", SCORE, str(setup.run), str(setup.heldout), setting]
     return float(subprocess.run(command, env=ENV, check=True, capture_output=True, text=True).stdout)
 
 
 def viz_seconds(setup: Setup, threads: int | None) -> float:
     page = setup.scratch / "page.html"
     chars = ["--chars", 2000] if setup.quick else []
-    return _seconds(_charrnn("viz", setup.corpus, "-c", setup.run, "-o", page, *chars, *_threads(threads)))
+    return _seconds(_charrnn("viz", setup.heldout, "-c", setup.run, "-o", page, *chars, *_threads(threads)))
 
 
 def samples_seconds(setup: Setup, threads: int | None) -> float:
@@ -220,7 +225,10 @@ def make_setup(folder: Path, quick: bool) -> Setup:
     run = folder / "run"
     command = _charrnn("train", corpus, "--out", run, "--max-steps", 1, "--preview-chars", 0, "--quiet", *model)
     subprocess.run(command, env=ENV, check=True, capture_output=True)
-    return Setup(corpus, run, folder, model, quick)
+    setup = Setup(corpus, run, folder, model, quick)
+    text = corpus.read_text(encoding="utf-8")
+    setup.heldout.write_text(text[len(text) - len(text) // 10 :], encoding="utf-8")
+    return setup
 
 
 def _generated_corpus(folder: Path, quick: bool) -> Path:

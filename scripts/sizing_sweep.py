@@ -7,12 +7,12 @@ validation loss (best.pt, the held-out last tenth, state carried) recorded; smal
 whose held-out tenth is noisy, are trained with several seeds and the mean taken.
 
 A budget is time on this machine (2 and 10 minutes), but runs are given as steps, so that
-every figure can be reproduced exactly and the sweep can run two jobs side by side:
+every figure can be reproduced exactly, whatever else the machine is doing:
 `measure` times each candidate's training steps and evaluations alone on the machine (two
 threads), and the budget's step count is how many steps, with their evaluations, fit in it.
 
     python scripts/sizing_sweep.py measure            # time each candidate (machine otherwise idle)
-    python scripts/sizing_sweep.py run --jobs 2       # train every candidate (resumable)
+    python scripts/sizing_sweep.py run                # train every candidate (resumable)
     python scripts/sizing_sweep.py report             # tables into docs/benchmarks.md
 
 Results go to --work (default ~/.cache/charrnn-sizing-sweep): rates.json and results.jsonl.
@@ -44,7 +44,7 @@ EVAL_EVERY = 500  # charrnn train's default
 class Corpus:
     name: str
     file: str
-    seeds: tuple[int, ...]  # several where the held-out tenth is small and noisy
+    seeds: dict[str, tuple[int, ...]]  # budget -> seeds: several where the held-out tenth is small and noisy
     grid: dict[str, tuple[dict[str, Any], ...]]  # budget -> candidates (options: hidden size, dropout, ...), 2 layers
     patience: int | None = None  # evaluations without a new best that end a run early (saves time)
 
@@ -57,59 +57,29 @@ def _c(hidden_size: int, dropout: float, **levers: Any) -> dict[str, Any]:
     return {"hidden_size": hidden_size, "dropout": dropout, **levers}
 
 
+from charrnn.sizing import HIDDEN_SIZES  # noqa: E402
+
 DEFAULT = _c(256, 0.2)  # charrnn's fixed default before sizing
-# Candidates by budget, coarse: where the first exploratory runs pointed (small corpora want
-# strong dropout, the large ones steps), with today's default in every list.
+# Candidates by budget, around what earlier exploratory runs pointed to (the small corpora want
+# dropout, the large ones steps), with today's default in every list; the automatic choice is
+# added where it is not listed (candidates).
 CORPORA = (
     Corpus(
         "tang300",
         "tang300.txt",
-        (1, 2, 3),
-        {
-            "2m": (
-                _c(128, 0.4),
-                _c(128, 0.6),
-                _c(256, 0.3),
-                _c(256, 0.4),
-                _c(256, 0.6),
-                _c(256, 0.7),
-                _c(512, 0.6),
-                _c(256, 0.3, weight_decay=0.3),
-                _c(256, 0.2, lr=0.006),
-                DEFAULT,
-            ),
-            "10m": (_c(256, 0.6), _c(512, 0.6), DEFAULT),
-        },
-        patience=12,
+        {"2m": (1, 2, 3), "10m": (1,)},
+        {"2m": (DEFAULT, _c(256, 0.3)), "10m": (DEFAULT,)},
+        patience=6,
     ),
     Corpus(
         "timemachine",
         "timemachine.txt",
-        (1, 2),
-        {
-            "2m": (_c(128, 0.2), _c(128, 0.4), _c(256, 0.4), _c(256, 0.6), _c(512, 0.4), DEFAULT),
-            "10m": (_c(256, 0.4), _c(512, 0.4), DEFAULT),
-        },
-        patience=12,
+        {"2m": (1, 2), "10m": (1,)},
+        {"2m": (DEFAULT, _c(256, 0.4)), "10m": (DEFAULT,)},
+        patience=6,
     ),
-    Corpus(
-        "shakespeare",
-        "tinyshakespeare.txt",
-        (1,),
-        {
-            "2m": (_c(128, 0.0), _c(128, 0.2), _c(256, 0.0), _c(512, 0.2), DEFAULT),
-            "10m": (_c(384, 0.2), _c(512, 0.2), DEFAULT),
-        },
-    ),
-    Corpus(
-        "tang",
-        "tang_poems.txt",
-        (1,),
-        {
-            "2m": (_c(64, 0.0), _c(128, 0.0), _c(128, 0.2), _c(256, 0.0), DEFAULT),
-            "10m": (_c(256, 0.0), _c(512, 0.0), DEFAULT),
-        },
-    ),
+    Corpus("shakespeare", "tinyshakespeare.txt", {"2m": (1,), "10m": (1,)}, {"2m": (DEFAULT,), "10m": (DEFAULT,)}),
+    Corpus("tang", "tang_poems.txt", {"2m": (1,), "10m": (1,)}, {"2m": (DEFAULT,), "10m": (DEFAULT,)}),
 )
 
 
@@ -122,11 +92,13 @@ def candidates(corpus: Corpus, budget: str) -> list[dict[str, Any]]:
 
 def automatic_choice(corpus: Corpus, budget: str) -> dict[str, Any]:
     """What `charrnn train CORPUS --max-time BUDGET` chooses (charrnn/sizing.py)."""
-    from charrnn.sizing import choose_size
+    from charrnn.config import TrainConfig
+    from charrnn.sizing import sized_options
 
     text = corpus.path.read_text(encoding="utf-8")
-    choice = choose_size(len(text), len(set(text)), max_steps=None, max_time=BUDGETS[budget])
-    return {"hidden_size": choice.hidden_size, "dropout": choice.dropout}
+    train = TrainConfig(max_steps=None, max_time=BUDGETS[budget])
+    options, _ = sized_options({}, len(text), len(set(text)), train)
+    return {"hidden_size": options["hidden_size"], "dropout": options["dropout"]}
 
 
 def key(config: dict[str, Any]) -> str:
@@ -186,7 +158,10 @@ def load_results(work: Path) -> list[dict[str, Any]]:
 def command_measure(args: argparse.Namespace) -> None:
     rates = load_rates(args.work)
     for corpus in selected(args):
-        sizes = sorted({c["hidden_size"] for budget in BUDGETS for c in candidates(corpus, budget)})
+        # Every size the rule may choose (the step-time estimate in charrnn/sizing.py is fitted to
+        # these), and every size of the grid.
+        grid = {c["hidden_size"] for budget in BUDGETS for c in candidates(corpus, budget)}
+        sizes = sorted(grid | set(HIDDEN_SIZES))
         for size in sizes:
             name = rate_key(corpus, size)
             if name in rates and not args.again:
@@ -212,9 +187,15 @@ def command_run(args: argparse.Namespace) -> None:
                 rate = rates.get(rate_key(corpus, config["hidden_size"]))
                 if rate is None:
                     raise SystemExit(f"no rate for {corpus.name} {key(config)}: run `measure` first")
-                for seed in corpus.seeds:
+                for seed in corpus.seeds[budget_name]:
                     if (corpus.name, budget_name, key(config), seed) not in done:
                         jobs.append((corpus, budget_name, config, seed, steps_in(budget, rate, EVAL_EVERY)))
+    # The automatic choice and the default of every corpus and budget first, the others after:
+    # a sweep cut short still compares the two that matter most.
+    automatic = {(c.name, b): key(automatic_choice(c, b)) for c in selected(args) for b in BUDGETS}
+    jobs.sort(
+        key=lambda job: (key(job[2]) not in (key(DEFAULT), automatic[job[0].name, job[1]]), list(BUDGETS).index(job[1]))
+    )
     print(f"{len(jobs)} runs to go", flush=True)
 
     def run(job: tuple) -> None:
@@ -222,7 +203,7 @@ def command_run(args: argparse.Namespace) -> None:
         options = {**config, "max_steps": steps, "seed": seed, "save_every": 10**9}
         if corpus.patience:
             options["patience"] = corpus.patience
-        outcome = train_once(corpus.path, options, threads=1)
+        outcome = train_once(corpus.path, options, threads=max(1, 2 // args.jobs))
         row = {
             "corpus": corpus.name,
             "budget": budget_name,
@@ -254,7 +235,7 @@ def main() -> int:
     parser.add_argument("command", choices=("measure", "run", "report"))
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "charrnn-sizing-sweep")
     parser.add_argument("--corpus", action="append", help="only this corpus (repeatable)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (2 threads for one, else one each)")
     parser.add_argument("--budget", action="append", help="only this budget (repeatable)")
     parser.add_argument("--again", action="store_true", help="measure rates again")
     parser.add_argument("--no-write", action="store_true", help="report: print only")
@@ -282,11 +263,11 @@ def command_report(args: argparse.Namespace) -> None:
             default = rows.get(key(DEFAULT))
             tables.append(_table(corpus, budget, rows, rates, best, chosen, default))
             verdicts.append(_verdict(corpus, budget, best, chosen, default))
-    command = "python scripts/sizing_sweep.py measure; python scripts/sizing_sweep.py run --jobs 2; python scripts/sizing_sweep.py report"
+    command = "python scripts/sizing_sweep.py measure; python scripts/sizing_sweep.py run; python scripts/sizing_sweep.py report"
     body = (
         f"Commands: `{command}`  \nMachine: {machine_description()}  \n"
         "Each run: `charrnn.train(CORPUS, hidden_size=H, dropout=D, max_steps=STEPS, seed=SEED)`, defaults otherwise "
-        "(LSTM, 2 layers, embedding 64, batch 16 x 64, weight decay 0.1), one CPU thread, two runs side by side; "
+        "(LSTM, 2 layers, embedding 64, batch 16 x 64, weight decay 0.1), two CPU threads, one run at a time; "
         "STEPS is what fits in the budget on this machine's two cores alone (`measure`: step and evaluation times "
         "with two threads), so every figure is reproducible exactly, whatever the machine's load. Figures are "
         f"best.pt's validation loss (nats, the held-out last tenth, state carried), the mean over the seeds; small "
@@ -306,13 +287,13 @@ def _rows(results: list[dict[str, Any]], corpus: Corpus, budget: str) -> dict[st
     for row in results:
         if row["corpus"] == corpus.name and row["budget"] == budget:
             by_config.setdefault(row["config"], []).append(row["best_nats"])
-    return {config: sum(v) / len(v) for config, v in by_config.items() if len(v) == len(corpus.seeds)}
+    return {config: sum(v) / len(v) for config, v in by_config.items() if len(v) == len(corpus.seeds[budget])}
 
 
 def _table(corpus, budget, rows, rates, best, chosen, default) -> str:
     automatic = key(automatic_choice(corpus, budget))
     lines = [
-        f"**{corpus.name}**, {budget} ({len(corpus.seeds)} seed{'s' if len(corpus.seeds) > 1 else ''}):",
+        f"**{corpus.name}**, {budget} ({len(corpus.seeds[budget])} seed{'s' if len(corpus.seeds[budget]) > 1 else ''}):",
         "",
         "| hidden | dropout | other | steps | best validation (nats) | |",
         "| ---: | ---: | --- | ---: | ---: | --- |",
