@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from charrnn.budget import format_duration
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import EVAL_SEQ_LEN, EVAL_STREAMS
 from charrnn.errors import ConfigError
@@ -108,13 +107,17 @@ def sized_options(
     chosen = {name: getattr(choice, name) for name in missing}
     budget = f"{choice.steps:,} steps"
     if train.max_time is not None:
-        budget = f"{format_duration(train.max_time)} (some {choice.steps:,} steps on two cores)"
+        budget = f"{_minutes(train.max_time)} of training (some {choice.steps:,} steps on two cores)"
     flags = " and ".join(f"--{name.replace('_', '-')}" for name in missing)
     reason = (
         f"sized for {chars:,} characters of text and {budget}, about {_passes(choice.passes)} over it; "
         f"set {flags} to choose"
     )
     return {**options, **chosen}, reason
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.3g} min" if seconds >= 60 else f"{seconds:.3g} s"
 
 
 def _passes(passes: float) -> str:
@@ -153,7 +156,7 @@ def training_memory(model: ModelConfig, train: TrainConfig, corpus_ids_bytes: in
     evaluation's (EVAL_STREAMS x EVAL_SEQ_LEN positions, forward only: a layer's gates, the
     outputs, the logits and their log-softmax) and a save's (the weights and moments serialised
     once). The corpus's ids are memory-mapped and released at each save: counted whole, an
-    upper bound. Measured against peaks, it comes within about 10 % (docs/benchmarks.md).
+    upper bound. Measured peaks are in docs/benchmarks.md ("Memory a run needs").
     """
     parameters = model.parameter_count
     positions = train.batch_size * train.seq_len

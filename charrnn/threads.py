@@ -27,7 +27,9 @@ BLAS threads, which threadpoolctl changes at run time). Those loops are short, a
 thousand pieces, so the first probe comes after FIRST_WINDOW pieces rather than a full WINDOW:
 where two threads scored 7.7 times slower than one (eval on a busy machine), eight pieces on the
 slow count would make a 136-window evaluation take a third longer. Against so short a baseline only a clear difference decides; a count a few
-percent faster is found by the later probes, against full windows.
+percent faster is found by the later probes, against full windows. For the same reason a probe
+in these loops ends after its first piece when that piece is clearly slower (alone, one thread
+scores half as fast as two: three probe pieces of a 14-window evaluation cost a fifth more).
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ class ThreadTuner:
     (through `set_threads`) to the faster thread count. It starts at `most`, the count the
     process runs on now."""
 
-    def __init__(self, set_threads: Callable[[int], None], most: int):
+    def __init__(self, set_threads: Callable[[int], None], most: int, give_up: float = FAR_SLOWER):
         self.set_threads = set_threads
+        self.give_up = give_up  # a probe's step slower than the chosen count's median by this factor ends it at once
         self.candidates = candidate_counts(most)
         self.chosen = most  # the count kept between probes
         self.probing: int | None = None  # the count being tried, while a probe lasts
@@ -129,7 +132,7 @@ class ThreadTuner:
 
     def _maybe_decide(self) -> None:
         ratio = median(self.probe_times) / self.baseline
-        clear = len(self.probe_times) >= DECIDE_AFTER and not 1 / CLEARLY < ratio < CLEARLY or ratio > FAR_SLOWER
+        clear = len(self.probe_times) >= DECIDE_AFTER and not 1 / CLEARLY < ratio < CLEARLY or ratio > self.give_up
         if not clear and len(self.probe_times) < PROBE_STEPS:
             return
         if ratio < (BETTER if self.baseline_steps >= WINDOW else 1 / CLEARLY):
@@ -221,7 +224,8 @@ def running_on(pool: Pool, threads: int | str | None) -> Iterator[Tuning]:
     tuner = None
     if threads == AUTO:
         pool.set(before)  # PyTorch passes it on to MKL too, which the environment may have set apart
-        tuner = ThreadTuner(pool.set, before) if before > 1 else None
+        # A short loop cannot amortise a losing probe: one clearly slower piece ends it.
+        tuner = ThreadTuner(pool.set, before, give_up=CLEARLY) if before > 1 else None
     elif threads is not None:
         pool.set(threads)
     try:

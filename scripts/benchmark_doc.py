@@ -26,6 +26,7 @@ SECTIONS = {
     "bench_corpus.py": ("corpus-1gb",),
     "fault_test.py": ("fault-test",),
     "bench_threads.py": ("threads",),
+    "bench_memory.py": ("memory",),
     "sample_quality.py": ("sample-quality",),
 }
 MARKER = re.compile(r"<!-- (\S+):(start|end) -->")

@@ -119,6 +119,20 @@ def test_none_leaves_the_count_alone_and_one_thread_leaves_nothing_to_tune():
     assert pool.get() == 1
 
 
+def test_in_a_short_loop_a_probe_ends_after_one_clearly_slower_piece():
+    """Alone, one thread scores about half as fast as two: in a loop of a dozen windows, three
+    probe pieces on it would cost a fifth of the loop, so the first slow one ends the probe."""
+    pool, settings = recording_pool(2)
+    seconds = {1: 1.9, 2: 1.0}  # a piece's time on each count
+    with running_on(pool, "auto") as tuning:
+        ran = []
+        for _ in range(FIRST_WINDOW + 3):
+            ran.append(pool.get())
+            tuning.tuner.observe(seconds[pool.get()])
+    assert ran == [2] * FIRST_WINDOW + [1, 2, 2]  # one piece on the slower count, then back for good
+    assert pool.get() == 2
+
+
 # eval and Model.score ------------------------------------------------------------------------
 
 
