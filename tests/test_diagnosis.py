@@ -219,6 +219,15 @@ def test_a_short_shakespeare_run_is_told_to_train_longer():
     assert next_command(found.next_run, command) == "charrnn train --out runs/shakespeare --resume --max-steps 1200"
 
 
+def test_a_tang_poems_run_still_learning_at_its_end_is_told_to_go_on_not_to_stop():
+    """2,500 steps of 300 Tang poems at dropout 0.2: training far below validation, but validation
+    still falling when the schedule ended (7.19 bpc): not overfitting yet, so go on."""
+    found, command = _stored("tang300-2500")
+    assert found.finding.startswith("Diagnosis: still learning:")
+    assert "not the model running out of room" in found.finding
+    assert next_command(found.next_run, command) == "charrnn train --out runs/tang --resume --max-steps 5000"
+
+
 def test_a_diverged_run_is_told_to_lower_the_learning_rate():
     found, command = _stored("diverged")
     assert "learning rate is too high" in found.finding
