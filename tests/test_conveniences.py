@@ -121,9 +121,11 @@ def test_interactive_sampling_continues_each_typed_prime_until_end_of_input(tmp_
         input="the quick\nÆther\nlazy\n",
     )
     assert result.exit_code == 0, result.output
-    texts = [text for text in result.stdout.split("\n\n") if text.strip()]
-    assert len(texts) == 2 and texts[0].startswith("the quick") and texts[1].startswith("lazy")
-    assert len(texts[0]) == len("the quick") + 40
+    # Each prime's text (the prime and 40 characters, which may hold newlines), then a blank line.
+    first_end = len("the quick") + 40
+    first, rest = result.stdout[:first_end], result.stdout[first_end:]
+    assert first.startswith("the quick") and rest.startswith("\n\nlazy")
+    assert len(rest) == len("\n\n") + len("lazy") + 40 + len("\n\n")  # Æther was refused, asked again
     assert "that prime has characters the model never saw in training: 'Æ'" in result.stderr  # and it went on
     assert result.stderr.count("prime> ") == 4  # asked again after each, until the input ended
 
