@@ -106,10 +106,21 @@ class ModelConfig:
     @property
     def parameter_count(self) -> int:
         """Weights and biases of the network model.py builds (each fused recurrent layer has two biases)."""
+        return self.embedding_parameter_count + self.recurrent_parameter_count + self.output_parameter_count
+
+    @property
+    def embedding_parameter_count(self) -> int:
+        return self.vocab_size * self.embed_dim if self.input_mode == "embedding" else 0
+
+    @property
+    def recurrent_parameter_count(self) -> int:
+        """The recurrent layers' weights and biases (each fused layer has two biases)."""
         widths = [self.input_size] + [self.hidden_size] * (self.layers - 1)
-        recurrent = sum(self.gate_width * (width + self.hidden_size + 2) for width in widths)
-        embedding = self.vocab_size * self.embed_dim if self.input_mode == "embedding" else 0
-        return embedding + recurrent + (self.hidden_size + 1) * self.vocab_size
+        return sum(self.gate_width * (width + self.hidden_size + 2) for width in widths)
+
+    @property
+    def output_parameter_count(self) -> int:
+        return (self.hidden_size + 1) * self.vocab_size
 
     @property
     def gate_width(self) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn.config import ModelConfig, TrainConfig, pick
 from charrnn.data import EVAL_SEQ_LEN, EVAL_STREAMS
 from charrnn.errors import ConfigError
 from charrnn.files import open_to_read
@@ -25,7 +25,7 @@ SIZED_FIELDS = ("hidden_size", "dropout")  # what the rule chooses when the user
 HIDDEN_SIZES = (128, 256, 512)
 STEP_BUDGET_SIZE = 256  # for a run given in steps: a larger model would only make it longer
 MIN_STEPS = 1300  # a time budget gets the largest size that trains at least this many steps in it
-SMALL_TEXT = 100_000  # characters: under this, a model larger than 256 mostly memorises
+SMALL_TEXT, SMALL_TEXT_MOST = 100_000, 256  # a text of fewer characters gets at most this size: more mostly memorises
 # Dropout by passes over the training text: a run that sees its text a few times cannot overfit
 # it; one that sees it hundreds of times must be held back hard.
 DROPOUT_BY_PASSES = ((4.0, 0.0), (20.0, 0.2), (150.0, 0.3), (math.inf, 0.5))
@@ -56,15 +56,20 @@ def choose_size(
     if train.max_time is not None:
         in_time = _steps_in(train.max_time, _resized(model, hidden_size), train, chars)
         steps = in_time if max_steps is None else min(max_steps, in_time)
-    passes = steps * train.batch_size * train.seq_len / max(chars * (1 - train.val_fraction), 1)
+    passes = steps * train.batch_size * train.seq_len / max(_training_chars(chars, train), 1)
     dropout = next(rate for limit, rate in DROPOUT_BY_PASSES if passes < limit)
     return SizeChoice(hidden_size, dropout, steps, passes)
+
+
+def _training_chars(chars: int, train: TrainConfig) -> float:
+    """The characters training reads: the corpus less its held-out last part."""
+    return chars * (1 - train.val_fraction)
 
 
 def _size_for_time(chars: int, model: ModelConfig, train: TrainConfig) -> int:
     """The largest size that trains MIN_STEPS steps in the time (the smallest where none does)."""
     assert train.max_time is not None
-    sizes = [size for size in HIDDEN_SIZES if chars >= SMALL_TEXT or size <= 256]
+    sizes = [size for size in HIDDEN_SIZES if chars >= SMALL_TEXT or size <= SMALL_TEXT_MOST]
     fitting = [size for size in sizes if _steps_in(train.max_time, _resized(model, size), train, chars) >= MIN_STEPS]
     return max(fitting, default=sizes[0])
 
@@ -81,12 +86,13 @@ def _steps_in(seconds: float, model: ModelConfig, train: TrainConfig, chars: int
 
 
 def _seconds(cost: tuple[float, float, float, float], model: ModelConfig, positions: int) -> float:
-    output = (model.hidden_size + 1) * model.vocab_size
-    embedding = model.vocab_size * model.embed_dim if model.input_mode == "embedding" else 0
-    recurrent = model.parameter_count - output - embedding
     fixed, per_recurrent, per_output, per_softmax = cost
-    work = (per_recurrent * recurrent + per_output * output + per_softmax * model.vocab_size) * positions / 1e9
-    return fixed + work
+    per_position = (
+        per_recurrent * model.recurrent_parameter_count
+        + per_output * model.output_parameter_count
+        + per_softmax * model.vocab_size
+    )
+    return fixed + per_position * positions / 1e9
 
 
 def sized_options(
@@ -99,10 +105,9 @@ def sized_options(
         return dict(options), None
     steps = train.max_steps
     if train.epochs is not None:
-        by_epochs = math.ceil(train.epochs * chars * (1 - train.val_fraction) / (train.batch_size * train.seq_len))
+        by_epochs = math.ceil(train.epochs * _training_chars(chars, train) / (train.batch_size * train.seq_len))
         steps = by_epochs if steps is None else min(steps, by_epochs)
-    fields = {field.name for field in dataclasses.fields(ModelConfig)} - {"vocab_size"}
-    model = ModelConfig(vocab_size=vocab_size, **{name: value for name, value in options.items() if name in fields})
+    model = ModelConfig(**{**pick(ModelConfig, options), "vocab_size": vocab_size})
     choice = choose_size(chars, model, train, steps, options.get("hidden_size"))
     chosen = {name: getattr(choice, name) for name in missing}
     budget = f"{choice.steps:,} steps"

@@ -21,6 +21,7 @@ Results go to --work (default ~/.cache/charrnn-sizing-sweep): rates.json and res
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -95,10 +96,16 @@ def automatic_choice(corpus: Corpus, budget: str) -> dict[str, Any]:
     from charrnn.config import TrainConfig
     from charrnn.sizing import sized_options
 
-    text = corpus.path.read_text(encoding="utf-8")
     train = TrainConfig(max_steps=None, max_time=BUDGETS[budget])
-    options, _ = sized_options({}, len(text), len(set(text)), train)
+    options, _ = sized_options({}, *text_counts(corpus.path), train)
     return {"hidden_size": options["hidden_size"], "dropout": options["dropout"]}
+
+
+@functools.cache
+def text_counts(path: Path) -> tuple[int, int]:
+    """A corpus's characters and distinct characters, read once (the rule is asked many times)."""
+    text = path.read_text(encoding="utf-8")
+    return len(text), len(set(text))
 
 
 def key(config: dict[str, Any]) -> str:
