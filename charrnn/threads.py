@@ -19,7 +19,11 @@ machine two threads were measured 35x slower than one) holds off the next one, p
 not, until the steps since have earned its cost fifty times over: probing stays within 2 %.
 
 Only the speed changes: the same kernels compute the same numbers whatever the thread count
-(bit-identical on CPU; tests/test_threads.py checks it), so switching keeps resume exact.
+(bit-identical on CPU; tests/test_threads.py checks it), so switching keeps resume exact. Not
+at every shape, though: oneDNN's LSTM computes a small model's input gradient differently on one
+thread and two (hidden 24, or 128 with 24-wide input, measured), and switching would then make a
+run depend on timing. So training first computes one step on each candidate count and tunes
+only where they agree bit for bit; elsewhere it keeps the count it has.
 
 The other commands' loops are tuned the same way (`running_on`): eval's windows and the memory
 curve's warm-up (PyTorch's threads), the steps of batched sampling and beam search (numpy's

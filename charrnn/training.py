@@ -54,7 +54,7 @@ from charrnn.runtime import (
     signal_name,
 )
 from charrnn.sizing import check_memory, describe_memory, training_memory
-from charrnn.threads import ThreadTuner
+from charrnn.threads import ThreadTuner, candidate_counts
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,7 @@ def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: 
         load_grown(model, start.init.checkpoint.weights)
     if group.active:
         torch.manual_seed(config.seed + group.rank)  # each rank its own dropout masks
+    precision = autocast(device, request.dtype)
     return Trainer(
         model,
         train_streams,
@@ -178,20 +179,55 @@ def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: 
         record=start.record(),
         optimizer=build_optimizer(model, config),
         forward_model=_forward_model(model, device, group, request.compile),
-        precision=autocast(device, request.dtype),
+        precision=precision,
         release_pages=start.encoded.release_pages,
         resume=start.resume,
-        threads=_thread_tuner(request.threads, device, group),
+        threads=_thread_tuner(request.threads, device, group, lambda: _step_gradients(model, train_streams, precision)),
     )
 
 
-def _thread_tuner(threads: int | str | None, device: torch.device, group: Group) -> ThreadTuner | None:
+def _thread_tuner(
+    threads: int | str | None, device: torch.device, group: Group, step_gradients: Callable[[], list[torch.Tensor]]
+) -> ThreadTuner | None:
     """For --threads auto on one CPU process, a tuner of the thread count; else None: a GPU's
     steps hardly depend on CPU threads, torchrun's processes share the cores (one thread each),
-    and one thread leaves nothing to choose."""
+    and one thread leaves nothing to choose. Nor where a step's numbers depend on the count
+    (`step_gradients` differs between counts): switching would make the run depend on timing."""
     if threads != AUTO or device.type != "cpu" or group.active or torch.get_num_threads() == 1:
         return None
-    return ThreadTuner(torch.set_num_threads, torch.get_num_threads())
+    most = torch.get_num_threads()
+    if not _same_on_every_count(step_gradients, candidate_counts(most)):
+        return None
+    return ThreadTuner(torch.set_num_threads, most)
+
+
+def _same_on_every_count(compute: Callable[[], list[torch.Tensor]], counts: Sequence[int]) -> bool:
+    """Whether `compute` gives bit-identical tensors on each thread count (it runs once on each);
+    the process is left on the count it had."""
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for count in counts:
+            torch.set_num_threads(count)
+            results.append(compute())
+    finally:
+        torch.set_num_threads(before)
+    return all(all(torch.equal(a, b) for a, b in zip(first, other)) for first, other in zip(results, results[1:]))
+
+
+def _step_gradients(model: CharRNN, streams: Streams, precision: Callable[[], ContextManager]) -> list[torch.Tensor]:
+    """The loss and gradients of a training step on the first window, leaving no trace (the
+    random generator, which dropout draws from, is put back; the gradients are cleared)."""
+    rng = torch.get_rng_state()
+    inputs, targets = streams.window(0)
+    with precision():
+        logits, _ = model(inputs, model.init_hidden(streams.batch_size, torch.device("cpu")))
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+    loss.backward()
+    results = [loss.detach(), *(p.grad.clone() for p in model.parameters() if p.grad is not None)]
+    model.zero_grad(set_to_none=True)
+    torch.set_rng_state(rng)
+    return results
 
 
 def _streams(start: Start, group: Group, device: torch.device) -> tuple[Streams, Streams | None]:

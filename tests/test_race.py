@@ -34,13 +34,16 @@ charrnn.cli.entry_point()
 """
 
 
+# One thread each, the lone run too: a small model's numbers depend on the thread count.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def _start_together(arguments: list[str], folder: Path) -> list[subprocess.CompletedProcess]:
     go = folder / "go"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", LAUNCHER, str(go), *arguments],
-            env=env,
+            env=ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -61,7 +64,9 @@ def test_exactly_one_process_owns_a_folder_and_its_run_stays_exact(tmp_path):
     corpus.write_text(PANGRAM * 40, encoding="utf-8")
     alone = tmp_path / "alone"
     assert (
-        subprocess.run([sys.executable, "-m", "charrnn", "train", str(corpus), *FAST, "--out", str(alone)]).returncode
+        subprocess.run(
+            [sys.executable, "-m", "charrnn", "train", str(corpus), *FAST, "--out", str(alone)], env=ENV
+        ).returncode
         == 0
     )
 

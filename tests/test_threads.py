@@ -210,7 +210,9 @@ def test_a_default_run_feeds_the_tuner_every_training_step_and_records_the_threa
     monkeypatch.setattr(training, "ThreadTuner", Recording)
     Recording.made = []
     torch.set_num_threads(2)  # one thread leaves nothing to tune (conftest gives it back)
-    result = CliRunner().invoke(main, ["train", str(pangram_file), *fast_args(), "--out", str(tmp_path / "run")])
+    # A model whose step is the same on each count (a smaller one's may not be: then nothing is tuned).
+    wide = fast_args(hidden_size=192, layers=2, embed_dim=32, batch_size=8)
+    result = CliRunner().invoke(main, ["train", str(pangram_file), *wide, "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "device cpu (threads: auto)" in result.stderr
     [tuner] = Recording.made
@@ -286,3 +288,33 @@ def test_switching_thread_counts_mid_run_trains_bit_identically(tmp_path, monkey
     # forward pass over the validation windows may differ in its last bits between thread counts.)
     assert training_state_differences(read_checkpoint(switching), read_checkpoint(one)) == []
     assert training_state_differences(read_checkpoint(switching), read_checkpoint(two)) == []
+
+
+def test_a_step_is_compared_bit_for_bit_on_every_count_and_the_count_is_put_back():
+    torch.set_num_threads(2)
+    same = training._same_on_every_count(lambda: [torch.ones(3)], [1, 2])
+    differs = training._same_on_every_count(lambda: [torch.full((3,), float(torch.get_num_threads()))], [1, 2])
+    assert (same, differs, torch.get_num_threads()) == (True, False, 2)
+
+
+def test_auto_threads_never_make_a_run_depend_on_timing(tmp_path, monkeypatch):
+    # A small model, whose step (oneDNN's LSTM) may differ in its last bits between thread counts:
+    # where it does, auto keeps the count it has; where it does not, switching is harmless. Either
+    # way, auto switching counts on any schedule trains the run a fixed count trains.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(PANGRAM * 40, encoding="utf-8")
+    monkeypatch.setattr(training, "ThreadTuner", Switching)
+
+    def run(name: str, threads: int | str) -> Path:
+        torch.set_num_threads(2)
+        request = TrainRequest(
+            corpus=(str(corpus),), out_dir=tmp_path / name, device="cpu", threads=threads, options=SMALL
+        )
+        run_training(request)
+        return tmp_path / name / "latest.pt"
+
+    auto, fixed = run("auto", "auto"), run("two", 2)
+    assert training_state_differences(read_checkpoint(auto), read_checkpoint(fixed)) == []
+
+
+SMALL = {**WIDE, "hidden_size": 24, "layers": 1, "embed_dim": 24, "batch_size": 4}
