@@ -34,7 +34,7 @@ from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
 from charrnn.files import NotAFile, open_to_read
 from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
-from charrnn.params import Location, SectionedCommand, explicit_options, table_options
+from charrnn.params import Location, SectionedCommand, environment_variable, explicit_options, table_options
 from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
 
@@ -111,20 +111,10 @@ def _overflow(error: Exception) -> str | None:
 
 
 def _environment_source(error: click.UsageError) -> str:
-    """` (from CHARRNN_TRAIN_LR)` when the bad value came from the environment, which the
-    command line does not show."""
-    if (
-        not isinstance(error, click.BadParameter)
-        or error.param is None
-        or error.ctx is None
-        or error.param.name is None
-    ):
-        return ""
-    if error.ctx.get_parameter_source(error.param.name) is not ParameterSource.ENVIRONMENT:
-        return ""
-    names = error.param.envvar or f"{error.ctx.auto_envvar_prefix}_{error.param.name.upper()}"
-    envvar = names if isinstance(names, str) else next((name for name in names if os.environ.get(name)), names[0])
-    return f" (from the environment variable {envvar})"
+    """` (from the environment variable CHARRNN_TRAIN_LR)` when the bad value came from the
+    environment, which the command line does not show."""
+    variable = environment_variable(error)
+    return f" (from the environment variable {variable})" if variable else ""
 
 
 # Every option can also come from the environment: CHARRNN_<COMMAND>_<OPTION>, e.g. CHARRNN_TRAIN_LR.

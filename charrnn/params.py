@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,44 @@ class TextEncoding(click.ParamType):
 
 
 class TableOption(click.Option):
-    """A click option made from an entry of the option table, which it keeps as `spec`."""
+    """A click option made from an entry of the option table, which it keeps as `spec`.
+
+    It reads the environment the same way under every click release the project admits: a
+    flag's variable is judged as a boolean (click 8.2 takes any value as "on"), and the
+    variable a value came from is noted (click 8.4 records a value's source only once it is
+    valid, too late for the message about a bad one)."""
 
     def __init__(self, *args: Any, spec: Option, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.spec = spec
+        if kwargs.get("is_flag") is False and "flag_value" in kwargs:
+            self._flag_needs_value = True  # a bare `--resume` takes the flag value (click 8.3.0-8.3.1 asked for one)
+
+    def consume_value(self, ctx: click.Context, opts: Any) -> tuple[Any, ParameterSource]:
+        value, source = super().consume_value(ctx, opts)
+        if source is ParameterSource.ENVIRONMENT:
+            variable = self._set_variable(ctx)
+            if variable is not None:
+                ctx.meta.setdefault(_VARIABLES, {})[self.name] = variable
+                if self.is_flag and not self.multiple:
+                    value = os.environ[variable]  # as set, for the boolean type to judge
+        return value, source
+
+    def _set_variable(self, ctx: click.Context) -> str | None:
+        """The environment variable this option's value comes from, as click looks them up."""
+        names = self.envvar or (f"{ctx.auto_envvar_prefix}_{self.name.upper()}" if ctx.auto_envvar_prefix else None)
+        names = [names] if isinstance(names, str) else list(names or ())
+        return next((name for name in names if os.environ.get(name)), None)
+
+
+_VARIABLES = "charrnn.environment_variables"  # ctx.meta: option name -> the variable its value came from
+
+
+def environment_variable(error: click.UsageError) -> str | None:
+    """The environment variable a bad option value came from, or None if it did not come from one."""
+    if not isinstance(error, click.BadParameter) or error.param is None or error.ctx is None:
+        return None
+    return error.ctx.meta.get(_VARIABLES, {}).get(error.param.name)
 
 
 def _click_option(spec: Option, command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
