@@ -37,6 +37,7 @@ from charrnn.checkpoint import (
     Checkpoint,
     RunIdentity,
     read_checkpoint,
+    sound_best_loss,
     write_checkpoint,
 )
 from charrnn.checkpoint_file import is_checkpoint_file
@@ -181,7 +182,7 @@ class OutDir:
         best = self.path / BEST
         if best.exists():
             try:
-                self._best_loss = read_checkpoint(best).best_val_loss
+                self._best_loss = sound_best_loss(read_checkpoint(best))  # None: a loss no run has
             except CheckpointError:
                 self._best_loss = None  # a damaged best.pt is no standard to keep
 

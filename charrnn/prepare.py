@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.checkpoint import Checkpoint, CorpusRecord, InitFrom, RunIdentity, RunRecord
+from charrnn.checkpoint import (
+    Checkpoint,
+    CorpusRecord,
+    InitFrom,
+    RunIdentity,
+    RunRecord,
+    check_training_state,
+)
 from charrnn.config import (
     DEFAULT_OUT,
     ModelConfig,
@@ -104,6 +111,7 @@ def prepare_run(
     before it looks inside, and lets it go if anything here fails."""
     if resume is not None:
         found = load_from(resume, prefer="newest")
+        check_training_state(found.checkpoint, found.path)  # before any work: only a resumed run uses it
         out = OutDir(out_dir or (Path(resume) if Path(resume).is_dir() else Path(resume).parent))
         return _owning(out, owner, lambda: _resumed(corpus_args, options, found, out, owner, progress))
     train_config = TrainConfig(**pick(TrainConfig, with_run_length(options)))
@@ -196,6 +204,7 @@ def _rerun(corpus: Corpus, out: OutDir, owner: bool, options: Mapping[str, Any],
     continues that run from its newest checkpoint, as --resume would, so that a documented command
     can be run twice; any other is refused, naming what differs."""
     found = _newest_or_refuse(out)
+    check_training_state(found.checkpoint, found.path)
     saved = found.checkpoint
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)

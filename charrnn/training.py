@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from charrnn import __version__
 from charrnn.budget import Budget, Validation, format_duration
-from charrnn.checkpoint import Checkpoint, RunRecord
+from charrnn.checkpoint import Checkpoint, RunRecord, check_training_state
 from charrnn.config import AUTO, ModelConfig, TrainConfig
 from charrnn.data import Streams, eval_streams, split_train_val
 from charrnn.diagnosis import Command, Diagnosis, next_command
@@ -589,6 +589,7 @@ class Trainer:
 
     def _restore(self, checkpoint: Checkpoint, path: Path) -> None:
         """Continue from a checkpoint written by `checkpoint`."""
+        check_training_state(checkpoint, path)  # prepare_run checked it too, before any work
         try:
             self.model.load_state_dict(checkpoint.weights)
             self.optimizer.load_state_dict(checkpoint.optimizer)

@@ -107,6 +107,16 @@ def _with_state(trained: Path, tmp: Path, change) -> Path:
     return tmp / "odd.pt"
 
 
+def _moments(state) -> dict:
+    """AdamW's state of the first parameter (embedding.weight)."""
+    return state["optimizer"]["state"][0]
+
+
+def _resume_state(trained: Path, tmp: Path, change) -> list:
+    """`charrnn train --resume` of the trained run's checkpoint with `change(state)` applied."""
+    return ["train", trained / "corpus.txt", "--resume", _with_state(trained, tmp, change)]
+
+
 def _overflowing(trained: Path, tmp: Path) -> Path:
     """The trained model with finite weights so large that its predictions overflow."""
     return _with_state(trained, tmp, lambda state: state["model"]["head.weight"].mul_(1e38))
@@ -368,6 +378,23 @@ CASES = {
         "-c",
         _with_state(r, t, lambda s: s.update(vocab_aliases={"A": 999})),
     ],
+    "resume-moment-wrong-shape": lambda t, r: _resume_state(
+        r, t, lambda s: _moments(s).update(exp_avg=torch.zeros(3, 3))
+    ),
+    "resume-moment-negative": lambda t, r: _resume_state(
+        r, t, lambda s: _moments(s)["exp_avg_sq"].view(-1).__setitem__(0, -1.0)
+    ),
+    "resume-adam-step-vector": lambda t, r: _resume_state(r, t, lambda s: _moments(s).update(step=torch.ones(3))),
+    "resume-three-betas": lambda t, r: _resume_state(
+        r, t, lambda s: s["optimizer"]["param_groups"][0].update(betas=(0.9, 0.99, 0.999))
+    ),
+    "resume-hidden-nan": lambda t, r: _resume_state(r, t, lambda s: s["hidden"][0].fill_(float("nan"))),
+    "resume-best-loss-absurd": lambda t, r: _resume_state(r, t, lambda s: s.update(best_val_loss=-1e308)),
+    "resume-best-loss-nan": lambda t, r: _resume_state(r, t, lambda s: s.update(best_val_loss=float("nan"))),
+    "resume-best-loss-huge": lambda t, r: _resume_state(r, t, lambda s: s.update(best_val_loss=1e300)),
+    "resume-rng-garbage": lambda t, r: _resume_state(
+        r, t, lambda s: s["rng"].update(torch=torch.zeros(5056, dtype=torch.uint8))
+    ),
     "config-unknown-key": lambda t, r: [
         "train",
         r / "corpus.txt",
