@@ -20,19 +20,21 @@ that use it are imported where a function needs them (score, train).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from charrnn.arguments import argument, shown, texts, too_much_held
 from charrnn.checkpoint import describe_checkpoint
-from charrnn.config import AUTO, DEFAULT_OUT, UNKNOWN_POLICIES, ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
 from charrnn.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose
 from charrnn.errors import ConfigError
 from charrnn.metrics import MetricsRecords
 from charrnn.nearest import Unseen
+from charrnn.options import EVAL, PATH, SAMPLE, TRAIN, Option, by_name
 from charrnn.outdir import Found
 from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_for_sampling, torch_model
-from charrnn.threads import blas_threads, check_threads, running_on, torch_threads
+from charrnn.threads import blas_threads, running_on, torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +45,13 @@ if TYPE_CHECKING:
     from charrnn.training import TrainResult
 
 TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vocab_size comes from the corpus
+
+# Every argument is checked at the door by its command-line option's rule (options.py), named as
+# the Python argument: what the command line refuses, the API refuses, before any work.
+_SAMPLE, _EVAL, _TRAIN = by_name(SAMPLE), by_name(EVAL), by_name(TRAIN)
+_LOCATION = Option(("--location",), "", kind=PATH)  # a file, folder or glob: a corpus, a text to score
+_OPTIONAL = {f.name for config in (ModelConfig, TrainConfig) for f in fields(config) if "None" in str(f.type)}
+_OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
 
 
 class Model:
@@ -94,7 +103,7 @@ class Model:
         (see `unseen`). The prime is checked before anything is made: characters it cannot
         read raise OptionError."""
         sampling = _sampling(length, choices)
-        return generate_text(self.loaded, prime, sampling, seed, _stops(stop), _policy(unknown))
+        return generate_text(self.loaded, _prime(prime), sampling, _seed(seed), _stops(stop), _policy(unknown))
 
     def sample(
         self,
@@ -108,15 +117,16 @@ class Model:
         """The prime and its continuation as one string (the choices as for `stream`, and seed
         and stop). With `beam`, the most likely continuation a beam search of that width
         finds, instead of a random one."""
+        argument("beam", beam, _SAMPLE["beam"], optional=True)
         if beam is None:
+            _held(1, _length(length), "; stream() makes a text of any length a piece at a time")
             return "".join(self.stream(length, prime, unknown=unknown, **choices))
+        _held(beam, _length(length), f" with beam={beam}")
         if set(choices) - {"stop"}:
             raise ConfigError(f"beam search takes no {', '.join(sorted(set(choices) - {'stop'}))}: it is not random")
-        if not isinstance(beam, int) or isinstance(beam, bool) or beam < 1:
-            raise ConfigError(f"beam must be an integer >= 1, got {beam!r}")
         config, stops, policy = _sampling(length, {}), _stops(choices.get("stop", ())), _policy(unknown)
         with running_on(blas_threads(), self.threads) as tuning:
-            return generate_beam(self.loaded, prime, config.length, beam, stops, policy, tuning)
+            return generate_beam(self.loaded, _prime(prime), config.length, beam, stops, policy, tuning)
 
     def samples(
         self,
@@ -130,9 +140,10 @@ class Model:
         **choices: Any,
     ) -> list[str]:
         """`count` independent samples from one batched pass (faster than one at a time)."""
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ConfigError(f"count must be an integer >= 1, got {count!r}")
+        argument("count", count, _SAMPLE["num_samples"])
         config, stops, policy = _sampling(length, choices), _stops(stop), _policy(unknown)
+        _held(count, config.length, f" with count={count}")
+        prime, seed = _prime(prime), _seed(seed)
         with running_on(blas_threads(), self.threads) as tuning:
             return generate_samples(self.loaded, prime, config, count, seed, stops, policy, tuning)
 
@@ -141,6 +152,7 @@ class Model:
         `unknown` policy: `.mapped` (each read as its nearest known character), `.as_unknown`,
         `.left_out`, `.note()` (one line saying so), or `.refusal` (why `text` cannot be read)."""
         vocab = self.loaded.vocab
+        argument("text", text, _SAMPLE["prime"])
         return vocab.unseen(vocab.unknown_chars(text), _policy(unknown))
 
     def score(
@@ -162,12 +174,17 @@ class Model:
         from charrnn.evaluate import score_text
         from charrnn.progress import Reporter
 
+        for location in text:
+            argument("text", location, _LOCATION)
+        argument("encoding", encoding, _EVAL["encoding"])
+        argument("errors", errors, _EVAL["errors"])
+        argument("windows", windows, _EVAL["windows"], optional=True)
+        policy = argument("unknown", unknown, _EVAL["unknown"])
+        if progress is not None and not isinstance(progress, Reporter):
+            raise ConfigError(f"progress must be None or a charrnn.progress.Reporter, got {shown(progress)}")
         corpus = resolve_corpus([str(t) for t in text], encoding, errors) if text else None
         if corpus is None:
             raise ConfigError("score needs a text: a file, folder or glob pattern")
-        if windows is not None and (not isinstance(windows, int) or isinstance(windows, bool) or windows < 1):
-            raise ConfigError(f"windows must be an integer >= 1, got {windows!r}")
-        policy = _policy(unknown)
         reporter = progress or Reporter()
         model = self.torch_model()
         threads = self.threads if self.device.type == "cpu" else None  # a GPU's speed hardly depends on them
@@ -197,7 +214,9 @@ def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int |
     several times faster; a number fixes the count; None leaves it alone. Each call leaves the
     process on the count it found. A single stream (`stream`, `sample`) runs as numpy is set:
     `charrnn sample` gives it one thread."""
-    check_threads(threads)
+    argument("location", location, _SAMPLE["checkpoint"])
+    argument("device", device, _EVAL["device"])
+    argument("threads", threads, _EVAL["threads"], optional=True)
     return Model(load_for_sampling(location), device, threads)
 
 
@@ -223,10 +242,24 @@ def train(
     from charrnn.runtime import use_threads
     from charrnn.training import TrainRequest, run_training
 
-    use_threads(threads)
+    for location in corpus:
+        argument("corpus", location, _LOCATION)
+    argument("out", out, _TRAIN["out"], optional=True)
+    if resume is not None and not isinstance(resume, bool) and _LOCATION.problem(resume):
+        raise ConfigError(f"resume must be True, False, None or a checkpoint file or out folder, got {shown(resume)}")
+    argument("init_from", init_from, _TRAIN["init_from"], optional=True)
+    argument("device", device, _TRAIN["device"])
+    argument("dtype", dtype, _TRAIN["dtype"])
+    argument("compile", compile, _TRAIN["compile_model"])
+    argument("threads", threads, _TRAIN["threads"], optional=True)
+    if not isinstance(progress, (bool, Reporter)):
+        raise ConfigError(f"progress must be True, False or a charrnn.progress.Reporter, got {shown(progress)}")
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")
+    for name, value in options.items():
+        argument(name, value, _TRAIN[name], optional=name in _OPTIONAL)
+    use_threads(threads)
     if resume is True:
         resume = out if out is not None else DEFAULT_OUT
     request = TrainRequest(
@@ -274,17 +307,34 @@ def _sampling(length: int, choices: dict[str, Any]) -> SampleConfig:
     unknown = sorted(set(choices) - set(field_names(SampleConfig)))
     if unknown:
         raise ConfigError(f"unknown sampling options: {', '.join(unknown)} (temperature, top_k, top_p, greedy)")
-    return SampleConfig(length=length, **choices)
+    for name, value in choices.items():
+        argument(name, value, _SAMPLE[name], optional=name in _OPTIONAL_CHOICES)
+    return SampleConfig(length=_length(length), **choices)
+
+
+def _length(length: Any) -> int:
+    return argument("length", length, _SAMPLE["length"])
+
+
+def _held(streams: int, length: int, how: str) -> None:
+    """Refuse a call that would hold more characters in memory at once than MAX_HELD (arguments.py)."""
+    problem = too_much_held(streams, length)
+    if problem:
+        with_what, _, hint = how.partition(";")
+        raise ConfigError(f"length={length:,}{with_what} {problem}{';' + hint if hint else ''}")
+
+
+def _prime(prime: Any) -> str | None:
+    return argument("prime", prime, _SAMPLE["prime"], optional=True)
+
+
+def _seed(seed: Any) -> int | None:
+    return argument("seed", seed, _SAMPLE["seed"], optional=True)
 
 
 def _policy(unknown: Any) -> str:
-    if unknown not in UNKNOWN_POLICIES:
-        raise ConfigError(f"unknown must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
-    return unknown
+    return argument("unknown", unknown, _SAMPLE["unknown"])
 
 
-def _stops(stop: str | Sequence[str]) -> tuple[str, ...]:
-    stops = (stop,) if isinstance(stop, str) else tuple(stop)
-    if any(not isinstance(s, str) or not s for s in stops):
-        raise ConfigError("stop strings must be non-empty text")
-    return stops
+def _stops(stop: Any) -> tuple[str, ...]:
+    return texts("stop", stop)

@@ -22,6 +22,7 @@ import click
 from click.core import ParameterSource
 
 from charrnn import __version__
+from charrnn.arguments import too_much_held
 from charrnn.budget import format_duration
 from charrnn.config import (
     DEFAULT_OUT,
@@ -192,7 +193,7 @@ def train(
             init_from=init_from,
             device=device,
             dtype=dtype,
-            compile=compile_model,
+            compile=bool(compile_model),  # None when not given
             threads=threads,
             progress=console_reporter(quiet),
             **options,
@@ -285,6 +286,10 @@ def sample(
         )
     SampleConfig(**options)  # every value checked before the model is loaded
     streams = beam or num_samples
+    held = too_much_held(streams, options["length"]) if streams > 1 or beam else None
+    if held:  # several samples, or a beam's back-pointers, are held until the end
+        how = f"--beam {beam}" if beam else f"-n {num_samples}"
+        raise OptionError("--length", f"{options['length']:,} with {how} {held}")
     _limit_blas_threads(threads, streams)
     from charrnn import api  # sampling runs in numpy: this imports no torch
 

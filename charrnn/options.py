@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +40,9 @@ MAX_WIDTH = 16_384  # --hidden-size and --embed-dim
 MAX_COUNT = 10**15
 MAX_SEED = 2**63 - 1
 MAX_STREAMS = 65_536  # samples or beams generated side by side
+# Characters (or beam back-pointers) that several streams hold until the end, checked before one
+# is made: -n K × --length characters, --beam N × --length back-pointers (8 bytes each: 1 GiB).
+MAX_HELD = 2**27
 MAX_LR = 3.4e38  # about the largest float32, as torch holds the learning rate; more fails inside AdamW
 PRIME_FILE_MAX = 1_000_000  # characters of a --prime-file: read whole, then fed to the model 4,096 at a time
 PREVIEW_MAX = 100_000  # characters of a training preview: each costs a forward step, at every evaluation
@@ -99,7 +103,7 @@ class Option:
                 return f"an integer >= {self.low}"
             return f"at most {self.limit:,}" if value > self.limit else None
         if self.kind == INT_OR_AUTO:
-            if value == AUTO:
+            if isinstance(value, str) and value == AUTO:
                 return None
             return replace(self, kind=INT).problem(value) if _is_int(value) else f"{AUTO} or an integer >= {self.low}"
         if self.kind == FLOAT:
@@ -107,12 +111,31 @@ class Option:
         if self.kind == DURATION:
             return None if _is_number(value) and value > 0 else "a duration > 0"
         if self.kind == CHOICE:
-            return None if value in self.choices else "one of " + ", ".join(self.choices)
+            return None if isinstance(value, str) and value in self.choices else "one of " + ", ".join(self.choices)
         if self.kind == ENCODING:
             return None if is_text_encoding(value) else ENCODING_EXPECTED
         if self.kind == FLAG:
             return None if isinstance(value, bool) else "true or false"
-        return None
+        if self.kind == PATH:
+            return None if _is_location(value) else "a file or folder name (a non-empty str or Path, without NUL)"
+        if self.kind == NONEMPTY:
+            return None if isinstance(value, str) and value else "a non-empty string"
+        return None if isinstance(value, str) else "a string"
+
+    def rule(self) -> str:
+        """The whole rule of the option's values, as a refusal states it (`an integer >= 0 and at
+        most 9,223,372,036,854,775,807`), where `problem` names only the part a value breaks."""
+        if self.kind == INT:
+            return f"an integer >= {self.low} and at most {self.limit:,}"
+        if self.kind == INT_OR_AUTO:
+            return f'"{AUTO}" or ' + replace(self, kind=INT).rule()
+        if self.kind == FLOAT:
+            return self._float_rule()
+        if self.kind == FLAG:
+            return "True or False"
+        if self.kind == DURATION:
+            return "a number of seconds > 0"
+        return self.problem(object()) or ""  # the other kinds' rule is the same whatever breaks it
 
     def _in_range(self, value: float) -> bool:
         above = value > self.low if self.low_open else value >= self.low
@@ -131,6 +154,15 @@ class Option:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_location(value: Any) -> bool:
+    """A file or folder name: a string or path, neither empty (it would mean the current folder)
+    nor holding NUL (no name can)."""
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    name = os.fspath(value)
+    return isinstance(name, str) and name != "" and "\0" not in name
 
 
 def _is_number(value: Any) -> bool:

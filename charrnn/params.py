@@ -261,6 +261,15 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, path: Path | N
     if path is None:
         return
     values = _load_toml(path, ctx, param)
+    try:
+        ctx.default_map = {**(ctx.default_map or {}), **_config_defaults(path, values, ctx, param)}
+    except (RecursionError, MemoryError, ValueError, TypeError, OverflowError, UnicodeError) as error:
+        # A property of the file (a value nested thousands deep, say), never a bug of the run: named as such.
+        raise click.BadParameter(f"{printable(path)} cannot be read as options: {_why(error)}", ctx, param) from None
+
+
+def _config_defaults(path: Path, values: dict[str, Any], ctx: click.Context, param: click.Parameter) -> dict[str, Any]:
+    """The options a config file's `values` give, converted and checked, by parameter name."""
     options = _options_by_key(ctx.command)
     unknown = [key for key in values if _normal_key(key) not in options]
     if unknown:
@@ -281,7 +290,17 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, path: Path | N
             raise click.BadParameter(
                 f"{printable(path)}: {printable(key, limit=100)}: {error.message}", ctx, param
             ) from None
-    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return defaults
+
+
+def _why(error: BaseException) -> str:
+    """What is wrong with a file that made a parser or a check fail, in a few words."""
+    if isinstance(error, RecursionError):
+        return "its values are nested too deeply"
+    if isinstance(error, MemoryError):
+        return "it holds more than fits in memory"
+    first_line = str(error).strip().split("\n")[0]
+    return printable(first_line, limit=200) or type(error).__name__
 
 
 def _load_toml(path: Path, ctx: click.Context, param: click.Parameter) -> dict[str, Any]:
@@ -302,6 +321,8 @@ def _load_toml(path: Path, ctx: click.Context, param: click.Parameter) -> dict[s
         raise click.BadParameter(f"{printable(path)} is not a regular file", ctx, param) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"{printable(path)} is not a readable TOML file: {error}", ctx, param) from None
+    except (RecursionError, MemoryError, ValueError) as error:  # the parser's own limits: tables or arrays nested
+        raise click.BadParameter(f"{printable(path)} is not a readable TOML file: {_why(error)}", ctx, param) from None
 
 
 def _normal_key(key: str) -> str:

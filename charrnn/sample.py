@@ -91,9 +91,12 @@ def filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) ->
         logits = filtered
     if top_p is not None and top_p < 1.0:
         order = np.argsort(-logits, axis=-1, kind="stable")
-        sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1))
-        # Drop a character when the ones ranked above it already reach top_p; the first always stays.
+        sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1)).astype(np.float64)
+        # Drop a character when the ones ranked above it already reach top_p; the first always
+        # stays. In float64: a top_p below float32's range (1e-300) would be 0 there, and then
+        # even the first would be dropped, leaving nothing to draw from.
         drop_sorted = (np.cumsum(sorted_probs, axis=-1) - sorted_probs) >= top_p
+        drop_sorted[:, 0] = False
         drop = np.empty_like(drop_sorted)
         np.put_along_axis(drop, order, drop_sorted, axis=-1)
         logits = np.where(drop, np.float32(-np.inf), logits)

@@ -105,7 +105,7 @@ def test_training_resumes_through_the_api_as_through_the_command(run, tmp_path):
 def test_bad_options_raise_one_clear_error(run, tmp_path):
     with pytest.raises(ConfigError, match="unknown training options: hiden_size"):
         charrnn.train(run / "corpus.txt", out=tmp_path / "x", hiden_size=24, progress=False)
-    with pytest.raises(ConfigError, match="--hidden-size must be an integer >= 1"):
+    with pytest.raises(ConfigError, match="hidden_size must be an integer >= 1"):
         charrnn.train(run / "corpus.txt", out=tmp_path / "x", hidden_size=0, progress=False)
     with pytest.raises(OptionError, match="never saw"):
         charrnn.load(run / "run").sample(10, prime="Zoë")

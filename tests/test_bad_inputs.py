@@ -466,6 +466,14 @@ CASES = {
         "--out",
         t / "o",
     ],
+    "config-nested-too-deep": lambda t, r: [
+        "train",
+        r / "corpus.txt",
+        "--config",
+        _write(t / "deep.toml", "lr = " + "[" * 5000 + "]" * 5000 + "\n"),
+        "--out",
+        t / "o",
+    ],
     "env-bad-value": lambda t, r: (["train", r / "corpus.txt", "--out", t / "o"], {"CHARRNN_TRAIN_HIDDEN_SIZE": "abc"}),
     "encoding-not-text": lambda t, r: _train(r / "corpus.txt", "--encoding", "rot13", "--out", t / "o"),
     "eval-encoding-not-text": lambda t, r: ["eval", r / "corpus.txt", "-c", r / "run", "--encoding", "base64"],
@@ -500,6 +508,7 @@ CASES = {
     "layers-too-many": lambda t, r: ["train", "--layers", str(10**6)],
     "lr-too-large": lambda t, r: ["train", "--lr", "1e300"],
     "num-samples-too-many": lambda t, r: ["sample", "-n", str(10**9)],
+    "beam-length-too-long": lambda t, r: ["sample", "-c", r / "run", "--beam", "4", "-l", str(10**13)],
     "model-too-large": lambda t, r: [
         "train",
         r / "corpus.txt",

@@ -511,6 +511,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from charrnn.budget import parse_duration  # noqa: E402
+from charrnn.options import MAX_HELD  # noqa: E402
 
 COUNT = 10**15  # the far bound of counts (steps, characters, streams)
 TRAIN_OPTIONS = {  # flag -> (kind, bounds or choices); the environment variable is CHARRNN_TRAIN_<PARAM>
@@ -786,8 +787,27 @@ def test_fuzzed_sample_options_are_refused_with_exit_2_or_passed_on(tmp_path, mo
     several = samples is not None and _number("int", _as_text(samples[1]), False) not in (None, 1)
     if valid and beam is not None and _as_text(beam[1]) and several:
         assert_one_line_error(result, 2, "--beam finds the one most likely continuation")
+    elif valid and _held(chosen) > MAX_HELD:  # documented: batched streams hold at most MAX_HELD characters
+        assert_one_line_error(result, 2, "characters at once (the limit is")
     else:
         assert_refused_or_passed(result, valid, "no checkpoint in")
+
+
+def _given(chosen: dict, flag: str, default):
+    """The whole number a valid `chosen` gives `flag`, else `default` (an empty variable is unset)."""
+    if flag not in chosen or (chosen[flag][0] == "env" and _as_text(chosen[flag][1]) == ""):
+        return default
+    return _number("int", _as_text(chosen[flag][1]), False)
+
+
+def _held(chosen: dict) -> int:
+    """The characters that a valid `chosen`'s samples or beam hold at once (0 for one sample, streamed)."""
+    length, beam, samples = (
+        _given(chosen, "length", 1000),
+        _given(chosen, "beam", None),
+        _given(chosen, "num-samples", 1),
+    )
+    return (beam or samples) * length if beam or samples > 1 else 0
 
 
 SMALL_SAMPLE_OPTIONS = {**SAMPLE_OPTIONS, "length": ("int", 0, 40), "num-samples": ("int", 1, 3), "beam": ("int", 1, 3)}
