@@ -23,6 +23,13 @@ def printable(value: object, limit: int = _MAX_SHOWN) -> str:
     return shown + (f"... (+{len(text) - limit:,} characters)" if len(text) > limit else "")
 
 
+def terminal_safe(text: str) -> str:
+    """Generated text as a terminal may show it: newlines and tabs kept, every other control
+    or format character escaped as `printable` does (a model's vocabulary is a stranger's: it
+    may spell an escape sequence that retitles or rewrites the user's terminal)."""
+    return "".join(char if char in "\n\t" else _escaped(char) for char in text)
+
+
 def _escaped(char: str) -> str:
     if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
         code = ord(char)

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from charrnn.display import terminal_safe
+
 # Streamed text (charrnn sample) is flushed at least this often, in seconds: soon enough to look
 # live, where a flush of every character (a system call and a wake-up of the reader each) took
 # the command from the sampler's 13,900 characters a second to 8,600 into a pipe.
@@ -91,15 +93,16 @@ def prepare_standard_streams() -> None:
 def write_streaming(pieces: Iterable[str], stream: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
     """Write `pieces` to `stream` (stdout) as they come: each flushed within FLUSH_EVERY seconds
     of the last flush, on a terminal at each newline too (so lines appear as they are made),
-    and all of it by the end."""
+    and all of it by the end. On a terminal, control characters but newline and tab are shown
+    escaped (display.terminal_safe); into a file or a pipe the text goes as it is."""
     stream = sys.stdout if stream is None else stream
-    at_newlines = _is_terminal(stream)
+    on_terminal = _is_terminal(stream)
     pending: list[str] = []
     flushed = clock()
     for piece in pieces:
-        pending.append(piece)
+        pending.append(terminal_safe(piece) if on_terminal else piece)
         now = clock()
-        if now - flushed >= FLUSH_EVERY or (at_newlines and "\n" in piece):
+        if now - flushed >= FLUSH_EVERY or (on_terminal and "\n" in piece):
             _write(stream, pending)
             flushed = now
     _write(stream, pending)

@@ -151,3 +151,33 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(run):
         stderr = process.stderr.read().decode()
         assert process.wait(timeout=120) == 1
     assert "Traceback" not in stderr and "Error" not in stderr and "Exception ignored" not in stderr, stderr
+
+
+RETITLE = "\x1b]0;pwned\x07"  # an escape sequence that retitles a terminal (OSC 0 ... BEL)
+
+
+def test_on_a_terminal_control_characters_but_newline_and_tab_are_shown_escaped():
+    terminal, pipe = Stream(terminal=True), Stream(terminal=False)
+    for stream in (terminal, pipe):
+        write_streaming([RETITLE, "a\tb\n", "\r\x9b\u202e"], stream, Clock(0.0))
+    assert terminal.text == "\\x1b]0;pwned\\x07a\tb\n\\x0d\\x9b\\u202e"
+    assert pipe.text == RETITLE + "a\tb\n\r\x9b\u202e"  # into a file or a pipe: the text as it is
+
+
+def test_a_vocabulary_spelling_an_escape_sequence_cannot_reach_the_terminal(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(f"{RETITLE} the lazy dog\n" * 120, encoding="utf-8")
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["train", str(corpus), *fast_args(), "--out", str(run), "-q"]).exit_code == 0
+    terminal, other_side = pty.openpty()
+    command = [sys.executable, "-m", "charrnn", "sample", "-c", str(run), "--prime", RETITLE, "-l", "40"]
+    process = subprocess.Popen(command, stdout=other_side, stderr=subprocess.DEVNULL)
+    os.close(other_side)
+    try:
+        shown = _read_until(terminal, b"\\x1b]0;pwned\\x07")
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+        process.wait()
+        os.close(terminal)
+    assert b"\\x1b]0;pwned\\x07" in shown and b"\x1b" not in shown and b"\x07" not in shown
