@@ -657,12 +657,9 @@ def _hidden_problems(c: Checkpoint) -> Iterator[str]:
         return
     for index, (h, shape) in enumerate(zip(c.hidden, expected)):
         where = f"hidden[{index}]"
-        if tuple(h.shape) != shape:
-            yield f"{where} has shape {printable(tuple(h.shape), 100)} where its model config and batch size need {shape}"
-        elif _dtype_name(h) not in _WEIGHT_DTYPES:
-            yield f"{where} holds {printable(h.dtype, 40)}, not floating-point numbers"
-        elif not _finite_in_float32(h):
-            yield f"{where} holds NaN or infinite values"
+        problem = _tensor_problem(h, shape, "its model config and batch size need")
+        if problem is not None:
+            yield f"{where} {problem}"
         elif index == 0 and not _all_within(h, _MAX_TANH):
             yield f"{where} holds values beyond [-1, 1], which no recurrent cell's output reaches"
 
@@ -725,12 +722,8 @@ def _moment_problems(state: dict[str, Any], name: str, shape: tuple[int, ...], s
         moment = state[key]
         if not _is_tensor(moment):
             yield f"{where} has a {key} that is no tensor"
-        elif tuple(moment.shape) != shape:
-            yield f"optimizer moment {key} of {name} has shape {printable(tuple(moment.shape), 100)} where the parameter has {shape}"
-        elif _dtype_name(moment) not in _WEIGHT_DTYPES:
-            yield f"optimizer moment {key} of {name} holds {printable(moment.dtype, 40)}, not floating-point numbers"
-        elif not _finite_in_float32(moment):
-            yield f"optimizer moment {key} of {name} holds NaN or infinite values (in float32, as training holds it)"
+        elif (problem := _tensor_problem(moment, shape, "the parameter has")) is not None:
+            yield f"optimizer moment {key} of {name} {problem}"
         elif key in _SQUARES and not _all_within(moment, math.inf, low=0.0):
             yield f"optimizer moment {key} of {name} holds negative values, but it is a mean of squares"
 
@@ -748,6 +741,18 @@ def _rng_problems(c: Checkpoint) -> Iterator[str]:
         for index, device_state in enumerate(rng.get("cuda") or ()):
             if _dtype_name(device_state) != "uint8" or len(device_state.shape) != 1:
                 yield f"{where} holds a CUDA generator state (cuda[{index}]) that is not a row of bytes"
+
+
+def _tensor_problem(tensor: Any, shape: tuple[int, ...], needed: str) -> str | None:
+    """What is wrong with a tensor of the training state that must have `shape` and hold
+    finite floating-point numbers (in float32, as training holds them); None if nothing."""
+    if tuple(tensor.shape) != shape:
+        return f"has shape {printable(tuple(tensor.shape), 100)} where {needed} {shape}"
+    if _dtype_name(tensor) not in _WEIGHT_DTYPES:
+        return f"holds {printable(tensor.dtype, 40)}, not floating-point numbers"
+    if not _finite_in_float32(tensor):
+        return "holds NaN or infinite values (in float32, as training holds them)"
+    return None
 
 
 def _one_number(value: Any) -> float | None:
