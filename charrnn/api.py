@@ -119,7 +119,7 @@ class Model:
         finds, instead of a random one."""
         argument("beam", beam, _SAMPLE["beam"], optional=True)
         if beam is None:
-            _held(1, _length(length), "; stream() makes a text of any length a piece at a time")
+            _held(1, _length(length), hint="stream() makes a text of any length a piece at a time")
             return "".join(self.stream(length, prime, unknown=unknown, **choices))
         _held(beam, _length(length), f" with beam={beam}")
         if set(choices) - {"stop"}:
@@ -316,12 +316,11 @@ def _length(length: Any) -> int:
     return argument("length", length, _SAMPLE["length"])
 
 
-def _held(streams: int, length: int, how: str) -> None:
+def _held(streams: int, length: int, with_what: str = "", hint: str = "") -> None:
     """Refuse a call that would hold more characters in memory at once than MAX_HELD (arguments.py)."""
     problem = too_much_held(streams, length)
     if problem:
-        with_what, _, hint = how.partition(";")
-        raise ConfigError(f"length={length:,}{with_what} {problem}{';' + hint if hint else ''}")
+        raise ConfigError(f"length={length:,}{with_what} {problem}{'; ' + hint if hint else ''}")
 
 
 def _prime(prime: Any) -> str | None:
