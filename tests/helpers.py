@@ -5,6 +5,7 @@ Fixtures that pytest injects live in conftest.py; everything a test imports live
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from charrnn.checkpoint import read_checkpoint, training_state_differences
 from charrnn.config import ModelConfig
 from charrnn.metrics import MetricsRecords
 from charrnn.model import CharRNN
+from charrnn.outdir import LOCK_FILE
 from charrnn.progress import Reporter
 from charrnn.training import TrainRequest, TrainResult, run_training
 
@@ -136,3 +138,32 @@ def cli_in_fresh_process(*runs: list[str]) -> tuple[str, bool]:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout, result.stderr.strip().splitlines()[-1] == "True"
+
+
+def trained_pangram_run(folder: Path) -> Path:
+    """`folder` with a corpus (corpus.txt, the pangram) and a small finished run on it (run/)."""
+    from click.testing import CliRunner
+
+    from charrnn.cli import main
+
+    (folder / "corpus.txt").write_text(PANGRAM * 60, encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["train", str(folder / "corpus.txt"), *fast_args(), "--out", str(folder / "run"), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def copy_run(trained: Path, tmp: Path) -> Path:
+    """A copy of `trained`/run as `tmp`/run, for commands that would resume (and so write to) it."""
+    copy = tmp / "run"
+    copy.mkdir()
+    for path in (trained / "run").iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    return copy
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """Every file's hash, but the lock file's: who last held the folder is no one's data."""
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

@@ -23,8 +23,8 @@ from charrnn import nearest, output
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.checkpoint_file import MAGIC
 from charrnn.cli import main
-from charrnn.outdir import LOCK_FILE, RUN_FILE, OutDir
-from helpers import PANGRAM, fast_args
+from charrnn.outdir import RUN_FILE, OutDir
+from helpers import PANGRAM, copy_run, fast_args, fingerprint, trained_pangram_run
 
 DOC = Path(__file__).parent.parent / "docs" / "bad-inputs.md"
 FAST = fast_args()
@@ -41,13 +41,7 @@ def _documented() -> dict[str, tuple[int, str]]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """An out folder with a small finished run on the pangram (its corpus beside it)."""
-    folder = tmp_path_factory.mktemp("trained")
-    (folder / "corpus.txt").write_text(PANGRAM * 60, encoding="utf-8")
-    result = CliRunner().invoke(
-        main, ["train", str(folder / "corpus.txt"), *FAST, "--out", str(folder / "run"), "--quiet"]
-    )
-    assert result.exit_code == 0, result.output
-    return folder
+    return trained_pangram_run(tmp_path_factory.mktemp("trained"))
 
 
 def _write(path: Path, data: str | bytes) -> Path:
@@ -130,15 +124,6 @@ def _damaged(trained: Path, tmp: Path, cut: bool) -> Path:
     return _write(tmp / "flipped.pt", bytes(data))
 
 
-def _copy_run(trained: Path, tmp: Path) -> Path:
-    """A copy of the trained run, for commands that would resume (and so write to) it."""
-    copy = tmp / "run"
-    copy.mkdir()
-    for path in (trained / "run").iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
-    return copy
-
-
 def _held(folder: Path) -> Path:
     """An out folder whose lock another owner holds (this process, through another descriptor)."""
     OutDir(folder).acquire()
@@ -179,7 +164,7 @@ def _hard_link(path: Path) -> None:
 
 def _other_run(trained: Path, tmp: Path) -> Path:
     """A copy of the trained run under another run id: a different run."""
-    copy = _copy_run(trained, tmp)
+    copy = copy_run(trained, tmp)
     (copy / RUN_FILE).write_text(json.dumps({"id": "0ther0000run", "forked_from": None}))
     return copy
 
@@ -245,7 +230,7 @@ CASES = {
     ),
     "corpus-folder-pipe": lambda t, r: _train(_holding(t / "texts", os.mkfifo), "--out", t / "o"),
     "corpus-folder-only-runs": lambda t, r: ["eval", r / "run", "-c", r / "run"],
-    "corpus-own-run-file": lambda t, r: _train(_copy_run(r, t) / "samples.txt", "--out", t / "run"),
+    "corpus-own-run-file": lambda t, r: _train(copy_run(r, t) / "samples.txt", "--out", t / "run"),
     "cache-env-empty": lambda t, r: (_train(r / "corpus.txt", "--out", t / "o"), {"CHARRNN_CACHE": ""}),
     "cache-unwritable": lambda t, r: (
         _train(r / "corpus.txt", "--out", t / "o"),
@@ -295,13 +280,13 @@ CASES = {
     "out-lock-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, ".charrnn.lock", _users_text)),
     "out-checkpoint-not-ours": lambda t, r: _train(r / "corpus.txt", "--out", _out_with(t, "best.pt", _users_text)),
     "resume-into-other-run": lambda t, r: _train(r / "corpus.txt", "--resume", r / "run", "--out", _other_run(r, t)),
-    "resume-older-step": lambda t, r: _train(r / "corpus.txt", "--resume", _copy_run(r, t) / "step-00000010.pt"),
+    "resume-older-step": lambda t, r: _train(r / "corpus.txt", "--resume", copy_run(r, t) / "step-00000010.pt"),
     "resume-no-checkpoint": lambda t, r: _train(r / "corpus.txt", "--resume", "--out", t),
     "resume-other-corpus": lambda t, r: _train(
-        _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--resume", "--max-steps", "40", "--out", _copy_run(r, t)
+        _write(t / "other.txt", "ZEBRAS 123\n" * 100), "--resume", "--max-steps", "40", "--out", copy_run(r, t)
     ),
     "resume-other-architecture": lambda t, r: _train(
-        r / "corpus.txt", "--resume", "--hidden-size", "64", "--cell", "gru", "--out", _copy_run(r, t)
+        r / "corpus.txt", "--resume", "--hidden-size", "64", "--cell", "gru", "--out", copy_run(r, t)
     ),
     "resume-and-init-from": lambda t, r: _train(
         r / "corpus.txt", "--resume", "--init-from", r / "run", "--out", t / "o"
@@ -315,7 +300,7 @@ CASES = {
         _without_opencc,
     ),
     "resume-fold-variants": lambda t, r: _train(
-        r / "corpus.txt", "--resume", "--fold-variants", "--out", _copy_run(r, t)
+        r / "corpus.txt", "--resume", "--fold-variants", "--out", copy_run(r, t)
     ),
     "resume-corpus-as-path": lambda t, r: ["train", "--resume", r / "corpus.txt", "--out", t / "o"],
     "temp-zero": lambda t, r: ["sample", "--temp", "0"],
@@ -564,12 +549,6 @@ CASES = {
 }
 
 
-def _fingerprint(folder: Path) -> dict[str, str]:
-    """Every file's hash, but the lock file's: who last held the folder is no one's data."""
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE]
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
 def test_the_table_and_the_cases_list_the_same_inputs():
     assert list(_documented()) == list(CASES)
     assert len(CASES) >= 20
@@ -580,7 +559,7 @@ def test_bad_input_gets_its_documented_line_and_exit_code(case_id, tmp_path, tra
     if case_id == "device-cuda-missing" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     exit_code, excerpt = _documented()[case_id]
-    before = _fingerprint(trained)
+    before = fingerprint(trained)
     case = CASES[case_id](tmp_path, trained)  # the arguments, or (arguments, environment[, change])
     arguments, env, change = (*case, None)[:3] if isinstance(case, tuple) else (case, None, None)
     if change is not None:
@@ -594,5 +573,5 @@ def test_bad_input_gets_its_documented_line_and_exit_code(case_id, tmp_path, tra
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert excerpt in lines[0], lines[0]
     assert "Traceback" not in result.output
-    assert _fingerprint(trained) == before  # nothing the user had was touched
+    assert fingerprint(trained) == before  # nothing the user had was touched
     assert not (tmp_path / "ran").exists()  # no code from a checkpoint ran

@@ -7,7 +7,6 @@ refused in one line naming it. Commands that read only the weights (sample, eval
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.model import CharRNN
 from charrnn.optim import build_optimizer
 from charrnn.outdir import LOCK_FILE
-from helpers import PANGRAM, fast_args, train
+from helpers import copy_run, fast_args, fingerprint, train, trained_pangram_run
 
 FAST = fast_args()
 NAN, INF = float("nan"), float("inf")
@@ -38,13 +37,7 @@ NAN, INF = float("nan"), float("inf")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A folder with a corpus and a finished tiny LSTM run on it (run/)."""
-    folder = tmp_path_factory.mktemp("state")
-    (folder / "corpus.txt").write_text(PANGRAM * 60, encoding="utf-8")
-    result = CliRunner().invoke(
-        main, ["train", str(folder / "corpus.txt"), *FAST, "--out", str(folder / "run"), "--quiet"]
-    )
-    assert result.exit_code == 0, result.output
-    return folder
+    return trained_pangram_run(tmp_path_factory.mktemp("state"))
 
 
 def _crafted(run: Path, folder: Path, change) -> Path:
@@ -161,14 +154,6 @@ BAD_STATES = {
 }
 
 
-def _fingerprint(folder: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != LOCK_FILE
-    }
-
-
 def _one_error_line(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1, result.output
@@ -181,12 +166,12 @@ def _one_error_line(result) -> str:
 def test_a_bad_training_state_is_refused_on_resume_in_one_line(case, run, tmp_path):
     change, excerpt = BAD_STATES[case]
     path = _crafted(run, tmp_path / "crafted", change)
-    before, run_before = _fingerprint(tmp_path), _fingerprint(run)
+    before, run_before = fingerprint(tmp_path), fingerprint(run)
     result = CliRunner().invoke(main, ["train", str(run / "corpus.txt"), "--resume", str(path), "--max-steps", "30"])
     line = _one_error_line(result)
     assert "cannot be resumed: " in line and excerpt in line, line
     assert len(line) < 400, line
-    assert _fingerprint(tmp_path) == before and _fingerprint(run) == run_before  # nothing written, nothing changed
+    assert fingerprint(tmp_path) == before and fingerprint(run) == run_before  # nothing written, nothing changed
     assert sorted(p.name for p in (tmp_path / "crafted").iterdir() if p.name != LOCK_FILE) == ["odd.pt"]
 
 
@@ -211,26 +196,20 @@ def test_a_bad_training_state_still_fine_tunes(run, tmp_path):
 
 
 def test_a_rerun_on_a_folder_whose_newest_state_is_bad_is_refused(run, tmp_path):
-    copy = tmp_path / "run"
-    copy.mkdir()
-    for path in (run / "run").iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = copy_run(run, tmp_path)
     state = load_checkpoint(copy / "latest.pt")
     state["hidden"][0].fill_(NAN)
     save_checkpoint(state, copy / "step-00000020.pt")  # the newest: latest.pt (a copy here) is no newer
-    before = _fingerprint(copy)
+    before = fingerprint(copy)
     result = CliRunner().invoke(main, ["train", str(run / "corpus.txt"), *FAST, "--out", str(copy)])
     line = _one_error_line(result)
     assert "cannot be resumed: hidden[0] holds NaN" in line, line
-    assert _fingerprint(copy) == before
+    assert fingerprint(copy) == before
 
 
 def test_a_best_pt_holding_an_impossible_loss_does_not_block_better_models(run, tmp_path):
     """best.pt's loss is the standard a new best must beat: -1e308 would keep it for ever."""
-    copy = tmp_path / "run"
-    copy.mkdir()
-    for path in (run / "run").iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = copy_run(run, tmp_path)
     state = load_checkpoint(copy / "best.pt")
     state["best_val_loss"] = -1e308
     save_checkpoint(state, copy / "best.pt")
