@@ -182,6 +182,7 @@ def _stalled_in_encoding(corpus: Path, out: Path, cache: Path) -> subprocess.Pop
     return child
 
 
+@pytest.mark.slow  # fault injection: signals an encoding process
 def test_sigterm_while_encoding_leaves_no_temporary_file(corpus, cache, tmp_path):
     child = _stalled_in_encoding(corpus, tmp_path / "run", cache)
     child.send_signal(signal.SIGTERM)
@@ -193,6 +194,7 @@ def test_sigterm_while_encoding_leaves_no_temporary_file(corpus, cache, tmp_path
     assert not _leftovers(cache) and not list(cache.glob("*/ids-*"))
 
 
+@pytest.mark.slow  # fault injection: kills an encoding process
 def test_the_leftovers_of_a_killed_run_are_removed_at_the_next_use(corpus, cache, tmp_path):
     child = _stalled_in_encoding(corpus, tmp_path / "run", cache)
     child.kill()  # SIGKILL: no handler runs
@@ -360,6 +362,7 @@ def pristine(tmp_path_factory):
     return folder / "t.txt", vocab.encode(text), built.counts, entries
 
 
+@pytest.mark.slow  # fuzzing
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entry=st.sampled_from(["counts", "ids", "both"]), mutation=_MUTATIONS, second=_MUTATIONS)
 def test_fuzzed_cache_entries_give_the_true_ids_or_one_refusal(pristine, tmp_path, entry, mutation, second):

@@ -389,6 +389,7 @@ def test_fuzzed_tensors_load_or_are_refused(fuzz_dir, data):
     _loads_or_refuses(_crafted(fuzz_dir / "tensors.pt", skeleton, tensors))
 
 
+@pytest.mark.slow  # fuzzing
 def test_the_fuzz_loop_allocates_nothing_beyond_a_bound(tmp_path):
     """In a fresh process, hundreds of crafted checkpoints (huge claims among them) raise the
     peak memory by no more than a few megabytes over loading one good checkpoint."""

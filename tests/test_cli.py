@@ -155,6 +155,7 @@ def _charrnn(*args, **popen):
     )
 
 
+@pytest.mark.slow  # fault injection: kills a training process
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, pangram_file):
     args = ["train", pangram_file, *FAST, "--max-steps", "1000", "--save-every", "25", "--eval-every", "50", "--quiet"]
     whole = _charrnn(*args, "--out", tmp_path / "whole")

@@ -59,6 +59,7 @@ def _run_with_fifo(trained: Path, tmp_path: Path, name: str) -> Path:
     return run
 
 
+@pytest.mark.slow  # a process of its own per file, so that a wait cannot hang the suite
 @pytest.mark.parametrize("name", [RUN_FILE, LOCK_FILE, METRICS, SAMPLES, LATEST, BEST])
 def test_resuming_refuses_a_fifo_in_place_of_one_of_the_runs_files(tmp_path, trained, name):
     run = _run_with_fifo(trained, tmp_path, name)
@@ -108,6 +109,7 @@ def test_a_config_file_that_is_a_fifo_is_refused(tmp_path, trained):
     _one_error(result, 2, "run.toml is not a regular file")
 
 
+@pytest.mark.slow  # a process of its own, so that a wait cannot hang the suite
 @pytest.mark.parametrize("command", ["eval", "viz"])
 def test_a_text_that_is_a_fifo_with_no_writer_is_refused_at_once(tmp_path, trained, command):
     os.mkfifo(tmp_path / "text")
@@ -121,6 +123,7 @@ def test_plot_refuses_a_fifo_in_place_of_metrics_jsonl(tmp_path, trained):
     _one_error(result, 1, "metrics.jsonl is not a regular file")
 
 
+@pytest.mark.slow  # two trainings in processes of their own
 def test_fifos_in_place_of_cache_entries_are_rebuilt(tmp_path, trained):
     cache = tmp_path / "cache"
     first = _charrnn("train", trained / "corpus.txt", *FAST, "--out", tmp_path / "a", env={"CHARRNN_CACHE": str(cache)})

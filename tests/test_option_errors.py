@@ -416,6 +416,7 @@ def test_sampling_to_a_closed_stdout_is_one_line_and_exit_1(trained):
     assert_process_error(process, 1, "cannot write to standard output: it is closed")
 
 
+@pytest.mark.slow  # fault injection: a process writing to /dev/full
 @pytest.mark.parametrize("command", [["sample", "--length", "20"], ["info"], ["eval", "TEXT"]])
 def test_writing_to_a_full_disk_is_one_line_and_exit_1(trained, command):
     args = [trained / "corpus.txt" if a == "TEXT" else a for a in command]
@@ -466,6 +467,7 @@ def test_chinese_file_names_in_messages_to_an_ascii_stderr(tmp_path):
     assert_process_error(process, 1, "checkpoint not found")
 
 
+@pytest.mark.slow  # fault injection: a process with a broken stderr
 @pytest.mark.parametrize("stderr", ["closed", "full"])
 def test_training_goes_on_when_stderr_cannot_be_written(tmp_path, trained, stderr):
     out = tmp_path / "run"
@@ -482,6 +484,7 @@ def test_training_goes_on_when_stderr_cannot_be_written(tmp_path, trained, stder
     assert (out / "latest.pt").exists() and (out / "best.pt").exists()
 
 
+@pytest.mark.slow  # fault injection: a process with a closed stdout
 def test_stdout_closed_does_not_stop_training_which_writes_nothing_there(tmp_path, trained):
     process = charrnn(
         "train",

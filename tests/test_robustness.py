@@ -72,6 +72,7 @@ def _start(tmp_path, out, *extra):
     return process
 
 
+@pytest.mark.slow  # fault injection: signals to a training process
 @pytest.mark.parametrize(
     "signal_number, exit_code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
 )
@@ -98,6 +99,7 @@ def test_the_first_signal_asks_to_stop_and_a_second_interrupts_at_once():
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == inherited  # handlers restored
 
 
+@pytest.mark.slow  # fault injection: signals to a training process
 def test_two_quick_ctrl_cs_never_damage_a_checkpoint(tmp_path):
     out = tmp_path / "run"
     process = _start(tmp_path, out, "--save-every", "1")  # saving all the time: signals land in saves

@@ -203,6 +203,7 @@ def test_a_failed_start_leaves_no_folder_behind(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.slow  # fault injection: kills a training process
 def test_a_run_killed_while_holding_its_folder_resumes(tmp_path, texts):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [

@@ -73,6 +73,7 @@ def test_bench_threads_times_every_command_and_setting_alone_and_beside_a_busy_p
     ]
 
 
+@pytest.mark.slow  # runs a benchmark script in a process of its own
 def test_bench_threads_says_how_to_run_it():
     help_text = _run(SCRIPTS / "bench_threads.py", "--help")
     assert "python scripts/bench_threads.py" in help_text and "--quick" in help_text and "--commands" in help_text

@@ -101,6 +101,7 @@ def _with_a_terminal(*args) -> subprocess.CompletedProcess:
         os.close(terminal)
 
 
+@pytest.mark.slow  # a process of its own on a pseudo-terminal
 @pytest.mark.parametrize(
     "command", [["train", "-"], ["eval", "-", "-c", "{run}"], ["train", "--resume", "--out", "{run}"]]
 )
@@ -175,6 +176,7 @@ def test_a_named_pipe_with_a_writer_trains(fifo, corpus, tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "piped" / "latest.pt")["corpus"]["paths"] == [str(fifo)]
 
 
+@pytest.mark.slow  # a process of its own, so that a wait cannot hang the suite
 def test_a_named_pipe_without_a_writer_is_refused_at_once(fifo, tmp_path):
     result = _charrnn("train", fifo, *FAST, "--out", tmp_path / "run")
     assert result.returncode == 1
