@@ -2,8 +2,8 @@
 section, and whether it may change when a run is resumed.
 
 From this table come the click options and grouped --help (cli.py), the checks of the config
-dataclasses (config.py), the TOML type checks of --config, and the README's option tables
-(`readme_table`, compared with the README by tests/test_readme.py). Adding an option is one
+dataclasses (config.py), the TOML type checks of --config, and the reference's option tables (docs/reference.md)
+(`reference_table`, compared with docs/reference.md by tests/test_readme.py). Adding an option is one
 entry here plus the code that uses it. No click and no torch here: config.py imports this.
 """
 
@@ -66,7 +66,7 @@ INT, INT_OR_AUTO, FLOAT, CHOICE, FLAG, TEXT, NONEMPTY, DURATION, ENCODING, PATH 
 @dataclass(frozen=True)
 class Option:
     flags: tuple[str, ...]  # long flags first (the longest names the option in messages), then short ones
-    help: str  # for --help; the README says `doc` instead where it has more to say
+    help: str  # for --help; the reference says `doc` instead where it has more to say
     kind: str = TEXT
     default: Any = None
     low: float | None = None
@@ -78,12 +78,12 @@ class Option:
     section: str | None = None  # the --help heading; None: "Other options" (or plain "Options")
     fixed_on_resume: bool = False  # the architecture and the data layout: resume refuses a change
     name: str = ""  # the parameter (and config field) name; by default the first flag's
-    shown_default: str | None = None  # how --help and the README name a default of None ("off")
+    shown_default: str | None = None  # how --help and the reference name a default of None ("off")
     multiple: bool = False
     envvar_names: tuple[str, ...] = ()  # CHARRNN_<COMMAND>_<NAME> for each, when flag and name differ
     path_args: dict[str, Any] = field(default_factory=dict)  # file_okay, dir_okay, exists; path_type str
-    doc: str = ""  # the README's wording, when it differs from `help`
-    doc_metavar: str = ""  # the README's placeholder: `--seq-len T`
+    doc: str = ""  # the reference's wording, when it differs from `help`
+    doc_metavar: str = ""  # the reference's placeholder: `--seq-len T`
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -928,8 +928,8 @@ def by_name(options: tuple[Option, ...]) -> dict[str, Option]:
     return {option.name: option for option in options}
 
 
-def readme_table(command: str) -> str:
-    """The README's option table of `charrnn COMMAND`, with a bold row for each help section."""
+def reference_table(command: str) -> str:
+    """The reference's option table of `charrnn COMMAND`, with a bold row for each help section."""
     lines = ["| option | default | meaning |", "| --- | --- | --- |"]
     section = None
     for option in COMMANDS[command]:
@@ -956,5 +956,5 @@ def _readme_default(option: Option) -> str:
 
 
 def _as_phrase(help: str) -> str:
-    """`Where to run the model.` as the README's tables say it: `where to run the model`."""
+    """`Where to run the model.` as the reference's tables say it: `where to run the model`."""
     return (help[:1].lower() + help[1:]).removesuffix(".")

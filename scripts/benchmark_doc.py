@@ -28,6 +28,7 @@ SECTIONS = {
     "bench_threads.py": ("threads",),
     "bench_memory.py": ("memory",),
     "sample_quality.py": ("sample-quality",),
+    "corpus_scale.py": ("corpus-scale",),
 }
 MARKER = re.compile(r"<!-- (\S+):(start|end) -->")
 

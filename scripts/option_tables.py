@@ -1,7 +1,7 @@
-"""Rewrite the README's option tables from the option table (charrnn/options.py).
+"""Rewrite the reference's option tables (docs/reference.md) from the option table (charrnn/options.py).
 
-python scripts/option_tables.py          # rewrite README.md
-python scripts/option_tables.py --check  # exit 1 if README.md differs (tests/test_readme.py checks it too)
+python scripts/option_tables.py          # rewrite docs/reference.md
+python scripts/option_tables.py --check  # exit 1 if docs/reference.md differs (tests/test_readme.py checks it too)
 """
 
 from __future__ import annotations
@@ -10,31 +10,31 @@ import re
 import sys
 from pathlib import Path
 
-from charrnn.options import COMMANDS, readme_table
+from charrnn.options import COMMANDS, reference_table
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 # A table: its header row and every table row after it.
 _TABLE = re.compile(r"^\| option \| default \| meaning \|\n(?:\|.*\n)*", re.MULTILINE)
 
 
 def with_tables(text: str) -> str:
-    """`text` (the README) with the option table under each `### \\`charrnn COMMAND` heading regenerated."""
+    """`text` (the reference) with the option table under each `### \\`charrnn COMMAND` heading regenerated."""
     for command in COMMANDS:
         head, _, rest = text.partition(f"### `charrnn {command}")
         section, heading, tail = rest.partition("\n### ")
-        section, count = _TABLE.subn(readme_table(command).replace("\\", "\\\\") + "\n", section, count=1)
+        section, count = _TABLE.subn(reference_table(command).replace("\\", "\\\\") + "\n", section, count=1)
         if not count:
-            raise SystemExit(f"README.md: no option table under charrnn {command}")
+            raise SystemExit(f"docs/reference.md: no option table under charrnn {command}")
         text = f"{head}### `charrnn {command}{section}{heading}{tail}"
     return text
 
 
 def main() -> int:
-    text = README.read_text(encoding="utf-8")
+    text = REFERENCE.read_text(encoding="utf-8")
     updated = with_tables(text)
     if "--check" in sys.argv[1:]:
         return int(updated != text)
-    README.write_text(updated, encoding="utf-8")
+    REFERENCE.write_text(updated, encoding="utf-8")
     return 0
 
 

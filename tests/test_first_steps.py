@@ -4,6 +4,10 @@ for in the wrong folder, where plot writes, what eval leaves unscored, a prime f
 
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -163,17 +167,27 @@ def test_a_prime_file_that_cannot_be_the_prime_is_refused_in_one_line(
     assert len(result.output.strip().splitlines()) == 1
 
 
+def _quick_start() -> list[list[str]]:
+    """The `charrnn` commands of the README's run command, as their arguments."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"<!-- run-command:start -->\n```\n(.+)\n```", readme).group(1)
+    return [shlex.split(part)[1:] for part in line.split("&&") if part.split()[0] == "charrnn"]
+
+
 def test_the_quick_start_run_twice_samples_both_times(tmp_path, monkeypatch):
-    """`charrnn train && charrnn sample --temp 0.8`, as the README says, a second time: train finds
-    its own run complete, says so and succeeds, so sample runs again (the built-in corpus cut small)."""
+    """The README's `charrnn train ... && charrnn sample ...`, a second time: train finds its own
+    run complete, says so and succeeds, so sample runs again (the built-in corpus cut small and
+    the model made tiny by options after the README's, which win)."""
+    train_args, sample_args = _quick_start()
+    assert train_args[0] == "train" and sample_args[0] == "sample"
     builtin_corpus = corpus_module.builtin_corpus
     monkeypatch.setattr(corpus_module, "builtin_corpus", lambda: builtin_corpus(max_bytes=100_000))
     monkeypatch.chdir(tmp_path)
     models = []
     for _ in range(2):
-        trained = CliRunner().invoke(main, ["train", *fast_args(max_steps=10)])
+        trained = CliRunner().invoke(main, [*train_args, *fast_args(max_steps=10)])
         assert trained.exit_code == 0, trained.output
-        sampled = CliRunner().invoke(main, ["sample", "--temp", "0.8", "--length", "200"])
+        sampled = CliRunner().invoke(main, [*sample_args, "--length", "200"])
         assert sampled.exit_code == 0, sampled.output
         assert len(sampled.stdout) > 200  # a newline prime, then the 200 characters
         models.append((tmp_path / "checkpoints" / "best.pt").read_bytes())
