@@ -248,7 +248,6 @@ def sample(
     prime: str | None,
     prime_file: str | None,
     seed: int | None,
-    device: str,
     num_samples: int,
     stops: tuple[str, ...],
     interactive: bool,
@@ -295,8 +294,6 @@ def sample(
 
     # Several streams run on `threads`, tuned with auto as they go; one already has its count.
     model = api.load(_existing(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
-    if device != "cpu":
-        click.echo(f"note: sampling runs in numpy on the CPU; --device {device} is not used", err=True)
     if interactive:
         _sample_interactively(model, options, seed, stops, unknown)
         return

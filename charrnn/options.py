@@ -629,16 +629,6 @@ _UNKNOWN = Option(
 SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
     replace(
-        _DEVICE,
-        help="Not used: sampling runs in numpy on the CPU (a sample is made one character at a time, small steps "
-        "one CPU thread runs at thousands of characters a second, with no torch to import); kept so that "
-        "commands and configs that give it still work.",
-        default="cpu",
-        section=MODEL,
-        doc="not used: sampling runs in numpy on the CPU (small steps, one character at a time, with no torch to "
-        "import); kept so that commands and configs that give it still work",
-    ),
-    replace(
         _THREADS,
         help="CPU threads numpy's matrix products use. auto: one for one sample (a chain of small steps that a second "
         "thread only slows); for -n or --beam, start with one a core and keep whichever count runs faster. A number "
