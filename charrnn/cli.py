@@ -34,7 +34,7 @@ from charrnn.config import (
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
 from charrnn.files import NotAFile, open_to_read
-from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
+from charrnn.options import AUTO, EVAL, INFO, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, environment_variable, explicit_options, table_options
 from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
@@ -532,14 +532,21 @@ def _unscored(score: Any) -> str:
 
 
 @main.command(short_help="Describe a checkpoint: model, vocabulary, training, corpus.")
-@click.argument("checkpoint", required=False, type=Location(path_type=Path), default=DEFAULT_OUT)
-def info(checkpoint: Path) -> None:
-    """Describe CHECKPOINT (a file, or an out folder: its best.pt, else newest): architecture,
-    parameter count, vocabulary size and preview, steps, best validation loss, corpus, format.
+@click.argument("location", metavar="[CHECKPOINT]", required=False, type=Location(path_type=Path))
+@table_options(INFO, "info")
+@click.pass_context
+def info(ctx: click.Context, location: Path | None, checkpoint: Path) -> None:
+    """Describe CHECKPOINT (a file, or an out folder: its best.pt, else newest), given here or
+    with -c as for the other commands: architecture, parameter count, vocabulary, steps, best
+    validation loss, corpus, format.
     """
     from charrnn.checkpoint import describe_checkpoint
     from charrnn.outdir import OutDir, load_from
 
+    if location is not None:
+        if ctx.get_parameter_source("checkpoint") is ParameterSource.COMMANDLINE:
+            raise click.UsageError("give the checkpoint as CHECKPOINT or with -c, not both")
+        checkpoint = location  # the command line wins over CHARRNN_INFO_CHECKPOINT
     found = load_from(_existing(checkpoint, "charrnn info PATH"), prefer="best")
     for note in found.passed_over:
         click.echo(f"warning: {note}", err=True)

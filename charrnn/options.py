@@ -754,6 +754,9 @@ SAMPLE = (
     ),
 )
 
+# info names its checkpoint positionally too (cli.py); it has no option table in the README.
+INFO = (_CHECKPOINT,)
+
 # How eval and viz decode the TEXT files they read
 _TEXT_ENCODING = replace(_ENCODING, help="Text encoding of TEXT.", doc="the text encoding of TEXT")
 _TEXT_ERRORS = replace(

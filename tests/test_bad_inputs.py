@@ -333,6 +333,7 @@ CASES = {
         _crafted(t / "evil.pt", _torch_bytes({"model": _Payload(t / "ran")})),
     ],
     "checkpoint-newer": lambda t, r: ["sample", "-c", _crafted(t / "future.pt", _torch_bytes({}), version=6)],
+    "info-checkpoint-twice": lambda t, r: ["info", r / "run", "-c", r / "run"],
     "eval-text-missing": lambda t, r: ["eval", t / "nosuch.txt", "-c", r / "run"],
     "eval-not-a-number": lambda t, r: ["eval", r / "corpus.txt", "-c", _overflowing(r, t)],
     "checkpoint-bad-config": lambda t, r: ["sample", "-c", _with_config(r, t, hidden_size=-3)],

@@ -132,6 +132,15 @@ def test_sample_has_no_device_option_but_eval_keeps_it(trained):
     assert scored.exit_code == 0 and "bits per character" in scored.stdout, scored.output
 
 
+def test_info_takes_its_checkpoint_as_the_other_commands_do_or_positionally(trained):
+    positional = run("info", trained / "run")
+    assert positional.exit_code == 0 and positional.stdout.startswith("checkpoint: "), positional.output
+    for flag in ("-c", "--checkpoint"):
+        assert run("info", flag, trained / "run").stdout == positional.stdout
+    both = run("info", trained / "run", "-c", trained / "run")
+    assert_one_line_error(both, 2, "give the checkpoint as CHECKPOINT or with -c, not both")
+
+
 def test_missing_and_foreign_checkpoints_get_one_line(tmp_path):
     assert_one_line_error(run("sample", "--checkpoint", tmp_path), 1, "no checkpoint in", "train first")
     (tmp_path / "x.pt").write_text("not a checkpoint")
