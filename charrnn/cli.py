@@ -251,6 +251,8 @@ def sample(
     num_samples: int,
     stops: tuple[str, ...],
     interactive: bool,
+    output: Path | None,
+    force: bool,
     beam: int | None,
     threads: int | str,
     unknown: str,
@@ -270,6 +272,7 @@ def sample(
       charrnn sample --prime "ROMEO:" --beam 8 --length 100   # the most likely continuation
       charrnn sample --prime-file opening.txt --length 500    # a long prime, from a file
       charrnn sample --prime "床前" --unknown refuse   # stop on characters the model never saw
+      charrnn sample -n 3 --seed 1 -o samples.txt      # into a file, whole or not at all
     """
     if any(not stop for stop in stops):
         raise click.BadParameter("must not be empty", param_hint="'--stop'")
@@ -283,6 +286,8 @@ def sample(
         raise click.UsageError(
             "--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n"
         )
+    if interactive and output is not None:
+        raise click.UsageError("--interactive shows each continuation on the terminal: leave out --output")
     SampleConfig(**options)  # every value checked before the model is loaded
     streams = beam or num_samples
     held = too_much_held(streams, options["length"]) if streams > 1 or beam else None
@@ -291,6 +296,11 @@ def sample(
         raise OptionError("--length", f"{options['length']:,} with {how} {held}")
     _limit_blas_threads(threads, streams)
     from charrnn import api  # sampling runs in numpy: this imports no torch
+    from charrnn.sample import sample_file_header, sample_output
+
+    target = sample_output(output, force) if output is not None else None
+    if target is not None:
+        target.check()  # before the work: a user's file, a link, a read-only or full disk
 
     # Several streams run on `threads`, tuned with auto as they go; one already has its count.
     model = api.load(_existing(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
@@ -299,18 +309,23 @@ def sample(
         return
     # Each call checks the prime before anything is printed; only a single sample streams.
     if beam is not None:
-        output = [model.sample(options["length"], prime, beam=beam, stop=stops, unknown=unknown)]
+        made = [model.sample(options["length"], prime, beam=beam, stop=stops, unknown=unknown)]
     elif num_samples == 1:
-        output = model.stream(prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
+        made = model.stream(prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
     else:
-        output = _with_headers(
-            model.samples(num_samples, prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
-        )
+        made = _with_headers(model.samples(num_samples, prime=prime, seed=seed, stop=stops, unknown=unknown, **options))
     for note in model.passed_over:
         click.echo(f"warning: {note}", err=True)
     _note_unseen(model, prime, unknown)
     click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
-    write_streaming(itertools.chain(output, "\n"))
+    text = itertools.chain(made, "\n")
+    if target is None:
+        write_streaming(text)
+        return
+    header = sample_file_header(model.path, model.step, seed)
+    # Written as made, into a temporary file renamed into place at the end (as stdout would show it: as it is).
+    target.write(piece.encode("utf-8", "backslashreplace") for piece in itertools.chain([header], text))
+    click.echo(f"wrote {printable(target.path)}", err=True)
 
 
 # Not OMP_NUM_THREADS: PyTorch reads it too, and viz's memory plot sets PyTorch's count itself.

@@ -626,6 +626,15 @@ _UNKNOWN = Option(
     "stopping; `refuse`, charrnn stops, naming them",
 )
 
+# An output file is never written over a file charrnn did not write, or a link, without this (output.py).
+_FORCE = Option(
+    ("--force",),
+    "Replace the output file even if charrnn did not write it (a symbolic link is replaced, never its target).",
+    kind=FLAG,
+    default=False,
+    doc="replace the output file even if charrnn did not write it (a link is replaced, never its target)",
+)
+
 SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
     replace(
@@ -693,6 +702,19 @@ SAMPLE = (
         section=_GENERATE,
         doc="keep the model loaded and ask for primes on the terminal: each is continued as it is typed in; Ctrl-D ends",
     ),
+    Option(
+        ("--output", "-o"),
+        "Write the text to this file instead of standard output, under a first line naming the model; whole or "
+        "not at all. A file charrnn did not write is replaced only with --force.",
+        kind=PATH,
+        path_args={"dir_okay": False},
+        shown_default="standard output",
+        section=_GENERATE,
+        doc_metavar="FILE",
+        doc="write the text to FILE instead of standard output, under a first line naming the model (by which charrnn "
+        "knows the file for its own): whole or not at all; a file charrnn did not write is replaced only with `--force`",
+    ),
+    replace(_FORCE, section=_GENERATE),
     _count(
         ("--seed",),
         "Random seed: the same seed and options give the same text.",
@@ -781,15 +803,6 @@ EVAL = (
         doc="score the text in independent windows of N predicted characters, each from a zero state, as nanoGPT "
         "scores (`--windows 256` for its figures); by default the state is carried through the whole text",
     ),
-)
-
-# An output file is never written over a file charrnn did not write, or a link, without this (output.py).
-_FORCE = Option(
-    ("--force",),
-    "Replace the output file even if charrnn did not write it (a symbolic link is replaced, never its target).",
-    kind=FLAG,
-    default=False,
-    doc="replace the output file even if charrnn did not write it (a link is replaced, never its target)",
 )
 
 PLOT = (

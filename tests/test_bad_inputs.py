@@ -322,6 +322,8 @@ CASES = {
     ],
     "prime-file-not-utf8": lambda t, r: ["sample", "-c", r / "run", "--prime-file", _write(t / "p.txt", b"caf\xe9")],
     "prime-file-pipe-no-writer": lambda t, r: _Alone(["sample", "-c", r / "run", "--prime-file", _fifo(t / "p")]),
+    "sample-output-not-ours": lambda t, r: ["sample", "-c", r / "run", "-o", _write(t / "notes.txt", "mine")],
+    "sample-output-interactive": lambda t, r: ["sample", "-c", r / "run", "-i", "-o", t / "s.txt"],
     "checkpoint-missing": lambda t, r: ["sample", "-c", t / "nosuch.pt"],
     "checkpoint-none-in-folder": lambda t, r: ["sample", "-c", t],
     "checkpoint-corrupt": lambda t, r: ["sample", "-c", _damaged(r, t, cut=False)],
