@@ -31,7 +31,7 @@ from charrnn.config import (
     TrainConfig,
     field_names,
 )
-from charrnn.display import printable
+from charrnn.display import no_colour_reason, printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
 from charrnn.files import NotAFile, open_to_read
 from charrnn.options import AUTO, EVAL, INFO, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
@@ -612,6 +612,7 @@ def viz(
     seed: int,
     memory_span: int,
     ansi: bool,
+    color: str,
     cell: str | None,
     unknown: str,
 ) -> None:
@@ -625,6 +626,7 @@ def viz(
       charrnn viz data/tinyshakespeare.txt            # writes checkpoints/viz.html
       charrnn viz poem.txt -c runs/poems -o poems.html
       charrnn viz --text "def main():" --ansi          # coloured by surprise, in the terminal
+      charrnn viz poem.txt --ansi --color always | less -R   # colours kept in a pipe
       charrnn viz chapter1.txt --ansi --cell 2:17      # coloured by one cell
     """
     from charrnn import viz as inspect
@@ -653,7 +655,7 @@ def viz(
     unseen = inspect.unseen_in(loaded, shown.text, unknown)
     reporter = console_reporter(False)
     if ansi:
-        _print_coloured(loaded, shown, unseen, cell, reporter)
+        _print_coloured(loaded, shown, unseen, cell, reporter, color)
         return
     from charrnn.report import page_output, write_html
 
@@ -672,10 +674,15 @@ def viz(
     click.echo(f"wrote {printable(page.path)}: open it in a browser", err=True)
 
 
-def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, reporter: Any) -> None:
-    """The text on stdout, each character's background coloured by surprise or by one cell."""
+def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, reporter: Any, color: str) -> None:
+    """The text on stdout, each character's background coloured by surprise or by one cell
+    (where --color lets colour codes go: else the text as it is, with a note why)."""
     from charrnn import viz as inspect
     from charrnn.report import ansi_legend, ansi_text
+
+    no_colour = no_colour_reason(color, sys.stdout)
+    if no_colour is not None and color != "never":  # asked for colours and not given them: say why
+        click.echo(f"note: the text is not coloured ({no_colour}); --color always colours it", err=True)
 
     if unseen.note():
         click.echo(f"note: {unseen.note()}", err=True)
@@ -685,8 +692,9 @@ def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, repo
     else:
         layer, index = inspect.parse_cell(cell, loaded)
         values, scale = traced.cells[layer][:, index].tolist(), "activation"
-    click.echo(ansi_legend(scale), err=True)
-    coloured = ansi_text(list(shown.text), values, scale)
+    if no_colour is None:
+        click.echo(ansi_legend(scale), err=True)
+    coloured = ansi_text(list(shown.text), values, scale, coloured=no_colour is None)
     sys.stdout.write(coloured if shown.text.endswith("\n") else coloured + "\n")
     sys.stdout.flush()
 

@@ -24,6 +24,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16")
 DECODE_ERRORS = ("strict", "replace", "ignore")
 UNKNOWN_POLICIES = ("map", "skip", "refuse")  # what a character the model never saw becomes (nearest.py)
+COLOR_CHOICES = ("auto", "always", "never")  # when to colour (display.no_colour_reason)
 DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info read, when not told
 RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
 AUTO = "auto"  # --threads: the work's loop keeps the faster thread count (threads.py)
@@ -916,6 +917,19 @@ VIZ = (
         default=False,
         section=_VIZ_TERMINAL,
         doc="print the text coloured by the model's surprise (or by `--cell`) to the terminal instead of writing a page",
+    ),
+    Option(
+        ("--color",),
+        "With --ansi: when to colour. auto: when standard output is a terminal and NO_COLOR is not set; always "
+        "(whatever NO_COLOR says); never (the text alone).",
+        kind=CHOICE,
+        choices=COLOR_CHOICES,
+        default="auto",
+        section=_VIZ_TERMINAL,
+        doc_metavar="WHEN",
+        doc="with `--ansi`, when to write colour codes: `auto` when standard output is a terminal and "
+        "[`NO_COLOR`](https://no-color.org) is unset or empty, `always` (even into a pipe, whatever `NO_COLOR` "
+        "says), `never`; uncoloured, the text is printed as it is",
     ),
     Option(
         ("--cell",),

@@ -544,6 +544,7 @@ CASES = {
         None,
         lambda monkeypatch: monkeypatch.setattr(output, "create_new", _read_only),
     ),
+    "viz-color-unknown": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--ansi", "--color", "sometimes"],
     "viz-cell-without-ansi": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--cell", "1:3"],
     "viz-cell-malformed": lambda t, r: ["viz", r / "corpus.txt", "-c", r / "run", "--ansi", "--cell", "3"],
     "viz-unknown-refused": lambda t, r: ["viz", "--text", "Zoë", "-c", r / "run", "--unknown", "refuse"],

@@ -246,6 +246,10 @@ def test_ansi_text_sends_no_control_character_of_the_text():
     assert "\\x1b" in shown and "\t" in shown and "𠀀" in shown
 
 
+def test_ansi_text_uncoloured_is_the_text_alone_with_control_characters_escaped():
+    assert ansi_text(list("a\x1bb\tc\n"), [1.0, 2.0, 3.0, None, 4.0, 5.0], "surprise", coloured=False) == "a\\x1bb\tc\n"
+
+
 def test_ansi_text_refuses_values_that_do_not_match_the_text():
     with pytest.raises(ValueError):
         ansi_text(["a", "b"], [1.0], "surprise")
