@@ -1,10 +1,14 @@
-"""Options from a TOML file and the environment, early stopping, and stop strings for sampling."""
+"""Options from a TOML file and the environment, early stopping, stop strings for sampling,
+interactive sampling, and what info says of a run."""
+
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.cli import main
+from charrnn.config import TrainConfig, options_beyond_defaults
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(hidden_size=32, max_steps=None, eval_every=None, save_every=None, warmup_steps=None, quiet=True)
@@ -181,3 +185,40 @@ def test_info_shows_the_options_a_run_was_given_however_they_came(tmp_path):
     info = run("info", tmp_path / "run")
     line = next(line for line in info.stdout.splitlines() if line.startswith("training options"))
     assert "--lr 0.004" in line and "--max-steps 4" in line and "--seq-len 16" in line and "--batch-size 4" in line
+
+
+def _info_line(folder, start: str) -> str:
+    info = run("info", folder)
+    assert info.exit_code == 0, info.output
+    return next(line for line in info.stdout.splitlines() if line.startswith(start))
+
+
+def test_info_shows_a_duration_as_written_and_no_step_limit_that_another_length_lifted(tmp_path):
+    assert options_beyond_defaults(TrainConfig(max_steps=None, max_time=180.0)) == ["--max-time 3m"]
+    assert options_beyond_defaults(TrainConfig(max_time=5400.0, patience=3)) == ["--max-time 1h30m", "--patience 3"]
+    trained = run(
+        "train", corpus_file(tmp_path), *FAST, "--epochs", "0.05", "--max-time", "3m", "--out", tmp_path / "r"
+    )
+    assert trained.exit_code == 0, trained.output
+    line = _info_line(tmp_path / "r", "training options")
+    assert "--epochs 0.05" in line and "--max-time 3m" in line and "--max-steps" not in line and "180" not in line
+
+
+def test_info_lists_the_vocabulary_most_frequent_first_and_older_checkpoints_by_code_point(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(PANGRAM * 60 + "zzzzzzzzzzzzzzzzzzzz\n" * 30, encoding="utf-8")
+    trained = run("train", corpus, *fast_args(quiet=True), "--out", tmp_path / "run")
+    assert trained.exit_code == 0, trained.output
+    # 'z' is the rarest letter of the pangram, here the most frequent; then ' ' (8 a line), 'o' (4), 'e' (3),
+    # h r t u (2 a line: 120), '\\n' (one a line: 90)
+    assert _info_line(tmp_path / "run", "vocabulary: ").endswith(
+        "most frequent first: 'z oehrtu\\nabcdfgijklmnpqsvwxy'"
+    )
+    state = load_checkpoint(tmp_path / "run" / "best.pt")
+    del state["corpus"]["entry_counts"]  # as a checkpoint from before charrnn counted them
+    save_checkpoint(state, tmp_path / "old.pt")
+    assert _info_line(tmp_path / "old.pt", "vocabulary: ").endswith(
+        "by code point (the checkpoint holds no counts): '\\n abcdefghijklmnopqrstuvwxyz'"
+    )
+    old = Path(__file__).parent / "data" / "format1-lstm.pt"
+    assert "by code point (the checkpoint holds no counts)" in _info_line(old, "vocabulary: ")

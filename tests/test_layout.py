@@ -15,7 +15,7 @@ ALLOWED = {
     "arguments": {"display", "errors", "options"},
     "display": set(),
     "options": set(),
-    "config": {"errors", "options"},
+    "config": {"budget", "errors", "options"},
     "streams": {"display"},
     "params": {"budget", "display", "files", "options"},
     "budget": set(),
