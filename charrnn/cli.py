@@ -7,6 +7,7 @@ errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -31,7 +32,7 @@ from charrnn.config import (
     TrainConfig,
     field_names,
 )
-from charrnn.display import no_colour_reason, printable
+from charrnn.display import is_terminal, no_colour_reason, printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
 from charrnn.files import NotAFile, open_to_read
 from charrnn.options import AUTO, EVAL, INFO, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
@@ -409,33 +410,80 @@ def _sample_interactively(
     model: Any, options: dict[str, Any], seed: int | None, stops: tuple[str, ...], unknown: str
 ) -> None:
     """Ask for a prime, stream its continuation, again, until end of input (Ctrl-D); each
-    prime's unseen characters are read as --unknown says."""
-    click.echo(f"(model {model.path}, step {model.step:,}; type a prime and press Enter, Ctrl-D to end)", err=True)
+    prime's unseen characters are read as --unknown says. A line starting with `:` is a
+    command that changes the settings (session.py): `:temp 0.5`, `:help`."""
+    from charrnn.session import BadCommand, Session
+
+    session = Session(dict(options), seed)
+    read = _prime_reader()
+    click.echo(
+        f"(model {model.path}, step {model.step:,}; type a prime and press Enter, :help for commands, Ctrl-D to end)",
+        err=True,
+    )
     while True:
-        click.echo("prime> ", nl=False, err=True)
         try:
-            prime = _read_line(sys.stdin, INTERACTIVE_PRIME_LIMIT)
+            line = read()
         except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session, as end of input does
-            prime = None
+            line = None
         except UnicodeDecodeError as error:
             click.echo(err=True)  # the error line goes below the prompt, not after it
             raise click.ClickException(f"the prime typed is not valid {error.encoding} text ({error.reason})") from None
-        if prime is None:
+        if line is None:
             click.echo(err=True)
             return
-        try:
-            if len(prime) > INTERACTIVE_PRIME_LIMIT:
-                raise OptionError(
-                    "--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one"
-                )
-            pieces = model.stream(prime=prime or None, seed=seed, stop=stops, unknown=unknown, **options)
-        except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
-            click.echo(f"that prime {error.detail}", err=True)
+        if session.is_command(line):
+            try:
+                click.echo(session.run(line), err=True)
+            except BadCommand as error:  # one line, and the session goes on
+                click.echo(str(error), err=True)
             continue
-        _note_unseen(model, prime, unknown)
-        write_streaming(pieces)
-        sys.stdout.write("\n\n")
-        sys.stdout.flush()
+        _continue_prime(model, session, session.prime(line), stops, unknown)
+
+
+def _continue_prime(model: Any, session: Any, prime: str, stops: tuple[str, ...], unknown: str) -> None:
+    """Stream the continuation of one typed prime, or say in one line why it is refused."""
+    try:
+        if len(prime) > INTERACTIVE_PRIME_LIMIT:
+            raise OptionError("--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one")
+        pieces = model.stream(
+            prime=prime or None, seed=session.stream_seed(), stop=stops, unknown=unknown, **session.settings
+        )
+    except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
+        click.echo(f"that prime {error.detail}", err=True)
+        return
+    session.made += 1  # the next sample draws from the next stream
+    _note_unseen(model, prime, unknown)
+    write_streaming(pieces)
+    sys.stdout.write("\n\n")
+    sys.stdout.flush()
+
+
+PROMPT = "prime> "
+
+
+def _prime_reader() -> Any:
+    """A function that reads the next line typed (None at end of input). On a terminal, with
+    line editing and history (readline: the arrow keys move and recall, never become text);
+    else a bounded line of stdin, the prompt on stderr so that stdout holds only samples."""
+    if is_terminal(sys.stdin) and is_terminal(sys.stdout):
+        with contextlib.suppress(ImportError):  # Windows has no readline: input() still reads lines
+            import readline  # noqa: F401 - importing it gives input() line editing and history
+
+            readline.parse_and_bind("tab: tab-insert")  # a tab is part of a prime, not a completion
+
+        def typed() -> str | None:
+            try:
+                return input(PROMPT)  # history stays in memory: primes are not written anywhere
+            except EOFError:
+                return None
+
+        return typed
+
+    def piped() -> str | None:
+        click.echo(PROMPT, nl=False, err=True)
+        return _read_line(sys.stdin, INTERACTIVE_PRIME_LIMIT)
+
+    return piped
 
 
 INTERACTIVE_PRIME_LIMIT = 100_000  # characters of one typed prime: whatever is piped in, memory stays bounded

@@ -100,6 +100,7 @@ ALLOWED = {
         "threads",
         "trace",
     },
+    "session": {"display", "options"},
     "sample": {
         "checkpoint",
         "config",
@@ -152,6 +153,7 @@ ALLOWED = {
         "runtime",
         "api",
         "sample",
+        "session",
         "streams",
         "report",
         "viz",
