@@ -22,6 +22,17 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * _SECONDS[unit] for number, unit in parts)
 
 
+def duration_option(seconds: float) -> str:
+    """A duration as --max-time takes it, the way a person writes it: `3m`, `1h30m`, `45s`,
+    `2.5s` (parse_duration reads it back to the same seconds)."""
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if value]
+    return "".join(parts) or "0s"
+
+
 def format_duration(seconds: float) -> str:
     """`1:02:03` or `2:03`: hours only when needed."""
     minutes, seconds = divmod(int(seconds), 60)

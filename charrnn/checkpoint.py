@@ -35,7 +35,7 @@ from charrnn.checkpoint_file import (
     read_stored,
     save_checkpoint,
 )
-from charrnn.config import MAX_COUNT, MAX_LR, ModelConfig, TrainConfig, from_dict, to_dict
+from charrnn.config import MAX_COUNT, MAX_LR, ModelConfig, TrainConfig, from_dict, options_beyond_defaults, to_dict
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.vocab import Vocab, folded_variants
@@ -275,7 +275,12 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "evals_since_best": _optional(_is_count),
     "elapsed_seconds": _optional(lambda value: _is_number(value) and 0 <= value < 2**63),
     "corpus": _record(
-        paths=_optional(_list_of(_is_str)), path=_is_str, description=_is_str, chars=_is_count, sha256=_is_str
+        paths=_optional(_list_of(_is_str)),
+        path=_is_str,
+        description=_is_str,
+        chars=_is_count,
+        sha256=_is_str,
+        entry_counts=_list_of(_is_count),
     ),
     "init_from": _record(path=_is_str, step=_is_count),
     "run": _record(id=_optional(_is_str)),
@@ -324,6 +329,8 @@ class CorpusRecord:
     chars: int | None = None
     sha256: str | None = None
     path: str | None = None  # the one path older checkpoints recorded instead of `paths`
+    # How often each vocabulary entry (by id) occurs in it; None in checkpoints from before they were kept.
+    entry_counts: list[int] | None = None
 
     def locations(self) -> list[str]:
         """Where the corpus was read from (empty: the built-in corpus)."""
@@ -462,14 +469,16 @@ class Checkpoint:
         )
 
 
-_CORPUS_FIELDS = ("paths", "description", "chars", "sha256", "path")
+# A charrnn that does not know a field reads the others: `entry_counts` is read by newer ones only.
+_CORPUS_FIELDS = ("paths", "description", "chars", "sha256", "path", "entry_counts")
 # Entries written even when None (the others are left out when they are).
 _KEPT_WHEN_NONE = ("best_val_loss", "val_loss")
 
 
 def _stored_corpus(corpus: CorpusRecord) -> dict[str, Any]:
     stored = {"paths": corpus.paths, "description": corpus.description, "chars": corpus.chars, "sha256": corpus.sha256}
-    return {**stored, "path": corpus.path} if corpus.path is not None else stored
+    optional = {"path": corpus.path, "entry_counts": corpus.entry_counts}
+    return {**stored, **{name: value for name, value in optional.items() if value is not None}}
 
 
 def _stored_init_from(init: InitFrom) -> dict[str, Any]:
@@ -843,7 +852,7 @@ def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
             f"model: {model_config.cell.upper()} {model_config.layers}x{model_config.hidden_size}, {input_kind} input, "
             f"dropout {model_config.dropout}, {parameters:,} parameters"
         ),
-        f"vocabulary: {len(vocab):,} entries{_vocab_notes(vocab)}: {printable(vocab.describe())}",
+        _vocab_line(vocab, corpus.entry_counts),
         (
             f"trained: step {checkpoint.step:,} in {format_duration(checkpoint.elapsed)}; "
             f"batch {train_config.batch_size} x seq {train_config.seq_len}, lr {train_config.lr:g}"
@@ -852,17 +861,22 @@ def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
         + (f"{_figure(best / math.log(2))} bpc ({_figure(best)} nats)" if best is not None else "none yet"),
         f"corpus: {printable('?' if corpus.description is None else corpus.description)} ({'?' if chars is None else f'{chars:,}'} characters)",
     ]
-    defaults = to_dict(TrainConfig())
-    changed = [
-        f"--{name.replace('_', '-')} {printable(value, 80)}"
-        for name, value in to_dict(train_config).items()
-        if value != defaults.get(name)
-    ]
+    changed = [printable(option, 100) for option in options_beyond_defaults(train_config)]
     lines.append(f"training options (beyond the defaults): {', '.join(changed) or 'none'}")
     init = checkpoint.record.init_from
     if init is not None:
         lines.append(f"fine-tuned from: {printable(init.path or '?')} (step {'?' if init.step is None else init.step})")
     return lines
+
+
+def _vocab_line(vocab: Vocab, counts: list[int] | None) -> str:
+    """The vocabulary's size and first entries: the most frequent first where the checkpoint
+    counted them, else (older checkpoints) by code point, saying so."""
+    head = f"vocabulary: {len(vocab):,} entries{_vocab_notes(vocab)}"
+    if counts is None or len(counts) != len(vocab):
+        return f"{head}, by code point (the checkpoint holds no counts): {printable(vocab.describe())}"
+    ranked = sorted(range(len(vocab)), key=lambda id: (-counts[id], id))
+    return f"{head}, most frequent first: {printable(vocab.describe(order=ranked))}"
 
 
 def _vocab_notes(vocab: Vocab) -> str:

@@ -7,6 +7,7 @@ errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -31,10 +32,10 @@ from charrnn.config import (
     TrainConfig,
     field_names,
 )
-from charrnn.display import printable
+from charrnn.display import is_terminal, no_colour_reason, printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
 from charrnn.files import NotAFile, open_to_read
-from charrnn.options import AUTO, EVAL, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
+from charrnn.options import AUTO, EVAL, INFO, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
 from charrnn.params import Location, SectionedCommand, environment_variable, explicit_options, table_options
 from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
@@ -248,10 +249,11 @@ def sample(
     prime: str | None,
     prime_file: str | None,
     seed: int | None,
-    device: str,
     num_samples: int,
     stops: tuple[str, ...],
     interactive: bool,
+    output: Path | None,
+    force: bool,
     beam: int | None,
     threads: int | str,
     unknown: str,
@@ -271,6 +273,7 @@ def sample(
       charrnn sample --prime "ROMEO:" --beam 8 --length 100   # the most likely continuation
       charrnn sample --prime-file opening.txt --length 500    # a long prime, from a file
       charrnn sample --prime "床前" --unknown refuse   # stop on characters the model never saw
+      charrnn sample -n 3 --seed 1 -o samples.txt      # into a file, whole or not at all
     """
     if any(not stop for stop in stops):
         raise click.BadParameter("must not be empty", param_hint="'--stop'")
@@ -284,6 +287,8 @@ def sample(
         raise click.UsageError(
             "--interactive asks for each prime itself and makes one sample at a time: leave out --prime and -n"
         )
+    if interactive and output is not None:
+        raise click.UsageError("--interactive shows each continuation on the terminal: leave out --output")
     SampleConfig(**options)  # every value checked before the model is loaded
     streams = beam or num_samples
     held = too_much_held(streams, options["length"]) if streams > 1 or beam else None
@@ -292,28 +297,36 @@ def sample(
         raise OptionError("--length", f"{options['length']:,} with {how} {held}")
     _limit_blas_threads(threads, streams)
     from charrnn import api  # sampling runs in numpy: this imports no torch
+    from charrnn.sample import sample_file_header, sample_output
+
+    target = sample_output(output, force) if output is not None else None
+    if target is not None:
+        target.check()  # before the work: a user's file, a link, a read-only or full disk
 
     # Several streams run on `threads`, tuned with auto as they go; one already has its count.
     model = api.load(_existing(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
-    if device != "cpu":
-        click.echo(f"note: sampling runs in numpy on the CPU; --device {device} is not used", err=True)
     if interactive:
         _sample_interactively(model, options, seed, stops, unknown)
         return
     # Each call checks the prime before anything is printed; only a single sample streams.
     if beam is not None:
-        output = [model.sample(options["length"], prime, beam=beam, stop=stops, unknown=unknown)]
+        made = [model.sample(options["length"], prime, beam=beam, stop=stops, unknown=unknown)]
     elif num_samples == 1:
-        output = model.stream(prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
+        made = model.stream(prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
     else:
-        output = _with_headers(
-            model.samples(num_samples, prime=prime, seed=seed, stop=stops, unknown=unknown, **options)
-        )
+        made = _with_headers(model.samples(num_samples, prime=prime, seed=seed, stop=stops, unknown=unknown, **options))
     for note in model.passed_over:
         click.echo(f"warning: {note}", err=True)
     _note_unseen(model, prime, unknown)
     click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
-    write_streaming(itertools.chain(output, "\n"))
+    text = itertools.chain(made, "\n")
+    if target is None:
+        write_streaming(text)
+        return
+    header = sample_file_header(model.path, model.step, seed)
+    # Written as made, into a temporary file renamed into place at the end (as stdout would show it: as it is).
+    target.write(piece.encode("utf-8", "backslashreplace") for piece in itertools.chain([header], text))
+    click.echo(f"wrote {printable(target.path)}", err=True)
 
 
 # Not OMP_NUM_THREADS: PyTorch reads it too, and viz's memory plot sets PyTorch's count itself.
@@ -397,33 +410,80 @@ def _sample_interactively(
     model: Any, options: dict[str, Any], seed: int | None, stops: tuple[str, ...], unknown: str
 ) -> None:
     """Ask for a prime, stream its continuation, again, until end of input (Ctrl-D); each
-    prime's unseen characters are read as --unknown says."""
-    click.echo(f"(model {model.path}, step {model.step:,}; type a prime and press Enter, Ctrl-D to end)", err=True)
+    prime's unseen characters are read as --unknown says. A line starting with `:` is a
+    command that changes the settings (session.py): `:temp 0.5`, `:help`."""
+    from charrnn.session import BadCommand, Session
+
+    session = Session(dict(options), seed)
+    read = _prime_reader()
+    click.echo(
+        f"(model {model.path}, step {model.step:,}; type a prime and press Enter, :help for commands, Ctrl-D to end)",
+        err=True,
+    )
     while True:
-        click.echo("prime> ", nl=False, err=True)
         try:
-            prime = _read_line(sys.stdin, INTERACTIVE_PRIME_LIMIT)
+            line = read()
         except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session, as end of input does
-            prime = None
+            line = None
         except UnicodeDecodeError as error:
             click.echo(err=True)  # the error line goes below the prompt, not after it
             raise click.ClickException(f"the prime typed is not valid {error.encoding} text ({error.reason})") from None
-        if prime is None:
+        if line is None:
             click.echo(err=True)
             return
-        try:
-            if len(prime) > INTERACTIVE_PRIME_LIMIT:
-                raise OptionError(
-                    "--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one"
-                )
-            pieces = model.stream(prime=prime or None, seed=seed, stop=stops, unknown=unknown, **options)
-        except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
-            click.echo(f"that prime {error.detail}", err=True)
+        if session.is_command(line):
+            try:
+                click.echo(session.run(line), err=True)
+            except BadCommand as error:  # one line, and the session goes on
+                click.echo(str(error), err=True)
             continue
-        _note_unseen(model, prime, unknown)
-        write_streaming(pieces)
-        sys.stdout.write("\n\n")
-        sys.stdout.flush()
+        _continue_prime(model, session, session.prime(line), stops, unknown)
+
+
+def _continue_prime(model: Any, session: Any, prime: str, stops: tuple[str, ...], unknown: str) -> None:
+    """Stream the continuation of one typed prime, or say in one line why it is refused."""
+    try:
+        if len(prime) > INTERACTIVE_PRIME_LIMIT:
+            raise OptionError("--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one")
+        pieces = model.stream(
+            prime=prime or None, seed=session.stream_seed(), stop=stops, unknown=unknown, **session.settings
+        )
+    except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
+        click.echo(f"that prime {error.detail}", err=True)
+        return
+    session.made += 1  # the next sample draws from the next stream
+    _note_unseen(model, prime, unknown)
+    write_streaming(pieces)
+    sys.stdout.write("\n\n")
+    sys.stdout.flush()
+
+
+PROMPT = "prime> "
+
+
+def _prime_reader() -> Any:
+    """A function that reads the next line typed (None at end of input). On a terminal, with
+    line editing and history (readline: the arrow keys move and recall, never become text);
+    else a bounded line of stdin, the prompt on stderr so that stdout holds only samples."""
+    if is_terminal(sys.stdin) and is_terminal(sys.stdout):
+        with contextlib.suppress(ImportError):  # Windows has no readline: input() still reads lines
+            import readline  # noqa: F401 - importing it gives input() line editing and history
+
+            readline.parse_and_bind("tab: tab-insert")  # a tab is part of a prime, not a completion
+
+        def typed() -> str | None:
+            try:
+                return input(PROMPT)  # history stays in memory: primes are not written anywhere
+            except EOFError:
+                return None
+
+        return typed
+
+    def piped() -> str | None:
+        click.echo(PROMPT, nl=False, err=True)
+        return _read_line(sys.stdin, INTERACTIVE_PRIME_LIMIT)
+
+    return piped
 
 
 INTERACTIVE_PRIME_LIMIT = 100_000  # characters of one typed prime: whatever is piped in, memory stays bounded
@@ -535,14 +595,21 @@ def _unscored(score: Any) -> str:
 
 
 @main.command(short_help="Describe a checkpoint: model, vocabulary, training, corpus.")
-@click.argument("checkpoint", required=False, type=Location(path_type=Path), default=DEFAULT_OUT)
-def info(checkpoint: Path) -> None:
-    """Describe CHECKPOINT (a file, or an out folder: its best.pt, else newest): architecture,
-    parameter count, vocabulary size and preview, steps, best validation loss, corpus, format.
+@click.argument("location", metavar="[CHECKPOINT]", required=False, type=Location(path_type=Path))
+@table_options(INFO, "info")
+@click.pass_context
+def info(ctx: click.Context, location: Path | None, checkpoint: Path) -> None:
+    """Describe CHECKPOINT (a file, or an out folder: its best.pt, else newest), given here or
+    with -c as for the other commands: architecture, parameter count, vocabulary, steps, best
+    validation loss, corpus, format.
     """
     from charrnn.checkpoint import describe_checkpoint
     from charrnn.outdir import OutDir, load_from
 
+    if location is not None:
+        if ctx.get_parameter_source("checkpoint") is ParameterSource.COMMANDLINE:
+            raise click.UsageError("give the checkpoint as CHECKPOINT or with -c, not both")
+        checkpoint = location  # the command line wins over CHARRNN_INFO_CHECKPOINT
     found = load_from(_existing(checkpoint, "charrnn info PATH"), prefer="best")
     for note in found.passed_over:
         click.echo(f"warning: {note}", err=True)
@@ -593,6 +660,7 @@ def viz(
     seed: int,
     memory_span: int,
     ansi: bool,
+    color: str,
     cell: str | None,
     unknown: str,
 ) -> None:
@@ -606,6 +674,7 @@ def viz(
       charrnn viz data/tinyshakespeare.txt            # writes checkpoints/viz.html
       charrnn viz poem.txt -c runs/poems -o poems.html
       charrnn viz --text "def main():" --ansi          # coloured by surprise, in the terminal
+      charrnn viz poem.txt --ansi --color always | less -R   # colours kept in a pipe
       charrnn viz chapter1.txt --ansi --cell 2:17      # coloured by one cell
     """
     from charrnn import viz as inspect
@@ -634,7 +703,7 @@ def viz(
     unseen = inspect.unseen_in(loaded, shown.text, unknown)
     reporter = console_reporter(False)
     if ansi:
-        _print_coloured(loaded, shown, unseen, cell, reporter)
+        _print_coloured(loaded, shown, unseen, cell, reporter, color)
         return
     from charrnn.report import page_output, write_html
 
@@ -653,10 +722,15 @@ def viz(
     click.echo(f"wrote {printable(page.path)}: open it in a browser", err=True)
 
 
-def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, reporter: Any) -> None:
-    """The text on stdout, each character's background coloured by surprise or by one cell."""
+def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, reporter: Any, color: str) -> None:
+    """The text on stdout, each character's background coloured by surprise or by one cell
+    (where --color lets colour codes go: else the text as it is, with a note why)."""
     from charrnn import viz as inspect
     from charrnn.report import ansi_legend, ansi_text
+
+    no_colour = no_colour_reason(color, sys.stdout)
+    if no_colour is not None and color != "never":  # asked for colours and not given them: say why
+        click.echo(f"note: the text is not coloured ({no_colour}); --color always colours it", err=True)
 
     if unseen.note():
         click.echo(f"note: {unseen.note()}", err=True)
@@ -666,8 +740,9 @@ def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, repo
     else:
         layer, index = inspect.parse_cell(cell, loaded)
         values, scale = traced.cells[layer][:, index].tolist(), "activation"
-    click.echo(ansi_legend(scale), err=True)
-    coloured = ansi_text(list(shown.text), values, scale)
+    if no_colour is None:
+        click.echo(ansi_legend(scale), err=True)
+    coloured = ansi_text(list(shown.text), values, scale, coloured=no_colour is None)
     sys.stdout.write(coloured if shown.text.endswith("\n") else coloured + "\n")
     sys.stdout.flush()
 

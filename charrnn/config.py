@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from charrnn.budget import duration_option
 from charrnn.errors import ConfigError
 from charrnn.options import (  # noqa: F401 - the names other modules know from here
     AUTO,
@@ -22,6 +23,7 @@ from charrnn.options import (  # noqa: F401 - the names other modules know from 
     DEFAULT_OUT,
     DEVICES,
     DTYPES,
+    DURATION,
     ENCODING_EXPECTED,
     INPUT_MODES,
     MAX_COUNT,
@@ -238,14 +240,32 @@ def architecture_differences(saved: ModelConfig, explicit: Mapping[str, Any]) ->
 
 def _differences(fixed: Mapping[str, Any], explicit: Mapping[str, Any]) -> list[str]:
     return [
-        f"{flag_name(name)} {_shown(explicit[name])} (checkpoint: {_shown(fixed[name])})"
+        f"{flag_name(name)} {shown_value(name, explicit[name])} (checkpoint: {shown_value(name, fixed[name])})"
         for name in fixed
         if name in explicit and explicit[name] != fixed[name]
     ]
 
 
-def _shown(value: Any) -> str:
-    return "off" if value is None else str(value)  # None: no limit (--max-steps, --patience, ...)
+def shown_value(name: str, value: Any) -> str:
+    """An option's value as a user would write it: `3m` for --max-time's 180 seconds; `off` for
+    None, no limit (--max-steps, --patience, ...)."""
+    if value is None:
+        return "off"
+    option = _TRAIN_OPTIONS.get(name) or _SAMPLE_OPTIONS.get(name)
+    return duration_option(value) if option is not None and option.kind == DURATION else str(value)
+
+
+def options_beyond_defaults(config: TrainConfig) -> list[str]:
+    """`--flag value` for each training option whose value is not its default, as the run's
+    command could have given it: a run length left None because another one was given
+    (`--max-time 3m` alone lifts the step limit) goes without saying."""
+    defaults, values = to_dict(TrainConfig()), to_dict(config)
+    length_given = any(values[name] is not None for name in LENGTH_FIELDS)
+    return [
+        f"{flag_name(name)} {shown_value(name, value)}"
+        for name, value in values.items()
+        if value != defaults.get(name) and not (name in LENGTH_FIELDS and value is None and length_given)
+    ]
 
 
 # Options that change only what a run shows (the loss log, the previews), never what it trains,

@@ -1,8 +1,12 @@
-"""Showing text that charrnn did not write: file names, strings stored in checkpoints.
+"""Showing text on a terminal: text charrnn did not write, and whether to colour.
 
-Such text may hold terminal escape sequences (a crafted checkpoint could move the cursor,
-retitle the window or hide what follows) or bytes that are not UTF-8 (file names decoded
-with surrogate escapes, which cannot be printed at all). `printable` makes it safe to show.
+Text charrnn did not write (file names, strings stored in checkpoints) may hold terminal
+escape sequences (a crafted checkpoint could move the cursor, retitle the window or hide what
+follows) or bytes that are not UTF-8 (file names decoded with surrogate escapes, which cannot
+be printed at all). `printable` makes it safe to show.
+
+Colour escape codes go only where `--color` (and, under auto, the terminal and NO_COLOR) say:
+`no_colour_reason` is the one decision, for every command that colours.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 _MAX_SHOWN = 500  # characters of one untrusted string shown; the rest is elided
 
@@ -35,3 +40,24 @@ def _escaped(char: str) -> str:
         code = ord(char)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
     return char
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether `stream` is a terminal (a missing or closed stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):  # no stream (`>&-`), or a closed one
+        return False
+
+
+def no_colour_reason(choice: str, stream: Any) -> str | None:
+    """Why `stream` gets no colour escape codes under `--color choice` (options.COLOR_CHOICES),
+    or None if it gets them. always colours; never does not; auto colours a terminal unless the
+    NO_COLOR variable is set to anything but the empty string (no-color.org), never a file or a pipe."""
+    if choice == "always":
+        return None
+    if choice == "never":
+        return "--color never"
+    if os.environ.get("NO_COLOR"):
+        return "NO_COLOR is set"
+    return None if is_terminal(stream) else "standard output is not a terminal"

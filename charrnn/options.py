@@ -24,6 +24,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16")
 DECODE_ERRORS = ("strict", "replace", "ignore")
 UNKNOWN_POLICIES = ("map", "skip", "refuse")  # what a character the model never saw becomes (nearest.py)
+COLOR_CHOICES = ("auto", "always", "never")  # when to colour (display.no_colour_reason)
 DEFAULT_OUT = "checkpoints"  # where a run writes, and what sample/eval/info read, when not told
 RESUME_LATEST = "\0latest"  # the value of a bare --resume (no path given)
 AUTO = "auto"  # --threads: the work's loop keeps the faster thread count (threads.py)
@@ -626,18 +627,17 @@ _UNKNOWN = Option(
     "stopping; `refuse`, charrnn stops, naming them",
 )
 
+# An output file is never written over a file charrnn did not write, or a link, without this (output.py).
+_FORCE = Option(
+    ("--force",),
+    "Replace the output file even if charrnn did not write it (a symbolic link is replaced, never its target).",
+    kind=FLAG,
+    default=False,
+    doc="replace the output file even if charrnn did not write it (a link is replaced, never its target)",
+)
+
 SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
-    replace(
-        _DEVICE,
-        help="Not used: sampling runs in numpy on the CPU (a sample is made one character at a time, small steps "
-        "one CPU thread runs at thousands of characters a second, with no torch to import); kept so that "
-        "commands and configs that give it still work.",
-        default="cpu",
-        section=MODEL,
-        doc="not used: sampling runs in numpy on the CPU (small steps, one character at a time, with no torch to "
-        "import); kept so that commands and configs that give it still work",
-    ),
     replace(
         _THREADS,
         help="CPU threads numpy's matrix products use. auto: one for one sample (a chain of small steps that a second "
@@ -703,6 +703,19 @@ SAMPLE = (
         section=_GENERATE,
         doc="keep the model loaded and ask for primes on the terminal: each is continued as it is typed in; Ctrl-D ends",
     ),
+    Option(
+        ("--output", "-o"),
+        "Write the text to this file instead of standard output, under a first line naming the model; whole or "
+        "not at all. A file charrnn did not write is replaced only with --force.",
+        kind=PATH,
+        path_args={"dir_okay": False},
+        shown_default="standard output",
+        section=_GENERATE,
+        doc_metavar="FILE",
+        doc="write the text to FILE instead of standard output, under a first line naming the model (by which charrnn "
+        "knows the file for its own): whole or not at all; a file charrnn did not write is replaced only with `--force`",
+    ),
+    replace(_FORCE, section=_GENERATE),
     _count(
         ("--seed",),
         "Random seed: the same seed and options give the same text.",
@@ -764,6 +777,9 @@ SAMPLE = (
     ),
 )
 
+# info names its checkpoint positionally too (cli.py); it has no option table in the README.
+INFO = (_CHECKPOINT,)
+
 # How eval and viz decode the TEXT files they read
 _TEXT_ENCODING = replace(_ENCODING, help="Text encoding of TEXT.", doc="the text encoding of TEXT")
 _TEXT_ERRORS = replace(
@@ -788,15 +804,6 @@ EVAL = (
         doc="score the text in independent windows of N predicted characters, each from a zero state, as nanoGPT "
         "scores (`--windows 256` for its figures); by default the state is carried through the whole text",
     ),
-)
-
-# An output file is never written over a file charrnn did not write, or a link, without this (output.py).
-_FORCE = Option(
-    ("--force",),
-    "Replace the output file even if charrnn did not write it (a symbolic link is replaced, never its target).",
-    kind=FLAG,
-    default=False,
-    doc="replace the output file even if charrnn did not write it (a link is replaced, never its target)",
 )
 
 PLOT = (
@@ -910,6 +917,19 @@ VIZ = (
         default=False,
         section=_VIZ_TERMINAL,
         doc="print the text coloured by the model's surprise (or by `--cell`) to the terminal instead of writing a page",
+    ),
+    Option(
+        ("--color",),
+        "With --ansi: when to colour. auto: when standard output is a terminal and NO_COLOR is not set; always "
+        "(whatever NO_COLOR says); never (the text alone).",
+        kind=CHOICE,
+        choices=COLOR_CHOICES,
+        default="auto",
+        section=_VIZ_TERMINAL,
+        doc_metavar="WHEN",
+        doc="with `--ansi`, when to write colour codes: `auto` when standard output is a terminal and "
+        "[`NO_COLOR`](https://no-color.org) is unset or empty, `always` (even into a pipe, whatever `NO_COLOR` "
+        "says), `never`; uncoloured, the text is printed as it is",
     ),
     Option(
         ("--cell",),

@@ -1,8 +1,8 @@
-"""A file charrnn writes where it is told to (viz's page, plot's PNG): never over a file
+"""A file charrnn writes where it is told to (viz's page, plot's PNG, sample's text): never over a file
 charrnn did not write, never through a link, whole or not at all, and checked before the work.
 
 Every such file carries charrnn's mark near its start (the page a `<meta name="generator">`
-naming charrnn, the PNG a text chunk), by which charrnn knows it may replace it. Anything
+naming charrnn, the PNG a text chunk, the text a first line naming its model), by which charrnn knows it may replace it. Anything
 else at the path is refused in one line before any work: a user's file or a symbolic link
 unless --force (which replaces the link itself, never its target), a folder, a pipe or a
 device always. The folder must exist and take a new file (a read-only or full disk is found
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from charrnn.display import printable
 from charrnn.errors import ConfigError, OptionError
 from charrnn.files import create_new, not_a_file, open_to_read, temporary_name, write_atomic
 
-MARK_BYTES = 8192  # how far into a file its mark is looked for: both marks lie in its first few hundred
+MARK_BYTES = 8192  # how far into a file its mark is looked for: every mark lies in its first few hundred
 PROBE_BYTES = 4096  # written (and removed) before the work: a full disk refuses a write, not a new name
 
 
@@ -53,10 +54,12 @@ class OutputFile:
             )
         self._probe()
 
-    def write(self, data: bytes) -> None:
-        """Write `data` as the file, whole or not at all."""
+    def write(self, data: bytes | Iterable[bytes]) -> None:
+        """Write `data`, or its pieces as they are made, as the file: whole or not at all (an
+        error or an interrupt while the pieces are made leaves no file, nor any part of one)."""
+        pieces = (data,) if isinstance(data, bytes) else data
         try:
-            write_atomic(self.path, lambda file: file.write(data))
+            write_atomic(self.path, lambda file: file.writelines(pieces))
         except OSError as error:
             raise ConfigError(f"cannot write {printable(self.path)}: {error.strerror or error}") from None
 

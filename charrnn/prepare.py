@@ -86,6 +86,7 @@ class Start:
             description=self.corpus.description,
             chars=self.encoded.counts.total,
             sha256=self.encoded.counts.sha256,
+            entry_counts=self.vocab.entry_counts(self.encoded.counts.counts),
         )
         init = InitFrom(str(self.init.path), self.init.checkpoint.step) if self.init is not None else None
         return RunRecord(self.run, self.vocab, corpus, init)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from charrnn import __version__
-from charrnn.display import printable
+from charrnn.display import printable, terminal_safe
 from charrnn.output import OutputFile
 
 Colour = tuple[int, int, int]
@@ -121,13 +121,16 @@ def colour(value: float, scale: str) -> Colour:
     return stops[-1][1]
 
 
-def ansi_text(text: Sequence[str], values: Sequence[float | None], scale: str) -> str:
+def ansi_text(text: Sequence[str], values: Sequence[float | None], scale: str, coloured: bool = True) -> str:
     """`text` for a terminal, each character on the background colour of its value on `scale`
     ("surprise" in bits, or "activation" from -1 to 1; None or NaN: uncoloured). Colours are
     reset before every newline (so no colour bleeds into the next line) and at the end; control
-    characters other than newline and tab are shown escaped (\\x1b), never sent."""
+    characters other than newline and tab are shown escaped (\\x1b), never sent. Not
+    `coloured` (--color, display.no_colour_reason): the text alone, escaped the same way."""
     if len(text) != len(values):
         raise ValueError(f"{len(text):,} characters but {len(values):,} values")
+    if not coloured:
+        return terminal_safe("".join(text))
     pieces, painted = [], None
     for char, value in zip(text, values):
         if char == "\n":

@@ -23,9 +23,11 @@ import numpy as np
 
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import SampleConfig
+from charrnn.display import printable
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.numpy_model import NumpyCharRNN, State, repeated
 from charrnn.outdir import Found, load_from
+from charrnn.output import OutputFile
 from charrnn.threads import UNTUNED, Tuning
 from charrnn.vocab import Vocab
 
@@ -423,3 +425,17 @@ def generate_samples(
 
 def random_seed() -> int:
     return int.from_bytes(os.urandom(4), "little")
+
+
+SAMPLES_MARK = b"--- charrnn sample of "  # the start of every file `charrnn sample -o` writes
+
+
+def sample_output(path: str | Path, force: bool = False) -> OutputFile:
+    """Where `sample -o` writes: over nothing but a file it wrote, unless `force` (output.py)."""
+    return OutputFile(Path(path), SAMPLES_MARK, force)
+
+
+def sample_file_header(checkpoint: Path, step: int, seed: int | None) -> str:
+    """The first line of a `sample -o` file: charrnn's mark, and which model (and seed) made it."""
+    seeded = f", seed {seed}" if seed is not None else ""
+    return f"{SAMPLES_MARK.decode()}{printable(checkpoint)}, step {step:,}{seeded} ---\n"

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from charrnn.display import terminal_safe
+from charrnn.display import is_terminal, terminal_safe
 
 # Streamed text (charrnn sample) is flushed at least this often, in seconds: soon enough to look
 # live, where a flush of every character (a system call and a wake-up of the reader each) took
@@ -96,7 +96,7 @@ def write_streaming(pieces: Iterable[str], stream: Any = None, clock: Callable[[
     and all of it by the end. On a terminal, control characters but newline and tab are shown
     escaped (display.terminal_safe); into a file or a pipe the text goes as it is."""
     stream = sys.stdout if stream is None else stream
-    on_terminal = _is_terminal(stream)
+    on_terminal = is_terminal(stream)
     pending: list[str] = []
     flushed = clock()
     for piece in pieces:
@@ -112,10 +112,3 @@ def _write(stream: Any, pending: list[str]) -> None:
     stream.write("".join(pending))
     stream.flush()
     pending.clear()
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, OSError, ValueError):  # no stream (`>&-`), or a closed one
-        return False

@@ -128,6 +128,14 @@ class Vocab:
         vocab = cls(entries, {alias: ids[into] for alias, into in folds.items() if into in ids})
         return vocab, vocab.coverage(text_counts)
 
+    def entry_counts(self, counts: np.ndarray) -> list[int]:
+        """How often each entry (by id) occurs in a text with these character counts (indexed by
+        code point): a variant folded into an entry, and every character read as unknown, count for it."""
+        present = np.flatnonzero(counts)
+        ids = self._lookup[present]
+        read = ids >= 0
+        return np.bincount(ids[read], weights=counts[present][read], minlength=len(self)).astype(np.int64).tolist()
+
     def coverage(self, counts: np.ndarray) -> Coverage:
         """How much of a text with these character counts (indexed by code point) has ids of its own."""
         present = np.flatnonzero(counts)
@@ -229,9 +237,10 @@ class Vocab:
         chars = self.chars
         return "".join(chars[int(i)] for i in ids)
 
-    def describe(self, limit: int = 40) -> str:
-        """A short printable preview of the vocabulary."""
-        preview = "".join(self.chars[:limit])
+    def describe(self, limit: int = 40, order: Sequence[int] | None = None) -> str:
+        """A short printable preview of the vocabulary: its first `limit` entries, by id or in `order` (ids)."""
+        chars = self.chars
+        preview = "".join(chars[id] for id in (order if order is not None else range(len(chars)))[:limit])
         more = f" ... (+{len(self) - limit:,})" if len(self) > limit else ""
         return f"{preview!r}{more}"
 

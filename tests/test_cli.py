@@ -12,9 +12,15 @@ from click.testing import CliRunner
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import main
 from charrnn.outdir import LATEST
-from helpers import PANGRAM, assert_same_training_state, fast_args
+from helpers import PANGRAM, assert_same_training_state, fast_args, trained_pangram_run
 
 FAST = fast_args()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A folder with corpus.txt and a small finished run on it, run/ (helpers.trained_pangram_run)."""
+    return trained_pangram_run(tmp_path_factory.mktemp("trained"))
 
 
 def run(*args):
@@ -115,6 +121,24 @@ def test_unknown_prime_characters_are_a_usage_error_naming_them(tmp_path, pangra
 )
 def test_bad_options_are_usage_errors(args, fragment):
     assert_one_line_error(run(*args), 2, fragment)
+
+
+def test_sample_has_no_device_option_but_eval_keeps_it(trained):
+    """Sampling runs in numpy on the CPU: a --device there would promise what it never did."""
+    refused = run("sample", "-c", trained / "run", "--device", "cpu", "--length", "5")
+    assert_one_line_error(refused, 2, "No such option", "--device")
+    assert "--device" not in run("sample", "--help").stdout
+    scored = run("eval", trained / "corpus.txt", "-c", trained / "run", "--device", "cpu")
+    assert scored.exit_code == 0 and "bits per character" in scored.stdout, scored.output
+
+
+def test_info_takes_its_checkpoint_as_the_other_commands_do_or_positionally(trained):
+    positional = run("info", trained / "run")
+    assert positional.exit_code == 0 and positional.stdout.startswith("checkpoint: "), positional.output
+    for flag in ("-c", "--checkpoint"):
+        assert run("info", flag, trained / "run").stdout == positional.stdout
+    both = run("info", trained / "run", "-c", trained / "run")
+    assert_one_line_error(both, 2, "give the checkpoint as CHECKPOINT or with -c, not both")
 
 
 def test_missing_and_foreign_checkpoints_get_one_line(tmp_path):

@@ -1,10 +1,19 @@
-"""Options from a TOML file and the environment, early stopping, and stop strings for sampling."""
+"""Options from a TOML file and the environment, early stopping, stop strings for sampling,
+interactive sampling, and what info says of a run."""
+
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.cli import main
+from charrnn.config import TrainConfig, options_beyond_defaults
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(hidden_size=32, max_steps=None, eval_every=None, save_every=None, warmup_steps=None, quiet=True)
@@ -110,16 +119,22 @@ def test_sampling_stops_after_a_stop_string_in_every_sample(tmp_path):
     assert empty.exit_code == 2 and "--stop" in empty.stderr
 
 
-def test_interactive_sampling_continues_each_typed_prime_until_end_of_input(tmp_path):
-    trained = run(
-        "train", corpus_file(tmp_path), *FAST, "--lr", "0.01", "--max-steps", "100", "--out", tmp_path / "run"
-    )
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """The out folder of a run that has learned something of the pangram (100 steps)."""
+    folder = tmp_path_factory.mktemp("learned")
+    trained = run("train", corpus_file(folder), *FAST, "--lr", "0.01", "--max-steps", "100", "--out", folder / "run")
     assert trained.exit_code == 0, trained.output
-    result = CliRunner().invoke(
-        main,
-        ["sample", "-c", str(tmp_path / "run"), "-i", "--length", "40", "--seed", "1"],
-        input="the quick\nÆther\nlazy\n",
-    )
+    return folder / "run"
+
+
+def _session(run_folder, typed: str, *options: str):
+    """`charrnn sample -i` with `typed` piped in as the lines typed."""
+    return CliRunner().invoke(main, ["sample", "-c", str(run_folder), "-i", *options], input=typed)
+
+
+def test_interactive_sampling_continues_each_typed_prime_until_end_of_input(learned):
+    result = _session(learned, "the quick\nÆther\nlazy\n", "--length", "40", "--seed", "1")
     assert result.exit_code == 0, result.output
     # Each prime's text (the prime and 40 characters, which may hold newlines), then a blank line.
     first_end = len("the quick") + 40
@@ -128,6 +143,89 @@ def test_interactive_sampling_continues_each_typed_prime_until_end_of_input(tmp_
     assert len(rest) == len("\n\n") + len("lazy") + 40 + len("\n\n")  # Æther was refused, asked again
     assert "that prime has characters the model never saw in training: 'Æ'" in result.stderr  # and it went on
     assert result.stderr.count("prime> ") == 4  # asked again after each, until the input ended
+
+
+def test_interactive_commands_change_the_settings_and_a_bad_one_is_one_line(learned):
+    typed = ":length 5\nthe\n:temp 0\n:temp abc\n:length -1\n:top_k off\n:nope\n:help\n::x\n:length 2\nfox\n"
+    result = _session(learned, typed, "--seed", "1")
+    assert result.exit_code == 0, result.output
+    # each prime's text, then a blank line: the first continued by 5 characters, the last by 2
+    out = result.stdout
+    assert out.startswith("the") and out[8:10] == "\n\n" and out[10:13] == "fox" and len(out) == 10 + 5 + 2
+    said = result.stderr
+    assert "that prime has characters the model never saw in training: ':'" in said  # '::x' is the prime ':x'
+    assert "length 5\n" in said and "top_k off\n" in said
+    assert ":temp 0: must be a number > 0; nothing changed" in said
+    assert ":temp abc: must be a number > 0; nothing changed" in said
+    assert ":length -1: must be an integer >= 0; nothing changed" in said
+    assert ":nope is no command; :help lists them" in said
+    help_text = said.split("commands (each applies to the primes after it):")[1]
+    assert ":temp T" in help_text and "(now 1)" in help_text and "(now 5)" in help_text  # the settings as they are
+    assert "Traceback" not in result.output
+
+
+class _Terminal:
+    """`charrnn ARGS` on a pseudo-terminal (stdin and stdout), as a person at a keyboard runs it."""
+
+    def __init__(self, *args: str):
+        self._keys, writer = os.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "charrnn", *args],
+            stdin=writer,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm"},
+        )
+        os.close(writer)
+        self.shown = ""
+
+    def wait_for(self, text: str, count: int) -> None:
+        """Read the screen until `text` has appeared `count` times (a hang fails after 120 s)."""
+        deadline = time.monotonic() + 120
+        while self.shown.count(text) < count:
+            assert time.monotonic() < deadline and self.process.poll() is None, self.shown
+            if select.select([self._keys], [], [], 1)[0]:  # never a read that blocks past the deadline
+                self.shown += os.read(self._keys, 1 << 16).decode("utf-8", "replace")
+
+    def type(self, keys: str) -> None:
+        os.write(self._keys, keys.encode("utf-8"))
+
+    def end(self) -> str:
+        """Ctrl-D at the prompt; what the process wrote to stderr."""
+        self.type("\x04")
+        _, stderr = self.process.communicate(timeout=120)
+        os.close(self._keys)
+        assert self.process.returncode == 0, stderr
+        return stderr.decode("utf-8")
+
+
+UP = "\x1b[A"
+
+
+def test_on_a_terminal_the_up_arrow_recalls_the_last_prime(learned):
+    terminal = _Terminal("sample", "-c", str(learned), "-i", "--length", "0")
+    terminal.wait_for("prime> ", 1)
+    terminal.type("lazy\r")
+    terminal.wait_for("prime> ", 2)
+    terminal.type(UP + "\r")  # read as the characters ESC [ A without line editing
+    terminal.wait_for("prime> ", 3)
+    said = terminal.end()
+    assert "never saw" not in said, said
+    assert terminal.shown.count("lazy\r\n\r\n") == 2, terminal.shown  # the prime, twice, each then a blank line
+
+
+def _samples(result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return result.stdout.split("\n\n")[:-1]
+
+
+def test_with_a_seed_each_prime_draws_from_a_stream_of_its_own_the_same_each_session(learned):
+    hot = ("--seed", "1", "--temp", "3", "--length", "60")
+    first, second = _samples(_session(learned, "the\nthe\n", *hot))
+    assert first != second  # the same prime twice: two samples, not one twice
+    assert _samples(_session(learned, "the\nthe\n", *hot)) == [first, second]
+    assert _samples(_session(learned, "the\n:seed 1\nthe\n", *hot)) == [first, first]  # :seed starts again
+    assert _samples(_session(learned, "the\n", "--seed", "2", *hot[2:])) != [first]
 
 
 @pytest.mark.parametrize(
@@ -181,3 +279,40 @@ def test_info_shows_the_options_a_run_was_given_however_they_came(tmp_path):
     info = run("info", tmp_path / "run")
     line = next(line for line in info.stdout.splitlines() if line.startswith("training options"))
     assert "--lr 0.004" in line and "--max-steps 4" in line and "--seq-len 16" in line and "--batch-size 4" in line
+
+
+def _info_line(folder, start: str) -> str:
+    info = run("info", folder)
+    assert info.exit_code == 0, info.output
+    return next(line for line in info.stdout.splitlines() if line.startswith(start))
+
+
+def test_info_shows_a_duration_as_written_and_no_step_limit_that_another_length_lifted(tmp_path):
+    assert options_beyond_defaults(TrainConfig(max_steps=None, max_time=180.0)) == ["--max-time 3m"]
+    assert options_beyond_defaults(TrainConfig(max_time=5400.0, patience=3)) == ["--max-time 1h30m", "--patience 3"]
+    trained = run(
+        "train", corpus_file(tmp_path), *FAST, "--epochs", "0.05", "--max-time", "3m", "--out", tmp_path / "r"
+    )
+    assert trained.exit_code == 0, trained.output
+    line = _info_line(tmp_path / "r", "training options")
+    assert "--epochs 0.05" in line and "--max-time 3m" in line and "--max-steps" not in line and "180" not in line
+
+
+def test_info_lists_the_vocabulary_most_frequent_first_and_older_checkpoints_by_code_point(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(PANGRAM * 60 + "zzzzzzzzzzzzzzzzzzzz\n" * 30, encoding="utf-8")
+    trained = run("train", corpus, *fast_args(quiet=True), "--out", tmp_path / "run")
+    assert trained.exit_code == 0, trained.output
+    # 'z' is the rarest letter of the pangram, here the most frequent; then ' ' (8 a line), 'o' (4), 'e' (3),
+    # h r t u (2 a line: 120), '\\n' (one a line: 90)
+    assert _info_line(tmp_path / "run", "vocabulary: ").endswith(
+        "most frequent first: 'z oehrtu\\nabcdfgijklmnpqsvwxy'"
+    )
+    state = load_checkpoint(tmp_path / "run" / "best.pt")
+    del state["corpus"]["entry_counts"]  # as a checkpoint from before charrnn counted them
+    save_checkpoint(state, tmp_path / "old.pt")
+    assert _info_line(tmp_path / "old.pt", "vocabulary: ").endswith(
+        "by code point (the checkpoint holds no counts): '\\n abcdefghijklmnopqrstuvwxyz'"
+    )
+    old = Path(__file__).parent / "data" / "format1-lstm.pt"
+    assert "by code point (the checkpoint holds no counts)" in _info_line(old, "vocabulary: ")

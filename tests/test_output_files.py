@@ -1,4 +1,4 @@
-"""The files viz and plot write: never over a file charrnn did not write, nor through a link,
+"""The files viz, plot and sample -o write: never over a file charrnn did not write, nor through a link,
 without --force; checked before the work (a missing, read-only or full folder, a FIFO, a
 folder in the way), and an error while writing is one line."""
 
@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn import output
+from charrnn import output, sample
 from charrnn.cli import main
 from charrnn.plot import PNG_MARK
 from charrnn.report import PAGE_MARK
 from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
+from charrnn.sample import SAMPLES_MARK
 from helpers import PANGRAM, fast_args
 
 USERS = b"the user's own page\n"
@@ -44,7 +45,15 @@ def _plot(run: Path, *args: str):
     return CliRunner().invoke(main, ["plot", str(run), *args])
 
 
-COMMANDS = {"viz": (_viz, "page.html", PAGE_MARK), "plot": (_plot, "bpc.png", PNG_MARK)}
+def _sample(run: Path, *args: str):
+    return CliRunner().invoke(main, ["sample", "-c", str(run), "--length", "200", "--seed", "1", *args])
+
+
+COMMANDS = {
+    "viz": (_viz, "page.html", PAGE_MARK),
+    "plot": (_plot, "bpc.png", PNG_MARK),
+    "sample": (_sample, "samples.txt", SAMPLES_MARK),
+}
 
 
 def _refused(result, excerpt: str) -> None:
@@ -94,7 +103,7 @@ def test_a_symbolic_link_is_never_written_through_and_replaced_only_with_force(r
     assert not link.is_symlink() and mark in link.read_bytes()[:8192]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", ["viz", "plot"])  # sample writes to stdout unless told
 def test_the_default_output_in_the_run_folder_is_guarded_too(run, tmp_path, users_file, command):
     invoke, _, _ = COMMANDS[command]
     default = run / (VIZ_PAGE if command == "viz" else PLOT_PNG)
@@ -176,3 +185,40 @@ def test_a_write_that_fails_after_the_work_is_one_line_and_leaves_no_file(run, t
     assert result.exit_code == 1 and lines[-1] == f"Error: cannot write {tmp_path / name}: No space left on device"
     assert "Traceback" not in result.output and "unexpected" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_writes_to_a_file_what_it_would_print_under_a_line_naming_the_model(run, tmp_path):
+    target = tmp_path / "samples.txt"
+    for args in (["-n", "2"], ["--prime", "the "]):
+        written = _sample(run, *args, "-o", str(target))
+        assert written.exit_code == 0 and written.stdout == "", written.output
+        assert f"wrote {target}" in written.stderr
+        printed = _sample(run, *args).stdout
+        assert (
+            target.read_text(encoding="utf-8") == f"--- charrnn sample of {run}/best.pt, step 20, seed 1 ---\n{printed}"
+        )
+
+
+def test_sampling_interrupted_while_writing_leaves_the_old_file_and_no_part_of_the_new(run, tmp_path, monkeypatch):
+    target = tmp_path / "samples.txt"
+    assert _sample(run, "-o", str(target)).exit_code == 0
+    before = target.read_bytes()
+    real_pick, picked = sample.pick_next, []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C (or a crash) halfway through the text
+        picked.append(1)
+        if len(picked) == 100:
+            raise KeyboardInterrupt
+        return real_pick(*args, **kwargs)
+
+    monkeypatch.setattr(sample, "pick_next", interrupted)
+    result = _sample(run, "--seed", "2", "-o", str(target))
+    assert result.exit_code == 130 and len(picked) == 100, result.output
+    assert target.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["samples.txt"]  # no temporary file left
+
+
+def test_sample_output_is_refused_with_interactive(run, tmp_path):
+    result = _sample(run, "-i", "-o", str(tmp_path / "samples.txt"))
+    assert result.exit_code == 2 and "leave out --output" in result.stderr
+    assert not (tmp_path / "samples.txt").exists()

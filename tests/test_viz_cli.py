@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,7 +114,11 @@ def test_a_long_text_is_cut_to_the_characters_asked_for(runs, tmp_path):
 
 @pytest.mark.parametrize("extra", [[], ["--cell", "1:0"]])
 def test_ansi_mode_colours_the_text_in_the_terminal(runs, extra):
-    result = CliRunner().invoke(main, ["viz", "--text", TEXT, "-c", str(runs["lstm"]), "--ansi", *extra])
+    result = CliRunner().invoke(
+        main,
+        ["viz", "--text", TEXT, "-c", str(runs["lstm"]), "--ansi", "--color", "always", *extra],
+        env={"NO_COLOR": "1"},
+    )
     assert result.exit_code == 0, result.output
     plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
     assert plain.rstrip("\n") == TEXT.rstrip("\n")
@@ -119,8 +126,68 @@ def test_ansi_mode_colours_the_text_in_the_terminal(runs, extra):
     assert result.stderr.strip()  # the legend
 
 
+def test_ansi_mode_writes_no_colour_codes_into_a_pipe_unless_told(runs):
+    args = ["viz", "--text", TEXT, "-c", str(runs["lstm"]), "--ansi"]
+    results = {
+        given: CliRunner().invoke(main, [*args, *given.split()]) for given in ("", "--color auto", "--color never")
+    }
+    for result in results.values():  # CliRunner's stdout is no terminal
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and result.stdout == TEXT
+    assert "not coloured (standard output is not a terminal); --color always" in results[""].stderr
+    assert "not coloured" not in results["--color never"].stderr  # none asked for: nothing to explain
+
+
+def _on_a_terminal(args: list[str], **env: str) -> str:
+    """What `charrnn ARGS` writes to its stdout when that is a terminal (a pseudo-terminal)."""
+    reader, writer = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
+    os.close(writer)
+    shown = b""
+    while True:
+        try:
+            piece = os.read(reader, 1 << 16)
+        except OSError:  # EIO: the process closed the terminal's other end
+            break
+        if not piece:
+            break
+        shown += piece
+    os.close(reader)
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    return shown.decode("utf-8")
+
+
+def test_ansi_mode_on_a_terminal_is_coloured_unless_no_color_is_set(runs):
+    args = ["viz", "--text", "the fox", "-c", str(runs["lstm"]), "--ansi"]
+    assert "\x1b[" in _on_a_terminal(args, NO_COLOR="")  # set but empty: as if unset (no-color.org)
+    plain = _on_a_terminal(args, NO_COLOR="1")
+    assert "\x1b" not in plain and plain.replace("\r\n", "\n") == "the fox\n"
+
+
+@pytest.mark.parametrize("how", ["cli", "env"])
+def test_a_color_that_is_none_of_the_three_is_refused_in_one_line(runs, how):
+    args = ["viz", "--text", "the fox", "-c", str(runs["lstm"]), "--ansi"]
+    result = (
+        CliRunner().invoke(main, [*args, "--color", "sometimes"])
+        if how == "cli"
+        else CliRunner().invoke(main, args, env={"CHARRNN_VIZ_COLOR": "sometimes"})
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "'--color': 'sometimes' is not one of 'auto', 'always', 'never'" in lines[0]
+    assert how == "cli" or "CHARRNN_VIZ_COLOR" in lines[0]
+
+
 def test_ansi_mode_imports_no_torch(runs):
-    stdout, imported_torch = cli_in_fresh_process(["viz", "--text", "the fox", "-c", runs["lstm"], "--ansi"])
+    stdout, imported_torch = cli_in_fresh_process(
+        ["viz", "--text", "the fox", "-c", runs["lstm"], "--ansi", "--color", "always"]
+    )
     assert not imported_torch
     assert "the fox" in re.sub(r"\x1b\[[0-9;]*m", "", stdout)
 

@@ -152,6 +152,19 @@ def test_the_page_fetches_nothing():
     assert not re.search(r"\b(fetch|XMLHttpRequest|import)\s*\(", outside_the_data)
 
 
+def test_the_pages_fonts_name_faces_with_chinese_glyphs_for_text_and_code():
+    """Without a CJK face in the stack, a minimal Linux shows Chinese text as empty boxes."""
+    style = re.search(r"<style>(.*?)</style>", render_html(report_data()), re.DOTALL)[1]
+    stacks = dict(re.findall(r"--(sans|mono|cjk):([^;]*);", style))
+    assert {'"Noto Sans CJK SC"', '"Source Han Sans SC"', '"PingFang SC"', '"Microsoft YaHei"'} <= set(
+        re.findall(r'"[^"]+"', stacks["cjk"])
+    )
+    assert "var(--cjk)" in stacks["sans"] and stacks["sans"].strip().endswith("sans-serif")
+    assert '"Noto Sans Mono CJK SC"' in stacks["mono"] and "var(--cjk)" in stacks["mono"]
+    assert stacks["mono"].strip().endswith("monospace")
+    assert "font: 16px/1.55 var(--sans);" in style
+
+
 def test_twenty_thousand_characters_and_a_default_models_cells_stay_under_3_mb():
     rng = np.random.default_rng(1)
     alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ,.;:'!?-\n&$3")
@@ -231,6 +244,10 @@ def test_ansi_text_sends_no_control_character_of_the_text():
     shown = ansi_text(["\x1b", "]", "2", ";", "\r", "\t", "𠀀"], [1.0] * 7, "surprise")
     assert "\r" not in shown and "\x1b]" not in shown
     assert "\\x1b" in shown and "\t" in shown and "𠀀" in shown
+
+
+def test_ansi_text_uncoloured_is_the_text_alone_with_control_characters_escaped():
+    assert ansi_text(list("a\x1bb\tc\n"), [1.0, 2.0, 3.0, None, 4.0, 5.0], "surprise", coloured=False) == "a\\x1bb\tc\n"
 
 
 def test_ansi_text_refuses_values_that_do_not_match_the_text():
