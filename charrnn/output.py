@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError, OptionError
 from charrnn.files import create_new, not_a_file, open_to_read, temporary_name, write_atomic
+from charrnn.options import spelled
 
 MARK_BYTES = 8192  # how far into a file its mark is looked for: both marks lie in its first few hundred
 PROBE_BYTES = 4096  # written (and removed) before the work: a full disk refuses a write, not a new name
@@ -37,11 +40,11 @@ class OutputFile:
         """Refuse, before any work, an output that may not or cannot be written (see the module)."""
         folder = self.path.parent
         if not folder.is_dir():
-            raise OptionError("--output", f"is in a folder that does not exist: {printable(folder)}")
+            raise OptionError(spelled("output"), f"is in a folder that does not exist: {printable(folder)}")
         odd = not_a_file(self.path)
         if odd is not None and not (self.force and stat.S_ISLNK(odd.mode or 0)):
             force = (
-                " (give --force to replace the link; its target is left as it is)"
+                f" (give {spelled('force', True)} to replace the link; its target is left as it is)"
                 if stat.S_ISLNK(odd.mode or 0)
                 else ""
             )
@@ -49,14 +52,18 @@ class OutputFile:
         if odd is None and os.path.lexists(self.path) and not self.force and not self._marked():
             raise ConfigError(
                 f"{printable(self.path)} was not written by charrnn, so charrnn will not replace it; "
-                "give --force to replace it, or another --output"
+                f"give {spelled('force', True)} to replace it, or another {spelled('output')}"
             )
         self._probe()
 
     def write(self, data: bytes) -> None:
         """Write `data` as the file, whole or not at all."""
+        self.write_with(lambda file: file.write(data))
+
+    def write_with(self, write: Callable[[BinaryIO], object]) -> None:
+        """Write the file through `write(file)`, a piece at a time if it likes, whole or not at all."""
         try:
-            write_atomic(self.path, lambda file: file.write(data))
+            write_atomic(self.path, write)
         except OSError as error:
             raise ConfigError(f"cannot write {printable(self.path)}: {error.strerror or error}") from None
 
