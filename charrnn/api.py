@@ -416,9 +416,9 @@ def train(
     for location in corpus:
         argument("corpus", location, _LOCATION)
     if texts is not None:
+        texts = documents("texts", texts)
         if corpus:
             raise ConfigError("give corpus paths or texts, not both")
-        texts = documents("texts", texts)
     argument("out", out, _TRAIN["out"], optional=True)
     if resume is not None and not isinstance(resume, bool) and _LOCATION.problem(resume):
         raise ConfigError(f"resume must be True, False, None or a checkpoint file or out folder, got {shown(resume)}")
