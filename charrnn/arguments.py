@@ -31,6 +31,15 @@ def texts(name: str, value: Any) -> tuple[str, ...]:
     raise ConfigError(f"{name} must be a non-empty string or a sequence of them, got {shown(value)}")
 
 
+def documents(name: str, value: Any) -> tuple[str, ...]:
+    """A list or tuple of non-empty strings, each a document (`texts`), as a tuple."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, str) and item for item in value):
+        return tuple(value)
+    raise ConfigError(
+        f"{name} must be a non-empty list or tuple of non-empty strings (each a document), got {shown(value)}"
+    )
+
+
 def too_much_held(streams: int, length: int) -> str | None:
     """Why `streams` side by side of `length` characters each cannot be made when all of it is
     held in memory until the end (batched samples, beam back-pointers, a joined sample), or None.

@@ -266,6 +266,12 @@ def spool(chunks: Iterable[bytes], doing: str) -> Path:
     return path
 
 
+def spooled_copy(digest: str) -> Path | None:
+    """The copy `spool` keeps of the text with this SHA-256, if the cache still holds it."""
+    path = cache_root() / SPOOLED / digest
+    return path if _digest_of(path) == digest else None
+
+
 def _digest_of(path: Path) -> str | None:
     hasher = hashlib.sha256()
     try:

@@ -38,6 +38,7 @@ from charrnn.checkpoint_file import (
 from charrnn.config import MAX_COUNT, MAX_LR, ModelConfig, TrainConfig, from_dict, options_beyond_defaults, to_dict
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.options import spelled
 from charrnn.vocab import Vocab, folded_variants
 
 if TYPE_CHECKING:
@@ -584,7 +585,7 @@ def check_training_state(checkpoint: Checkpoint, path: str | Path) -> None:
     if problem is not None:
         raise CheckpointError(
             f"{printable(path)} cannot be resumed: {problem}; its weights can still be sampled from, "
-            "evaluated or fine-tuned with --init-from"
+            f"evaluated or fine-tuned with {spelled('init_from')}"
         )
 
 

@@ -24,7 +24,6 @@ from click.core import ParameterSource
 
 from charrnn import __version__
 from charrnn.arguments import too_much_held
-from charrnn.budget import format_duration
 from charrnn.config import (
     DEFAULT_OUT,
     ModelConfig,
@@ -35,7 +34,19 @@ from charrnn.config import (
 from charrnn.display import is_terminal, no_colour_reason, printable
 from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
 from charrnn.files import NotAFile, open_to_read
-from charrnn.options import AUTO, EVAL, INFO, PLOT, PRIME_FILE_MAX, RESUME_LATEST, SAMPLE, TRAIN, VIZ
+from charrnn.options import (
+    AUTO,
+    COMMAND_LINE,
+    EVAL,
+    INFO,
+    PLOT,
+    PRIME_FILE_MAX,
+    RESUME_LATEST,
+    SAMPLE,
+    TRAIN,
+    VIZ,
+    read_by,
+)
 from charrnn.params import Location, SectionedCommand, environment_variable, explicit_options, table_options
 from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
 from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
@@ -45,6 +56,10 @@ class CharRNNGroup(click.Group):
     """A click group that reports every failure as a single line on stderr."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        with read_by(COMMAND_LINE):  # messages name flags, also those of the API functions the commands call
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+
+    def _main(self, args, prog_name, complete_var, standalone_mode, **extra):  # type: ignore[no-untyped-def]
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         debug = "--debug" in (sys.argv[1:] if args is None else list(args))
@@ -223,23 +238,8 @@ def _resume_location(resume: str, out: Path) -> str:
 
 
 def _print_summary(result: Any) -> None:
-    from charrnn.metrics import nats_to_bits
-
-    done = f"step {result.step:,} after {format_duration(result.elapsed)} of training"
-    if result.already_complete:
-        click.echo(
-            f"The run in {result.out_dir} is complete ({done}; its length: {result.budget.describe()}); "
-            "to train further, add --resume with a larger --max-steps or --max-time.",
-            err=True,
-        )
-        return
-    best = ""
-    if result.best_val_loss is not None:
-        best = f"; best validation {nats_to_bits(result.best_val_loss):.4f} bpc ({result.best_val_loss:.4f} nats)"
-    click.echo(f"Finished at {done}{best}. Checkpoints are in {result.out_dir}/.", err=True)
-    for line in result.advice():  # what the run needs, from its own curves; part of the summary, so -q keeps it
+    for line in result.summary():  # the advice is part of it, so -q keeps it
         click.echo(line, err=True)
-    click.echo(f"Sample with: charrnn sample --checkpoint {result.out_dir}", err=True)
 
 
 @main.command(cls=SectionedCommand, short_help="Generate text from a trained model.")
@@ -508,7 +508,9 @@ def _read_line(stream: Any, limit: int) -> str | None:
 
 def _with_headers(samples: list[str]) -> list[str]:
     """Several samples as one text, each under a `--- sample i of n ---` line."""
-    return ["\n\n".join(f"--- sample {i} of {len(samples)} ---\n{text}" for i, text in enumerate(samples, start=1))]
+    from charrnn.sample import heading
+
+    return ["\n\n".join(f"{heading(i, len(samples))}\n{text}" for i, text in enumerate(samples, start=1))]
 
 
 @main.command("eval", short_help="Score a model on a held-out text: bits per character and perplexity.")
@@ -728,17 +730,17 @@ def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, repo
     from charrnn import viz as inspect
     from charrnn.report import ansi_legend, ansi_text
 
+    chosen = None if cell is None else inspect.parse_cell(cell, loaded)  # a bad --cell before any note
     no_colour = no_colour_reason(color, sys.stdout)
     if no_colour is not None and color != "never":  # asked for colours and not given them: say why
         click.echo(f"note: the text is not coloured ({no_colour}); --color always colours it", err=True)
-
     if unseen.note():
         click.echo(f"note: {unseen.note()}", err=True)
     traced = inspect.trace(loaded, shown.text, unseen, reporter.progress)
-    if cell is None:
+    if chosen is None:
         values, scale = traced.bits.tolist(), "surprise"  # NaN (not predicted) stays uncoloured
     else:
-        layer, index = inspect.parse_cell(cell, loaded)
+        layer, index = chosen
         values, scale = traced.cells[layer][:, index].tolist(), "activation"
     if no_colour is None:
         click.echo(ansi_legend(scale), err=True)

@@ -37,7 +37,9 @@ from charrnn.options import (  # noqa: F401 - the names other modules know from 
     UNKNOWN_POLICIES,
     Option,
     by_name,
+    for_python,
     is_text_encoding,
+    spelled,
 )
 
 # One-hot input is as wide as the vocabulary; past this size its first layer dwarfs the model
@@ -52,12 +54,6 @@ def _train_default(name: str) -> Any:
     return _TRAIN_OPTIONS[name].default
 
 
-def flag_name(field_name: str) -> str:
-    """The command-line flag for a config field (`seq_len` -> `--seq-len`, `input_mode` -> `--input`)."""
-    option = _TRAIN_OPTIONS.get(field_name) or _SAMPLE_OPTIONS.get(field_name)
-    return option.flag if option else "--" + field_name.replace("_", "-")
-
-
 def _check_fields(config: Any, options: Mapping[str, Option]) -> None:
     """Each field by its option's rule; None passes where the field's type allows it."""
     for f in fields(config):
@@ -66,7 +62,7 @@ def _check_fields(config: Any, options: Mapping[str, Option]) -> None:
             continue
         expected = options[f.name].problem(value)
         if expected:
-            raise ConfigError(f"{flag_name(f.name)} must be {expected}, got {value!r}")
+            raise ConfigError(f"{spelled(f.name)} must be {expected}, got {value!r}")
 
 
 _VOCAB_SIZE = Option(("--vocab-size",), "", kind="int", low=1)  # not an option: the vocabulary decides it
@@ -94,15 +90,18 @@ class ModelConfig:
         _check_fields(self, _MODEL_OPTIONS)
         if self.input_mode == "one-hot" and self.vocab_size > ONE_HOT_MAX_VOCAB:
             raise ConfigError(
-                f"--input one-hot with a vocabulary of {self.vocab_size:,} characters would make every input "
-                f"vector {self.vocab_size:,} wide (the limit is {ONE_HOT_MAX_VOCAB:,}); use --input embedding"
+                f"{spelled('input_mode', 'one-hot')} with a vocabulary of {self.vocab_size:,} characters would make every "
+                f"input vector {self.vocab_size:,} wide (the limit is {ONE_HOT_MAX_VOCAB:,}); "
+                f"use {spelled('input_mode', 'embedding')}"
             )
         if self.embed_dropout > 0 and self.input_mode != "embedding":
-            raise ConfigError("--embed-dropout drops rows of the embedding: it needs --input embedding")
+            raise ConfigError(
+                f"{spelled('embed_dropout')} drops rows of the embedding: it needs {spelled('input_mode', 'embedding')}"
+            )
         if self.parameter_count > MAX_PARAMETERS:
             raise ConfigError(
                 f"a model of {self.parameter_count:,} parameters is more than charrnn builds ({MAX_PARAMETERS:,}); "
-                "use a smaller --hidden-size, --layers or --embed-dim"
+                f"use a smaller {spelled('hidden_size')}, {spelled('layers')} or {spelled('embed_dim')}"
             )
 
     @property
@@ -168,7 +167,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_fields(self, _TRAIN_OPTIONS)
         if self.max_steps is None and self.epochs is None and self.max_time is None:
-            raise ConfigError("a run needs a length: give --max-steps, --epochs or --max-time")
+            raise ConfigError(
+                f"a run needs a length: give {spelled('max_steps')}, {spelled('epochs')} or {spelled('max_time')}"
+            )
 
 
 # A run's length: whichever of these is set and comes first ends it.
@@ -240,10 +241,15 @@ def architecture_differences(saved: ModelConfig, explicit: Mapping[str, Any]) ->
 
 def _differences(fixed: Mapping[str, Any], explicit: Mapping[str, Any]) -> list[str]:
     return [
-        f"{flag_name(name)} {shown_value(name, explicit[name])} (checkpoint: {shown_value(name, fixed[name])})"
+        f"{_setting(name, explicit[name])} (checkpoint: {shown_value(name, fixed[name])})"
         for name in fixed
         if name in explicit and explicit[name] != fixed[name]
     ]
+
+
+def _setting(name: str, value: Any) -> str:
+    """`--patience 5`, `--max-time 3m` or `--patience off`; in Python, `patience=5` or `patience=None`."""
+    return spelled(name, value) if for_python() else f"{spelled(name)} {shown_value(name, value)}"
 
 
 def shown_value(name: str, value: Any) -> str:
@@ -256,13 +262,13 @@ def shown_value(name: str, value: Any) -> str:
 
 
 def options_beyond_defaults(config: TrainConfig) -> list[str]:
-    """`--flag value` for each training option whose value is not its default, as the run's
-    command could have given it: a run length left None because another one was given
+    """Each training option whose value is not its default, as the run's command could have
+    given it (`--max-time 3m`): a run length left None because another one was given
     (`--max-time 3m` alone lifts the step limit) goes without saying."""
     defaults, values = to_dict(TrainConfig()), to_dict(config)
     length_given = any(values[name] is not None for name in LENGTH_FIELDS)
     return [
-        f"{flag_name(name)} {shown_value(name, value)}"
+        _setting(name, value)
         for name, value in values.items()
         if value != defaults.get(name) and not (name in LENGTH_FIELDS and value is None and length_given)
     ]
@@ -301,6 +307,6 @@ def resume_configs(
         raise ConfigError(
             "cannot resume with a different architecture or data layout: "
             + "; ".join(differences)
-            + ". Leave these options out to continue the run, or start a new run with another --out"
+            + f". Leave these options out to continue the run, or start a new run with another {spelled('out')}"
         )
     return saved_model, dataclasses.replace(saved_train, **pick(TrainConfig, with_run_length(explicit)))

@@ -24,6 +24,7 @@ import codecs
 import glob
 import math
 import os
+import re
 import stat
 import sys
 import sysconfig
@@ -31,10 +32,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn.cache import cache_root, spool
+from charrnn.cache import cache_root, spool, spooled_copy
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CorpusError
 from charrnn.files import NotAFile, kind, open_to_read
+from charrnn.options import spelled
 from charrnn.runfiles import is_run_file_name, marks_out_folder
 from charrnn.stdlib_corpus import MAX_BYTES, stdlib_sources
 
@@ -43,6 +45,10 @@ BUILTIN_NAME = "built-in"
 SEPARATOR = "\n"
 STDIN = "-"  # the corpus argument that means standard input
 STDIN_DESCRIPTION = "standard input"
+# What a checkpoint records for the n-th text given in memory (charrnn.train(texts=[...])): no
+# file of the user's holds it, so a resume reads the copy in the cache, found by its SHA-256.
+IN_MEMORY = "<text {number}, sha256 {digest}>"
+_IN_MEMORY = re.compile(r"<text \d+, sha256 ([0-9a-f]{64})>")
 BINARY_PROBE_BYTES = 8192  # as git and grep decide: a NUL byte in a file's first 8 KiB makes it binary
 
 
@@ -86,6 +92,8 @@ def resolve_corpus(arguments: Sequence[str], encoding: str = "utf-8", errors: st
     if not arguments:
         return builtin_corpus()
     arguments = list(arguments)
+    if any(_IN_MEMORY.fullmatch(argument) for argument in arguments):  # a resume of a run on texts in memory
+        return _kept_texts(arguments)
     if STDIN in arguments and len(arguments) > 1:
         raise CorpusError("- (standard input) must be the only corpus argument; pipe every text into it instead")
     named: dict[str, Path] = {}  # the name a checkpoint records -> the file read
@@ -410,6 +418,37 @@ def _spooled(chunks: Iterator[bytes], name: str, encoding: str, pipe: bool = Fal
     return path
 
 
+def texts_corpus(texts: Sequence[str]) -> Corpus:
+    """The corpus of strings given in memory, each a document as a file is (joined by a
+    newline where one lacks it): each copied into the cache as UTF-8, as standard input is,
+    so that it is read, hashed and encoded as any file."""
+    files = []
+    for number, text in enumerate(texts, 1):
+        pieces = (text[i : i + CHUNK_BYTES].encode("utf-8", "surrogatepass") for i in range(0, len(text), CHUNK_BYTES))
+        files.append(_spooled(pieces, f"text {number}", "utf-8"))
+    names = tuple(IN_MEMORY.format(number=number, digest=path.name) for number, path in enumerate(files, 1))
+    return Corpus(files=tuple(files), description=_in_memory(len(texts)), names=names)
+
+
+def _kept_texts(names: Sequence[str]) -> Corpus:
+    """The texts a run was given in memory, as the cache kept them (texts_corpus)."""
+    files = []
+    for name in names:
+        found = _IN_MEMORY.fullmatch(name)
+        copy = spooled_copy(found.group(1)) if found else None
+        if copy is None:
+            raise CorpusError(
+                f"this run was trained on texts given in memory, and the cache no longer holds {printable(name)}: "
+                f"give them again with {spelled('texts')}"
+            )
+        files.append(copy)
+    return Corpus(files=tuple(files), description=_in_memory(len(files)), names=tuple(names))
+
+
+def _in_memory(count: int) -> str:
+    return f"{count:,} text{'s' if count > 1 else ''} given in memory"
+
+
 def _shown(name: str | Path) -> str:
     """A corpus file as messages name it."""
     return STDIN_DESCRIPTION if name == STDIN else printable(name)
@@ -456,9 +495,13 @@ def _decoded_chunks(
                 on_read(chunk)
             yield decoder.decode(b"", final=True)
     except UnicodeDecodeError as error:  # the file ends inside a character
-        raise CorpusError(f"{shown} ends in the middle of a character ({error.reason}); give its --encoding") from None
+        raise CorpusError(
+            f"{shown} ends in the middle of a character ({error.reason}); give its {spelled('encoding')}"
+        ) from None
     except UnicodeError as error:  # a codec that refuses text its own way (utf-16 without a BOM, idna)
-        raise CorpusError(f"{shown} cannot be decoded as {encoding}: {printable(error)}; give its --encoding") from None
+        raise CorpusError(
+            f"{shown} cannot be decoded as {encoding}: {printable(error)}; give its {spelled('encoding')}"
+        ) from None
     except IsADirectoryError:
         raise CorpusError(f"corpus is a folder, not a text file: {shown}") from None
     except OSError as error:
@@ -469,8 +512,8 @@ def _decode_error(shown, encoding, is_utf8, data, start, newlines, error) -> Cor
     line = newlines + data.count(b"\n", 0, error.start) + 1
     return CorpusError(
         f"{shown} is not valid {'UTF-8' if is_utf8 else encoding}: byte {data[error.start]:#04x} at offset "
-        f"{start + error.start:,} (line {line:,}); give its encoding with --encoding (e.g. latin-1, gb18030), "
-        "or --errors replace to substitute U+FFFD"
+        f"{start + error.start:,} (line {line:,}); give its encoding with {spelled('encoding')} (e.g. latin-1, gb18030), "
+        f"or {spelled('errors', 'replace')} to substitute U+FFFD"
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from charrnn.errors import CorpusError
+from charrnn.options import spelled
 
 # Validation runs this many streams in parallel with long windows: evaluation is
 # forward-only, so wide and long is fastest, and a fixed layout keeps figures comparable
@@ -45,8 +46,8 @@ class Streams:
         if stream_len < seq_len + 1:
             raise CorpusError(
                 f"the {name} is too short: {len(ids):,} characters make {batch_size} streams of "
-                f"{stream_len:,}, and a window needs {seq_len + 1} (--seq-len + 1); "
-                "use a longer text, a smaller --batch-size or a smaller --seq-len"
+                f"{stream_len:,}, and a window needs {seq_len + 1} ({spelled('seq_len')} + 1); "
+                f"use a longer text, a smaller {spelled('batch_size')} or a smaller {spelled('seq_len')}"
             )
         self.batch_size = batch_size
         self.seq_len = seq_len

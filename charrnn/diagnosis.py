@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from charrnn.options import TRAIN, by_name
+from charrnn.options import TRAIN, by_name, for_python
 
 Curve = Sequence[tuple[int, float]]  # (step, value), in step order
 
@@ -377,15 +377,19 @@ class Command:
     out: str  # the run's out folder
     options: Mapping[str, Any] = field(default_factory=dict)  # the options given (Python names)
     default_out: str = "checkpoints"
+    texts: bool = False  # the corpus was strings in memory (charrnn.train(texts=...)): a call gives them again
 
 
 _FLAGS = {option.name: option.flags[0] for option in TRAIN}
 
 
-def next_command(next_run: NextRun, command: Command, python: bool = False, taken: Any = None) -> str:
+def next_command(next_run: NextRun, command: Command, python: bool | None = None, taken: Any = None) -> str:
     """`next_run` as a command: `charrnn train --resume --max-steps 24000`, or for a new run the
     same command with the changed options and a new out folder (`OUT-2`, or the first free
-    `OUT-N`: `taken(path)` says whether one is taken). With `python`, as a call of charrnn.train."""
+    `OUT-N`: `taken(path)` says whether one is taken). With `python`, as a call of charrnn.train
+    (None: as the reader of messages types options, options.read_by)."""
+    if python is None:
+        python = for_python()
     if next_run.resume:
         options = {**({"out": command.out} if command.out != command.default_out else {}), "resume": True}
         options.update(next_run.options)
@@ -393,7 +397,16 @@ def next_command(next_run: NextRun, command: Command, python: bool = False, take
     else:
         options = {**command.options, **next_run.options, "out": _free_folder(command.out, taken)}
         corpus = command.corpus
+    if python and command.texts and not next_run.resume:  # a resume reads the cache's copy of the texts
+        options = {"texts": _Named("texts"), **options}
     return _as_call(corpus, options) if python else _as_shell(corpus, options)
+
+
+class _Named(str):
+    """A value a call names by a variable of the caller's (`texts=texts`), not as a literal."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _free_folder(out: str, taken: Any) -> str:

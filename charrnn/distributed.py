@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError, OptionError
+from charrnn.options import spelled
 
 MAX_PROCESSES = 2**31 - 1  # torch.distributed counts ranks in a C int
 _TORCHRUN = (
@@ -101,7 +102,9 @@ def join(device: torch.device) -> tuple[Group, torch.device]:
         raise OptionError("MASTER_ADDR", f"is not set, but WORLD_SIZE asks for distributed training; {_TORCHRUN}")
     _environment_int("MASTER_PORT", 1, 65535)
     if device.type == "mps":
-        raise ConfigError("distributed training runs on CUDA (NCCL) or on CPUs (gloo), not on MPS; use --device cpu")
+        raise ConfigError(
+            f"distributed training runs on CUDA (NCCL) or on CPUs (gloo), not on MPS; use {spelled('device', 'cpu')}"
+        )
     if device.type == "cuda" and group.local_rank >= torch.cuda.device_count():
         raise ConfigError(
             f"LOCAL_RANK={group.local_rank} names a GPU this machine lacks (it has {torch.cuda.device_count()})"

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from charrnn.errors import OptionError
-from charrnn.options import UNKNOWN_POLICIES
+from charrnn.options import UNKNOWN_POLICIES, spelled
 
 INSTALL_CHINESE = 'pip install "charrnn-tool[chinese]"'
 # OpenCC configs whose conversions count as variants, the likelier first: simplified and
@@ -187,7 +187,7 @@ def read_unseen(chars: Sequence[str], nearest: NearestForms, policy: str, has_un
     if has_unknown or not unmatched:
         return Unseen(mapped, as_unknown=unmatched)
     if policy == "map":
-        near = "it knows no character near them (--unknown skip leaves them out)"
+        near = f"it knows no character near them ({spelled('unknown', 'skip')} leaves them out)"
         refusal = f"{_never_saw(unmatched, nearest_of, hint=False)}; {near}{_install_hint(unmatched)}"
         return Unseen(mapped, refusal=refusal)
     return Unseen(mapped, left_out=unmatched)
@@ -220,7 +220,7 @@ def require_variants() -> dict[str, Callable[[str], str]]:
     converters = variant_converters()
     if converters is None:
         raise OptionError(
-            "--fold-variants", f"needs OpenCC to find variants, which is not installed: {INSTALL_CHINESE}"
+            spelled("fold_variants"), f"needs OpenCC to find variants, which is not installed: {INSTALL_CHINESE}"
         )
     return converters
 

@@ -53,6 +53,7 @@ from charrnn.files import (
     temporary_name,
     write_atomic,
 )
+from charrnn.options import spelled
 from charrnn.runfiles import BEST, LATEST, LOCK_FILE, RUN_FILE, STEP_FILE, is_checkpoint_name, not_ours
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class OutDir:
                 os.close(descriptor)
                 raise ConfigError(
                     f"{printable(self.path)} is in use by another charrnn training process ({holder}); "
-                    "wait for it to end, or give another --out"
+                    f"wait for it to end, or give another {spelled('out')}"
                 ) from None
         self._lock = descriptor
         try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from charrnn.display import printable
 from charrnn.errors import ConfigError, OptionError
 from charrnn.files import create_new, not_a_file, open_to_read, temporary_name, write_atomic
+from charrnn.options import spelled
 
 MARK_BYTES = 8192  # how far into a file its mark is looked for: every mark lies in its first few hundred
 PROBE_BYTES = 4096  # written (and removed) before the work: a full disk refuses a write, not a new name
@@ -38,11 +39,11 @@ class OutputFile:
         """Refuse, before any work, an output that may not or cannot be written (see the module)."""
         folder = self.path.parent
         if not folder.is_dir():
-            raise OptionError("--output", f"is in a folder that does not exist: {printable(folder)}")
+            raise OptionError(spelled("output"), f"is in a folder that does not exist: {printable(folder)}")
         odd = not_a_file(self.path)
         if odd is not None and not (self.force and stat.S_ISLNK(odd.mode or 0)):
             force = (
-                " (give --force to replace the link; its target is left as it is)"
+                f" (give {spelled('force', True)} to replace the link; its target is left as it is)"
                 if stat.S_ISLNK(odd.mode or 0)
                 else ""
             )
@@ -50,7 +51,7 @@ class OutputFile:
         if odd is None and os.path.lexists(self.path) and not self.force and not self._marked():
             raise ConfigError(
                 f"{printable(self.path)} was not written by charrnn, so charrnn will not replace it; "
-                "give --force to replace it, or another --output"
+                f"give {spelled('force', True)} to replace it, or another {spelled('output')}"
             )
         self._probe()
 

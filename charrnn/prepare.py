@@ -49,12 +49,13 @@ from charrnn.config import (
     resume_configs,
     with_run_length,
 )
-from charrnn.corpus import Corpus, resolve_corpus
+from charrnn.corpus import Corpus, resolve_corpus, texts_corpus
 from charrnn.display import printable
 from charrnn.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress
 from charrnn.errors import CheckpointError, ConfigError, CorpusError
 from charrnn.metrics import MetricsLog
 from charrnn.nearest import require_variants, variant_folds
+from charrnn.options import for_python, spelled
 from charrnn.outdir import RUN_FILE, Found, OutDir, load_from
 from charrnn.preview import PreviewLog
 from charrnn.runfiles import is_run_file_name
@@ -105,21 +106,28 @@ def prepare_run(
     init_from: str | None = None,
     progress: Progress = no_progress,
     owner: bool = True,
+    texts: Sequence[str] | None = None,
 ) -> Start:
     """Check the request against the corpus, the out folder and any checkpoint; encode the
     corpus (or reuse its cache). `options` holds only the options the user gave; `out_dir`
-    None means none was given. The `owner` (the process that writes) acquires the out folder
-    before it looks inside, and lets it go if anything here fails."""
+    None means none was given; `texts`, strings given in memory as the corpus instead of
+    `corpus_args`. The `owner` (the process that writes) acquires the out folder before it
+    looks inside, and lets it go if anything here fails."""
     if resume is not None:
         found = load_from(resume, prefer="newest")
         check_training_state(found.checkpoint, found.path)  # before any work: only a resumed run uses it
         out = OutDir(out_dir or (Path(resume) if Path(resume).is_dir() else Path(resume).parent))
-        return _owning(out, owner, lambda: _resumed(corpus_args, options, found, out, owner, progress))
+        return _owning(out, owner, lambda: _resumed(corpus_args, texts, options, found, out, owner, progress))
     train_config = TrainConfig(**pick(TrainConfig, with_run_length(options)))
-    corpus = resolve_corpus(corpus_args, train_config.encoding, train_config.errors)  # the corpus before the folder
+    corpus = _corpus(corpus_args, texts, train_config)  # the corpus before the folder
     out = OutDir(out_dir or DEFAULT_OUT)
     _refuse_own_files_as_text(corpus, out)
     return _owning(out, owner, lambda: _fresh(corpus, out, owner, options, train_config, init_from, progress))
+
+
+def _corpus(corpus_args: Sequence[str], texts: Sequence[str] | None, config: TrainConfig) -> Corpus:
+    """The texts given in memory, else the files, folders and patterns named (none: the built-in corpus)."""
+    return texts_corpus(texts) if texts is not None else resolve_corpus(corpus_args, config.encoding, config.errors)
 
 
 def _owning(out: OutDir, owner: bool, prepare: Callable[[], Start]) -> Start:
@@ -183,6 +191,7 @@ def _folds(counts: np.ndarray, config: TrainConfig, fixed: frozenset[str] = froz
 
 def _resumed(
     corpus_args: Sequence[str],
+    texts: Sequence[str] | None,
     options: Mapping[str, Any],
     found: Found,
     out: OutDir,
@@ -194,7 +203,7 @@ def _resumed(
     run = _continued_run(found, out) if owner else RunIdentity.new()
     recorded = saved.record.corpus
     paths = corpus_args or (recorded.locations() if recorded is not None else [])
-    cache = CorpusCache(resolve_corpus(paths, train_config.encoding, train_config.errors))
+    cache = CorpusCache(_corpus(paths, texts, train_config))
     _refuse_own_files_as_text(cache.corpus, out)
     configs = model_config, train_config
     return _continuing(found, configs, cache, cache.counts(progress), out, run, owner, progress)
@@ -257,14 +266,14 @@ def _continued_run(found: Found, out: OutDir) -> RunIdentity:
         raise ConfigError(
             f"{printable(out.path)} holds another run ({_describe_run(folder_id, _newest_step(out))}) than "
             f"{printable(found.path)} ({_describe_run(saved_id, step)}); to continue that checkpoint, "
-            "give it an --out of its own"
+            f"give it an {spelled('out')} of its own"
         )
     newest = _newest_step(out)
     if step < newest:
         raise ConfigError(
             f"{printable(out.path)} holds newer checkpoints of this run (step {newest:,}) than {printable(found.path)} "
             f"(step {step:,}), which resuming it here would replace; continue the newest with "
-            f"--resume {printable(out.path)}, or fork step {step:,} into a new folder with --out"
+            f"{spelled('resume', str(out.path))}, or fork step {step:,} into a new folder with {spelled('out')}"
         )
     run_id = saved_id or folder_id
     return RunIdentity(run_id, saved.forked_from) if run_id else RunIdentity.new()
@@ -306,7 +315,7 @@ def _refuse_another_run(out: OutDir, saved: Checkpoint, options: Mapping[str, An
     differences = rerun_differences(saved.model_config, saved.train_config, options)
     init = saved.record.init_from
     if init is not None:
-        differences.append(f"--init-from none (checkpoint: {printable(init.path or 'a checkpoint')})")
+        differences.append(f"{spelled('init_from', None)} (checkpoint: {printable(init.path or 'a checkpoint')})")
     recorded = saved.record.corpus
     if recorded is None or recorded.sha256 is None:
         differences.append("a corpus the checkpoint does not record")
@@ -320,11 +329,11 @@ def _refuse_another_run(out: OutDir, saved: Checkpoint, options: Mapping[str, An
     )
     try:
         resume_configs(saved.model_config, saved.train_config, options)
-        resume = "add --resume to continue it with these, or "
+        resume = f"add {spelled('resume', True)} to continue it with these, or "
     except ConfigError:  # an architecture or a data layout no resume can change
         resume = ""
     raise ConfigError(
-        f"{printable(out.path)} holds a run with other settings: {shown}; {resume}give another --out to start a new one"
+        f"{printable(out.path)} holds a run with other settings: {shown}; {resume}give another {spelled('out')} to start a new one"
     )
 
 
@@ -335,8 +344,8 @@ def _refuse_to_overwrite(out: OutDir) -> None:
     existing = out.checkpoint_names() or ([RUN_FILE] if out.holds_run() else [])
     if existing:
         raise ConfigError(
-            f"{printable(out.path)} already holds a run ({', '.join(existing[:3])}); add --resume to continue it, "
-            "or give another --out to start a new one"
+            f"{printable(out.path)} already holds a run ({', '.join(existing[:3])}); add {spelled('resume', True)} to continue it, "
+            f"or give another {spelled('out')} to start a new one"
         )
 
 
@@ -349,7 +358,7 @@ def _refuse_own_files_as_text(corpus: Corpus, out: OutDir) -> None:
         if path.parent == folder and is_run_file_name(path.name):
             raise CorpusError(
                 f"the corpus file {printable(path)} is one that this run writes into its out folder, so it would "
-                "change as the run trains; copy it elsewhere first, or give another --out"
+                f"change as the run trains; copy it elsewhere first, or give another {spelled('out')}"
             )
 
 
@@ -368,5 +377,9 @@ def _check_vocab_covers(counts: np.ndarray, vocab: Vocab) -> None:
         raise CheckpointError(
             f"the corpus has {len(missing):,} characters the checkpoint's vocabulary lacks ({shown!r}), so it is not "
             "the text this run was trained on; to train this model on a new text, fine-tune it: "
-            "charrnn train NEW.txt --init-from CHECKPOINT --out NEW_FOLDER"
+            + (
+                "model.train_more(NEW_TEXT, out=NEW_FOLDER)"
+                if for_python()
+                else "charrnn train NEW.txt --init-from CHECKPOINT --out NEW_FOLDER"
+            )
         )

@@ -1,11 +1,12 @@
-"""How a training run reports itself: silently, as log lines, or with a tqdm bar on stderr."""
+"""How a training run reports itself: silently, as log lines, or with a tqdm bar on stderr (in
+a Jupyter notebook, tqdm's widget where ipywidgets is installed, else the same text bar)."""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -19,9 +20,13 @@ BYTES = "bytes"  # the unit of a pass over a corpus; other passes count characte
 # In log lines, a pass counted in other units than bytes (scoring a text, reading it for viz)
 # says how far it is once the log has been silent this long, and again after as long.
 LINE_EVERY = 10.0
-# The weight of each new step in the smoothed seconds per step: the last ~50 steps count most,
-# so the time left follows a change of speed (another program starting) within a minute or so.
-SMOOTHING = 0.02
+# The weight of each new step in the smoothed seconds per step: the last ~200 steps count most.
+# On a busy machine single steps stall for seconds (another program's burst); at 0.02 each stall
+# moved the time left by a fifth (12, then 57, then 21 minutes), at 0.005 by a twentieth, and a
+# lasting change of speed (another program starting) still shows within a few hundred steps.
+SMOOTHING = 0.005
+# A text bar in a notebook: its output area has no terminal width to follow.
+NOTEBOOK_COLUMNS = 100
 
 
 class Reporter:
@@ -200,15 +205,46 @@ class LogLines(Watched):
         )
 
 
-class _RunBar(tqdm):
-    """A tqdm bar that shows the run's elapsed time (earlier sessions included) and TimeLeft's
-    estimate, not tqdm's own, which counts evaluations and saves as slow steps."""
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's shell with a kernel), whose output a
+    notebook shows: no terminal, yet a bar redraws in place there."""
+    ipython = sys.modules.get("IPython")  # never imported here: a kernel has done it
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    return getattr(shell, "kernel", None) is not None
+
+
+def bar_class() -> type[tqdm]:
+    """tqdm's widget bar in a notebook where ipywidgets imports (tqdm.auto's choice, without
+    its warning when ipywidgets is missing); else the text bar, which a notebook shows as well."""
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401 - the widget bar needs it
+            from tqdm.notebook import tqdm as widget_bar
+        except ImportError:
+            return tqdm
+        return widget_bar
+    return tqdm
+
+
+def _bar(base: type[tqdm], **arguments: Any) -> tqdm:
+    """A bar of class `base`, as wide as the terminal, or NOTEBOOK_COLUMNS for text in a notebook."""
+    width = {"ncols": NOTEBOOK_COLUMNS} if base is tqdm and in_notebook() else {"dynamic_ncols": True}
+    return base(**arguments, **width)
+
+
+class _RunFields:
+    """Mixed into a tqdm bar: it shows the run's elapsed time (earlier sessions included) and
+    TimeLeft's estimate, not tqdm's own, which counts evaluations and saves as slow steps."""
 
     run_elapsed, time_left = "0:00", "?"
 
     @property
     def format_dict(self) -> dict:
-        return {**super().format_dict, "run_elapsed": self.run_elapsed, "time_left": self.time_left}
+        return {**super().format_dict, "run_elapsed": self.run_elapsed, "time_left": self.time_left}  # type: ignore[misc]
+
+
+def _run_bar_class(base: type[tqdm]) -> type[tqdm]:
+    return type(f"Run{base.__name__}", (_RunFields, base), {})
 
 
 class ProgressBar(Watched):
@@ -217,17 +253,17 @@ class ProgressBar(Watched):
 
     def __init__(self, stream: TextIO | None = None):
         super().__init__(stream)
-        self.bar: _RunBar | None = None
+        self.bar: Any = None  # a tqdm bar with _RunFields
         self.fields: dict[str, str] = {}
 
     def start(self, step: int, budget: Budget, elapsed: float) -> None:
         super().start(step, budget, elapsed)
         self.total = f"/{budget.max_steps:,}" if budget.max_steps is not None else ""
-        self.bar = _RunBar(
+        self.bar = _bar(
+            _run_bar_class(bar_class()),
             total=1.0,
             initial=budget.progress(step, elapsed),
             file=self.stream,
-            dynamic_ncols=True,
             desc="training",
             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{run_elapsed}<{time_left}{postfix}]",
         )
@@ -261,12 +297,12 @@ class ProgressBar(Watched):
     def progress(self, description: str, total: int, unit: str = BYTES) -> Callable[[int | None], None]:
         # delay: the bar appears only if the pass takes more than a second
         scale = {"unit": "B", "unit_divisor": 1024} if unit == BYTES else {"unit": f" {unit}"}
-        bar = tqdm(
+        bar = _bar(
+            bar_class(),
             total=total,
             desc=description,
             file=self.stream,
             unit_scale=True,
-            dynamic_ncols=True,
             delay=1.0,
             leave=False,
             **scale,
@@ -291,11 +327,12 @@ class ProgressBar(Watched):
 
 
 def console_reporter(quiet: bool, stream: TextIO | None = None) -> Reporter:
-    """What a user sees: a progress bar on a terminal, log lines otherwise, little with quiet."""
+    """What a user sees: a progress bar on a terminal or in a notebook, log lines otherwise
+    (a log file), little with quiet."""
     stream = stream if stream is not None else sys.stderr
     if quiet:
         return MessagesOnly(stream)
-    return ProgressBar(stream) if stream.isatty() else LogLines(stream)
+    return ProgressBar(stream) if stream.isatty() or in_notebook() else LogLines(stream)
 
 
 def _evaluation_line(step: int, train_loss: float | None, val_loss: float, is_best: bool) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from charrnn.display import printable
 from charrnn.errors import ConfigError
 from charrnn.files import leftover_writer
+from charrnn.options import spelled
 
 LOCK_FILE = ".charrnn.lock"
 RUN_FILE = "run.json"
@@ -58,5 +59,5 @@ def not_ours(path: Path, problem: str) -> ConfigError:
     """The refusal of a file of one of charrnn's names that charrnn cannot show is its own."""
     return ConfigError(
         f"{printable(path)} {problem}, so charrnn will not write to it; "
-        f"move it out of {printable(path.parent)}, or give another --out"
+        f"move it out of {printable(path.parent)}, or give another {spelled('out')}"
     )

@@ -12,6 +12,7 @@ import torch
 
 from charrnn.config import DEVICES, DTYPES
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.options import spelled
 from charrnn.threads import check_threads
 
 
@@ -28,9 +29,12 @@ def select_device(name: str) -> torch.device:
         return torch.device("mps" if _mps_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         reason = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU was found"
-        raise ConfigError(f"--device cuda was asked for, but {reason}; use --device cpu")
+        raise ConfigError(f"{spelled('device', 'cuda')} was asked for, but {reason}; use {spelled('device', 'cpu')}")
     if name == "mps" and not _mps_available():
-        raise ConfigError("--device mps was asked for, but Apple's MPS backend is not available; use --device cpu")
+        raise ConfigError(
+            f"{spelled('device', 'mps')} was asked for, but Apple's MPS backend is not available; "
+            f"use {spelled('device', 'cpu')}"
+        )
     if name not in DEVICES:
         raise ConfigError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
     return torch.device(name)
@@ -101,5 +105,5 @@ def autocast(device: torch.device, dtype: str) -> Callable[[], contextlib.Abstra
     if dtype == "float32":
         return contextlib.nullcontext
     if dtype != "bfloat16":
-        raise ConfigError(f"unknown --dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+        raise ConfigError(f"unknown {spelled('dtype')} {dtype!r}: choose one of {', '.join(DTYPES)}")
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)

@@ -26,6 +26,7 @@ from charrnn.config import SampleConfig
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.numpy_model import NumpyCharRNN, State, repeated
+from charrnn.options import spelled
 from charrnn.outdir import Found, load_from
 from charrnn.output import OutputFile
 from charrnn.threads import UNTUNED, Tuning
@@ -215,7 +216,7 @@ def prime_ids(vocab: Vocab, prime: str | None, rng: np.random.Generator, unknown
     if prime:
         unseen = vocab.unseen(vocab.unknown_chars(prime), unknown)
         if unseen.refusal:
-            raise OptionError("--prime", unseen.refusal)
+            raise OptionError(spelled("prime"), unseen.refusal)
         ids = [int(i) for i in vocab.read_ids(prime, unseen) if i >= 0]
         if ids:
             return ids
@@ -421,6 +422,13 @@ def generate_samples(
         (prime or "") + cut_at_stop("".join(chars[column[row]] for column in columns), stops)
         for row in range(num_samples)
     ]
+
+
+def heading(number: int, count: int, temperature: float | None = None) -> str:
+    """The line above each of several samples: `--- sample 2 of 5 ---`, with the temperature
+    where samples of several temperatures stand together."""
+    at = f" (temperature {temperature:g})" if temperature is not None else ""
+    return f"--- sample {number} of {count}{at} ---"
 
 
 def random_seed() -> int:

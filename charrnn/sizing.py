@@ -17,6 +17,7 @@ from charrnn.config import ModelConfig, TrainConfig, pick
 from charrnn.data import EVAL_SEQ_LEN, EVAL_STREAMS
 from charrnn.errors import ConfigError
 from charrnn.files import open_to_read
+from charrnn.options import spelled
 
 SIZED_FIELDS = ("hidden_size", "dropout")  # what the rule chooses when the user does not
 
@@ -113,7 +114,7 @@ def sized_options(
     budget = f"{choice.steps:,} steps"
     if train.max_time is not None:
         budget = f"{_minutes(train.max_time)} of training (some {choice.steps:,} steps on two cores)"
-    flags = " and ".join(f"--{name.replace('_', '-')}" for name in missing)
+    flags = " and ".join(spelled(name) for name in missing)
     reason = (
         f"sized for {chars:,} characters of text and {budget}, about {_passes(choice.passes)} over it; "
         f"set {flags} to choose"
@@ -202,8 +203,9 @@ def check_memory(need: MemoryNeed, device_type: str = "cpu") -> int | None:
     if free is not None and need.total > free:
         raise ConfigError(
             f"this run needs about {format_bytes(need.total)} of memory, and {format_bytes(free)} is free: "
-            "a smaller --hidden-size, --layers, --batch-size or --seq-len needs less (or --max-vocab, for a large "
-            "vocabulary)"
+            f"a smaller {spelled('hidden_size')}, {spelled('layers')}, {spelled('batch_size')} or {spelled('seq_len')} "
+            "needs less "
+            f"(or {spelled('max_vocab')}, for a large vocabulary)"
         )
     return free
 

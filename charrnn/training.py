@@ -41,6 +41,7 @@ from charrnn.evaluate import evaluate_loss
 from charrnn.metrics import MetricsLog, nats_to_bits
 from charrnn.model import CharRNN, Hidden, detach_hidden, load_grown, num_parameters
 from charrnn.optim import build_optimizer, learning_rate, set_learning_rate
+from charrnn.options import PYTHON, for_python, read_by, spelled
 from charrnn.outdir import LATEST, Found, OutDir
 from charrnn.prepare import Start, prepare_run
 from charrnn.preview import PreviewLog, preview_text
@@ -70,6 +71,7 @@ class TrainRequest:
     init_from: str | None = None  # a checkpoint whose weights a new run starts from
     threads: int | str | None = None  # AUTO: the loop keeps the faster CPU thread count; else as set already
     options: Mapping[str, Any] = field(default_factory=dict)  # only the options the user gave
+    texts: Sequence[str] | None = None  # strings given in memory as the corpus, each a document
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,54 @@ class TrainResult:
     diagnosis: Diagnosis | None = None  # what the run needs, read from its curves; set by api.train
     command: Command | None = None  # what the run was started with, to write the next one from; set by api.train
 
-    def advice(self, python: bool = False) -> list[str]:
-        """The diagnosis and the command to run next (shell words, or with `python` a charrnn.train call)."""
+    @property
+    def best_val_bpc(self) -> float | None:
+        """The best validation loss in bits per character (`best_val_loss` is in nats)."""
+        return None if self.best_val_loss is None else nats_to_bits(self.best_val_loss)
+
+    @property
+    def last_val_bpc(self) -> float | None:
+        """The last validation loss in bits per character (`last_val_loss` is in nats)."""
+        return None if self.last_val_loss is None else nats_to_bits(self.last_val_loss)
+
+    def advice(self, python: bool | None = None) -> list[str]:
+        """The diagnosis and the command to run next: shell words, or a charrnn.train call with
+        `python` (None: as the reader of messages types it, options.read_by)."""
         if self.diagnosis is None:
             return []
         run, command = self.diagnosis.next_run, self.command
         if run is None or command is None:
             return self.diagnosis.lines()
         return self.diagnosis.lines(next_command(run, command, python, taken=lambda path: Path(path).exists()))
+
+    def summary(self) -> list[str]:
+        """What `charrnn train` says at its end, and `charrnn.train` with progress: where the run
+        ended, its best validation (bits and nats), the advice, and how to sample. Options are
+        named for the reader (options.read_by): `--max-steps` on the command line, `max_steps` in Python."""
+        done = f"step {self.step:,} after {format_duration(self.elapsed)} of training"
+        if self.already_complete:
+            further = f"{spelled('resume', True)} with a larger {spelled('max_steps')} or {spelled('max_time')}"
+            return [
+                f"The run in {self.out_dir} is complete ({done}; its length: {self.budget.describe()}); "
+                f"to train further, add {further}."
+            ]
+        best = ""
+        if self.best_val_loss is not None:
+            best = f"; best validation {self.best_val_bpc:.4f} bpc ({self.best_val_loss:.4f} nats)"
+        sample = (
+            f"charrnn.load({str(self.out_dir)!r}).generate()"
+            if for_python()
+            else (f"charrnn sample --checkpoint {self.out_dir}")
+        )
+        return [
+            f"Finished at {done}{best}. Checkpoints are in {self.out_dir}/.",
+            *self.advice(),
+            f"Sample with: {sample}",
+        ]
+
+    def __repr__(self) -> str:
+        with read_by(PYTHON):
+            return "\n".join(self.summary())
 
 
 def run_training(request: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
@@ -138,6 +180,7 @@ def build_trainer(request: TrainRequest, reporter: Reporter, device: torch.devic
         request.init_from,
         reporter.progress,
         owner=group.is_main,
+        texts=request.texts,
     )
     if group.is_main:
         group.barrier()
@@ -156,7 +199,7 @@ def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: 
     config = start.train_config
     if config.batch_size % group.world_size:
         raise ConfigError(
-            f"--batch-size {config.batch_size} does not split evenly over {group.world_size} processes; "
+            f"{spelled('batch_size', config.batch_size)} does not split evenly over {group.world_size} processes; "
             f"give a multiple of {group.world_size} (it is the batch of all processes together)"
         )
     train_streams, val_streams = _streams(start, group, device)
@@ -288,7 +331,7 @@ def _announce(reporter: Reporter, trainer: Trainer, start: Start, memory: str) -
         if start.rerun:  # the same `charrnn train` again: it continues the run it started
             reporter.message(
                 f"{start.out.path} holds this run ({done}, of {trainer.budget.describe()}); continuing it "
-                "(give another --out to start a new one)"
+                f"(give another {spelled('out')} to start a new one)"
             )
         else:
             reporter.message(f"resuming from {start.resume.path} at {done}, of {trainer.budget.describe()}")
@@ -439,7 +482,7 @@ class Trainer:
                     at_end = True
                     self.reporter.message(
                         f"stopping early at step {self.step:,}: validation has not improved for "
-                        f"{self.validation.since_best} evaluations (--patience {self.config.patience}); best.pt holds "
+                        f"{self.validation.since_best} evaluations ({spelled('patience', self.config.patience)}); best.pt holds "
                         f"the best, {nats_to_bits(self.validation.best):.4f} bpc"
                     )
             if saving:
@@ -497,9 +540,11 @@ class Trainer:
         kept = (
             f"the last good state is step {self.saved_step:,}" if self.saved_step is not None else "nothing was saved"
         )
+        lower = float(f"{self.config.lr / 4:g}")  # a rate a person would type
         raise TrainingDiverged(
             f"training diverged: the loss became {value} by step {self.step:,}; {kept}. "
-            f"Resume with a lower learning rate (e.g. --resume --lr {self.config.lr / 4:g}) or a smaller --clip"
+            f"Resume with a lower learning rate (e.g. {spelled('resume', True)} {spelled('lr', lower)}) "
+            f"or a smaller {spelled('clip')}"
         )
 
     def _evaluate(self) -> float:

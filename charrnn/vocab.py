@@ -10,6 +10,7 @@ import numpy as np
 
 from charrnn.errors import CorpusError, OptionError
 from charrnn.nearest import NearestForms, Unseen, read_unseen
+from charrnn.options import spelled
 
 CODE_POINTS = 0x110000  # every Unicode code point, astral planes included
 UNKNOWN = ""  # the entry that stands for every character left out of the vocabulary
@@ -116,7 +117,7 @@ class Vocab:
         if present.size and not kept.size:  # only the unknown id: nothing a model could learn or write
             most = int(counts[present].max())
             raise OptionError(
-                "--min-count",
+                spelled("min_count"),
                 f"{min_count:,} leaves no character of the text its own id: the most frequent one "
                 f"appears {most:,} times (give at most {most:,})",
             )

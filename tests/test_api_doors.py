@@ -65,6 +65,7 @@ def _refused(call, *fragments: str) -> str:
         call()
     message = str(raised.value)
     assert "\n" not in message
+    assert "--" not in message, message  # the Python argument's name, never the command's flag
     for fragment in fragments:
         assert fragment in message, message
     return message
@@ -104,6 +105,12 @@ SAMPLING_CASES = {
     "score-windows-text": (lambda m, r: m.score(r / "corpus.txt", windows="256"), "windows must be an integer >= 1"),
     "score-text-number": (lambda m, r: m.score(5), "text must be a file or folder name"),
     "score-progress-other": (lambda m, r: m.score(r / "corpus.txt", progress=print), "progress must be None or"),
+    "generate-n-zero": (lambda m, r: m.generate(0), "n must be an integer >= 1"),
+    "generate-temperature-list": (lambda m, r: m.generate(temperature=[0.5, "hot"]), "temperature must be a number"),
+    "generate-huge-length": (lambda m, r: m.generate(2, 10**12), "with n=2 would hold"),
+    "generate-to-file-n": (lambda m, r: m.generate_to_file(r / "s.txt", n=-1), "n must be an integer >= 1"),
+    "generate-to-file-overwrite": (lambda m, r: m.generate_to_file(r / "s.txt", overwrite="yes"), "overwrite must be"),
+    "generate-to-file-path": (lambda m, r: m.generate_to_file(None), "path must be a file or folder name"),
     "load-none": (
         lambda m, r: charrnn.load(None),
         "location must be a file or folder name (a non-empty str or Path, without NUL), got None",
@@ -134,6 +141,7 @@ TRAINING_CASES = {
     "option-too-large": ({"max_steps": 10**16}, "max_steps must be an integer >= 1 and at most"),
     "max-time-text": ({"max_time": "5m"}, "max_time must be a number of seconds > 0"),
     "encoding-bogus": ({"encoding": "bogus"}, "encoding must be a text encoding Python knows"),
+    "texts-string": ({"texts": "abc"}, "texts must be a non-empty list or tuple of non-empty strings"),
 }
 
 

@@ -10,9 +10,9 @@ from charrnn.config import (
     SampleConfig,
     TrainConfig,
     architecture_differences,
-    flag_name,
     from_dict,
     resume_configs,
+    spelled,
     to_dict,
 )
 from charrnn.errors import ConfigError
@@ -22,8 +22,8 @@ from charrnn.sizing import SIZED_FIELDS
 
 
 def test_flag_names_follow_fields():
-    assert flag_name("hidden_size") == "--hidden-size"
-    assert flag_name("input_mode") == "--input"
+    assert spelled("hidden_size") == "--hidden-size"
+    assert spelled("input_mode") == "--input"
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_flag_names_follow_fields():
 )
 def test_invalid_values_name_their_flag(config_class, field, value):
     base = {"vocab_size": 10} if config_class is ModelConfig else {}
-    with pytest.raises(ConfigError, match=flag_name(field)):
+    with pytest.raises(ConfigError, match=spelled(field)):
         config_class(**base, **{field: value})
 
 
@@ -142,4 +142,4 @@ def test_what_may_not_change_on_resume_is_what_the_table_marks():
     assert set(LAYOUT_FIELDS) == fixed & {f.name for f in dataclasses.fields(TrainConfig)}
     explicit = {name: "changed" for name in fixed}
     message = "; ".join(architecture_differences(ModelConfig(vocab_size=7), explicit))
-    assert all(f"{flag_name(name)} changed" in message for name in fixed - set(LAYOUT_FIELDS))
+    assert all(f"{spelled(name)} changed" in message for name in fixed - set(LAYOUT_FIELDS))

@@ -4,6 +4,8 @@ far eval and viz are in their long passes."""
 
 import io
 import re
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -81,7 +83,7 @@ def test_the_first_step_pays_one_time_costs_and_does_not_set_the_pace():
 def test_the_estimate_follows_a_change_of_speed():
     time_left = TimeLeft(Budget(10_000, None), 0, 0.0)
     elapsed = _run_steps(time_left, range(1, 501), 0.0)
-    _run_steps(time_left, range(501, 701), elapsed, seconds_per_step=2.0)  # another program takes a core
+    _run_steps(time_left, range(501, 1101), elapsed, seconds_per_step=2.0)  # another program takes a core
     assert time_left.step_seconds == pytest.approx(2.0, rel=0.05)
 
 
@@ -370,3 +372,86 @@ def test_viz_says_how_far_each_long_part_is_in_log_lines(tmp_path, pangram_file,
     assert "reading the text: 600 of 600 characters (100%), 0:00" in result.stderr  # one layer
     assert re.search(r"memory curve: 200 of [\d,]+ characters", result.stderr)
     assert "samples: 200 of 200 characters (100%), 0:00" in result.stderr  # 4 temperatures x 50
+
+
+def test_on_a_busy_machine_the_estimate_stays_steady():
+    """Steps of about 1 s that another program jostles: each off by up to half, every 37th
+    stalled for 10 s, and bursts of five steps at 4 s. The last step's time swings tenfold (an
+    estimate from it would say 12, then 57, then 21 minutes); the smoothed seconds per step
+    stay within a tenth of their mean."""
+    import random
+
+    rng = random.Random(0)
+    time_left = TimeLeft(Budget(20_000, None), 0, 0.0)
+    elapsed, estimates, raw = 0.0, [], []
+    for step in range(1, 4001):
+        seconds = 10.0 if step % 37 == 0 else 4.0 if step % 200 < 5 else rng.uniform(0.5, 1.5)
+        elapsed += seconds
+        time_left.advance(step, elapsed)
+        if step > 200:
+            estimates.append(time_left.step_seconds)
+            raw.append(seconds)
+    mean = sum(estimates) / len(estimates)
+    assert max(raw) / min(raw) > 10  # what an unsmoothed estimate would follow
+    assert all(abs(estimate - mean) / mean < 0.1 for estimate in estimates), (min(estimates), max(estimates))
+
+
+# --- in a notebook ------------------------------------------------------------------------------
+
+
+class _Kernel:
+    kernel = object()  # what IPython's shell has inside a Jupyter kernel
+
+
+def _in_a_kernel(monkeypatch, widgets: bool):
+    import types
+
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: _Kernel()
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    if widgets:
+        monkeypatch.setitem(sys.modules, "ipywidgets", types.ModuleType("ipywidgets"))
+    else:
+        monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import fails, as where it is not installed
+
+
+def test_a_notebook_kernel_is_told_from_a_plain_interpreter_and_a_terminal_ipython(monkeypatch):
+    import types
+
+    assert not progress.in_notebook()  # pytest is no kernel
+    terminal = types.ModuleType("IPython")
+    terminal.get_ipython = lambda: object()  # IPython in a terminal: a shell without a kernel
+    monkeypatch.setitem(sys.modules, "IPython", terminal)
+    assert not progress.in_notebook()
+    _in_a_kernel(monkeypatch, widgets=False)
+    assert progress.in_notebook()
+
+
+def test_in_a_notebook_the_widget_bar_is_used_only_where_ipywidgets_imports(monkeypatch):
+    from tqdm import tqdm as text_bar
+    from tqdm.notebook import tqdm as widget_bar
+
+    assert progress.bar_class() is text_bar
+    _in_a_kernel(monkeypatch, widgets=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "IProgress not found" warning, as tqdm.auto gives
+        assert progress.bar_class() is text_bar
+    _in_a_kernel(monkeypatch, widgets=True)
+    assert progress.bar_class() is widget_bar
+
+
+def test_in_a_notebook_without_ipywidgets_training_shows_a_text_bar_not_log_lines(monkeypatch):
+    _in_a_kernel(monkeypatch, widgets=False)
+    stream = io.StringIO()  # a kernel's stderr is no terminal
+    reporter = progress.console_reporter(quiet=False, stream=stream)
+    assert isinstance(reporter, ProgressBar)
+    reporter.start(0, Budget(1000, None), 0.0)
+    _run_steps(reporter, range(1, 101), 0.0)
+    reporter.log(100, 100.0, 2.0, 1e-3, 1000.0)
+    reporter.close()
+    shown = stream.getvalue()
+    assert "training:  10%" in shown and "step 100/1,000" in shown and "remaining" not in shown
+    assert max(len(line) for line in shown.replace("\r", "\n").split("\n")) <= progress.NOTEBOOK_COLUMNS
+    assert isinstance(progress.console_reporter(quiet=False, stream=io.StringIO()), ProgressBar)
+    monkeypatch.delitem(sys.modules, "IPython")
+    assert isinstance(progress.console_reporter(quiet=False, stream=io.StringIO()), LogLines)  # a log file
