@@ -24,7 +24,6 @@ that use it are imported where a function needs them (score, train).
 from __future__ import annotations
 
 import functools
-import hashlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields, replace
@@ -55,6 +54,7 @@ from charrnn.options import (
 from charrnn.outdir import Found
 from charrnn.sample import (
     LoadedModel,
+    child_seed,
     generate_beam,
     generate_samples,
     generate_text,
@@ -82,10 +82,8 @@ _SAMPLE, _EVAL, _TRAIN = by_name(SAMPLE), by_name(EVAL), by_name(TRAIN)
 _LOCATION = Option(("--location",), "", kind=PATH)  # a file, folder or glob: a corpus, a text to score
 _OPTIONAL = {f.name for config in (ModelConfig, TrainConfig) for f in fields(config) if "None" in str(f.type)}
 _OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
-_COUNT = Option(("-n",), "", kind=INT, low=1)
-_FLAG = Option(("--flag",), "", kind=FLAG)  # samples written to a file: any number, a batch at a time
-# The first line of a file of samples charrnn wrote, by which it knows it may replace the file.
-
+_COUNT = Option(("-n",), "", kind=INT, low=1)  # samples written to a file: any number, a batch at a time
+_FLAG = Option(("--flag",), "", kind=FLAG)
 _Call = TypeVar("_Call", bound=Callable[..., Any])
 
 
@@ -507,11 +505,8 @@ def _several(temperature: Any) -> bool:
 
 def _batch_seed(seed: int | None, first: int) -> int | None:
     """The seed of the batch of samples from number `first` on: `seed` itself for the first
-    batch (the samples `generate` makes), one derived from it for each later one."""
-    if seed is None or first == 0:
-        return seed
-    digest = hashlib.sha256(f"{seed}/{first}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1  # within MAX_SEED
+    batch (the samples `generate` makes), a stream of its own for each later one."""
+    return seed if seed is None or first == 0 else child_seed(seed, first)
 
 
 def _length(length: Any) -> int:

@@ -26,7 +26,7 @@ from charrnn.config import SampleConfig
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.numpy_model import NumpyCharRNN, State, repeated
-from charrnn.options import spelled
+from charrnn.options import MAX_SEED, spelled
 from charrnn.outdir import Found, load_from
 from charrnn.output import OutputFile
 from charrnn.threads import UNTUNED, Tuning
@@ -433,6 +433,13 @@ def heading(number: int, count: int, temperature: float | None = None) -> str:
 
 def random_seed() -> int:
     return int.from_bytes(os.urandom(4), "little")
+
+
+def child_seed(seed: int, index: int) -> int:
+    """The seed of stream `index` drawn from `seed` (numpy's SeedSequence spawn keys): as
+    reproducible as `seed`, and unrelated to it and to every other index."""
+    state = np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(1, np.uint64)
+    return int(state[0]) & MAX_SEED
 
 
 SAMPLES_MARK = b"--- charrnn sample of "  # the start of every file `charrnn sample -o` writes

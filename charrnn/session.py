@@ -14,10 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from charrnn.display import printable
-from charrnn.options import FLAG, FLOAT, INT, MAX_SEED, SAMPLE, Option, by_name
+from charrnn.options import FLAG, FLOAT, INT, SAMPLE, Option, by_name
+from charrnn.sample import child_seed
 
 COMMAND, ESCAPE = ":", "::"
 SETTINGS = ("temperature", "length", "top_k", "top_p", "greedy")  # SampleConfig's fields
@@ -61,10 +60,7 @@ class Session:
 
     def stream_seed(self) -> int | None:
         """The seed of the next sample's random stream: child `made` of the session's seed."""
-        if self.seed is None:
-            return None
-        state = np.random.SeedSequence(self.seed, spawn_key=(self.made,)).generate_state(1, np.uint64)
-        return int(state[0]) & MAX_SEED
+        return None if self.seed is None else child_seed(self.seed, self.made)
 
     def run(self, line: str) -> str:
         """Carry out the command `line` (`:temp 0.5`); what to show the user. BadCommand if it is none."""

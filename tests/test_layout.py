@@ -102,7 +102,7 @@ ALLOWED = {
         "threads",
         "trace",
     },
-    "session": {"display", "options"},
+    "session": {"display", "options", "sample"},
     "sample": {
         "checkpoint",
         "config",
