@@ -388,7 +388,7 @@ class Checkpoint:
         return sum(math.prod(t.shape) for t in self.weights.values())
 
     def to_stored(self) -> dict[str, Any]:
-        """The stored form (see `STORED_KEYS`): plain data and tensors, as `save_checkpoint` takes."""
+        """The stored form: plain data and tensors, as `save_checkpoint` takes (`from_stored` reads it back)."""
         record = self.record
         optional = {
             "run": record.run.to_stored() if record.run else None,
@@ -812,26 +812,6 @@ def _shown_value(value: Any) -> str:
 def _first_words(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return printable(lines[0] if lines else type(error).__name__, 100)
-
-
-def training_state_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
-    """What differs, bit for bit, between the training states of two checkpoints (step,
-    weights, optimizer moments, carried hidden state, random generator state)."""
-    import torch
-
-    differences = [] if a.step == b.step else [f"step {a.step} != {b.step}"]
-    pairs = [("model", a.weights, b.weights), ("rng", a.rng["torch"], b.rng["torch"])]
-    pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a.hidden, b.hidden))]
-    pairs += [
-        (f"optimizer[{key}]", value, b.optimizer["state"].get(key, {})) for key, value in a.optimizer["state"].items()
-    ]
-    for name, x, y in pairs:
-        if isinstance(x, torch.Tensor):
-            x, y = {"": x}, {"": y}
-        for key in x:
-            if not (isinstance(y.get(key), torch.Tensor) and torch.equal(x[key], y[key])):
-                differences.append(f"{name}{'.' + str(key) if key else ''}")
-    return differences
 
 
 def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:

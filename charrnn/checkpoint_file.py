@@ -4,7 +4,7 @@ running code (the typed checkpoint they hold is charrnn.checkpoint's).
 A checkpoint file is a short text header followed by a safetensors payload:
 
     charrnn checkpoint\\n
-    format 2 sha256 <64 hex digits> bytes <payload length>\\n
+    format 5 sha256 <64 hex digits> bytes <payload length>\\n
     <payload: safetensors>
 
 The header makes a charrnn checkpoint recognisable, gives its format version before
@@ -18,7 +18,8 @@ are not plain strings (the optimizer's parameter ids), as they were.
 
 Format 1 (a `torch.save` pickle) is still read, to migrate older runs: its zip archive must
 hold only uncompressed entries (no zip bomb) and is read with `torch.load(weights_only=True)`,
-which refuses any object other than tensors and plain containers. Resuming writes format 2.
+which refuses any object other than tensors and plain containers. Resuming writes the current
+format (`FORMAT_VERSION`).
 
 A payload can be read as numpy arrays instead of torch tensors (`arrays="numpy"`): sampling
 reads checkpoints that way and never imports torch, which costs more than all the rest of a

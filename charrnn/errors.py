@@ -40,7 +40,5 @@ class TrainingStopped(CharRNNError):
 
     def __init__(self, signal_name: str, step: int, saved: str, exit_code: int):
         super().__init__(f"stopped by {signal_name} at step {step:,}; progress saved to {saved}")
-        self.signal_name = signal_name
-        self.step = step
         self.saved = saved
         self.exit_code = exit_code

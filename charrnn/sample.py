@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: NumpyCharRNN | CharRNN  # a torch CharRNN where one was asked for (load_model)
+    model: NumpyCharRNN | CharRNN  # a torch CharRNN where one was asked for (scoring)
     vocab: Vocab
     path: Path
     step: int
@@ -55,20 +55,6 @@ def load_for_sampling(location: str | Path) -> LoadedModel:
     checkpoint = found.checkpoint
     model = NumpyCharRNN(checkpoint.model_config, checkpoint.weights)  # the shapes were checked on reading
     return LoadedModel(model, checkpoint.vocab, found.path, checkpoint.step, found.passed_over, checkpoint)
-
-
-def load_model(location: str | Path, device: torch.device) -> LoadedModel:
-    """The model in a checkpoint file, or in an out folder's best.pt (else its newest good one),
-    as a torch CharRNN on `device` (for scoring; sampling takes either)."""
-    found = load_from(location, prefer="best")
-    return LoadedModel(
-        torch_model(found, device),
-        found.checkpoint.vocab,
-        found.path,
-        found.checkpoint.step,
-        found.passed_over,
-        found.checkpoint,
-    )
 
 
 def torch_model(found: Found, device: torch.device) -> CharRNN:

@@ -87,11 +87,6 @@ class Vocab:
             self._lookup[list(codes)] = ids
 
     @classmethod
-    def from_text(cls, text: str) -> Vocab:
-        """Every distinct character of `text`, in code-point order (deterministic)."""
-        return cls([chr(code) for code in np.unique(code_points(text))])
-
-    @classmethod
     def from_counts(
         cls,
         counts: np.ndarray,

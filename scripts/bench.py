@@ -42,12 +42,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from benchmark_doc import check_section, machine_description, replace_section  # noqa: E402
+from torch_stepper import CharStepper  # noqa: E402
 
 from charrnn.budget import Budget  # noqa: E402
 from charrnn.checkpoint import RunRecord  # noqa: E402
 from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from charrnn.data import Streams  # noqa: E402
-from charrnn.model import CharRNN, CharStepper  # noqa: E402
+from charrnn.model import CharRNN  # noqa: E402
 from charrnn.numpy_model import NumpyCharRNN  # noqa: E402
 from charrnn.outdir import OutDir  # noqa: E402
 from charrnn.progress import ProgressBar  # noqa: E402

@@ -13,13 +13,15 @@ from typing import Any
 
 import torch
 
-from charrnn.checkpoint import read_checkpoint, training_state_differences
+from charrnn.checkpoint import Checkpoint, read_checkpoint
 from charrnn.config import ModelConfig
 from charrnn.metrics import MetricsRecords
 from charrnn.model import CharRNN
-from charrnn.outdir import LOCK_FILE
+from charrnn.outdir import LOCK_FILE, load_from
 from charrnn.progress import Reporter
+from charrnn.sample import LoadedModel, torch_model
 from charrnn.training import TrainRequest, TrainResult, run_training
+from charrnn.vocab import Vocab
 
 # A sentence whose characters recur in several contexts ('o' is followed by w, x, v, g, ...),
 # so predicting it well needs memory beyond the previous character.
@@ -167,3 +169,42 @@ def fingerprint(folder: Path) -> dict[str, str]:
     """Every file's hash, but the lock file's: who last held the folder is no one's data."""
     files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE]
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def vocab_of(text: str) -> Vocab:
+    """Every distinct character of `text`, in code-point order."""
+    return Vocab(sorted(set(text)))
+
+
+def load_model(location: str | Path, device: torch.device) -> LoadedModel:
+    """The model in a checkpoint file, or in an out folder's best.pt (else its newest good one),
+    as a torch CharRNN on `device` (for scoring; sampling takes either)."""
+    found = load_from(location, prefer="best")
+    return LoadedModel(
+        torch_model(found, device),
+        found.checkpoint.vocab,
+        found.path,
+        found.checkpoint.step,
+        found.passed_over,
+        found.checkpoint,
+    )
+
+
+def training_state_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
+    """What differs, bit for bit, between the training states of two checkpoints (step,
+    weights, optimizer moments, carried hidden state, random generator state)."""
+    import torch
+
+    differences = [] if a.step == b.step else [f"step {a.step} != {b.step}"]
+    pairs = [("model", a.weights, b.weights), ("rng", a.rng["torch"], b.rng["torch"])]
+    pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a.hidden, b.hidden))]
+    pairs += [
+        (f"optimizer[{key}]", value, b.optimizer["state"].get(key, {})) for key, value in a.optimizer["state"].items()
+    ]
+    for name, x, y in pairs:
+        if isinstance(x, torch.Tensor):
+            x, y = {"": x}, {"": y}
+        for key in x:
+            if not (isinstance(y.get(key), torch.Tensor) and torch.equal(x[key], y[key])):
+                differences.append(f"{name}{'.' + str(key) if key else ''}")
+    return differences

@@ -22,13 +22,13 @@ from charrnn.checkpoint import (
     parameter_shapes,
     read_checkpoint,
     renamed_fields,
-    training_state_differences,
 )
 from charrnn.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, read_stored, save_checkpoint
 from charrnn.cli import main
 from charrnn.config import CELLS, ModelConfig, TrainConfig, to_dict
 from charrnn.errors import CheckpointError
 from charrnn.model import CharRNN
+from helpers import training_state_differences
 
 DATA = Path(__file__).parent / "data"
 FORMAT_1 = DATA / "format1-lstm.pt"  # written by charrnn before format 2; see tests/data/README.md

@@ -28,7 +28,7 @@ from charrnn.checkpoint import (
 )
 from charrnn.cli import main
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.sample import load_model
+from helpers import load_model
 
 CPU = torch.device("cpu")
 

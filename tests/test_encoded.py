@@ -11,7 +11,7 @@ from charrnn.cache import HEADER_BYTES
 from charrnn.corpus import resolve_corpus
 from charrnn.encoded import CorpusCache
 from charrnn.vocab import Vocab
-from helpers import mixed_script_text
+from helpers import mixed_script_text, vocab_of
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_streamed_encoding_equals_encoding_the_whole_text(corpus_files, tmp_path
     cache = CorpusCache(corpus, root=tmp_path / "cache")
     counts, _ = cache.counts()
     vocab, _ = Vocab.from_counts(counts.counts)
-    assert vocab == Vocab.from_text(whole)
+    assert vocab == vocab_of(whole)
     encoded = cache.encoded(vocab)
     assert np.array_equal(encoded.ids, vocab.encode(whole)) and vocab.decode(encoded.ids) == whole
 

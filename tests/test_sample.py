@@ -167,7 +167,7 @@ def test_draws_follow_the_probabilities_and_skip_impossible_characters():
 def test_a_torch_model_samples_as_its_numpy_copy_does(pangram_model):
     """Training's previews pass a torch CharRNN: the same text as the NumpyCharRNN of the same
     weights, with the same seed."""
-    from charrnn.sample import load_model
+    from helpers import load_model
 
     torch_loaded = load_model(pangram_model.path, torch.device("cpu"))
     config = SampleConfig(length=80, temperature=0.9)

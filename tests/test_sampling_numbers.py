@@ -27,14 +27,13 @@ from charrnn.sample import (
     generate_ids,
     generate_samples,
     generate_text,
-    load_model,
     pick_next,
     prime_ids,
     read_prime,
     softmax,
 )
 from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
-from helpers import PANGRAM, TINY_OPTIONS, train
+from helpers import PANGRAM, TINY_OPTIONS, load_model, train
 
 
 @pytest.fixture(scope="module")

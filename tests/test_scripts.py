@@ -31,9 +31,10 @@ def test_quality_trains_for_its_budget_and_reports_the_loss(tmp_path):
     output = _run(SCRIPTS / "quality.py", "--budget", "4s", "--corpus", corpus, "--runs", "1", "--no-write")
     row = next(line for line in output.splitlines() if line.startswith("| 0:04 |"))
     best_val_nats = float(row.split("|")[4])
-    # How far 4 s of training gets depends on the machine's load, so only the report is
-    # checked: a real loss, no worse than a freshly initialised model's (about ln 28).
-    assert 0 < best_val_nats < 4.0
+    # How far 4 s of training gets depends on the machine's load; even a busy machine makes
+    # dozens of steps, which take the pangram below its unigram entropy (2.9 nats, 4.2 bits),
+    # where a freshly initialised model scores about ln 28 = 3.3.
+    assert 0 < best_val_nats < 2.9
 
 
 def test_every_sweep_candidate_is_a_valid_train_command():

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from charrnn import api, training
-from charrnn.checkpoint import read_checkpoint, training_state_differences
+from charrnn.checkpoint import read_checkpoint
 from charrnn.cli import main
 from charrnn.errors import ConfigError
 from charrnn.threads import (
@@ -27,7 +27,7 @@ from charrnn.threads import (
     candidate_counts,
 )
 from charrnn.training import TrainRequest, run_training
-from helpers import PANGRAM, fast_args
+from helpers import PANGRAM, fast_args, training_state_differences
 
 # Seconds per 100 steps of the default model on two cores, as measured (scripts/bench_threads.py):
 # alone, two threads win; beside one busy process, two threads crawl and one is barely touched.

@@ -19,7 +19,7 @@ from charrnn.model import CharRNN
 from charrnn.numpy_model import NumpyCharRNN
 from charrnn.trace import TOP, trace_text
 from charrnn.vocab import UNKNOWN, Vocab
-from helpers import random_model
+from helpers import random_model, vocab_of
 
 ALPHABET = "abcdefghij klmnop\n"
 
@@ -143,7 +143,7 @@ def _quote_tracking_lstm(vocab: Vocab) -> NumpyCharRNN:
 
 def test_a_cell_set_by_hand_to_track_quotes_is_ranked_first_for_inside_quotes():
     text = _quoted_text()
-    vocab = Vocab.from_text(text)
+    vocab = vocab_of(text)
     trace = trace_text(_quote_tracking_lstm(vocab), vocab, text)
     findings = [found for found in rank_cells(trace.cells, text_properties(text)) if found.property == "inside quotes"]
     assert (findings[0].layer, findings[0].cell) == (0, QUOTE_CELL)

@@ -3,17 +3,17 @@ import pytest
 
 from charrnn.errors import CorpusError, OptionError
 from charrnn.vocab import CODE_POINTS, UNKNOWN, Vocab, code_points, smallest_id_dtype
-from helpers import mixed_script_text
+from helpers import mixed_script_text, vocab_of
 
 
 def test_vocabulary_is_code_points_in_code_point_order():
-    vocab = Vocab.from_text("banana 🙂 世")
+    vocab = vocab_of("banana 🙂 世")
     assert vocab.chars == [" ", "a", "b", "n", "世", "🙂"]
 
 
 def test_cjk_emoji_and_astral_characters_round_trip():
     text = mixed_script_text() * 3
-    vocab = Vocab.from_text(text)
+    vocab = vocab_of(text)
     ids = vocab.encode(text)
     assert len(ids) == len(text)  # one id per code point, not per UTF-8 byte
     assert vocab.decode(ids) == text
@@ -21,7 +21,7 @@ def test_cjk_emoji_and_astral_characters_round_trip():
 
 
 def test_order_does_not_depend_on_first_appearance():
-    assert Vocab.from_text("cab").chars == Vocab.from_text("bca").chars
+    assert vocab_of("cab").chars == vocab_of("bca").chars
 
 
 def test_encode_works_for_any_character_order():
@@ -31,7 +31,7 @@ def test_encode_works_for_any_character_order():
 
 
 def test_unknown_characters_are_named():
-    vocab = Vocab.from_text("abc")
+    vocab = vocab_of("abc")
     assert vocab.unknown_chars("abXcYX") == ["X", "Y"]
     with pytest.raises(CorpusError, match="'XY'"):
         vocab.encode("abXcY")
@@ -41,7 +41,7 @@ def test_id_dtype_is_the_narrowest_that_fits():
     assert smallest_id_dtype(65) == np.uint8 and smallest_id_dtype(256) == np.uint8
     assert smallest_id_dtype(9589) == np.uint16
     assert smallest_id_dtype(70000) == np.uint32
-    assert Vocab.from_text(mixed_script_text()).encode("a").dtype == np.uint8
+    assert vocab_of(mixed_script_text()).encode("a").dtype == np.uint8
 
 
 @pytest.mark.parametrize("chars", [[], ["ab"], ["a", "a"], [1], ["", "a", ""]])
