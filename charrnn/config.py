@@ -198,6 +198,9 @@ class SampleConfig:
     top_k: int | None = _SAMPLE_OPTIONS["top_k"].default
     top_p: float | None = _SAMPLE_OPTIONS["top_p"].default
     greedy: bool = _SAMPLE_OPTIONS["greedy"].default
+    sharpen_runs: bool = _SAMPLE_OPTIONS[
+        "sharpen_runs"
+    ].default  # False: the run rule (sample.runs_as_the_model_has_them)
 
     def __post_init__(self) -> None:
         _check_fields(self, _SAMPLE_OPTIONS)

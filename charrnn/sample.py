@@ -116,9 +116,14 @@ def pick_next(
         return logits.argmax(axis=-1)
     with np.errstate(over="ignore", under="ignore"):  # extreme temperatures: see scaled
         probs = sharpened(logits, config, best)
-        if previous is not None and (config.temperature < 1 or config.top_k is not None or config.top_p is not None):
+        if previous is not None and not config.sharpen_runs and _sharpens(config):
             probs = runs_as_the_model_has_them(probs, logits, np.asarray(previous), config)
     return draw(probs, rng)
+
+
+def _sharpens(config: SampleConfig) -> bool:
+    """Whether the choices make the likeliest characters likelier than the model makes them."""
+    return config.temperature < 1 or config.top_k is not None or config.top_p is not None
 
 
 def sharpened(logits: np.ndarray, config: SampleConfig, best: np.ndarray | None = None) -> np.ndarray:

@@ -19,7 +19,7 @@ from charrnn.options import FLAG, FLOAT, INT, SAMPLE, Option, by_name
 from charrnn.sample import child_seed
 
 COMMAND, ESCAPE = ":", "::"
-SETTINGS = ("temperature", "length", "top_k", "top_p", "greedy")  # SampleConfig's fields
+SETTINGS = ("temperature", "length", "top_k", "top_p", "greedy", "sharpen_runs")  # SampleConfig's fields
 _OPTIONS = by_name(SAMPLE)
 _ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")  # a flag's values; off also means none
 
@@ -99,11 +99,12 @@ class Session:
             ("top_k K|off", "top_k", "draw only from the K likeliest characters"),
             ("top_p P|off", "top_p", "draw only from the likeliest characters that add up to P"),
             ("greedy on|off", "greedy", "always take the likeliest character"),
+            ("sharpen_runs on|off", "sharpen_runs", "let temp, top_k and top_p sharpen repeats (runs) too"),
             ("seed N|off", "seed", "start the random streams again from seed N, or off for fresh randomness"),
         ]
-        lines = [f"  {COMMAND}{usage:<14} {what} (now {self._shown(name)})" for usage, name, what in rows]
-        lines.append(f"  {COMMAND}help{'':<10} this list; a command without a value shows its setting")
-        lines.append(f"  {ESCAPE}text{'':<9} the prime ':text'; any other line is a prime. Ctrl-D ends")
+        lines = [f"  {COMMAND}{usage:<19} {what} (now {self._shown(name)})" for usage, name, what in rows]
+        lines.append(f"  {COMMAND}help{'':<15} this list; a command without a value shows its setting")
+        lines.append(f"  {ESCAPE}text{'':<14} the prime ':text'; any other line is a prime. Ctrl-D ends")
         return "commands (each applies to the primes after it):\n" + "\n".join(lines)
 
 

@@ -231,7 +231,11 @@ def test_with_a_seed_each_prime_draws_from_a_stream_of_its_own_the_same_each_ses
 @pytest.mark.parametrize(
     "command, headings, a_default",
     [
-        ("train", ["Data:", "Model:", "Optimisation:", "Checkpoints and progress:", "Hardware:"], "[default: 16; x>=1]"),
+        (
+            "train",
+            ["Data:", "Model:", "Optimisation:", "Checkpoints and progress:", "Hardware:"],
+            "[default: 16; x>=1]",
+        ),
         ("sample", ["Model:", "What to generate:", "How to choose each character:"], "[default: 1000; x>=0]"),
     ],
 )

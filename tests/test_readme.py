@@ -108,8 +108,8 @@ def _commands(text: str) -> list[list[str]]:
 
 def _parse(args: list[str]) -> None:
     """What click makes of the arguments, as `charrnn` would (no command runs)."""
-    command = main.commands[args[0]]
-    with command.make_context(args[0], args[1:], resilient_parsing=False):
+    group = click.Context(main, info_name="charrnn", **main.context_settings)  # -h as well as --help
+    with main.commands[args[0]].make_context(args[0], args[1:], parent=group):
         pass
 
 

@@ -136,6 +136,15 @@ def test_sharpening_never_makes_a_run_likelier_to_go_on_than_the_model_says(conf
     assert float((others == 1).mean()) > 3 / 22  # the others are still sharpened
 
 
+@pytest.mark.parametrize(
+    "config", [SampleConfig(temperature=0.3, sharpen_runs=True), SampleConfig(top_k=1, sharpen_runs=True)]
+)
+def test_sharpen_runs_lets_the_choices_sharpen_the_repeat_too(config):
+    logits = np.tile(np.log(RUN_PROBS), (len(SPACE), 1))
+    picks = pick_next(logits, config, np.random.default_rng(0), previous=SPACE)
+    assert float((picks == 0).mean()) > 0.99  # the run rule would keep it at 0.9
+
+
 def test_a_character_that_is_not_a_repeat_is_sharpened_as_usual():
     logits = np.tile(np.log(RUN_PROBS), (len(SPACE), 1))
     picks = pick_next(logits, SampleConfig(temperature=0.5), np.random.default_rng(0), previous=SPACE + 1)
