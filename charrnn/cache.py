@@ -135,8 +135,10 @@ def _put(temporary: Path, path: Path) -> None:
     fsync_folder(path.parent)
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None], doing: str) -> None:
-    """Write `path` whole or not at all through `write(file)`, as the module docstring says."""
+def _write_entry(path: Path, write: Callable[[BinaryIO], None], doing: str) -> None:
+    """Write the entry `path` whole or not at all through `write(file)`, as files.write_atomic
+    does, and as the cache needs besides: SIGTERM mid-write leaves no temporary file, an empty
+    folder in the entry's place is cleared, and an OSError is one line naming the cache."""
     with _writing(path, doing) as (temporary, file):
         write(file)
         _durable(file)
@@ -201,7 +203,7 @@ def write_sealed(
         file.seek(0)
         file.write(header.ljust(HEADER_BYTES, b" "))
 
-    write_atomic(path, write, doing)
+    _write_entry(path, write, doing)
 
 
 def open_sealed(
