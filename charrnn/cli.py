@@ -49,7 +49,7 @@ from charrnn.options import (
 )
 from charrnn.params import Location, SectionedCommand, environment_variable, explicit_options, table_options
 from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
-from charrnn.streams import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
+from charrnn.stdio import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
 
 
 class CharRNNGroup(click.Group):
@@ -707,7 +707,7 @@ def viz(
     if ansi:
         _print_coloured(loaded, shown, unseen, cell, reporter, color)
         return
-    from charrnn.report import page_output, write_html
+    from charrnn.page import page_output, write_html
 
     page = page_output(output or loaded.path.parent / VIZ_PAGE, force)
     page.check()  # before the work: a user's file, a link, a read-only or full disk
@@ -728,7 +728,7 @@ def _print_coloured(loaded: Any, shown: Any, unseen: Any, cell: str | None, repo
     """The text on stdout, each character's background coloured by surprise or by one cell
     (where --color lets colour codes go: else the text as it is, with a note why)."""
     from charrnn import viz as inspect
-    from charrnn.report import ansi_legend, ansi_text
+    from charrnn.page import ansi_legend, ansi_text
 
     chosen = None if cell is None else inspect.parse_cell(cell, loaded)  # a bad --cell before any note
     no_colour = no_colour_reason(color, sys.stdout)

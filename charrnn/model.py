@@ -63,7 +63,7 @@ class CharRNN(nn.Module):
 
     def recurrent_from(self, inputs: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """`recurrent` from the vectors the first layer reads (B, T, input_size), `inputs(ids)`:
-        a gradient with respect to them measures how far back a prediction reaches (memory.py)."""
+        a gradient with respect to them measures how far back a prediction reaches (reach.py)."""
         state = None if hidden is None else (hidden if self.is_lstm else hidden[0])
         if self.training and self.config.input_dropout > 0:
             inputs = locked_dropout(inputs, self.config.input_dropout)

@@ -1,11 +1,11 @@
 """`charrnn viz`: what a trained model sees in a text, gathered for one self-contained page.
 
-The page (drawn by report.py) shows the model's surprise at each character with its five
+The page (drawn by page.py) shows the model's surprise at each character with its five
 likeliest guesses, the cells that track simple properties of the text, how often its gates
 saturate, how far back its predictions reach, and samples at several temperatures. Everything
-but the memory curve runs in numpy (trace.py, cells.py, sample.py), one stream of small steps
+but the memory curve runs in numpy (trace.py, cell_roles.py, sample.py), one stream of small steps
 that one thread runs fastest; the memory curve needs gradients, so torch is imported for it
-alone (memory.py), and its batch of windows runs on the threads --threads says (auto: tuned).
+alone (reach.py), and its batch of windows runs on the threads --threads says (auto: tuned).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.cells import gate_saturation, rank_cells, text_properties
+from charrnn.cell_roles import gate_saturation, rank_cells, text_properties
 from charrnn.config import SampleConfig
 from charrnn.corpus import resolve_corpus
 from charrnn.display import printable
 from charrnn.encoded import Progress, no_progress
 from charrnn.errors import CorpusError, OptionError
 from charrnn.nearest import Unseen
-from charrnn.report import cell_chars_that_fit
+from charrnn.page import cell_chars_that_fit
 from charrnn.sample import LoadedModel, generate_text, prime_ids
 from charrnn.threads import running_on, torch_threads
 from charrnn.trace import Trace, text_ids, trace_text
@@ -129,7 +129,7 @@ def page_data(
     progress: Progress = no_progress,
     threads: int | str | None = None,
 ) -> dict:
-    """The page's data (the schema report.py draws): JSON-able, numbers rounded for size.
+    """The page's data (the schema page.py draws): JSON-able, numbers rounded for size.
     `unseen`: what `unseen_in` says of the text under `settings.unknown` (found here if not given);
     `progress` hears how far each long part is; `threads`: the memory curve's (see `_memory`)."""
     unseen = unseen or unseen_in(loaded, shown.text, settings.unknown)
@@ -176,7 +176,7 @@ def _model_summary(loaded: LoadedModel) -> dict:
 
 def _cells(traced: Trace, cell: str, data: dict) -> dict:
     """Every cell's activation, a byte each, over as many leading characters as the page's size
-    budget leaves room for beside the rest of `data` (report.py)."""
+    budget leaves room for beside the rest of `data` (page.py)."""
     cells = sum(layer.shape[1] for layer in traced.cells)
     fits = cell_chars_that_fit(data, cells)
     chars = max(fits, min(len(traced.bits), CELL_CHARS_LEAST))
@@ -218,7 +218,7 @@ def _rounded(values: np.ndarray) -> list[float]:
 def _memory(
     loaded: LoadedModel, ids: np.ndarray, span: int, threads: int | str | None, progress: Progress
 ) -> dict | None:
-    """How far back the predictions reach (memory.py): needs torch, and a text longer than 2
+    """How far back the predictions reach (reach.py): needs torch, and a text longer than 2
     characters. It runs on `threads` of PyTorch's: a count, AUTO (tuned on the warm-up, see
     threads.running_on), or None (as the process is set)."""
     read = ids[ids >= 0]
@@ -227,8 +227,8 @@ def _memory(
         return None
     import torch
 
-    from charrnn.memory import choose_windows, memory_chars, memory_curve
     from charrnn.outdir import Found
+    from charrnn.reach import choose_windows, memory_chars, memory_curve
     from charrnn.sample import torch_model
 
     model = torch_model(Found(loaded.path, loaded.checkpoint), torch.device("cpu"))

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from charrnn import output, sample
 from charrnn.cli import main
+from charrnn.page import PAGE_MARK
 from charrnn.plot import PNG_MARK
-from charrnn.report import PAGE_MARK
 from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
 from charrnn.sample import SAMPLES_MARK
 from helpers import PANGRAM, fast_args

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn import streams
+from charrnn import stdio
 from charrnn.cli import main
-from charrnn.streams import write_streaming
+from charrnn.stdio import write_streaming
 from helpers import fast_args
 
 
@@ -51,7 +51,7 @@ class Clock:
 
 
 def test_into_a_pipe_the_text_is_flushed_every_so_often_and_at_the_end(monkeypatch):
-    monkeypatch.setattr(streams, "FLUSH_EVERY", 1.0)
+    monkeypatch.setattr(stdio, "FLUSH_EVERY", 1.0)
     stream = Stream(terminal=False)
     pieces = [f"{i % 10}" + ("\n" if i % 7 == 6 else "") for i in range(42)]
     write_streaming(pieces, stream, Clock(0.25))  # four pieces to a flush: newlines make no difference
@@ -88,10 +88,10 @@ def test_the_command_prints_the_text_the_sampler_makes_for_a_seed(run):
 # line and then waits for the test's go-ahead on a pipe, with flushing by time put off for good.
 PAUSING_SAMPLE = """
 import os, sys
-import charrnn.api, charrnn.streams
+import charrnn.api, charrnn.stdio
 from charrnn.cli import entry_point
 
-charrnn.streams.FLUSH_EVERY = float("inf")
+charrnn.stdio.FLUSH_EVERY = float("inf")
 go_ahead = int(sys.argv[1])
 
 def stream(self, *args, **kwargs):

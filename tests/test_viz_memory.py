@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.config import CELLS, INPUT_MODES, ModelConfig
-from charrnn.memory import choose_windows, memory_curve
 from charrnn.model import CharRNN
+from charrnn.reach import choose_windows, memory_curve
 
 
 def tiny_model(cell: str, input_mode: str, vocab_size: int = 7) -> CharRNN:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from charrnn.report import (
+from charrnn.page import (
     RESET,
     SCALES,
     ansi_legend,

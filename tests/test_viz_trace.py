@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn.cells import gate_saturation, rank_cells, text_properties
+from charrnn.cell_roles import gate_saturation, rank_cells, text_properties
 from charrnn.config import ModelConfig
 from charrnn.corpus import resolve_corpus
 from charrnn.evaluate import score_text

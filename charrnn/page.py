@@ -1,7 +1,7 @@
 """The page `charrnn viz` writes, and the same colours for a terminal.
 
 The page is one self-contained HTML file that opens from disk, offline, in any browser: its
-style and script are inline (the template is report_page.html, beside this module) and the
+style and script are inline (the template is viz_page.html, beside this module) and the
 data rides along as one `<script type="application/json">`, which the page's script turns into
 the shaded text, the cell browser and the plots. The text comes from anywhere, so the JSON is
 escaped for the one place it goes (no character of it can close the script element) and the
@@ -42,7 +42,7 @@ ACTIVATION: Scale = ((-1.0, (59, 130, 205)), (0.0, (255, 255, 255)), (1.0, (214,
 SCALES = {"surprise": SURPRISE, "activation": ACTIVATION}
 
 PAGE_BUDGET = 3_000_000  # bytes: the page opens at once and can be mailed; activations fill what the rest leaves
-_TEMPLATE = "report_page.html"
+_TEMPLATE = "viz_page.html"
 _PLACEHOLDER = re.compile(r"__CHARRNN_(DATA|SCALES|VERSION)__")
 PAGE_MARK = b'<meta name="generator" content="charrnn '  # in the head of every page charrnn writes
 # Characters that could end the script element or a JS string early once the JSON is in
