@@ -195,3 +195,10 @@ def test_every_figure_the_readme_states_is_the_measured_one():
         assert abs(source() - _number(figure)) <= _precision(figure), (
             f"the README says {figure}, docs/benchmarks.md {source()}"
         )
+
+
+def test_the_layout_page_names_every_module():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(?:charrnn/)?(\w+\.py)`", page))
+    modules = {path.name for path in (ROOT / "charrnn").glob("*.py")}
+    assert modules <= named, f"docs/architecture.md does not name {sorted(modules - named)}"
