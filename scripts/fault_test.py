@@ -187,9 +187,29 @@ def _write_corpus(path: Path, seed: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def training_state_differences(a, b) -> list[str]:
+    """What differs, bit for bit, between the training states of two checkpoints (step,
+    weights, optimizer moments, carried hidden state, random generator state)."""
+    import torch
+
+    differences = [] if a.step == b.step else [f"step {a.step} != {b.step}"]
+    pairs = [("model", a.weights, b.weights), ("rng", a.rng["torch"], b.rng["torch"])]
+    pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a.hidden, b.hidden))]
+    pairs += [
+        (f"optimizer[{key}]", value, b.optimizer["state"].get(key, {})) for key, value in a.optimizer["state"].items()
+    ]
+    for name, x, y in pairs:
+        if isinstance(x, torch.Tensor):
+            x, y = {"": x}, {"": y}
+        for key in x:
+            if not (isinstance(y.get(key), torch.Tensor) and torch.equal(x[key], y[key])):
+                differences.append(f"{name}{'.' + str(key) if key else ''}")
+    return differences
+
+
 def run_fault_test(workdir: Path, kills: int = 20, seed: int = 0) -> FaultReport:
     """Kill and resume a run `kills` times; compare its end with an uninterrupted run."""
-    from charrnn.checkpoint import read_checkpoint, training_state_differences
+    from charrnn.checkpoint import read_checkpoint
     from charrnn.outdir import LATEST, OutDir
 
     rng = random.Random(seed)

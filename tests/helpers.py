@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from charrnn.checkpoint import Checkpoint, read_checkpoint
+from charrnn.checkpoint import read_checkpoint
 from charrnn.config import ModelConfig
 from charrnn.metrics import MetricsRecords
 from charrnn.model import CharRNN
@@ -22,6 +22,10 @@ from charrnn.progress import Reporter
 from charrnn.sample import LoadedModel, torch_model
 from charrnn.training import TrainRequest, TrainResult, run_training
 from charrnn.vocab import Vocab
+
+# The fault test's bit-for-bit comparison of two training states, shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from fault_test import training_state_differences  # noqa: E402
 
 # A sentence whose characters recur in several contexts ('o' is followed by w, x, v, g, ...),
 # so predicting it well needs memory beyond the previous character.
@@ -188,23 +192,3 @@ def load_model(location: str | Path, device: torch.device) -> LoadedModel:
         found.passed_over,
         found.checkpoint,
     )
-
-
-def training_state_differences(a: Checkpoint, b: Checkpoint) -> list[str]:
-    """What differs, bit for bit, between the training states of two checkpoints (step,
-    weights, optimizer moments, carried hidden state, random generator state)."""
-    import torch
-
-    differences = [] if a.step == b.step else [f"step {a.step} != {b.step}"]
-    pairs = [("model", a.weights, b.weights), ("rng", a.rng["torch"], b.rng["torch"])]
-    pairs += [(f"hidden[{i}]", x, y) for i, (x, y) in enumerate(zip(a.hidden, b.hidden))]
-    pairs += [
-        (f"optimizer[{key}]", value, b.optimizer["state"].get(key, {})) for key, value in a.optimizer["state"].items()
-    ]
-    for name, x, y in pairs:
-        if isinstance(x, torch.Tensor):
-            x, y = {"": x}, {"": y}
-        for key in x:
-            if not (isinstance(y.get(key), torch.Tensor) and torch.equal(x[key], y[key])):
-                differences.append(f"{name}{'.' + str(key) if key else ''}")
-    return differences
