@@ -8,7 +8,7 @@ From Python (see charrnn.api; torch is imported only when one of these is called
     charrnn.train("poems.txt", out="runs/poems", max_steps=2000)
 """
 
-__version__ = "0.1.0"
+from charrnn.version import __version__  # noqa: F401 - charrnn.__version__
 
 
 def load(*args, **kwargs):

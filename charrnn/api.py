@@ -17,7 +17,7 @@ The `charrnn` command is a thin layer over these functions. Errors a user can ca
 charrnn.errors.CharRNNError subclasses, each with a one-line message that names the Python
 arguments (`max_steps=24000`, not the command's `--max-steps 24000`: options.read_by).
 
-Sampling never imports torch (charrnn.sample runs the model in numpy): torch and the modules
+Sampling never imports torch (charrnn.core.sampling runs the model in numpy): torch and the modules
 that use it are imported where a function needs them (score, train).
 """
 
@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from charrnn.arguments import argument, documents, shown, texts, too_much_held
-from charrnn.checkpoint import describe_checkpoint
-from charrnn.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
-from charrnn.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose
+from charrnn.core.nearest import Unseen
+from charrnn.core.sampling import child_seed, generate_beam, generate_samples, generate_text, heading
+from charrnn.core.threads import blas_threads, running_on, torch_threads
 from charrnn.errors import ConfigError
-from charrnn.metrics import MetricsRecords, nats_to_bits
-from charrnn.nearest import Unseen
-from charrnn.options import (
+from charrnn.run.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose
+from charrnn.settings.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.settings.options import (
     EVAL,
     FLAG,
     INT,
@@ -51,28 +51,19 @@ from charrnn.options import (
     by_name,
     read_by,
 )
-from charrnn.outdir import Found
-from charrnn.sample import (
-    LoadedModel,
-    child_seed,
-    generate_beam,
-    generate_samples,
-    generate_text,
-    heading,
-    load_for_sampling,
-    sample_file_header,
-    sample_output,
-    torch_model,
-)
-from charrnn.threads import blas_threads, running_on, torch_threads
+from charrnn.store.checkpoint import describe_checkpoint
+from charrnn.store.loading import LoadedModel, load_for_sampling, torch_model
+from charrnn.store.metrics import MetricsRecords, nats_to_bits
+from charrnn.store.outdir import Found
+from charrnn.store.output import sample_file_header, sample_output
 
 if TYPE_CHECKING:
     import torch
 
-    from charrnn.evaluate import TextScore
-    from charrnn.model import CharRNN
-    from charrnn.progress import Reporter
-    from charrnn.training import TrainResult
+    from charrnn.core.model import CharRNN
+    from charrnn.run.evaluate import TextScore
+    from charrnn.run.progress import Reporter
+    from charrnn.run.training import TrainResult
 
 TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vocab_size comes from the corpus
 
@@ -121,7 +112,7 @@ class Model:
     @property
     def device(self) -> torch.device:
         """Where `score` runs the model (sampling runs in numpy, on the CPU)."""
-        from charrnn.runtime import select_device
+        from charrnn.run.runtime import select_device
 
         return select_device(self._device)
 
@@ -220,9 +211,9 @@ class Model:
         nanoGPT does (256 for its figures); None: the state is carried through the whole text.
         `unknown`: what the text's characters the model never saw become, as for `stream`
         (here "skip" unless told, as `charrnn eval` does)."""
-        from charrnn.corpus import resolve_corpus
-        from charrnn.evaluate import score_text
-        from charrnn.progress import Reporter
+        from charrnn.run.evaluate import score_text
+        from charrnn.run.progress import Reporter
+        from charrnn.store.corpus import resolve_corpus
 
         for location in text:
             argument("text", location, _LOCATION)
@@ -231,7 +222,7 @@ class Model:
         argument("windows", windows, _EVAL["windows"], optional=True)
         policy = argument("unknown", unknown, _EVAL["unknown"])
         if progress is not None and not isinstance(progress, Reporter):
-            raise ConfigError(f"progress must be None or a charrnn.progress.Reporter, got {shown(progress)}")
+            raise ConfigError(f"progress must be None or a charrnn.run.progress.Reporter, got {shown(progress)}")
         corpus = resolve_corpus([str(t) for t in text], encoding, errors) if text else None
         if corpus is None:
             raise ConfigError("score needs a text: a file, folder or glob pattern")
@@ -403,13 +394,13 @@ def train(
     patterns named, or on `texts`: strings in memory, each a document as a file is (a resume is
     given them again). `resume=True` continues the run in `out` (default checkpoints/); a path
     resumes that checkpoint or folder. `threads`: CPU threads for PyTorch in this process, or
-    "auto": on one CPU, the loop keeps whichever count trains faster (charrnn/threads.py); None
+    "auto": on one CPU, the loop keeps whichever count trains faster (charrnn/core/threads.py); None
     leaves it as it is. `progress`: True shows what the command shows (a bar in a terminal or a
     notebook, log lines otherwise) and its summary at the end, in Python words; False nothing;
     or a Reporter of your own. The TrainResult's repr is that summary."""
-    from charrnn.progress import Reporter, console_reporter
-    from charrnn.runtime import use_threads
-    from charrnn.training import TrainRequest, run_training
+    from charrnn.run.progress import Reporter, console_reporter
+    from charrnn.run.runtime import use_threads
+    from charrnn.run.training import TrainRequest, run_training
 
     for location in corpus:
         argument("corpus", location, _LOCATION)
@@ -426,7 +417,7 @@ def train(
     argument("compile", compile, _TRAIN["compile_model"])
     argument("threads", threads, _TRAIN["threads"], optional=True)
     if not isinstance(progress, (bool, Reporter)):
-        raise ConfigError(f"progress must be True, False or a charrnn.progress.Reporter, got {shown(progress)}")
+        raise ConfigError(f"progress must be True, False or a charrnn.run.progress.Reporter, got {shown(progress)}")
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")

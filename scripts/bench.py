@@ -44,17 +44,18 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchmark_doc import check_section, machine_description, replace_section  # noqa: E402
 from torch_stepper import CharStepper  # noqa: E402
 
-from charrnn.budget import Budget  # noqa: E402
-from charrnn.checkpoint import RunRecord  # noqa: E402
-from charrnn.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
-from charrnn.data import Streams  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
-from charrnn.numpy_model import NumpyCharRNN  # noqa: E402
-from charrnn.outdir import OutDir  # noqa: E402
-from charrnn.progress import ProgressBar  # noqa: E402
-from charrnn.sample import LoadedModel, generate_ids, generate_text  # noqa: E402
-from charrnn.training import Trainer  # noqa: E402
-from charrnn.vocab import Vocab  # noqa: E402
+from charrnn.core.data import Streams  # noqa: E402
+from charrnn.core.model import CharRNN  # noqa: E402
+from charrnn.core.numpy_model import NumpyCharRNN  # noqa: E402
+from charrnn.core.sampling import generate_ids, generate_text  # noqa: E402
+from charrnn.core.vocab import Vocab  # noqa: E402
+from charrnn.run.progress import ProgressBar  # noqa: E402
+from charrnn.run.training import Trainer  # noqa: E402
+from charrnn.settings.budget import Budget  # noqa: E402
+from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
+from charrnn.store.checkpoint import RunRecord  # noqa: E402
+from charrnn.store.loading import LoadedModel  # noqa: E402
+from charrnn.store.outdir import OutDir  # noqa: E402
 
 VOCAB_SIZE = 65  # tiny Shakespeare's
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"

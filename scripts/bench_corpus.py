@@ -113,9 +113,9 @@ def write_text(path: Path, size: int, seed: int = 0) -> None:
 
 def pass_speeds(path: Path, cache: Path) -> tuple[float, float, int]:
     """MB/s of the counting pass and of the encoding pass, and the vocabulary size."""
-    from charrnn.corpus import resolve_corpus
-    from charrnn.encoded import CorpusCache
-    from charrnn.vocab import Vocab
+    from charrnn.core.vocab import Vocab
+    from charrnn.store.corpus import resolve_corpus
+    from charrnn.store.encoded import CorpusCache
 
     size = path.stat().st_size / 1e6
     corpus_cache = CorpusCache(resolve_corpus([str(path)]), root=cache)
@@ -162,10 +162,10 @@ def train_peak_rss(path: Path, cache: Path, out: Path) -> tuple[float, float]:
 # as training does at each save) or "keep".
 EPOCH_READER = """
 import resource, sys
-from charrnn.corpus import resolve_corpus
-from charrnn.data import Streams, split_train_val
-from charrnn.encoded import CorpusCache
-from charrnn.vocab import Vocab
+from charrnn.store.corpus import resolve_corpus
+from charrnn.core.data import Streams, split_train_val
+from charrnn.store.encoded import CorpusCache
+from charrnn.core.vocab import Vocab
 cache = CorpusCache(resolve_corpus([sys.argv[1]]))
 counted = cache.counts()
 encoded = cache.encoded(Vocab.from_counts(counted[0].counts)[0], counted=counted)
@@ -201,7 +201,7 @@ def parse_size(text: str) -> int:
 def main() -> int:
     from benchmark_doc import check_section, machine_description, replace_section
 
-    from charrnn.budget import format_duration
+    from charrnn.settings.budget import format_duration
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1G", help="text size: 1G, 200M, ... (bytes, binary multiples)")

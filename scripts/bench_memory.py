@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The memory a training run needs: the header's estimate (charrnn/sizing.py) against the peak
+"""The memory a training run needs: the header's estimate (charrnn/run/sizing.py) against the peak
 resident memory of a real `charrnn train` process, for models and vocabularies of several sizes.
 
 Each run trains a few steps and evaluates once (the peak is reached by then: the step's

@@ -69,7 +69,7 @@ def check_section(name: str, doc: Path = DOC) -> None:
 
 def replace_section(name: str, body: str, doc: Path = DOC) -> None:
     """Put `body` between the section's markers, leaving the rest of the page as it is."""
-    from charrnn.files import write_atomic
+    from charrnn.store.files import write_atomic
 
     check_section(name, doc)
     text = doc.read_text(encoding="utf-8")

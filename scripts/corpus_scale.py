@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_doc import check_section, replace_section  # noqa: E402
 
-from charrnn.corpus import builtin_corpus, resolve_corpus  # noqa: E402
+from charrnn.store.corpus import builtin_corpus, resolve_corpus  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SHARED_CORPORA = ("tinyshakespeare.txt", "timemachine.txt", "tang300.txt", "tang_poems.txt")

@@ -141,9 +141,9 @@ def _kill_inside_a_save(training: Training, out: Path, timeout: float = 5) -> No
 
 
 def _check_checkpoints(out: Path, report: FaultReport) -> None:
-    from charrnn.checkpoint import read_checkpoint
     from charrnn.errors import CheckpointError
-    from charrnn.outdir import OutDir
+    from charrnn.store.checkpoint import read_checkpoint
+    from charrnn.store.outdir import OutDir
 
     for name in OutDir(out).checkpoint_names():  # empty if the folder is not there yet
         report.checkpoints_checked += 1
@@ -209,8 +209,8 @@ def training_state_differences(a, b) -> list[str]:
 
 def run_fault_test(workdir: Path, kills: int = 20, seed: int = 0) -> FaultReport:
     """Kill and resume a run `kills` times; compare its end with an uninterrupted run."""
-    from charrnn.checkpoint import read_checkpoint
-    from charrnn.outdir import LATEST, OutDir
+    from charrnn.store.checkpoint import read_checkpoint
+    from charrnn.store.outdir import LATEST, OutDir
 
     rng = random.Random(seed)
     corpus = workdir / "corpus.txt"

@@ -1,4 +1,4 @@
-"""Rewrite the reference's option tables (docs/reference.md) from the option table (charrnn/options.py).
+"""Rewrite the reference's option tables (docs/reference.md) from the option table (charrnn/settings/options.py).
 
 python scripts/option_tables.py          # rewrite docs/reference.md
 python scripts/option_tables.py --check  # exit 1 if docs/reference.md differs (tests/test_readme.py checks it too)
@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from charrnn.options import COMMANDS, reference_table
+from charrnn.settings.options import COMMANDS, reference_table
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 # A table: its header row and every table row after it.

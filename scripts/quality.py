@@ -55,7 +55,7 @@ class Outcome:
 
 def train_for(budget: float, corpus: Path, flags: list[str]) -> Outcome:
     """Train with `flags` for `budget` seconds in a fresh process; score its best.pt both ways."""
-    from charrnn.checkpoint import read_checkpoint
+    from charrnn.store.checkpoint import read_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="charrnn-quality-") as out:
         command = [
@@ -84,8 +84,8 @@ def train_for(budget: float, corpus: Path, flags: list[str]) -> Outcome:
 def score_validation(out: Path, corpus: Path) -> tuple[float, float]:
     """best.pt's loss (nats) on the corpus's validation text: carried, and in nanoGPT's windows."""
     from charrnn import api
-    from charrnn.corpus import resolve_corpus
-    from charrnn.data import split_train_val
+    from charrnn.core.data import split_train_val
+    from charrnn.store.corpus import resolve_corpus
 
     text = "".join(resolve_corpus([str(corpus)]).chunks())  # the text as training read it
     _, validation = split_train_val(text, VAL_FRACTION)  # the characters it held out (a str slices as ids do)
@@ -96,7 +96,7 @@ def score_validation(out: Path, corpus: Path) -> tuple[float, float]:
 
 
 def _row(budget: str, outcome: Outcome, corpus: Path) -> str:
-    from charrnn.budget import format_duration
+    from charrnn.settings.budget import format_duration
 
     nanogpt = f"{NANOGPT_NATS:.4f} ({Outcome.bits(NANOGPT_NATS):.4f})" if corpus == SHAKESPEARE else "—"
     return (
@@ -121,7 +121,7 @@ def _verdict(budget: float, outcomes: list[Outcome], corpus: Path) -> str:
 def main() -> int:
     from benchmark_doc import check_section, machine_description, replace_section
 
-    from charrnn.budget import format_duration, parse_duration
+    from charrnn.settings.budget import format_duration, parse_duration
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", action="append", help="training time, e.g. 5m (repeatable; default 5m and 30m)")

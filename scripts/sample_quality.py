@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_doc import check_section, machine_description, replace_section  # noqa: E402
 
 import charrnn  # noqa: E402
-from charrnn.corpus import builtin_corpus, resolve_corpus  # noqa: E402
+from charrnn.store.corpus import builtin_corpus, resolve_corpus  # noqa: E402
 
 
 def longest(pattern: str, text: str) -> int:

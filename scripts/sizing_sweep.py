@@ -58,7 +58,7 @@ def _c(hidden_size: int, dropout: float, **levers: Any) -> dict[str, Any]:
     return {"hidden_size": hidden_size, "dropout": dropout, **levers}
 
 
-from charrnn.sizing import HIDDEN_SIZES  # noqa: E402
+from charrnn.run.sizing import HIDDEN_SIZES  # noqa: E402
 
 DEFAULT = _c(256, 0.2)  # charrnn's fixed default before sizing
 # Candidates by budget, around what earlier exploratory runs pointed to (the small corpora want
@@ -92,9 +92,9 @@ def candidates(corpus: Corpus, budget: str) -> list[dict[str, Any]]:
 
 
 def automatic_choice(corpus: Corpus, budget: str) -> dict[str, Any]:
-    """What `charrnn train CORPUS --max-time BUDGET` chooses (charrnn/sizing.py)."""
-    from charrnn.config import TrainConfig
-    from charrnn.sizing import sized_options
+    """What `charrnn train CORPUS --max-time BUDGET` chooses (charrnn/run/sizing.py)."""
+    from charrnn.run.sizing import sized_options
+    from charrnn.settings.config import TrainConfig
 
     train = TrainConfig(max_steps=None, max_time=BUDGETS[budget])
     options, _ = sized_options({}, *text_counts(corpus.path), train)
@@ -165,7 +165,7 @@ def load_results(work: Path) -> list[dict[str, Any]]:
 def command_measure(args: argparse.Namespace) -> None:
     rates = load_rates(args.work)
     for corpus in selected(args):
-        # Every size the rule may choose (the step-time estimate in charrnn/sizing.py is fitted to
+        # Every size the rule may choose (the step-time estimate in charrnn/run/sizing.py is fitted to
         # these), and every size of the grid.
         grid = {c["hidden_size"] for budget in BUDGETS for c in candidates(corpus, budget)}
         sizes = sorted(grid | set(HIDDEN_SIZES))

@@ -67,7 +67,7 @@ CANDIDATES = {
 
 
 def main() -> int:
-    from charrnn.budget import format_duration, parse_duration
+    from charrnn.settings.budget import format_duration, parse_duration
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=sorted(CANDIDATES), required=True)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn.model import CharRNN, Hidden
+from charrnn.core.model import CharRNN, Hidden
 
 # PyTorch's single-step cell kernels (what nn.LSTMCell, nn.GRUCell and nn.RNNCell call).
 _CELL_STEPS = {"rnn": torch.rnn_tanh_cell, "lstm": torch.lstm_cell, "gru": torch.gru_cell}

@@ -13,15 +13,15 @@ from typing import Any
 
 import torch
 
-from charrnn.checkpoint import read_checkpoint
-from charrnn.config import ModelConfig
-from charrnn.metrics import MetricsRecords
-from charrnn.model import CharRNN
-from charrnn.outdir import LOCK_FILE, load_from
-from charrnn.progress import Reporter
-from charrnn.sample import LoadedModel, torch_model
-from charrnn.training import TrainRequest, TrainResult, run_training
-from charrnn.vocab import Vocab
+from charrnn.core.model import CharRNN
+from charrnn.core.vocab import Vocab
+from charrnn.run.progress import Reporter
+from charrnn.run.training import TrainRequest, TrainResult, run_training
+from charrnn.settings.config import ModelConfig
+from charrnn.store.checkpoint import read_checkpoint
+from charrnn.store.loading import LoadedModel, torch_model
+from charrnn.store.metrics import MetricsRecords
+from charrnn.store.outdir import LOCK_FILE, load_from
 
 # The fault test's bit-for-bit comparison of two training states, shared with the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -32,7 +32,7 @@ from fault_test import training_state_differences  # noqa: E402
 PANGRAM = "the quick brown fox jumps over the lazy dog\n"
 
 # Small enough to train in a second or two, large enough to learn a repeating text
-# (the Python API's option names: charrnn.training.TrainRequest.options).
+# (the Python API's option names: charrnn.run.training.TrainRequest.options).
 TINY_OPTIONS = {
     "hidden_size": 32,
     "layers": 2,
@@ -135,7 +135,7 @@ def cli_in_fresh_process(*runs: list[str]) -> tuple[str, bool]:
     stdout, and whether it imported torch."""
     code = (
         "import sys\n"
-        "from charrnn.cli import main\n"
+        "from charrnn.cli.commands import main\n"
         f"for args in {[list(map(str, run)) for run in runs]!r}:\n"
         "    try: main(args)\n"
         "    except SystemExit as exit: assert exit.code == 0, exit.code\n"
@@ -150,7 +150,7 @@ def trained_pangram_run(folder: Path) -> Path:
     """`folder` with a corpus (corpus.txt, the pangram) and a small finished run on it (run/)."""
     from click.testing import CliRunner
 
-    from charrnn.cli import main
+    from charrnn.cli.commands import main
 
     (folder / "corpus.txt").write_text(PANGRAM * 60, encoding="utf-8")
     result = CliRunner().invoke(

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn.cli import main
+from charrnn.cli.commands import main
 from charrnn.errors import ConfigError, OptionError
 from helpers import PANGRAM
 

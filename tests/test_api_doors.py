@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import charrnn
-import charrnn.training
-from charrnn.cli import main
+import charrnn.run.training
+from charrnn.cli.commands import main
+from charrnn.core.sampling import filter_logits
 from charrnn.errors import CharRNNError
-from charrnn.options import MAX_HELD
-from charrnn.sample import filter_logits
+from charrnn.settings.options import MAX_HELD
 from helpers import PANGRAM
 
 
@@ -132,7 +132,7 @@ TRAINING_CASES = {
     "device-other": ({"device": "tpu"}, "device must be one of auto, cpu, cuda, mps"),
     "dtype-other": ({"dtype": "float16"}, "dtype must be one of float32, bfloat16"),
     "threads-zero": ({"threads": 0}, 'threads must be "auto" or an integer >= 1 and at most 1,024'),
-    "progress-text": ({"progress": "quiet"}, "progress must be True, False or a charrnn.progress.Reporter"),
+    "progress-text": ({"progress": "quiet"}, "progress must be True, False or a charrnn.run.progress.Reporter"),
     "out-number": ({"out": 3}, "out must be a file or folder name"),
     "out-empty": ({"out": ""}, "out must be a file or folder name"),
     "resume-number": ({"resume": 3}, "resume must be True, False, None or a checkpoint file or out folder"),
@@ -152,7 +152,7 @@ def test_each_training_argument_is_checked_before_any_work(case, run, tmp_path, 
     def no_work(*args, **kwargs):  # compile="no" used to compile for a minute, then train
         raise AssertionError("training began before its arguments were checked")
 
-    monkeypatch.setattr(charrnn.training, "run_training", no_work)
+    monkeypatch.setattr(charrnn.run.training, "run_training", no_work)
     corpus = run / "corpus.txt"
     _refused(lambda: charrnn.train(corpus, **{"out": tmp_path / "o", "progress": False, **arguments}), fragment)
     assert not (tmp_path / "o").exists()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import charrnn
 import charrnn.api
-from charrnn.cli import main
+from charrnn.cli.commands import main
 from charrnn.errors import CharRNNError, ConfigError
 from helpers import PANGRAM
 

@@ -19,11 +19,12 @@ import torch
 from click.testing import CliRunner
 from test_checkpoint import _Payload
 
-from charrnn import nearest, output
-from charrnn.checkpoint import load_checkpoint, save_checkpoint
-from charrnn.checkpoint_file import MAGIC
-from charrnn.cli import main
-from charrnn.outdir import RUN_FILE, OutDir
+from charrnn.cli.commands import main
+from charrnn.core import nearest
+from charrnn.store import output
+from charrnn.store.checkpoint import load_checkpoint, save_checkpoint
+from charrnn.store.checkpoint_file import MAGIC
+from charrnn.store.outdir import RUN_FILE, OutDir
 from helpers import PANGRAM, copy_run, fast_args, fingerprint, trained_pangram_run
 
 DOC = Path(__file__).parent.parent / "docs" / "bad-inputs.md"

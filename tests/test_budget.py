@@ -1,7 +1,7 @@
 import pytest
 
-from charrnn.budget import Budget, Validation, format_duration, parse_duration
-from charrnn.config import TrainConfig, with_run_length
+from charrnn.settings.budget import Budget, Validation, format_duration, parse_duration
+from charrnn.settings.config import TrainConfig, with_run_length
 
 
 @pytest.mark.parametrize(

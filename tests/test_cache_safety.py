@@ -17,14 +17,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import charrnn.cache
-from charrnn.cache import HEADER_BYTES
-from charrnn.cli import main
-from charrnn.corpus import resolve_corpus
-from charrnn.encoded import CorpusCache
+import charrnn.store.cache
+from charrnn.cli.commands import main
+from charrnn.core.vocab import Vocab
 from charrnn.errors import CorpusError
-from charrnn.files import create_new
-from charrnn.vocab import Vocab
+from charrnn.store.cache import HEADER_BYTES
+from charrnn.store.corpus import resolve_corpus
+from charrnn.store.encoded import CorpusCache
+from charrnn.store.files import create_new
 from helpers import PANGRAM, fast_args
 
 TEXT = PANGRAM * 60 + "naïve café 世界\n"
@@ -155,15 +155,15 @@ def test_a_text_that_changes_between_the_two_passes_is_refused(tmp_path, monkeyp
 # until a signal comes: so the test signals it at a known point, however fast the machine.
 _CHILD = """
 import sys, time
-import charrnn.encoded
+import charrnn.store.encoded
 
 def stalled(corpus, vocab, file, progress, counted=None):
     file.write(b"\\x01" * 4096)
     print("encoding", flush=True)
     time.sleep(120)
 
-charrnn.encoded.encode_chars = stalled
-from charrnn.cli import main
+charrnn.store.encoded.encode_chars = stalled
+from charrnn.cli.commands import main
 main(["train", sys.argv[1], "--max-steps", "2", "--out", sys.argv[2]])
 """
 
@@ -205,7 +205,7 @@ def test_the_leftovers_of_a_killed_run_are_removed_at_the_next_use(corpus, cache
 
 
 def test_only_charrnn_s_own_leftovers_of_ended_writers_on_this_host_are_removed(cache, corpus, tmp_path):
-    host = charrnn.cache.socket.gethostname()
+    host = charrnn.store.cache.socket.gethostname()
     ended = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
@@ -249,9 +249,9 @@ def test_a_relative_XDG_CACHE_HOME_is_ignored(monkeypatch, tmp_path):
     monkeypatch.delenv("CHARRNN_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert charrnn.cache.cache_root() == tmp_path / ".cache" / "charrnn"
+    assert charrnn.store.cache.cache_root() == tmp_path / ".cache" / "charrnn"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert charrnn.cache.cache_root() == tmp_path / "xdg" / "charrnn"
+    assert charrnn.store.cache.cache_root() == tmp_path / "xdg" / "charrnn"
 
 
 def test_a_cache_under_a_file_is_refused_naming_it(corpus, tmp_path):
@@ -295,7 +295,7 @@ def _failing_writes(monkeypatch, number: int, after: int = 0) -> None:
             raise OSError(number, os.strerror(number), str(path))
         return Failing(create_new(path))
 
-    monkeypatch.setattr(charrnn.cache, "create_new", creating)
+    monkeypatch.setattr(charrnn.store.cache, "create_new", creating)
 
 
 @pytest.mark.parametrize("number, after", [(errno.EROFS, 0), (errno.ENOSPC, 0), (errno.ENOSPC, 5000)])

@@ -14,8 +14,12 @@ import safetensors.torch
 import torch
 from click.testing import CliRunner
 
-from charrnn import checkpoint
-from charrnn.checkpoint import (
+from charrnn.cli.commands import main
+from charrnn.core.model import CharRNN
+from charrnn.errors import CheckpointError
+from charrnn.settings.config import CELLS, ModelConfig, TrainConfig, to_dict
+from charrnn.store import checkpoint
+from charrnn.store.checkpoint import (
     Checkpoint,
     hidden_shapes,
     load_checkpoint,
@@ -23,11 +27,7 @@ from charrnn.checkpoint import (
     read_checkpoint,
     renamed_fields,
 )
-from charrnn.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, read_stored, save_checkpoint
-from charrnn.cli import main
-from charrnn.config import CELLS, ModelConfig, TrainConfig, to_dict
-from charrnn.errors import CheckpointError
-from charrnn.model import CharRNN
+from charrnn.store.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, read_stored, save_checkpoint
 from helpers import training_state_differences
 
 DATA = Path(__file__).parent / "data"

@@ -19,15 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_checkpoint import FORMAT_1, payload_of, tiny_state, write_with_header
 
-from charrnn.checkpoint import (
+from charrnn.cli.commands import main
+from charrnn.errors import CheckpointError, ConfigError
+from charrnn.store.checkpoint import (
     Checkpoint,
     describe_checkpoint,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from charrnn.cli import main
-from charrnn.errors import CheckpointError, ConfigError
 from helpers import load_model
 
 CPU = torch.device("cpu")

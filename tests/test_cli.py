@@ -9,9 +9,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import main
-from charrnn.outdir import LATEST
+from charrnn.cli.commands import main
+from charrnn.store.checkpoint import load_checkpoint
+from charrnn.store.outdir import LATEST
 from helpers import PANGRAM, assert_same_training_state, fast_args, trained_pangram_run
 
 FAST = fast_args()
@@ -154,7 +154,7 @@ def test_resume_given_a_corpus_path_explains_the_argument_order(tmp_path, pangra
 
 def test_help_answers_without_importing_torch():
     code = (
-        "import sys; from charrnn.cli import main; sys.argv = ['charrnn', '--help']\n"
+        "import sys; from charrnn.cli.commands import main; sys.argv = ['charrnn', '--help']\n"
         "try: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch was imported'"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -13,9 +13,9 @@ import torch
 from click.testing import CliRunner
 
 import charrnn
-from charrnn import threads
-from charrnn.cli import main
-from charrnn.threads import DECIDE_AFTER, FIRST_WINDOW, Pool, blas_threads, running_on, torch_threads
+from charrnn.cli.commands import main
+from charrnn.core import threads
+from charrnn.core.threads import DECIDE_AFTER, FIRST_WINDOW, Pool, blas_threads, running_on, torch_threads
 from helpers import PANGRAM, fast_args
 
 BUSY = {1: 1.0, 2: 3.0}  # seconds a piece takes on each count beside a busy program (made up)

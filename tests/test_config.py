@@ -4,7 +4,10 @@ import re
 import click
 import pytest
 
-from charrnn.config import (
+from charrnn.cli.params import Count, Number
+from charrnn.errors import ConfigError
+from charrnn.run.sizing import SIZED_FIELDS
+from charrnn.settings.config import (
     LAYOUT_FIELDS,
     ModelConfig,
     SampleConfig,
@@ -15,10 +18,7 @@ from charrnn.config import (
     spelled,
     to_dict,
 )
-from charrnn.errors import ConfigError
-from charrnn.options import FLOAT, INT, SAMPLE, TRAIN
-from charrnn.params import Count, Number
-from charrnn.sizing import SIZED_FIELDS
+from charrnn.settings.options import FLOAT, INT, SAMPLE, TRAIN
 
 
 def test_flag_names_follow_fields():
@@ -75,7 +75,7 @@ def test_a_new_max_steps_on_resume_replaces_a_length_in_epochs():
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("input_mode", ["one-hot", "embedding"])
 def test_the_parameter_count_checked_before_building_is_the_built_models(cell, input_mode):
-    from charrnn.model import CharRNN
+    from charrnn.core.model import CharRNN
 
     config = ModelConfig(vocab_size=37, cell=cell, layers=3, hidden_size=20, embed_dim=7, input_mode=input_mode)
     assert config.parameter_count == sum(p.numel() for p in CharRNN(config).parameters())
@@ -130,7 +130,9 @@ def test_every_config_field_is_an_option_with_the_tables_default(config_class, t
     for field in dataclasses.fields(config_class):
         if field.name == "vocab_size":  # the vocabulary decides it
             continue
-        assert field.name in options, f"{config_class.__name__}.{field.name} has no entry in charrnn/options.py"
+        assert field.name in options, (
+            f"{config_class.__name__}.{field.name} has no entry in charrnn/settings/options.py"
+        )
         if field.name in SIZED_FIELDS:  # `charrnn train` sizes it to the text; the dataclass has a reference value
             assert options[field.name].default is None and options[field.name].shown_default == "auto", field.name
         else:

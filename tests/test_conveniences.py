@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.checkpoint import load_checkpoint, save_checkpoint
-from charrnn.cli import main
-from charrnn.config import TrainConfig, options_beyond_defaults
+from charrnn.cli.commands import main
+from charrnn.settings.config import TrainConfig, options_beyond_defaults
+from charrnn.store.checkpoint import load_checkpoint, save_checkpoint
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(hidden_size=32, max_steps=None, eval_every=None, save_every=None, warmup_steps=None, quiet=True)
@@ -252,7 +252,7 @@ def test_help_groups_every_option_under_a_heading_with_its_default(command, head
 def test_beam_search_finds_a_continuation_at_least_as_likely_as_greedy_and_sampled_ones(tmp_path):
     import torch
 
-    from charrnn.sample import beam_search
+    from charrnn.core.sampling import beam_search
     from helpers import load_model
 
     trained = run("train", corpus_file(tmp_path), *FAST, "--lr", "0.01", "--max-steps", "60", "--out", tmp_path / "run")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-import charrnn.corpus
-from charrnn.corpus import builtin_corpus, resolve_corpus
+import charrnn.store.corpus
 from charrnn.errors import CorpusError
-from charrnn.stdlib_corpus import teaches_python
+from charrnn.store.corpus import builtin_corpus, resolve_corpus
+from charrnn.store.stdlib_corpus import teaches_python
 
 
 def _text(corpus) -> str:
@@ -18,7 +18,7 @@ def _text(corpus) -> str:
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 7 bytes, so multi-byte characters and errors fall across chunk boundaries."""
-    monkeypatch.setattr(charrnn.corpus, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(charrnn.store.corpus, "CHUNK_BYTES", 7)
 
 
 def test_files_folders_and_patterns_are_read_in_sorted_order_with_newlines_between(tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import main
-from charrnn.corpus import resolve_corpus
+from charrnn.cli.commands import main
+from charrnn.store.corpus import resolve_corpus
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(quiet=True, preview_chars=40)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn.data import EVAL_STREAMS, Streams, eval_streams, split_train_val
+from charrnn.core.data import EVAL_STREAMS, Streams, eval_streams, split_train_val
 from charrnn.errors import CorpusError
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import main
-from charrnn.diagnosis import Command, Curves, NextRun, RunFacts, curves, diagnose, next_command
-from charrnn.metrics import MetricsRecords
+from charrnn.cli.commands import main
+from charrnn.run.diagnosis import Command, Curves, NextRun, RunFacts, curves, diagnose, next_command
+from charrnn.store.metrics import MetricsRecords
 from helpers import PANGRAM, TINY_OPTIONS, train
 
 RUNS = Path(__file__).parent / "data" / "runs"

@@ -19,7 +19,7 @@ import time
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.store.checkpoint import load_checkpoint
 from helpers import fast_args
 
 pytestmark = pytest.mark.slow

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import charrnn.corpus
-from charrnn.cache import HEADER_BYTES
-from charrnn.corpus import resolve_corpus
-from charrnn.encoded import CorpusCache
-from charrnn.vocab import Vocab
+import charrnn.store.corpus
+from charrnn.core.vocab import Vocab
+from charrnn.store.cache import HEADER_BYTES
+from charrnn.store.corpus import resolve_corpus
+from charrnn.store.encoded import CorpusCache
 from helpers import mixed_script_text, vocab_of
 
 
@@ -22,7 +22,7 @@ def corpus_files(tmp_path):
 
 
 def test_streamed_encoding_equals_encoding_the_whole_text(corpus_files, tmp_path, monkeypatch):
-    monkeypatch.setattr(charrnn.corpus, "CHUNK_BYTES", 5)  # a chunk boundary inside most characters
+    monkeypatch.setattr(charrnn.store.corpus, "CHUNK_BYTES", 5)  # a chunk boundary inside most characters
     corpus = resolve_corpus([str(corpus_files / "one.txt"), str(corpus_files / "two.txt")])
     whole = mixed_script_text() * 30 + "plain ascii, no final newline\n"
     cache = CorpusCache(corpus, root=tmp_path / "cache")

@@ -6,11 +6,11 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from charrnn import api
-from charrnn.checkpoint import read_checkpoint
-from charrnn.cli import main
+from charrnn.cli.commands import main
+from charrnn.core.model import CharRNN
 from charrnn.errors import ConfigError
-from charrnn.evaluate import windowed_loss
-from charrnn.model import CharRNN
+from charrnn.run.evaluate import windowed_loss
+from charrnn.store.checkpoint import read_checkpoint
 from helpers import PANGRAM, TINY_OPTIONS, train
 
 HELD_OUT = "a lazy dog jumps; the brown fox is quick.\nover the dog, the fox!\n" * 3  # 195 characters

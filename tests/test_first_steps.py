@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import charrnn.corpus as corpus_module
-from charrnn.budget import Budget
-from charrnn.cli import main
-from charrnn.config import TrainConfig
-from charrnn.corpus import resolve_corpus
+import charrnn.store.corpus as corpus_module
+from charrnn.cli.commands import main
 from charrnn.errors import CorpusError
-from charrnn.optim import learning_rate
+from charrnn.run.optim import learning_rate
+from charrnn.settings.budget import Budget
+from charrnn.settings.config import TrainConfig
+from charrnn.store.corpus import resolve_corpus
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(quiet=True)
@@ -158,7 +158,7 @@ def test_a_prime_from_a_file_or_standard_input_is_the_prime(run, tmp_path):
 def test_a_prime_file_that_cannot_be_the_prime_is_refused_in_one_line(
     run, tmp_path, monkeypatch, setup, extra, expected
 ):
-    monkeypatch.setattr("charrnn.cli.PRIME_FILE_MAX", 10)
+    monkeypatch.setattr("charrnn.cli.commands.PRIME_FILE_MAX", 10)
     setup(tmp_path / "prime.txt")
     result = CliRunner().invoke(
         main, ["sample", "-c", str(run / "runs/first"), "--prime-file", str(tmp_path / "prime.txt"), *extra]

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import nearest
-from charrnn.checkpoint import load_checkpoint, read_checkpoint, write_checkpoint
-from charrnn.cli import main
-from charrnn.corpus import resolve_corpus
-from charrnn.encoded import CorpusCache
+from charrnn.cli.commands import main
+from charrnn.core import nearest
+from charrnn.core.nearest import variant_folds
+from charrnn.core.vocab import UNKNOWN, Vocab, code_points
 from charrnn.errors import OptionError
-from charrnn.nearest import variant_folds
-from charrnn.progress import Reporter
-from charrnn.training import TrainRequest, run_training
-from charrnn.vocab import UNKNOWN, Vocab, code_points
+from charrnn.run.progress import Reporter
+from charrnn.run.training import TrainRequest, run_training
+from charrnn.store.checkpoint import load_checkpoint, read_checkpoint, write_checkpoint
+from charrnn.store.corpus import resolve_corpus
+from charrnn.store.encoded import CorpusCache
 from helpers import TINY_OPTIONS
 
 TRADITIONAL = "牀前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。\n"

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import main
-from charrnn.files import TEMPORARY_TAG
-from charrnn.metrics import MetricsLog, MetricsRecords
-from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, step_file_name
-from charrnn.preview import PreviewLog
-from charrnn.runfiles import METRICS, SAMPLES
+from charrnn.cli.commands import main
+from charrnn.run.preview import PreviewLog
+from charrnn.store.files import TEMPORARY_TAG
+from charrnn.store.metrics import MetricsLog, MetricsRecords
+from charrnn.store.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, step_file_name
+from charrnn.store.runfiles import METRICS, SAMPLES
 from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, fast_args, train
 
 FAST = fast_args(quiet=True)

@@ -7,8 +7,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import main
-from charrnn.metrics import NAME, MetricsLog
+from charrnn.cli.commands import main
+from charrnn.store.metrics import NAME, MetricsLog
 from helpers import PANGRAM, fast_args, read_metrics
 
 FAST = fast_args(

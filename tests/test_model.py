@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from charrnn.config import CELLS, INPUT_MODES, ModelConfig
-from charrnn.model import CharRNN, detach_hidden
+from charrnn.core.model import CharRNN, detach_hidden
+from charrnn.settings.config import CELLS, INPUT_MODES, ModelConfig
 
 
 @pytest.mark.parametrize("cell", CELLS)

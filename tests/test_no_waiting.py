@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import main
-from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE
-from charrnn.runfiles import METRICS, SAMPLES
+from charrnn.cli.commands import main
+from charrnn.store.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE
+from charrnn.store.runfiles import METRICS, SAMPLES
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(quiet=True)

@@ -9,11 +9,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from charrnn.cli import main
-from charrnn.config import SampleConfig
-from charrnn.model import CharRNN
-from charrnn.numpy_model import NumpyCharRNN
-from charrnn.sample import beam_search, generate_ids, load_for_sampling, log_softmax
+from charrnn.cli.commands import main
+from charrnn.core.model import CharRNN
+from charrnn.core.numpy_model import NumpyCharRNN
+from charrnn.core.sampling import beam_search, generate_ids, log_softmax
+from charrnn.settings.config import SampleConfig
+from charrnn.store.loading import load_for_sampling
 from helpers import PANGRAM, TINY_OPTIONS, cli_in_fresh_process, random_model, train
 
 

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn import distributed
-from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import _out_of_memory, main, train
-from charrnn.config import (
+from charrnn.cli.commands import _out_of_memory, main, train
+from charrnn.errors import ConfigError, OptionError
+from charrnn.run import distributed
+from charrnn.settings.config import (
     MAX_PARAMETERS,
     ModelConfig,
     SampleConfig,
     TrainConfig,
     is_text_encoding,
 )
-from charrnn.errors import ConfigError, OptionError
+from charrnn.store.checkpoint import load_checkpoint
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(
@@ -513,8 +513,8 @@ import math  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from charrnn.budget import parse_duration  # noqa: E402
-from charrnn.options import MAX_HELD  # noqa: E402
+from charrnn.settings.budget import parse_duration  # noqa: E402
+from charrnn.settings.options import MAX_HELD  # noqa: E402
 
 COUNT = 10**15  # the far bound of counts (steps, characters, streams)
 TRAIN_OPTIONS = {  # flag -> (kind, bounds or choices); the environment variable is CHARRNN_TRAIN_<PARAM>

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-from charrnn.checkpoint import read_checkpoint
 from charrnn.errors import CheckpointError
-from charrnn.outdir import (
+from charrnn.store.checkpoint import read_checkpoint
+from charrnn.store.outdir import (
     BEST,
     LATEST,
     LOCK_FILE,

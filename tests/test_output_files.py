@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn import output, sample
-from charrnn.cli import main
-from charrnn.page import PAGE_MARK
-from charrnn.plot import PNG_MARK
-from charrnn.runfiles import PLOT_PNG, VIZ_PAGE
-from charrnn.sample import SAMPLES_MARK
+from charrnn.cli.commands import main
+from charrnn.core import sampling as sample
+from charrnn.inspect.page import PAGE_MARK
+from charrnn.inspect.plot import PNG_MARK
+from charrnn.store import output
+from charrnn.store.output import SAMPLES_MARK
+from charrnn.store.runfiles import PLOT_PNG, VIZ_PAGE
 from helpers import PANGRAM, fast_args
 
 USERS = b"the user's own page\n"

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli import main
+from charrnn.cli.commands import main
 from helpers import PANGRAM, fast_args
 
 FAST = fast_args(

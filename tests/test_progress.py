@@ -12,17 +12,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from charrnn import metrics, progress
-from charrnn.budget import Budget
-from charrnn.cli import main
-from charrnn.config import ModelConfig
+from charrnn.cli.commands import main
+from charrnn.core.model import CharRNN
+from charrnn.core.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
 from charrnn.errors import ConfigError
-from charrnn.files import own_opener
-from charrnn.model import CharRNN
-from charrnn.outdir import LATEST
-from charrnn.preview import NAME, PreviewLog, preview_text
-from charrnn.progress import LINE_EVERY, LogLines, MessagesOnly, ProgressBar, Reporter, TimeLeft
-from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
+from charrnn.run import progress
+from charrnn.run.preview import NAME, PreviewLog, preview_text
+from charrnn.run.progress import LINE_EVERY, LogLines, MessagesOnly, ProgressBar, Reporter, TimeLeft
+from charrnn.settings.budget import Budget
+from charrnn.settings.config import ModelConfig
+from charrnn.store import metrics
+from charrnn.store.files import own_opener
+from charrnn.store.outdir import LATEST
 from helpers import (
     PANGRAM,
     TINY_OPTIONS,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from charrnn.outdir import LATEST
+from charrnn.store.outdir import LATEST
 from helpers import PANGRAM, assert_same_training_state, fast_args
 
 pytestmark = pytest.mark.slow
@@ -24,13 +24,13 @@ FAST = fast_args(max_steps=40, quiet=True)
 # them reach the folder within a few milliseconds of each other.
 LAUNCHER = """
 import os, sys, time
-import charrnn.cli, charrnn.training
+import charrnn.cli.commands, charrnn.run.training
 go = sys.argv[1]
 open(f"{go}.ready-{os.getpid()}", "w").close()
 while not os.path.exists(go):
     time.sleep(0.001)
 sys.argv = ["charrnn", *sys.argv[2:]]
-charrnn.cli.entry_point()
+charrnn.cli.commands.entry_point()
 """
 
 

@@ -12,8 +12,8 @@ import pytest
 
 import charrnn
 from charrnn.api import Model
-from charrnn.cli import main
-from charrnn.options import COMMANDS, reference_table
+from charrnn.cli.commands import main
+from charrnn.settings.options import COMMANDS, reference_table
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -58,7 +58,7 @@ def test_each_option_table_is_the_one_options_py_defines(command):
     section = REFERENCE.split(f"### `charrnn {command}")[1].split("\n### ")[0]
     table = re.search(r"^\| option \| default \| meaning \|\n(?:\|.*\n)*", section, flags=re.MULTILINE)
     assert table and table.group(0).rstrip("\n") == reference_table(command), (
-        f"the reference's table of charrnn {command} differs from charrnn/options.py: run python scripts/option_tables.py"
+        f"the reference's table of charrnn {command} differs from charrnn/settings/options.py: run python scripts/option_tables.py"
     )
 
 

@@ -4,11 +4,11 @@ inference, and leaves resume exact."""
 import pytest
 import torch
 
-from charrnn.checkpoint import read_checkpoint
-from charrnn.config import ModelConfig
+from charrnn.core.model import CharRNN
 from charrnn.errors import ConfigError
-from charrnn.model import CharRNN
-from charrnn.outdir import LATEST
+from charrnn.settings.config import ModelConfig
+from charrnn.store.checkpoint import read_checkpoint
+from charrnn.store.outdir import LATEST
 from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, assert_same_training_state, train
 
 IDS = torch.randint(0, 12, (3, 20), generator=torch.Generator().manual_seed(0))

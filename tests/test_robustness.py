@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import TrainingDiverged
-from charrnn.outdir import LATEST, OutDir
-from charrnn.runtime import StopSignals
+from charrnn.run.runtime import StopSignals
+from charrnn.store.checkpoint import load_checkpoint
+from charrnn.store.outdir import LATEST, OutDir
 from helpers import PANGRAM, TINY_OPTIONS, train
 
 

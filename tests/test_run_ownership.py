@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.checkpoint import RunIdentity, read_checkpoint, write_checkpoint
-from charrnn.cli import main
-from charrnn.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, step_file_name
+from charrnn.cli.commands import main
+from charrnn.store.checkpoint import RunIdentity, read_checkpoint, write_checkpoint
+from charrnn.store.outdir import BEST, LATEST, LOCK_FILE, RUN_FILE, OutDir, step_file_name
 from helpers import PANGRAM, TINY_OPTIONS, Crash, CrashAtStep, assert_same_training_state, fast_args, train
 
 FAST = fast_args(max_steps=None, keep=5, quiet=True)
@@ -94,7 +94,7 @@ def test_a_second_process_on_a_folder_in_use_is_refused_naming_the_holder(tmp_pa
         [
             sys.executable,
             "-c",
-            "import sys, time; from charrnn.outdir import OutDir; OutDir(sys.argv[1]).acquire(); "
+            "import sys, time; from charrnn.store.outdir import OutDir; OutDir(sys.argv[1]).acquire(); "
             "print('held', flush=True); time.sleep(120)",
             str(tmp_path / "a"),
         ],

@@ -2,18 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn.config import SampleConfig
+from charrnn.core.numpy_model import NumpyCharRNN
+from charrnn.core.sampling import draw, filter_logits, generate_ids, generate_samples, generate_text, pick_next
 from charrnn.errors import OptionError
-from charrnn.numpy_model import NumpyCharRNN
-from charrnn.sample import (
-    draw,
-    filter_logits,
-    generate_ids,
-    generate_samples,
-    generate_text,
-    load_for_sampling,
-    pick_next,
-)
+from charrnn.settings.config import SampleConfig
+from charrnn.store.loading import load_for_sampling
 from helpers import PANGRAM, TINY_OPTIONS, train
 
 

@@ -12,17 +12,13 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import cli, sample
-from charrnn.cli import main
-from charrnn.config import ModelConfig, SampleConfig
-from charrnn.corpus import resolve_corpus
-from charrnn.errors import CheckpointError
-from charrnn.evaluate import TextScore, score_text
-from charrnn.model import CharRNN
-from charrnn.nearest import Unseen
-from charrnn.numpy_model import NumpyCharRNN
-from charrnn.sample import (
-    LoadedModel,
+from charrnn.cli import commands as cli
+from charrnn.cli.commands import main
+from charrnn.core import sampling as sample
+from charrnn.core.model import CharRNN
+from charrnn.core.nearest import Unseen
+from charrnn.core.numpy_model import NumpyCharRNN
+from charrnn.core.sampling import (
     beam_search,
     generate_ids,
     generate_samples,
@@ -32,7 +28,12 @@ from charrnn.sample import (
     read_prime,
     softmax,
 )
-from charrnn.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
+from charrnn.core.vocab import UNKNOWN, UNKNOWN_SHOWN, Vocab
+from charrnn.errors import CheckpointError
+from charrnn.run.evaluate import TextScore, score_text
+from charrnn.settings.config import ModelConfig, SampleConfig
+from charrnn.store.corpus import resolve_corpus
+from charrnn.store.loading import LoadedModel
 from helpers import PANGRAM, TINY_OPTIONS, load_model, train
 
 
@@ -184,7 +185,7 @@ def test_eval_refuses_a_model_whose_score_is_not_a_number(loaded, tmp_path):
 
 
 def test_eval_of_out_of_range_weights_exits_with_one_line(run_with_unknown, tmp_path):
-    from charrnn.checkpoint import load_checkpoint, save_checkpoint
+    from charrnn.store.checkpoint import load_checkpoint, save_checkpoint
 
     state = load_checkpoint(run_with_unknown / "run" / "best.pt")
     state["model"]["head.weight"] = state["model"]["head.weight"] * 1e38  # finite, but the logits overflow

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from charrnn.cli import main
+from charrnn.cli.commands import main
 from helpers import PANGRAM, fast_args
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"

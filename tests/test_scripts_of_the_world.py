@@ -9,11 +9,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from charrnn.checkpoint import load_checkpoint
-from charrnn.checkpoint_file import FORMAT_VERSION
-from charrnn.cli import main
-from charrnn.config import ModelConfig
-from charrnn.model import CharRNN, load_grown
+from charrnn.cli.commands import main
+from charrnn.core.model import CharRNN, load_grown
+from charrnn.settings.config import ModelConfig
+from charrnn.store.checkpoint import load_checkpoint
+from charrnn.store.checkpoint_file import FORMAT_VERSION
 from helpers import fast_args
 
 FAST = fast_args(hidden_size=48, lr=0.01, warmup_steps=5, eval_every=50, save_every=50, max_steps=None, quiet=True)

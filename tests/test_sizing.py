@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from charrnn import sizing
 from charrnn.api import load
-from charrnn.cli import main
-from charrnn.config import ModelConfig, TrainConfig
-from charrnn.sizing import training_memory
+from charrnn.cli.commands import main
+from charrnn.run import sizing
+from charrnn.run.sizing import training_memory
+from charrnn.settings.config import ModelConfig, TrainConfig
 from helpers import PANGRAM, fast_args
 
 
@@ -27,7 +27,7 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_before_anything_is_built(
     corpus.write_text(PANGRAM * 60, encoding="utf-8")
     monkeypatch.setattr(sizing, "available_memory", lambda device_type="cpu": 100 << 20)
     built = []
-    monkeypatch.setattr("charrnn.training.CharRNN", lambda *args: built.append(args))
+    monkeypatch.setattr("charrnn.run.training.CharRNN", lambda *args: built.append(args))
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", str(corpus), *fast_args(), "--out", str(out)])
     assert result.exit_code == 1 and not built

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn import stdio
-from charrnn.cli import main
-from charrnn.stdio import write_streaming
+from charrnn.cli import stdio
+from charrnn.cli.commands import main
+from charrnn.cli.stdio import write_streaming
 from helpers import fast_args
 
 
@@ -88,10 +88,10 @@ def test_the_command_prints_the_text_the_sampler_makes_for_a_seed(run):
 # line and then waits for the test's go-ahead on a pipe, with flushing by time put off for good.
 PAUSING_SAMPLE = """
 import os, sys
-import charrnn.api, charrnn.stdio
-from charrnn.cli import entry_point
+import charrnn.api, charrnn.cli.stdio
+from charrnn.cli.commands import entry_point
 
-charrnn.stdio.FLUSH_EVERY = float("inf")
+charrnn.cli.stdio.FLUSH_EVERY = float("inf")
 go_ahead = int(sys.argv[1])
 
 def stream(self, *args, **kwargs):

@@ -12,11 +12,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from charrnn import api, training
-from charrnn.checkpoint import read_checkpoint
-from charrnn.cli import main
-from charrnn.errors import ConfigError
-from charrnn.threads import (
+from charrnn import api
+from charrnn.cli.commands import main
+from charrnn.core.threads import (
     DECIDE_AFTER,
     FIRST_INTERVAL,
     FIRST_WINDOW,
@@ -26,7 +24,10 @@ from charrnn.threads import (
     ThreadTuner,
     candidate_counts,
 )
-from charrnn.training import TrainRequest, run_training
+from charrnn.errors import ConfigError
+from charrnn.run import training
+from charrnn.run.training import TrainRequest, run_training
+from charrnn.store.checkpoint import read_checkpoint
 from helpers import PANGRAM, fast_args, training_state_differences
 
 # Seconds per 100 steps of the default model on two cores, as measured (scripts/bench_threads.py):

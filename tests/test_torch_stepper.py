@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn.config import CELLS, INPUT_MODES, ModelConfig
-from charrnn.model import CharRNN
+from charrnn.core.model import CharRNN
+from charrnn.settings.config import CELLS, INPUT_MODES, ModelConfig
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
 from torch_stepper import CharStepper  # noqa: E402

@@ -3,14 +3,14 @@ import math
 import pytest
 import torch
 
-from charrnn.budget import Budget
-from charrnn.checkpoint import read_checkpoint
-from charrnn.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
+from charrnn.core.model import CharRNN
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.model import CharRNN
-from charrnn.optim import build_optimizer, learning_rate
-from charrnn.outdir import BEST, LATEST
-from charrnn.training import TrainRequest, run_training, train_step
+from charrnn.run.optim import build_optimizer, learning_rate
+from charrnn.run.training import TrainRequest, run_training, train_step
+from charrnn.settings.budget import Budget
+from charrnn.settings.config import CELLS, INPUT_MODES, ModelConfig, TrainConfig
+from charrnn.store.checkpoint import read_checkpoint
+from charrnn.store.outdir import BEST, LATEST
 from helpers import (
     PANGRAM,
     TINY_OPTIONS,
@@ -88,7 +88,7 @@ class _FakeClock:
 
 
 def test_max_time_stops_the_run_evaluates_and_saves(tmp_path, pangram_file, monkeypatch):
-    monkeypatch.setattr("charrnn.training.time", _FakeClock())
+    monkeypatch.setattr("charrnn.run.training.time", _FakeClock())
     options = {**TINY_OPTIONS, "max_time": 1.5, "max_steps": None, "eval_every": 10**6, "save_every": 10**6}
     result = train(pangram_file, tmp_path / "run", options)
     assert 1.5 <= result.elapsed < 1.6 and result.step > 10

@@ -15,19 +15,19 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn.checkpoint import (
+from charrnn.cli.commands import main
+from charrnn.core.model import CharRNN
+from charrnn.errors import CharRNNError, CheckpointError
+from charrnn.run.optim import build_optimizer
+from charrnn.settings.config import ModelConfig, TrainConfig
+from charrnn.store.checkpoint import (
     check_training_state,
     load_checkpoint,
     optimizer_parameters,
     read_checkpoint,
     save_checkpoint,
 )
-from charrnn.cli import main
-from charrnn.config import ModelConfig, TrainConfig
-from charrnn.errors import CharRNNError, CheckpointError
-from charrnn.model import CharRNN
-from charrnn.optim import build_optimizer
-from charrnn.outdir import LOCK_FILE
+from charrnn.store.outdir import LOCK_FILE
 from helpers import copy_run, fast_args, fingerprint, train, trained_pangram_run
 
 FAST = fast_args()

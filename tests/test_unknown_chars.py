@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 import charrnn
-from charrnn import nearest
-from charrnn.cli import main
+from charrnn.cli.commands import main
+from charrnn.core import nearest
+from charrnn.core.nearest import Near, NearestForms
+from charrnn.core.vocab import UNKNOWN, Vocab
 from charrnn.errors import ConfigError, CorpusError, OptionError
-from charrnn.nearest import Near, NearestForms
-from charrnn.sample import load_for_sampling
-from charrnn.viz import trace, unseen_in
-from charrnn.vocab import UNKNOWN, Vocab
+from charrnn.inspect.viz import trace, unseen_in
+from charrnn.store.loading import load_for_sampling
 from helpers import TINY_OPTIONS, cli_in_fresh_process, train
 
 # A corpus that writes 牀 (never 床), full-width punctuation and only lower-case Latin letters.

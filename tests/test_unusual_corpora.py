@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import charrnn.corpus
-from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import main
-from charrnn.corpus import resolve_corpus
-from charrnn.encoded import CorpusCache
+import charrnn.store.corpus
+from charrnn.cli.commands import main
 from charrnn.errors import CorpusError
+from charrnn.store.checkpoint import load_checkpoint
+from charrnn.store.corpus import resolve_corpus
+from charrnn.store.encoded import CorpusCache
 from helpers import PANGRAM, assert_same_training_state, fast_args
 
 TEXT = PANGRAM * 60
@@ -164,7 +164,7 @@ def test_a_named_pipe_with_a_writer_trains(fifo, corpus, tmp_path, monkeypatch):
         os.write(keeper, TEXT.encode())
         os.close(keeper)
 
-    monkeypatch.setattr(charrnn.corpus.os, "open", watching_open)
+    monkeypatch.setattr(charrnn.store.corpus.os, "open", watching_open)
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
     result = _invoke("train", fifo, *FAST, "--out", tmp_path / "piped")
@@ -324,7 +324,7 @@ def test_an_unreadable_file_in_a_folder_is_refused_naming_it(texts, tmp_path, mo
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(charrnn.corpus.os, "open", denying_open)  # as root, chmod 000 would not stop the read
+    monkeypatch.setattr(charrnn.store.corpus.os, "open", denying_open)  # as root, chmod 000 would not stop the read
     result = _invoke("train", texts, *FAST, "--out", tmp_path / "run")
     assert result.exit_code == 1
     assert _one_error_line(result) == f"Error: cannot read corpus {texts / 'private' / 'b.txt'}: Permission denied"

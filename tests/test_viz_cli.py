@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from test_viz_report import VISIBLE, open_page
 
-from charrnn.cli import main
+from charrnn.cli.commands import main
 from helpers import PANGRAM, cli_in_fresh_process, fast_args
 
 POEM = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n𠀀字在此。\n"

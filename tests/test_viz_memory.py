@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn.config import CELLS, INPUT_MODES, ModelConfig
-from charrnn.model import CharRNN
-from charrnn.reach import choose_windows, memory_curve
+from charrnn.core.model import CharRNN
+from charrnn.inspect.reach import choose_windows, memory_curve
+from charrnn.settings.config import CELLS, INPUT_MODES, ModelConfig
 
 
 def tiny_model(cell: str, input_mode: str, vocab_size: int = 7) -> CharRNN:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from charrnn.page import (
+from charrnn.inspect.page import (
     RESET,
     SCALES,
     ansi_legend,

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn.cell_roles import gate_saturation, rank_cells, text_properties
-from charrnn.config import ModelConfig
-from charrnn.corpus import resolve_corpus
-from charrnn.evaluate import score_text
-from charrnn.model import CharRNN
-from charrnn.numpy_model import NumpyCharRNN
-from charrnn.trace import TOP, trace_text
-from charrnn.vocab import UNKNOWN, Vocab
+from charrnn.core.model import CharRNN
+from charrnn.core.numpy_model import NumpyCharRNN
+from charrnn.core.vocab import UNKNOWN, Vocab
+from charrnn.inspect.cell_roles import gate_saturation, rank_cells, text_properties
+from charrnn.inspect.trace import TOP, trace_text
+from charrnn.run.evaluate import score_text
+from charrnn.settings.config import ModelConfig
+from charrnn.store.corpus import resolve_corpus
 from helpers import random_model, vocab_of
 
 ALPHABET = "abcdefghij klmnop\n"

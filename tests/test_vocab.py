@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from charrnn.core.vocab import CODE_POINTS, UNKNOWN, Vocab, code_points, smallest_id_dtype
 from charrnn.errors import CorpusError, OptionError
-from charrnn.vocab import CODE_POINTS, UNKNOWN, Vocab, code_points, smallest_id_dtype
 from helpers import mixed_script_text, vocab_of
 
 
