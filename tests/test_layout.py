@@ -100,11 +100,12 @@ def test_the_command_line_imports_no_torch_until_a_command_runs():
     assert _imports_torch_at_once("run.training", modules, set())  # the check can see torch
 
 
-def test_only_progress_uses_tqdm_and_only_the_command_line_uses_click():
+def test_only_progress_uses_tqdm_and_only_the_command_line_wing_uses_click():
     for module, path in _modules().items():
         source = path.read_text()
         assert ("import tqdm" in source or "from tqdm" in source) == (module == "run.progress"), module
-        assert ("import click" in source) == (module in ("cli.commands", "cli.params")), module
+        if "import click" in source:
+            assert module.startswith("cli."), module
 
 
 # What `charrnn sample` imports: none of these may import torch outside a function (sampling

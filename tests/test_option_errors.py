@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from charrnn.cli.commands import _out_of_memory, main, train
+from charrnn.cli.commands import main, train
+from charrnn.cli.failures import _out_of_memory
 from charrnn.errors import ConfigError, OptionError
 from charrnn.run import distributed
 from charrnn.settings.config import (

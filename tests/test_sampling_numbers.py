@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn.cli import commands as cli
+from charrnn.cli import session
 from charrnn.cli.commands import main
 from charrnn.core import sampling as sample
 from charrnn.core.model import CharRNN
@@ -352,7 +352,7 @@ class _RecordingStream(io.StringIO):
 def test_lines_are_read_with_a_bound_on_their_length(text, lines):
     stream = _RecordingStream(text)
     read = []
-    while (line := cli._read_line(stream, 10)) is not None:
+    while (line := session._read_line(stream, 10)) is not None:
         read.append(line)
     assert read == lines
     assert stream.largest == 11

@@ -1,21 +1,18 @@
 """The `charrnn` command line: parse and validate options, call one function per command.
 
-torch is imported inside the commands, so `charrnn --help` answers at once. Every error a
-user can cause ends as one line on stderr: click's usage errors exit 2, charrnn's own
-errors (CharRNNError) exit 1; `charrnn --debug ...` shows the traceback instead.
+torch is imported inside the commands, so `charrnn --help` answers at once. Every failure
+ends as one line on stderr and an exit code (failures.py); `charrnn --debug ...` shows the
+traceback as well.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import os
-import re
 import signal
 import stat
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +20,11 @@ import click
 from click.core import ParameterSource
 
 from charrnn.arguments import too_much_held
-from charrnn.cli.params import Location, SectionedCommand, environment_variable, explicit_options, table_options
-from charrnn.cli.stdio import Stdout, abandon_stdout, prepare_standard_streams, write_streaming
-from charrnn.display import is_terminal, no_colour_reason, printable
-from charrnn.errors import CharRNNError, CheckpointError, OptionError, TrainingStopped
+from charrnn.cli.failures import fail
+from charrnn.cli.params import Location, SectionedCommand, explicit_options, table_options
+from charrnn.cli.stdio import prepare_standard_streams, write_streaming
+from charrnn.display import no_colour_reason, printable
+from charrnn.errors import CheckpointError, OptionError, TrainingStopped
 from charrnn.settings.config import (
     DEFAULT_OUT,
     ModelConfig,
@@ -66,72 +64,9 @@ class CharRNNGroup(click.Group):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             sys.stdout.flush()  # a full disk must fail here, where it can be reported, not at exit
-        except click.UsageError as error:
-            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
-            _fail(f"{error.format_message()}{_environment_source(error)}{hint}", error.exit_code, debug)
-        except click.ClickException as error:
-            _fail(error.format_message(), error.exit_code, debug)
-        except OptionError as error:
-            _fail(f"Invalid value for '{error.option}': {error.detail}", 2, debug)
-        except CharRNNError as error:
-            _fail(str(error), error.exit_code, debug)
-        except (click.Abort, KeyboardInterrupt):
-            _fail("interrupted", 130, debug)
-        except BrokenPipeError:  # `charrnn sample | head`: the reader left, as it may
-            abandon_stdout()
-            sys.exit(1)
-        except UnicodeError as error:  # a codec that refuses the text in its own way (utf-16 without BOM, idna)
-            _fail(
-                f"cannot {'encode' if isinstance(error, UnicodeEncodeError) else 'decode'} the text: {error}", 1, debug
-            )
-        except Stdout.Error as error:
-            abandon_stdout()
-            _fail(f"cannot write to standard output: {error.strerror}", 1, debug)
-        except Exception as error:  # noqa: BLE001 - a bug, or the machine failing: one line, not a traceback
-            _fail(_out_of_memory(error) or _overflow(error) or _unexpected(error), 1, debug)
+        except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - every failure ends as one line
+            fail(error, debug)
         sys.exit(code if isinstance(code, int) else 0)
-
-
-def _fail(message: str, exit_code: int, debug: bool) -> None:
-    if debug:
-        traceback.print_exc()
-    # printable: a value quoted in the message (a file name, an option's value) may hold a
-    # newline or a terminal escape sequence; the message stays one harmless line.
-    click.echo(f"Error: {printable(message, limit=2000)}", err=True)
-    sys.exit(exit_code)
-
-
-def _unexpected(error: Exception) -> str:
-    first_line = str(error).strip().split("\n")[0]  # torch's C++ errors append a stack of frames
-    return f"unexpected {type(error).__name__}: {first_line} (rerun with --debug for the traceback)"
-
-
-def _out_of_memory(error: Exception) -> str | None:
-    """A one-line report of an allocation that failed (torch raises RuntimeError subclasses), else None."""
-    message = str(error)
-    if not (isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and _OUT_OF_MEMORY.search(message))):
-        return None
-    asked = re.search(r"tried to allocate (\d+) bytes", message)
-    size = f": {int(asked[1]) / 2**30:,.1f} GiB asked for" if asked else ""
-    return f"out of memory{size}; smaller sizes (--batch-size, --hidden-size, -n, --beam, --length) need less"
-
-
-_OUT_OF_MEMORY = re.compile(r"out of memory|can't allocate memory", re.IGNORECASE)
-
-
-def _overflow(error: Exception) -> str | None:
-    """A one-line report of a number torch could not hold in float32, else None: an extreme
-    --lr or --weight-decay, say, once AdamW's bias correction or the decay multiplies it."""
-    if isinstance(error, RuntimeError) and "cannot be converted to type float without overflow" in str(error):
-        return "a number grew past what float32 holds while training; a smaller --lr or --weight-decay avoids it"
-    return None
-
-
-def _environment_source(error: click.UsageError) -> str:
-    """` (from the environment variable CHARRNN_TRAIN_LR)` when the bad value came from the
-    environment, which the command line does not show."""
-    variable = environment_variable(error)
-    return f" (from the environment variable {variable})" if variable else ""
 
 
 # Every option can also come from the environment: CHARRNN_<COMMAND>_<OPTION>, e.g. CHARRNN_TRAIN_LR.
@@ -297,6 +232,7 @@ def sample(
         raise OptionError("--length", f"{options['length']:,} with {how} {held}")
     _limit_blas_threads(threads, streams)
     from charrnn import api  # sampling runs in numpy: this imports no torch
+    from charrnn.cli.session import note_unseen, sample_interactively
     from charrnn.store.output import sample_file_header, sample_output
 
     target = sample_output(output, force) if output is not None else None
@@ -306,7 +242,7 @@ def sample(
     # Several streams run on `threads`, tuned with auto as they go; one already has its count.
     model = api.load(_existing(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
     if interactive:
-        _sample_interactively(model, options, seed, stops, unknown)
+        sample_interactively(model, options, seed, stops, unknown)
         return
     # Each call checks the prime before anything is printed; only a single sample streams.
     if beam is not None:
@@ -317,7 +253,7 @@ def sample(
         made = _with_headers(model.samples(num_samples, prime=prime, seed=seed, stop=stops, unknown=unknown, **options))
     for note in model.passed_over:
         click.echo(f"warning: {note}", err=True)
-    _note_unseen(model, prime, unknown)
+    note_unseen(model, prime, unknown)
     click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
     text = itertools.chain(made, "\n")
     if target is None:
@@ -397,113 +333,6 @@ def _existing(checkpoint: Path, how: str) -> Path:
 
 
 RUNS_SHOWN = 3  # runs named when a checkpoint is not found
-
-
-def _note_unseen(model: Any, prime: str | None, unknown: str) -> None:
-    """One line on stderr saying what the prime's characters the model never saw were read as."""
-    note = model.unseen(prime, unknown).note() if prime else None
-    if note:
-        click.echo(f"note: {note}", err=True)
-
-
-def _sample_interactively(
-    model: Any, options: dict[str, Any], seed: int | None, stops: tuple[str, ...], unknown: str
-) -> None:
-    """Ask for a prime, stream its continuation, again, until end of input (Ctrl-D); each
-    prime's unseen characters are read as --unknown says. A line starting with `:` is a
-    command that changes the settings (session.py): `:temp 0.5`, `:help`."""
-    from charrnn.cli.session import BadCommand, Session
-
-    session = Session(dict(options), seed)
-    read = _prime_reader()
-    click.echo(
-        f"(model {model.path}, step {model.step:,}; type a prime and press Enter, :help for commands, Ctrl-D to end)",
-        err=True,
-    )
-    while True:
-        try:
-            line = read()
-        except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session, as end of input does
-            line = None
-        except UnicodeDecodeError as error:
-            click.echo(err=True)  # the error line goes below the prompt, not after it
-            raise click.ClickException(f"the prime typed is not valid {error.encoding} text ({error.reason})") from None
-        if line is None:
-            click.echo(err=True)
-            return
-        if session.is_command(line):
-            try:
-                click.echo(session.run(line), err=True)
-            except BadCommand as error:  # one line, and the session goes on
-                click.echo(str(error), err=True)
-            continue
-        _continue_prime(model, session, session.prime(line), stops, unknown)
-
-
-def _continue_prime(model: Any, session: Any, prime: str, stops: tuple[str, ...], unknown: str) -> None:
-    """Stream the continuation of one typed prime, or say in one line why it is refused."""
-    try:
-        if len(prime) > INTERACTIVE_PRIME_LIMIT:
-            raise OptionError("--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one")
-        pieces = model.stream(
-            prime=prime or None, seed=session.stream_seed(), stop=stops, unknown=unknown, **session.settings
-        )
-    except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
-        click.echo(f"that prime {error.detail}", err=True)
-        return
-    session.made += 1  # the next sample draws from the next stream
-    _note_unseen(model, prime, unknown)
-    write_streaming(pieces)
-    sys.stdout.write("\n\n")
-    sys.stdout.flush()
-
-
-PROMPT = "prime> "
-
-
-def _prime_reader() -> Any:
-    """A function that reads the next line typed (None at end of input). On a terminal, with
-    line editing and history (readline: the arrow keys move and recall, never become text);
-    else a bounded line of stdin, the prompt on stderr so that stdout holds only samples."""
-    if is_terminal(sys.stdin) and is_terminal(sys.stdout):
-        with contextlib.suppress(ImportError):  # Windows has no readline: input() still reads lines
-            import readline  # noqa: F401 - importing it gives input() line editing and history
-
-            readline.parse_and_bind("tab: tab-insert")  # a tab is part of a prime, not a completion
-
-        def typed() -> str | None:
-            try:
-                return input(PROMPT)  # history stays in memory: primes are not written anywhere
-            except EOFError:
-                return None
-
-        return typed
-
-    def piped() -> str | None:
-        click.echo(PROMPT, nl=False, err=True)
-        return _read_line(sys.stdin, INTERACTIVE_PRIME_LIMIT)
-
-    return piped
-
-
-INTERACTIVE_PRIME_LIMIT = 100_000  # characters of one typed prime: whatever is piped in, memory stays bounded
-
-
-def _read_line(stream: Any, limit: int) -> str | None:
-    """The next line of `stream` without its newline; None at end of input (or no stdin at all).
-
-    A line longer than `limit` is not kept whole: its first `limit` + 1 characters come back
-    (for the caller to refuse) and the rest is read and dropped a piece at a time.
-    """
-    line = stream.readline(limit + 1) if stream is not None else ""
-    if not line:
-        return None
-    if line.endswith("\n"):
-        return line[:-1]
-    rest = line
-    while len(rest) >= limit and not rest.endswith("\n"):  # a piece this long may have more after it
-        rest = stream.readline(limit)
-    return line
 
 
 def _with_headers(samples: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""`charrnn sample -i`: the settings a session changes as it goes (`:temp 0.5`, `:length 300`),
+"""`charrnn sample -i`: the loop that reads primes (with line editing on a terminal) and streams
+their continuations, the settings a session changes as it goes (`:temp 0.5`, `:length 300`),
 and the random stream each prime's sample draws from.
 
 A line that starts with `:` is a command, any other a prime (`::` begins a prime with `:`).
@@ -10,12 +11,18 @@ gives the same texts, and two samples of one prime differ.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
+
+from charrnn.cli.stdio import write_streaming
 from charrnn.core.sampling import child_seed
-from charrnn.display import printable
+from charrnn.display import is_terminal, printable
+from charrnn.errors import OptionError
 from charrnn.settings.options import FLAG, FLOAT, INT, SAMPLE, Option, by_name
 
 COMMAND, ESCAPE = ":", "::"
@@ -137,3 +144,108 @@ def _value(option: Option, text: str, nullable: bool) -> Any:
             raise ValueError(text)
         return number
     raise ValueError(text)  # no setting of another kind
+
+
+def note_unseen(model: Any, prime: str | None, unknown: str) -> None:
+    """One line on stderr saying what the prime's characters the model never saw were read as."""
+    note = model.unseen(prime, unknown).note() if prime else None
+    if note:
+        click.echo(f"note: {note}", err=True)
+
+
+def sample_interactively(
+    model: Any, options: dict[str, Any], seed: int | None, stops: tuple[str, ...], unknown: str
+) -> None:
+    """Ask for a prime, stream its continuation, again, until end of input (Ctrl-D); each
+    prime's unseen characters are read as --unknown says. A line starting with `:` is a
+    command that changes the settings (Session): `:temp 0.5`, `:help`."""
+    session = Session(dict(options), seed)
+    read = _prime_reader()
+    click.echo(
+        f"(model {model.path}, step {model.step:,}; type a prime and press Enter, :help for commands, Ctrl-D to end)",
+        err=True,
+    )
+    while True:
+        try:
+            line = read()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt ends the session, as end of input does
+            line = None
+        except UnicodeDecodeError as error:
+            click.echo(err=True)  # the error line goes below the prompt, not after it
+            raise click.ClickException(f"the prime typed is not valid {error.encoding} text ({error.reason})") from None
+        if line is None:
+            click.echo(err=True)
+            return
+        if session.is_command(line):
+            try:
+                click.echo(session.run(line), err=True)
+            except BadCommand as error:  # one line, and the session goes on
+                click.echo(str(error), err=True)
+            continue
+        _continue_prime(model, session, session.prime(line), stops, unknown)
+
+
+def _continue_prime(model: Any, session: Any, prime: str, stops: tuple[str, ...], unknown: str) -> None:
+    """Stream the continuation of one typed prime, or say in one line why it is refused."""
+    try:
+        if len(prime) > INTERACTIVE_PRIME_LIMIT:
+            raise OptionError("--prime", f"is longer than {INTERACTIVE_PRIME_LIMIT:,} characters; type a shorter one")
+        pieces = model.stream(
+            prime=prime or None, seed=session.stream_seed(), stop=stops, unknown=unknown, **session.settings
+        )
+    except OptionError as error:  # a prime too long or with unseen characters: say so, and ask again
+        click.echo(f"that prime {error.detail}", err=True)
+        return
+    session.made += 1  # the next sample draws from the next stream
+    note_unseen(model, prime, unknown)
+    write_streaming(pieces)
+    sys.stdout.write("\n\n")
+    sys.stdout.flush()
+
+
+PROMPT = "prime> "
+
+
+def _prime_reader() -> Any:
+    """A function that reads the next line typed (None at end of input). On a terminal, with
+    line editing and history (readline: the arrow keys move and recall, never become text);
+    else a bounded line of stdin, the prompt on stderr so that stdout holds only samples."""
+    if is_terminal(sys.stdin) and is_terminal(sys.stdout):
+        with contextlib.suppress(ImportError):  # Windows has no readline: input() still reads lines
+            import readline  # noqa: F401 - importing it gives input() line editing and history
+
+            readline.parse_and_bind("tab: tab-insert")  # a tab is part of a prime, not a completion
+
+        def typed() -> str | None:
+            try:
+                return input(PROMPT)  # history stays in memory: primes are not written anywhere
+            except EOFError:
+                return None
+
+        return typed
+
+    def piped() -> str | None:
+        click.echo(PROMPT, nl=False, err=True)
+        return _read_line(sys.stdin, INTERACTIVE_PRIME_LIMIT)
+
+    return piped
+
+
+INTERACTIVE_PRIME_LIMIT = 100_000  # characters of one typed prime: whatever is piped in, memory stays bounded
+
+
+def _read_line(stream: Any, limit: int) -> str | None:
+    """The next line of `stream` without its newline; None at end of input (or no stdin at all).
+
+    A line longer than `limit` is not kept whole: its first `limit` + 1 characters come back
+    (for the caller to refuse) and the rest is read and dropped a piece at a time.
+    """
+    line = stream.readline(limit + 1) if stream is not None else ""
+    if not line:
+        return None
+    if line.endswith("\n"):
+        return line[:-1]
+    rest = line
+    while len(rest) >= limit and not rest.endswith("\n"):  # a piece this long may have more after it
+        rest = stream.readline(limit)
+    return line
