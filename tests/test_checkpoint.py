@@ -18,16 +18,10 @@ from charrnn.cli.commands import main
 from charrnn.core.model import CharRNN
 from charrnn.errors import CheckpointError
 from charrnn.settings.config import CELLS, ModelConfig, TrainConfig, to_dict
-from charrnn.store import checkpoint
-from charrnn.store.checkpoint import (
-    Checkpoint,
-    hidden_shapes,
-    load_checkpoint,
-    parameter_shapes,
-    read_checkpoint,
-    renamed_fields,
-)
+from charrnn.store import checkpoint, stored_form
+from charrnn.store.checkpoint import Checkpoint, hidden_shapes, load_checkpoint, parameter_shapes, read_checkpoint
 from charrnn.store.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, read_stored, save_checkpoint
+from charrnn.store.stored_form import renamed_fields
 from helpers import training_state_differences
 
 DATA = Path(__file__).parent / "data"
@@ -400,16 +394,17 @@ def test_an_older_field_name_is_refused_without_a_migration(tmp_path):
 def test_a_migration_maps_an_older_field_name(tmp_path, monkeypatch):
     path = _with_renamed_lr(tmp_path)
     monkeypatch.setattr(checkpoint, "FORMAT_VERSION", FORMAT_VERSION + 1)
+    monkeypatch.setattr(stored_form, "FORMAT_VERSION", FORMAT_VERSION + 1)
     monkeypatch.setitem(
-        checkpoint.MIGRATIONS, FORMAT_VERSION, renamed_fields({"train_config": {"learning_rate": "lr"}})
+        stored_form.MIGRATIONS, FORMAT_VERSION, renamed_fields({"train_config": {"learning_rate": "lr"}})
     )
-    assert checkpoint.migrated_formats() == tuple(range(1, FORMAT_VERSION + 1))
+    assert stored_form.migrated_formats() == tuple(range(1, FORMAT_VERSION + 1))
     migrated = read_checkpoint(path)
     assert migrated.train_config.lr == read_checkpoint(FORMAT_2).train_config.lr
     assert read_checkpoint(FORMAT_1).step == 2  # format 1 passes through both migrations
 
 
 def test_every_older_format_has_a_migration_and_a_stored_file():
-    assert checkpoint.migrated_formats() == tuple(range(1, FORMAT_VERSION))
+    assert stored_form.migrated_formats() == tuple(range(1, FORMAT_VERSION))
     for version in range(1, FORMAT_VERSION + 1):
         assert checkpoint_format(DATA / f"format{version}-lstm.pt") == version

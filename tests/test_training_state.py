@@ -20,14 +20,9 @@ from charrnn.core.model import CharRNN
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.run.optim import build_optimizer
 from charrnn.settings.config import ModelConfig, TrainConfig
-from charrnn.store.checkpoint import (
-    check_training_state,
-    load_checkpoint,
-    optimizer_parameters,
-    read_checkpoint,
-    save_checkpoint,
-)
+from charrnn.store.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from charrnn.store.outdir import LOCK_FILE
+from charrnn.store.training_state import check_training_state, optimizer_parameters
 from helpers import copy_run, fast_args, fingerprint, train, trained_pangram_run
 
 FAST = fast_args()

@@ -48,19 +48,13 @@ from charrnn.settings.config import (
     with_run_length,
 )
 from charrnn.settings.options import for_python, spelled
-from charrnn.store.checkpoint import (
-    Checkpoint,
-    CorpusRecord,
-    InitFrom,
-    RunIdentity,
-    RunRecord,
-    check_training_state,
-)
+from charrnn.store.checkpoint import Checkpoint, CorpusRecord, InitFrom, RunIdentity, RunRecord
 from charrnn.store.corpus import Corpus, resolve_corpus, texts_corpus
 from charrnn.store.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress
 from charrnn.store.metrics import MetricsLog
 from charrnn.store.outdir import RUN_FILE, Found, OutDir, load_from
 from charrnn.store.runfiles import is_run_file_name
+from charrnn.store.training_state import check_training_state
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,10 @@ from charrnn.run.sizing import check_memory, describe_memory, training_memory
 from charrnn.settings.budget import Budget, Validation, format_duration
 from charrnn.settings.config import AUTO, ModelConfig, TrainConfig
 from charrnn.settings.options import PYTHON, for_python, read_by, spelled
-from charrnn.store.checkpoint import Checkpoint, RunRecord, check_training_state
+from charrnn.store.checkpoint import Checkpoint, RunRecord
 from charrnn.store.metrics import MetricsLog, nats_to_bits
 from charrnn.store.outdir import LATEST, Found, OutDir
+from charrnn.store.training_state import check_training_state
 from charrnn.version import __version__
 
 

@@ -80,7 +80,7 @@ class ModelConfig:
     dropout: float = 0.2
     input_mode: str = _train_default("input_mode")
     embed_dim: int = _train_default("embed_dim")
-    # Added in checkpoint format 4 (older runs had them off: see checkpoint.MIGRATIONS).
+    # Added in checkpoint format 4 (older runs had them off: see stored_form.MIGRATIONS).
     weight_drop: float = _train_default("weight_drop")
     input_dropout: float = _train_default("input_dropout")
     embed_dropout: float = _train_default("embed_dropout")
@@ -161,7 +161,7 @@ class TrainConfig:
     patience: int | None = _train_default("patience")  # stop after this many evaluations without a new best
     seed: int = _train_default("seed")
     preview_chars: int = _train_default("preview_chars")  # of the sample at each evaluation; 0: none
-    # Added in checkpoint format 5 (older runs never folded: see checkpoint.MIGRATIONS).
+    # Added in checkpoint format 5 (older runs never folded: see stored_form.MIGRATIONS).
     fold_variants: bool = _train_default("fold_variants")  # variant Chinese characters share one id
 
     def __post_init__(self) -> None:

@@ -36,13 +36,7 @@ from typing import TYPE_CHECKING, Any
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.settings.options import spelled
-from charrnn.store.checkpoint import (
-    Checkpoint,
-    RunIdentity,
-    read_checkpoint,
-    sound_best_loss,
-    write_checkpoint,
-)
+from charrnn.store.checkpoint import Checkpoint, RunIdentity, read_checkpoint, write_checkpoint
 from charrnn.store.checkpoint_file import is_checkpoint_file
 from charrnn.store.files import (
     NotAFile,
@@ -55,6 +49,7 @@ from charrnn.store.files import (
     write_atomic,
 )
 from charrnn.store.runfiles import BEST, LATEST, LOCK_FILE, RUN_FILE, STEP_FILE, is_checkpoint_name, not_ours
+from charrnn.store.training_state import sound_best_loss
 
 if TYPE_CHECKING:
     from charrnn.store.metrics import RunFile
