@@ -36,21 +36,11 @@ from charrnn.core.sampling import child_seed, generate_beam, generate_samples, g
 from charrnn.core.threads import blas_threads, running_on, torch_threads
 from charrnn.errors import ConfigError
 from charrnn.run.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose
-from charrnn.settings.config import AUTO, DEFAULT_OUT, ModelConfig, SampleConfig, TrainConfig, field_names
-from charrnn.settings.options import (
-    EVAL,
-    FLAG,
-    INT,
-    MAX_HELD,
-    MAX_STREAMS,
-    PATH,
-    PYTHON,
-    SAMPLE,
-    TRAIN,
-    Option,
-    by_name,
-    read_by,
-)
+from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.settings.option import AUTO, DEFAULT_OUT, FLAG, INT, MAX_HELD, MAX_STREAMS, PATH, Option
+from charrnn.settings.options import EVAL, SAMPLE, by_name
+from charrnn.settings.spelling import PYTHON, read_by
+from charrnn.settings.train_options import TRAIN
 from charrnn.store.checkpoint import describe_checkpoint
 from charrnn.store.loading import LoadedModel, load_for_sampling, torch_model
 from charrnn.store.metrics import MetricsRecords, nats_to_bits

@@ -11,7 +11,7 @@ from typing import Any
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError
-from charrnn.settings.options import MAX_HELD, Option
+from charrnn.settings.option import MAX_HELD, Option
 
 
 def argument(name: str, value: Any, option: Option, optional: bool = False) -> Any:

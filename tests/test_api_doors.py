@@ -28,7 +28,7 @@ import charrnn.run.training
 from charrnn.cli.commands import main
 from charrnn.core.sampling import filter_logits
 from charrnn.errors import CharRNNError
-from charrnn.settings.options import MAX_HELD
+from charrnn.settings.option import MAX_HELD
 from helpers import PANGRAM
 
 

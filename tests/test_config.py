@@ -15,10 +15,12 @@ from charrnn.settings.config import (
     architecture_differences,
     from_dict,
     resume_configs,
-    spelled,
     to_dict,
 )
-from charrnn.settings.options import FLOAT, INT, SAMPLE, TRAIN
+from charrnn.settings.option import FLOAT, INT
+from charrnn.settings.options import SAMPLE
+from charrnn.settings.spelling import spelled
+from charrnn.settings.train_options import TRAIN
 
 
 def test_flag_names_follow_fields():

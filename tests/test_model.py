@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from charrnn.core.model import CharRNN, detach_hidden
-from charrnn.settings.config import CELLS, INPUT_MODES, ModelConfig
+from charrnn.settings.config import ModelConfig
+from charrnn.settings.option import CELLS, INPUT_MODES
 
 
 @pytest.mark.parametrize("cell", CELLS)

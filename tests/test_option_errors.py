@@ -16,13 +16,8 @@ from charrnn.cli.commands import main, train
 from charrnn.cli.failures import _out_of_memory
 from charrnn.errors import ConfigError, OptionError
 from charrnn.run import distributed
-from charrnn.settings.config import (
-    MAX_PARAMETERS,
-    ModelConfig,
-    SampleConfig,
-    TrainConfig,
-    is_text_encoding,
-)
+from charrnn.settings.config import MAX_PARAMETERS, ModelConfig, SampleConfig, TrainConfig
+from charrnn.settings.option import is_text_encoding
 from charrnn.store.checkpoint import load_checkpoint
 from helpers import PANGRAM, fast_args
 
@@ -515,7 +510,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from charrnn.settings.budget import parse_duration  # noqa: E402
-from charrnn.settings.options import MAX_HELD  # noqa: E402
+from charrnn.settings.option import MAX_HELD  # noqa: E402
 
 COUNT = 10**15  # the far bound of counts (steps, characters, streams)
 TRAIN_OPTIONS = {  # flag -> (kind, bounds or choices); the environment variable is CHARRNN_TRAIN_<PARAM>

@@ -197,8 +197,15 @@ def test_every_figure_the_readme_states_is_the_measured_one():
         )
 
 
-def test_the_layout_page_names_every_module():
+def test_the_layout_page_names_every_module_and_a_short_reading_path():
     page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    named = set(re.findall(r"`(?:charrnn/)?(\w+\.py)`", page))
-    modules = {path.name for path in (ROOT / "charrnn").glob("*.py")}
+    named = set(re.findall(r"`((?:\w+/)?\w+\.py)`", page))
+    package = ROOT / "charrnn"
+    modules = {path.relative_to(package).as_posix() for path in package.rglob("*.py") if path.name != "__init__.py"}
     assert modules <= named, f"docs/architecture.md does not name {sorted(modules - named)}"
+    in_package = {name for name in named if "/" in name or (package / name).exists()}
+    assert in_package <= modules | {"__init__.py"}, f"docs/architecture.md names {sorted(in_package - modules)}"
+    path = page.split("## Reading path")[1].split("\n## ")[0]
+    reading = re.findall(r"^\d+\. `((?:\w+/)?\w+\.py)`", path, re.MULTILINE)
+    lines = sum(len((package / name).read_text().splitlines()) for name in reading)
+    assert 3 <= len(reading) <= 8 and lines <= 900, (reading, lines)

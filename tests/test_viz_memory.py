@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from charrnn.core.model import CharRNN
 from charrnn.inspect.reach import choose_windows, memory_curve
-from charrnn.settings.config import CELLS, INPUT_MODES, ModelConfig
+from charrnn.settings.config import ModelConfig
+from charrnn.settings.option import CELLS, INPUT_MODES
 
 
 def tiny_model(cell: str, input_mode: str, vocab_size: int = 7) -> CharRNN:

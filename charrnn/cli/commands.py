@@ -25,26 +25,11 @@ from charrnn.cli.params import Location, SectionedCommand, explicit_options, tab
 from charrnn.cli.stdio import prepare_standard_streams, write_streaming
 from charrnn.display import no_colour_reason, printable
 from charrnn.errors import CheckpointError, OptionError, TrainingStopped
-from charrnn.settings.config import (
-    DEFAULT_OUT,
-    ModelConfig,
-    SampleConfig,
-    TrainConfig,
-    field_names,
-)
-from charrnn.settings.options import (
-    AUTO,
-    COMMAND_LINE,
-    EVAL,
-    INFO,
-    PLOT,
-    PRIME_FILE_MAX,
-    RESUME_LATEST,
-    SAMPLE,
-    TRAIN,
-    VIZ,
-    read_by,
-)
+from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.settings.option import AUTO, DEFAULT_OUT, PRIME_FILE_MAX, RESUME_LATEST
+from charrnn.settings.options import EVAL, INFO, PLOT, SAMPLE, VIZ
+from charrnn.settings.spelling import COMMAND_LINE, read_by
+from charrnn.settings.train_options import TRAIN
 from charrnn.store.files import NotAFile, open_to_read
 from charrnn.store.runfiles import PLOT_PNG, VIZ_PAGE
 from charrnn.version import __version__

@@ -15,7 +15,7 @@ from click.core import ParameterSource
 
 from charrnn.display import printable
 from charrnn.settings.budget import parse_duration
-from charrnn.settings.options import (
+from charrnn.settings.option import (
     AUTO,
     CHOICE,
     DURATION,

@@ -23,7 +23,8 @@ from charrnn.cli.stdio import write_streaming
 from charrnn.core.sampling import child_seed
 from charrnn.display import is_terminal, printable
 from charrnn.errors import OptionError
-from charrnn.settings.options import FLAG, FLOAT, INT, SAMPLE, Option, by_name
+from charrnn.settings.option import FLAG, FLOAT, INT, Option
+from charrnn.settings.options import SAMPLE, by_name
 
 COMMAND, ESCAPE = ":", "::"
 SETTINGS = ("temperature", "length", "top_k", "top_p", "greedy", "sharpen_runs")  # SampleConfig's fields

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from charrnn.errors import CorpusError
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 
 # Validation runs this many streams in parallel with long windows: evaluation is
 # forward-only, so wide and long is fastest, and a fixed layout keeps figures comparable

@@ -27,7 +27,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from charrnn.errors import OptionError
-from charrnn.settings.options import UNKNOWN_POLICIES, spelled
+from charrnn.settings.option import UNKNOWN_POLICIES
+from charrnn.settings.spelling import spelled
 
 INSTALL_CHINESE = 'pip install "charrnn-tool[chinese]"'
 # OpenCC configs whose conversions count as variants, the likelier first: simplified and

@@ -24,7 +24,8 @@ from charrnn.core.threads import UNTUNED, Tuning
 from charrnn.core.vocab import Vocab
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.settings.config import SampleConfig
-from charrnn.settings.options import MAX_SEED, spelled
+from charrnn.settings.option import MAX_SEED
+from charrnn.settings.spelling import spelled
 
 if TYPE_CHECKING:  # for annotations only: a loaded model is the store's (charrnn.store.loading)
     from charrnn.core.model import CharRNN

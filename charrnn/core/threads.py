@@ -48,7 +48,7 @@ from statistics import median
 from typing import TypeVar
 
 from charrnn.errors import ConfigError
-from charrnn.settings.options import AUTO
+from charrnn.settings.option import AUTO
 
 WINDOW = 8  # recent steps of the current count: their median is its speed
 FIRST_WINDOW = 3  # steps timed before the first probe: the median of three is safe from one slow first step

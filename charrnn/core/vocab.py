@@ -10,7 +10,7 @@ import numpy as np
 
 from charrnn.core.nearest import NearestForms, Unseen, read_unseen
 from charrnn.errors import CorpusError, OptionError
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 
 CODE_POINTS = 0x110000  # every Unicode code point, astral planes included
 UNKNOWN = ""  # the entry that stands for every character left out of the vocabulary

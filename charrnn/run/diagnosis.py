@@ -27,7 +27,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from charrnn.settings.options import TRAIN, by_name, for_python
+from charrnn.settings.options import by_name
+from charrnn.settings.spelling import for_python
+from charrnn.settings.train_options import TRAIN
 
 Curve = Sequence[tuple[int, float]]  # (step, value), in step order
 

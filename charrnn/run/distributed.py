@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError, OptionError
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 
 MAX_PROCESSES = 2**31 - 1  # torch.distributed counts ranks in a C int
 _TORCHRUN = (

@@ -38,7 +38,6 @@ from charrnn.errors import CheckpointError, ConfigError, CorpusError
 from charrnn.run.preview import PreviewLog
 from charrnn.run.sizing import SIZED_FIELDS, sized_options
 from charrnn.settings.config import (
-    DEFAULT_OUT,
     ModelConfig,
     TrainConfig,
     architecture_differences,
@@ -47,7 +46,8 @@ from charrnn.settings.config import (
     resume_configs,
     with_run_length,
 )
-from charrnn.settings.options import for_python, spelled
+from charrnn.settings.option import DEFAULT_OUT
+from charrnn.settings.spelling import for_python, spelled
 from charrnn.store.checkpoint import Checkpoint, CorpusRecord, InitFrom, RunIdentity, RunRecord
 from charrnn.store.corpus import Corpus, resolve_corpus, texts_corpus
 from charrnn.store.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress

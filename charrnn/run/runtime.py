@@ -12,8 +12,8 @@ import torch
 
 from charrnn.core.threads import check_threads
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.settings.config import DEVICES, DTYPES
-from charrnn.settings.options import spelled
+from charrnn.settings.option import DEVICES, DTYPES
+from charrnn.settings.spelling import spelled
 
 
 def _mps_available() -> bool:

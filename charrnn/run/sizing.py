@@ -16,7 +16,7 @@ from typing import Any
 from charrnn.core.data import EVAL_SEQ_LEN, EVAL_STREAMS
 from charrnn.errors import ConfigError
 from charrnn.settings.config import ModelConfig, TrainConfig, pick
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 from charrnn.store.files import open_to_read
 
 SIZED_FIELDS = ("hidden_size", "dropout")  # what the rule chooses when the user does not

@@ -50,8 +50,9 @@ from charrnn.run.runtime import (
 )
 from charrnn.run.sizing import check_memory, describe_memory, training_memory
 from charrnn.settings.budget import Budget, Validation, format_duration
-from charrnn.settings.config import AUTO, ModelConfig, TrainConfig
-from charrnn.settings.options import PYTHON, for_python, read_by, spelled
+from charrnn.settings.config import ModelConfig, TrainConfig
+from charrnn.settings.option import AUTO
+from charrnn.settings.spelling import PYTHON, for_python, read_by, spelled
 from charrnn.store.checkpoint import Checkpoint, RunRecord
 from charrnn.store.metrics import MetricsLog, nats_to_bits
 from charrnn.store.outdir import LATEST, Found, OutDir

@@ -15,32 +15,14 @@ from typing import Any
 
 from charrnn.errors import ConfigError
 from charrnn.settings.budget import duration_option
-from charrnn.settings.options import (  # noqa: F401 - the names other modules know from here
-    AUTO,
+from charrnn.settings.option import (
     CELL_GATES,
-    CELLS,
-    DECODE_ERRORS,
-    DEFAULT_OUT,
-    DEVICES,
-    DTYPES,
     DURATION,
-    ENCODING_EXPECTED,
-    INPUT_MODES,
-    MAX_COUNT,
-    MAX_LAYERS,
-    MAX_LR,
-    MAX_SEED,
-    MAX_STREAMS,
-    MAX_WIDTH,
-    SAMPLE,
-    TRAIN,
-    UNKNOWN_POLICIES,
     Option,
-    by_name,
-    for_python,
-    is_text_encoding,
-    spelled,
 )
+from charrnn.settings.options import SAMPLE, by_name
+from charrnn.settings.spelling import for_python, spelled
+from charrnn.settings.train_options import TRAIN
 
 # One-hot input is as wide as the vocabulary; past this size its first layer dwarfs the model
 # (a 9,589-character Chinese vocabulary would give an LSTM of 256 nearly 10 M input weights).

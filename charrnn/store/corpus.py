@@ -34,7 +34,7 @@ from pathlib import Path
 
 from charrnn.display import printable
 from charrnn.errors import CharRNNError, CorpusError
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 from charrnn.store.cache import cache_root, spool, spooled_copy
 from charrnn.store.files import NotAFile, kind, open_to_read
 from charrnn.store.runfiles import is_run_file_name, marks_out_folder

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, ConfigError
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 from charrnn.store.checkpoint import Checkpoint, RunIdentity, read_checkpoint, write_checkpoint
 from charrnn.store.checkpoint_file import is_checkpoint_file
 from charrnn.store.files import (

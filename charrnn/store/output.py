@@ -20,7 +20,7 @@ from pathlib import Path
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError, OptionError
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 from charrnn.store.files import create_new, not_a_file, open_to_read, temporary_name, write_atomic
 
 MARK_BYTES = 8192  # how far into a file its mark is looked for: every mark lies in its first few hundred

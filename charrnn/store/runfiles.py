@@ -22,7 +22,7 @@ from pathlib import Path
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError
-from charrnn.settings.options import spelled
+from charrnn.settings.spelling import spelled
 from charrnn.store.files import leftover_writer
 
 LOCK_FILE = ".charrnn.lock"

@@ -14,8 +14,9 @@ import numpy as np
 
 from charrnn.display import printable
 from charrnn.errors import CheckpointError
-from charrnn.settings.config import MAX_COUNT, MAX_LR, ModelConfig
-from charrnn.settings.options import spelled
+from charrnn.settings.config import ModelConfig
+from charrnn.settings.option import MAX_COUNT, MAX_LR
+from charrnn.settings.spelling import spelled
 from charrnn.store.checkpoint import Checkpoint, hidden_shapes, parameter_shapes
 from charrnn.store.stored_form import WEIGHT_DTYPES, is_count, is_number, is_tensor
 
