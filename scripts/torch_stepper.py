@@ -36,13 +36,13 @@ class CharStepper:
 
     def layer_states(self, hidden: Hidden) -> list[LayerState]:
         """Split a (layers, B, H) hidden state into per-layer states."""
-        if self.model.is_lstm:
+        if self.model.paired_state:
             return list(zip(hidden[0].unbind(0), hidden[1].unbind(0)))
         return list(hidden[0].unbind(0))
 
     def hidden(self, states: list[LayerState]) -> Hidden:
         """Per-layer states back into the model's (layers, B, H) hidden state."""
-        if self.model.is_lstm:
+        if self.model.paired_state:
             return (torch.stack([h for h, _ in states]), torch.stack([c for _, c in states]))
         return (torch.stack(states),)
 
@@ -53,5 +53,5 @@ class CharStepper:
         for weights, state in zip(self.weights, states):
             state = self.cell_step(x, state, *weights)
             new_states.append(state)
-            x = state[0] if self.model.is_lstm else state
+            x = state[0] if self.model.paired_state else state
         return F.linear(x, self.model.head.weight, self.model.head.bias), new_states

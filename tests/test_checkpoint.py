@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from charrnn.cli.commands import main
 from charrnn.core.model import CharRNN
 from charrnn.errors import CheckpointError
+from charrnn.settings.cells import CELLS
 from charrnn.settings.config import ModelConfig, TrainConfig, to_dict
-from charrnn.settings.option import CELLS
 from charrnn.store import checkpoint, stored_form
 from charrnn.store.checkpoint import Checkpoint, hidden_shapes, load_checkpoint, parameter_shapes, read_checkpoint
 from charrnn.store.checkpoint_file import FORMAT_VERSION, MAGIC, checkpoint_format, read_stored, save_checkpoint

@@ -116,6 +116,7 @@ TORCH_FREE = {
     "store.checkpoint_file",
     "store.loading",
     "store.outdir",
+    "settings.cells",
     "settings.config",
     "core.nearest",
     "core.numpy_model",

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from charrnn.core.model import CharRNN, detach_hidden
+from charrnn.settings.cells import CELLS
 from charrnn.settings.config import ModelConfig
-from charrnn.settings.option import CELLS, INPUT_MODES
+from charrnn.settings.option import INPUT_MODES
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from charrnn.cli.commands import main
 from charrnn.core.model import CharRNN
-from charrnn.core.numpy_model import NumpyCharRNN
+from charrnn.core.numpy_model import STEPS, NumpyCharRNN
 from charrnn.core.sampling import beam_search, generate_ids, log_softmax
+from charrnn.settings.cells import CELLS
 from charrnn.settings.config import SampleConfig
 from charrnn.store.loading import load_for_sampling
 from helpers import PANGRAM, TINY_OPTIONS, cli_in_fresh_process, random_model, train
@@ -28,9 +29,7 @@ def _torch_logits(model: CharRNN, ids: list[int]) -> np.ndarray:
     return logits[0].numpy()
 
 
-@pytest.mark.parametrize(
-    "cell, input_mode, layers", list(itertools.product(("rnn", "lstm", "gru"), ("one-hot", "embedding"), (1, 2)))
-)
+@pytest.mark.parametrize("cell, input_mode, layers", list(itertools.product(CELLS, ("one-hot", "embedding"), (1, 2))))
 def test_the_numpy_model_predicts_what_pytorch_predicts(cell, input_mode, layers):
     model = _model(cell, input_mode, layers)
     prime = np.random.default_rng(1).integers(40, size=50).tolist()
@@ -43,6 +42,26 @@ def test_the_numpy_model_predicts_what_pytorch_predicts(cell, input_mode, layers
     assert np.abs(np.stack(stepped) - expected).max() < 1e-5
     outputs, _ = numpy_model.read(prime, numpy_model.zero_state(1))  # the whole prime at once
     assert np.abs(numpy_model.logits(outputs)[0] - expected[-1]).max() < 1e-5
+
+
+def test_every_cell_of_the_registry_has_a_numpy_step():
+    assert set(STEPS) == set(CELLS)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_cells_registered_facts_fit_its_torch_layer_and_numpy_step(cell):
+    facts = CELLS[cell]
+    model = _model(cell, "one-hot", layers=2)
+    assert model.rnn.weight_hh_l1.shape == (facts.gates * 24, 24)
+    with torch.inference_mode():
+        _, hidden = model(torch.tensor([[1, 2, 3]]))
+    assert len(hidden) == facts.state_tensors
+    numpy_model = NumpyCharRNN.of(model)
+    steps, state = numpy_model.read_steps(np.array([1, 2, 3]), numpy_model.zero_state(1))
+    assert all(len(layer) == facts.state_tensors for layer in state)
+    assert all(tuple(layer.gates) == facts.gate_names and len(layer.states) == facts.state_tensors for layer in steps)
+    for torch_state, numpy_state in zip(hidden, zip(*state)):  # the same state, part by part
+        assert np.abs(torch_state[:, 0].numpy() - np.concatenate(numpy_state)).max() < 1e-5
 
 
 def test_greedy_decoding_follows_the_argmax_of_pytorch_logits():

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from charrnn.core.model import CharRNN
+from charrnn.settings.cells import CELLS
 from charrnn.settings.config import ModelConfig
-from charrnn.settings.option import CELLS, INPUT_MODES
+from charrnn.settings.option import INPUT_MODES
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
 from torch_stepper import CharStepper  # noqa: E402

@@ -8,8 +8,9 @@ from charrnn.errors import CheckpointError, ConfigError
 from charrnn.run.optim import build_optimizer, learning_rate
 from charrnn.run.training import TrainRequest, run_training, train_step
 from charrnn.settings.budget import Budget
+from charrnn.settings.cells import CELLS
 from charrnn.settings.config import ModelConfig, TrainConfig
-from charrnn.settings.option import CELLS, INPUT_MODES
+from charrnn.settings.option import INPUT_MODES
 from charrnn.store.checkpoint import read_checkpoint
 from charrnn.store.outdir import BEST, LATEST
 from helpers import (

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 from charrnn.core.model import CharRNN
 from charrnn.inspect.reach import choose_windows, memory_curve
+from charrnn.settings.cells import CELLS
 from charrnn.settings.config import ModelConfig
-from charrnn.settings.option import CELLS, INPUT_MODES
+from charrnn.settings.option import INPUT_MODES
 
 
 def tiny_model(cell: str, input_mode: str, vocab_size: int = 7) -> CharRNN:

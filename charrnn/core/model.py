@@ -12,8 +12,6 @@ from charrnn.settings.config import ModelConfig
 # (h,) for an RNN or GRU, so code that carries, detaches or saves it needs no special case.
 Hidden = tuple[torch.Tensor, ...]
 
-_RNN_CLASSES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
 
 class CharRNN(nn.Module):
     """A character language model built on PyTorch's fused recurrent layers."""
@@ -22,13 +20,15 @@ class CharRNN(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim) if config.input_mode == "embedding" else None
-        self.rnn = _RNN_CLASSES[config.cell](
+        cell = config.cell_type
+        self.rnn = getattr(nn, cell.torch_layer)(
             input_size=config.input_size,
             hidden_size=config.hidden_size,
             num_layers=config.layers,
             # nn.RNN applies dropout between layers only; with one layer there are none.
             dropout=config.dropout if config.layers > 1 else 0.0,
             batch_first=True,
+            **dict(cell.torch_options),
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
@@ -38,18 +38,19 @@ class CharRNN(nn.Module):
     def _orthogonal_start(self) -> None:
         """Each gate's hidden-to-hidden block orthogonal (its products neither grow nor shrink a
         state), and an LSTM's forget-gate bias 1 (it starts by keeping its memory)."""
-        size = self.config.hidden_size
+        size, forget = self.config.hidden_size, self.config.cell_type.forget_gate
         with torch.no_grad():
             for layer in range(self.config.layers):
                 for block in getattr(self.rnn, f"weight_hh_l{layer}").split(size):
                     nn.init.orthogonal_(block)
-                if self.is_lstm:  # PyTorch's gate order: input, forget, cell, output
-                    getattr(self.rnn, f"bias_ih_l{layer}")[size : 2 * size].fill_(1.0)
-                    getattr(self.rnn, f"bias_hh_l{layer}")[size : 2 * size].zero_()
+                if forget is not None:
+                    getattr(self.rnn, f"bias_ih_l{layer}")[forget * size : (forget + 1) * size].fill_(1.0)
+                    getattr(self.rnn, f"bias_hh_l{layer}")[forget * size : (forget + 1) * size].zero_()
 
     @property
-    def is_lstm(self) -> bool:
-        return self.config.cell == "lstm"
+    def paired_state(self) -> bool:
+        """Whether the torch layer carries its state as a tuple, (h, c), rather than one tensor."""
+        return self.config.cell_type.state_tensors > 1
 
     def forward(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """ids (B, T) int64 -> logits (B, T, V) and the hidden state after the last step."""
@@ -64,7 +65,7 @@ class CharRNN(nn.Module):
     def recurrent_from(self, inputs: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """`recurrent` from the vectors the first layer reads (B, T, input_size), `inputs(ids)`:
         a gradient with respect to them measures how far back a prediction reaches (reach.py)."""
-        state = None if hidden is None else (hidden if self.is_lstm else hidden[0])
+        state = None if hidden is None else (hidden if self.paired_state else hidden[0])
         if self.training and self.config.input_dropout > 0:
             inputs = locked_dropout(inputs, self.config.input_dropout)
         if self.training and self.config.weight_drop > 0:
@@ -77,7 +78,7 @@ class CharRNN(nn.Module):
             outputs, state = torch.func.functional_call(self.rnn, weights, (inputs, state))
         else:
             outputs, state = self.rnn(inputs, state)  # (B, T, H)
-        return outputs, (tuple(state) if self.is_lstm else (state,))
+        return outputs, (tuple(state) if self.paired_state else (state,))
 
     def inputs(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T) -> the vectors the first recurrent layer reads: embeddings, or one-hot."""
@@ -96,8 +97,7 @@ class CharRNN(nn.Module):
         """A zero hidden state for `batch_size` streams."""
         shape = (self.config.layers, batch_size, self.config.hidden_size)
         device = device if device is not None else self.head.weight.device
-        count = 2 if self.is_lstm else 1
-        return tuple(torch.zeros(shape, device=device) for _ in range(count))
+        return tuple(torch.zeros(shape, device=device) for _ in range(self.config.cell_type.state_tensors))
 
 
 def locked_dropout(values: torch.Tensor, p: float, rows: bool = False) -> torch.Tensor:

@@ -10,8 +10,8 @@ embedding (W_ih @ E^T, or W_ih itself for one-hot input: a one-hot vector picks 
 its biases into a table of one row per character. Dropout does nothing at inference.
 
 The gates are in PyTorch's order: LSTM i, f, g, o; GRU r, z, n, with the recurrent bias of n
-inside r * (W_hn h + b_hn), as nn.GRU computes it. Each cell function hands back, beside the new
-state, the gates it opened (GATE_NAMES), which cost nothing to return: sampling drops them, and
+inside r * (W_hn h + b_hn), as nn.GRU computes it. Each cell's step kernel (STEPS; its other facts
+are in settings/cells.py) hands back, beside the new state, the gates it opened (its gate_names), which cost nothing to return: sampling drops them, and
 `read_steps` keeps them for looking inside the network (charrnn viz), from the same arithmetic.
 """
 
@@ -28,9 +28,7 @@ from charrnn.settings.config import ModelConfig
 # One layer's state: (h, c) for an LSTM, (h,) otherwise, each (B, hidden_size) float32.
 LayerState = tuple[np.ndarray, ...]
 State = list[LayerState]
-# A cell function, (inputs (B, G), a layer's state, its weights) -> (the new state, the gates it
-# opened), hands back these gates in this order, each (B, hidden_size) in [0, 1].
-GATE_NAMES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
+# The gates a step opened, each (B, hidden_size) in [0, 1], in the order of its cell's gate_names.
 Gates = tuple[np.ndarray, ...]
 
 
@@ -39,7 +37,7 @@ class LayerSteps:
     """What one layer computed at each position of a sequence (B = 1), for looking inside it."""
 
     states: tuple[np.ndarray, ...]  # its state after each position, part by part as LayerState: each (T, H)
-    gates: dict[str, np.ndarray]  # gate name (GATE_NAMES) -> (T, H), its value at each position
+    gates: dict[str, np.ndarray]  # gate name (Cell.gate_names) -> (T, H), its value at each position
 
 
 @dataclass(frozen=True)
@@ -48,8 +46,10 @@ class _Layer:
 
     input_weights: np.ndarray  # (V, G) for layer 0: one row per character, biases included; else (in, G)
     hidden_weights: np.ndarray  # (H, G)
-    input_bias: np.ndarray  # (G,): b_ih, plus b_hh where it simply adds (all of it but GRU's n part)
-    hidden_bias: np.ndarray | None  # GRU: b_hh of the n gate (H,), which r multiplies; else None
+    input_bias: np.ndarray  # (G,): b_ih, plus b_hh where it simply adds (all of it but the apart blocks)
+    hidden_bias: (
+        np.ndarray | None
+    )  # b_hh of the cell's apart_bias_blocks (GRU: n's (H,), which r multiplies); else None
 
 
 class NumpyCharRNN:
@@ -60,7 +60,7 @@ class NumpyCharRNN:
         self.config = config
         arrays = {name: _float32(value) for name, value in weights.items()}
         self.embedded = config.input_mode == "embedding"
-        self.cell = {"lstm": _lstm, "gru": _gru, "rnn": _rnn}[config.cell]
+        self.cell = STEPS[config.cell]
         self.layers = [self._layer(arrays, index) for index in range(config.layers)]
         first = self.layers[0]
         # A one-hot input picks a row of W_ih^T; an embedding, a row of E @ W_ih^T.
@@ -78,15 +78,15 @@ class NumpyCharRNN:
     def _layer(self, arrays: dict[str, np.ndarray], index: int) -> _Layer:
         w_ih, w_hh = arrays[f"rnn.weight_ih_l{index}"], arrays[f"rnn.weight_hh_l{index}"]
         b_ih, b_hh = arrays[f"rnn.bias_ih_l{index}"], arrays[f"rnn.bias_hh_l{index}"]
-        hidden_bias = None
-        if self.config.cell == "gru":
-            size = self.config.hidden_size
-            hidden_bias, b_hh = b_hh[2 * size :], np.concatenate([b_hh[: 2 * size], np.zeros(size, np.float32)])
+        hidden_bias, apart = None, self.config.cell_type.apart_bias_blocks
+        if apart:
+            kept = len(b_hh) - apart * self.config.hidden_size
+            hidden_bias, b_hh = b_hh[kept:], np.concatenate([b_hh[:kept], np.zeros(len(b_hh) - kept, np.float32)])
         return _Layer(np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), b_ih + b_hh, hidden_bias)
 
     def zero_state(self, batch_size: int) -> State:
         shape = (batch_size, self.config.hidden_size)
-        count = 2 if self.config.cell == "lstm" else 1
+        count = self.config.cell_type.state_tensors
         return [tuple(np.zeros(shape, np.float32) for _ in range(count)) for _ in self.layers]
 
     def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
@@ -120,7 +120,7 @@ class NumpyCharRNN:
         """Read `ids` (T,) (one stream, B = 1) from `state` as `read` does, keeping each layer's
         state and gates at every position (T x H floats per part and gate: for a text, not a corpus).
         `advance` is told of each position each layer reads (T x layers in all), for a progress display."""
-        gate_names = GATE_NAMES[self.config.cell]
+        gate_names = self.config.cell_type.gate_names
         outputs = np.empty((len(ids), self.config.hidden_size), np.float32)
         layers, new_state = [], []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
@@ -178,3 +178,9 @@ def _gru(inputs: np.ndarray, state: LayerState, layer: _Layer) -> tuple[LayerSta
 
 def _rnn(inputs: np.ndarray, state: LayerState, layer: _Layer) -> tuple[LayerState, Gates]:
     return (np.tanh(inputs + state[0] @ layer.hidden_weights),), ()
+
+
+# Each cell's step: (inputs (B, G), a layer's state, its weights) -> (the new state, the gates it
+# opened). One entry per cell of settings/cells.py (tests/test_numpy_model.py checks it).
+Step = Callable[[np.ndarray, LayerState, _Layer], tuple[LayerState, Gates]]
+STEPS: dict[str, Step] = {"rnn": _rnn, "lstm": _lstm, "gru": _gru}

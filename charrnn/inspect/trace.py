@@ -57,8 +57,9 @@ def trace_text(
     ids = text_ids(vocab, text, unseen)
     read = ids >= 0
     steps, _ = model.read_steps(ids[read], model.zero_state(1), advance)
-    lstm = model.config.cell == "lstm"
-    cells = [np.tanh(layer.states[1]) if lstm else layer.states[0] for layer in steps]
+    cell = model.config.cell_type  # what a unit shows: its h, or an LSTM's tanh(c) (Cell.quantity)
+    cells = [layer.states[cell.shown_state] for layer in steps]
+    cells = [np.tanh(values) for values in cells] if cell.shown_tanh else cells
     gates = [layer.gates for layer in steps if layer.gates]  # an RNN has none
     bits, top_ids, top_probs = _predictions(model, steps[-1].states[0], ids[read])
     if read.all():

@@ -157,7 +157,7 @@ def page_data(
         "memory": _memory(loaded, traced.ids, settings.memory_span, threads, progress),
         "samples": _samples(loaded, shown.text, settings, unseen, progress),
     }
-    data["cells"] = _cells(traced, loaded.model.config.cell, data)
+    data["cells"] = _cells(traced, loaded.model.config.cell_type.quantity, data)
     return data
 
 
@@ -167,6 +167,8 @@ def _model_summary(loaded: LoadedModel) -> dict:
         "path": str(loaded.path),
         "step": loaded.step,
         "cell": config.cell,
+        "cell_title": config.cell_type.title,
+        "update_rule": config.cell_type.update_rule,
         "layers": config.layers,
         "hidden_size": config.hidden_size,
         "input_mode": config.input_mode,
@@ -175,7 +177,7 @@ def _model_summary(loaded: LoadedModel) -> dict:
     }
 
 
-def _cells(traced: Trace, cell: str, data: dict) -> dict:
+def _cells(traced: Trace, quantity: str, data: dict) -> dict:
     """Every cell's activation, a byte each, over as many leading characters as the page's size
     budget leaves room for beside the rest of `data` (page.py)."""
     cells = sum(layer.shape[1] for layer in traced.cells)
@@ -183,7 +185,7 @@ def _cells(traced: Trace, cell: str, data: dict) -> dict:
     chars = max(fits, min(len(traced.bits), CELL_CHARS_LEAST))
     return {
         "chars": chars,
-        "quantity": "tanh(c)" if cell == "lstm" else "h",
+        "quantity": quantity,
         "layers": [{"size": layer.shape[1], "data": _bytes_of(layer[:chars])} for layer in traced.cells],
     }
 

@@ -166,8 +166,8 @@ def training_memory(model: ModelConfig, train: TrainConfig, corpus_ids_bytes: in
     """
     parameters = model.parameter_count
     positions = train.batch_size * train.seq_len
-    gates = 6 if model.cell == "lstm" else 4  # per unit: the gates, the cell or candidate, the output
-    per_position = model.layers * model.hidden_size * (gates + 2) + model.input_size + 3 * model.vocab_size
+    kept = model.cell_type.activations_per_unit  # per unit: the gates, the cell or candidate
+    per_position = model.layers * model.hidden_size * (kept + 2) + model.input_size + 3 * model.vocab_size
     step = (positions * per_position + 2 * parameters) * FLOAT
     gate_width = model.gate_width
     evaluation = EVAL_STREAMS * EVAL_SEQ_LEN * (2 * model.vocab_size + gate_width + 3 * model.hidden_size) * FLOAT

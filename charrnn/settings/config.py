@@ -15,8 +15,8 @@ from typing import Any
 
 from charrnn.errors import ConfigError
 from charrnn.settings.budget import duration_option
+from charrnn.settings.cells import CELLS, Cell
 from charrnn.settings.option import (
-    CELL_GATES,
     DURATION,
     Option,
 )
@@ -106,9 +106,14 @@ class ModelConfig:
         return (self.hidden_size + 1) * self.vocab_size
 
     @property
+    def cell_type(self) -> Cell:
+        """The facts of its cell type (settings/cells.py)."""
+        return CELLS[self.cell]
+
+    @property
     def gate_width(self) -> int:
         """Rows of each recurrent weight matrix: PyTorch stacks the cell's gates."""
-        return CELL_GATES[self.cell] * self.hidden_size
+        return self.cell_type.gates * self.hidden_size
 
     @property
     def input_size(self) -> int:

@@ -10,9 +10,6 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-# Each recurrent cell, and how many gate blocks PyTorch stacks in its weights (model.py builds it).
-CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-CELLS = tuple(CELL_GATES)
 INPUT_MODES = ("one-hot", "embedding")
 RECURRENT_INITS = ("uniform", "orthogonal")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -173,6 +170,11 @@ def is_text_encoding(name: Any) -> bool:
     except (LookupError, TypeError, ValueError):  # unknown; not a string; a NUL in the name
         return False
     return info._is_text_encoding and info.name != "undefined"
+
+
+def one_of(names: list[str]) -> str:
+    """ "a, b or c"."""
+    return " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
 def count_option(flags: tuple[str, ...], help: str, low: int = 1, **rest: Any) -> Option:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from charrnn.settings.cells import CELLS
 from charrnn.settings.option import (
-    CELLS,
     CHECKPOINTS,
     CHOICE,
     DATA,
@@ -37,6 +37,7 @@ from charrnn.settings.option import (
     Option,
     count_option,
     fraction_option,
+    one_of,
 )
 
 # In --help order: by section, and within a section as listed.
@@ -122,11 +123,11 @@ TRAIN = (
         ("--cell",),
         "Recurrent cell type.",
         kind=CHOICE,
-        choices=CELLS,
+        choices=tuple(CELLS),
         default="lstm",
         section=MODEL,
         fixed_on_resume=True,
-        doc="`rnn` (tanh), `lstm` or `gru`",
+        doc=one_of([cell.doc for cell in CELLS.values()]),
     ),
     count_option(
         ("--layers",),

@@ -293,7 +293,7 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 def hidden_shapes(model: ModelConfig, train: TrainConfig) -> list[tuple[int, int, int]]:
     """The shapes of a run's carried hidden state: (h, c) for an LSTM, (h,) otherwise, each
     (layers, batch, hidden_size), with the streams of every process."""
-    return [(model.layers, train.batch_size, model.hidden_size)] * (2 if model.cell == "lstm" else 1)
+    return [(model.layers, train.batch_size, model.hidden_size)] * model.cell_type.state_tensors
 
 
 def _check_weights(weights: dict[str, torch.Tensor], config: ModelConfig, shown: str) -> None:
