@@ -1,11 +1,13 @@
-"""click's side of the option table (options.py): the parameter types, the generated click
-options, --help grouped by section, and `--config FILE` (TOML) read into defaults."""
+"""click's side of the option tables (settings/options.py): the parameter types, the generated
+click options, --help grouped by section, `--config FILE` (TOML) read into defaults, and what the
+commands share of their options' meaning (a checkpoint that must exist, the BLAS thread count)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import click
 from click.core import ParameterSource
 
 from charrnn.display import printable
+from charrnn.errors import CheckpointError
 from charrnn.settings.budget import parse_duration
 from charrnn.settings.option import (
     AUTO,
@@ -365,3 +368,42 @@ _EXTRA: dict[str, dict[str, Any]] = {
     "config": {"is_eager": True, "expose_value": False, "callback": _read_config_file},
     "resume": {"is_flag": False, "flag_value": RESUME_LATEST, "metavar": "[PATH]"},
 }
+
+
+def existing_checkpoint(checkpoint: Path, how: str) -> Path:
+    """`checkpoint` if anything is there; else a refusal that says how to name one, and which
+    runs lie in the current folder or the two below it."""
+    if checkpoint.exists():
+        return checkpoint
+    from charrnn.store.outdir import runs_near
+
+    runs = runs_near(Path.cwd())
+    if runs:
+        shown = ", ".join(printable(run.relative_to(Path.cwd())) for run in runs[:RUNS_SHOWN])
+        more = f" and {len(runs) - RUNS_SHOWN:,} more" if len(runs) > RUNS_SHOWN else ""
+        seen = f"runs here: {shown}{more}"
+    else:
+        seen = "no run in this folder or the two below it; train one with charrnn train"
+    raise CheckpointError(f"checkpoint not found: {printable(checkpoint)}; give one with {how} ({seen})")
+
+
+RUNS_SHOWN = 3  # runs named when a checkpoint is not found
+
+
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_blas_threads(threads: int | str, streams: int) -> None:
+    """For one stream, run numpy's matrix products on `threads` threads; with auto on one (a
+    count set in the environment is kept): a chain of small matrix-vector products, where a
+    second thread only adds synchronisation (measured: 10% slower; docs/benchmarks.md).
+
+    The BLAS library reads its count once, when numpy is first imported, which nothing before
+    this does; set here, the count costs nothing at start-up. Several streams (-n, --beam) are
+    left to the API, which changes the count as they run (threads.running_on)."""
+    if "numpy" in sys.modules or streams > 1:
+        return
+    if threads != AUTO:
+        os.environ.update(dict.fromkeys(_BLAS_THREADS, str(threads)))
+    elif not any(name in os.environ for name in _BLAS_THREADS):
+        os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
