@@ -44,7 +44,7 @@ from charrnn.settings.train_options import TRAIN
 from charrnn.store.checkpoint import describe_checkpoint
 from charrnn.store.loading import LoadedModel, load_for_sampling, torch_model
 from charrnn.store.metrics import MetricsRecords, nats_to_bits
-from charrnn.store.outdir import Found
+from charrnn.store.outdir import FoundCheckpoint
 from charrnn.store.output import sample_file_header, sample_output
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ class Model:
     def torch_model(self) -> CharRNN:
         """The model as a torch CharRNN on `device` (built at the first call), for scoring."""
         if self._torch_model is None:
-            found = Found(self.loaded.path, self.loaded.checkpoint)
+            found = FoundCheckpoint(self.loaded.path, self.loaded.checkpoint)
             self._torch_model = torch_model(found, self.device)
         return self._torch_model
 

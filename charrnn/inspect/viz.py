@@ -232,9 +232,9 @@ def _memory(
 
     from charrnn.inspect.reach import choose_windows, memory_chars, memory_curve
     from charrnn.store.loading import torch_model
-    from charrnn.store.outdir import Found
+    from charrnn.store.outdir import FoundCheckpoint
 
-    model = torch_model(Found(loaded.path, loaded.checkpoint), torch.device("cpu"))
+    model = torch_model(FoundCheckpoint(loaded.path, loaded.checkpoint), torch.device("cpu"))
     advance = progress("memory curve", memory_chars(len(read), span, MEMORY_WINDOWS), unit="characters")
     with running_on(torch_threads(), threads) as tuning:
         grad = memory_curve(model, read, span, MEMORY_WINDOWS, tuning=tuning, advance=advance)

@@ -52,13 +52,13 @@ from charrnn.store.checkpoint import Checkpoint, CorpusRecord, InitFrom, RunIden
 from charrnn.store.corpus import Corpus, resolve_corpus, texts_corpus
 from charrnn.store.encoded import CharCounts, CorpusCache, Encoded, Progress, no_progress
 from charrnn.store.metrics import MetricsLog
-from charrnn.store.outdir import RUN_FILE, Found, OutDir, load_from
+from charrnn.store.outdir import RUN_FILE, FoundCheckpoint, OutDir, load_from
 from charrnn.store.runfiles import is_run_file_name
 from charrnn.store.training_state import check_training_state
 
 
 @dataclass(frozen=True)
-class Start:
+class StartingPoint:
     """Everything a run starts from."""
 
     corpus: Corpus
@@ -69,12 +69,12 @@ class Start:
     train_config: TrainConfig
     out: OutDir  # where the run writes: acquired, when this is the process that writes
     run: RunIdentity  # the run's identity, stored in its folder and in every checkpoint
-    resume: Found | None = None  # continue this checkpoint's run
-    init: Found | None = None  # start from this checkpoint's weights
+    resume: FoundCheckpoint | None = None  # continue this checkpoint's run
+    init: FoundCheckpoint | None = None  # start from this checkpoint's weights
     rerun: bool = False  # resume is the newest checkpoint of --out, where a new command found its own run
     sizing: str | None = None  # why the model has its size, when charrnn chose it (sizing.sized_options)
 
-    def record(self) -> RunRecord:
+    def run_record(self) -> RunRecord:
         """What every checkpoint of the run records besides its training state."""
         corpus = CorpusRecord(
             paths=self.corpus.paths(),
@@ -101,7 +101,7 @@ def prepare_run(
     progress: Progress = no_progress,
     owner: bool = True,
     texts: Sequence[str] | None = None,
-) -> Start:
+) -> StartingPoint:
     """Check the request against the corpus, the out folder and any checkpoint; encode the
     corpus (or reuse its cache). `options` holds only the options the user gave; `out_dir`
     None means none was given; `texts`, strings given in memory as the corpus instead of
@@ -116,7 +116,7 @@ def prepare_run(
     corpus = _corpus(corpus_args, texts, train_config)  # the corpus before the folder
     out = OutDir(out_dir or DEFAULT_OUT)
     _refuse_own_files_as_text(corpus, out)
-    return _owning(out, owner, lambda: _fresh(corpus, out, owner, options, train_config, init_from, progress))
+    return _owning(out, owner, lambda: _new_or_rerun(corpus, out, owner, options, train_config, init_from, progress))
 
 
 def _corpus(corpus_args: Sequence[str], texts: Sequence[str] | None, config: TrainConfig) -> Corpus:
@@ -124,7 +124,7 @@ def _corpus(corpus_args: Sequence[str], texts: Sequence[str] | None, config: Tra
     return texts_corpus(texts) if texts is not None else resolve_corpus(corpus_args, config.encoding, config.errors)
 
 
-def _owning(out: OutDir, owner: bool, prepare: Callable[[], Start]) -> Start:
+def _owning(out: OutDir, owner: bool, prepare: Callable[[], StartingPoint]) -> StartingPoint:
     if not owner:
         return prepare()
     out.acquire(logs=(MetricsLog(out.path), PreviewLog(out.path)))  # every file it will write checked first
@@ -135,7 +135,7 @@ def _owning(out: OutDir, owner: bool, prepare: Callable[[], Start]) -> Start:
         raise
 
 
-def _fresh(
+def _new_or_rerun(
     corpus: Corpus,
     out: OutDir,
     owner: bool,
@@ -143,7 +143,9 @@ def _fresh(
     train_config: TrainConfig,
     init_from: str | None,
     progress: Progress,
-) -> Start:
+) -> StartingPoint:
+    """A run started without --resume: a new one (fine-tuned with `init_from`), or, where `out`
+    already holds a run, that run again if this is its command (`_rerun`)."""
     if init_from is None and out.holds_run():
         return _rerun(corpus, out, owner, options, progress)
     if owner:
@@ -160,8 +162,8 @@ def _fresh(
         options, sizing = sized_options(options, counts.total, len(vocab), train_config)
         model_config = ModelConfig(vocab_size=len(vocab), **pick(ModelConfig, options))
         encoded = cache.encoded(vocab, progress, counted)
-        start = Start(corpus, encoded, vocab, coverage, model_config, train_config, out, run, sizing=sizing)
-        return _started(start, owner)
+        start = StartingPoint(corpus, encoded, vocab, coverage, model_config, train_config, out, run, sizing=sizing)
+        return _claim_folder(start, owner)
     init = load_from(init_from, prefer="best")
     base_model, base_vocab = init.checkpoint.model_config, init.checkpoint.vocab
     _refuse_other_architecture(base_model, options, "fine-tune")
@@ -169,10 +171,10 @@ def _fresh(
     vocab = base_vocab.extended(counts.counts, _folds(counts.counts, train_config, base_vocab.known_chars))
     model_config = dataclasses.replace(base_model, vocab_size=len(vocab))
     encoded = cache.encoded(vocab, progress, counted)
-    start = Start(
+    start = StartingPoint(
         corpus, encoded, vocab, vocab.coverage(counts.counts), model_config, train_config, out, run, init=init
     )
-    return _started(start, owner)
+    return _claim_folder(start, owner)
 
 
 def _folds(counts: np.ndarray, config: TrainConfig, fixed: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -187,11 +189,11 @@ def _resumed(
     corpus_args: Sequence[str],
     texts: Sequence[str] | None,
     options: Mapping[str, Any],
-    found: Found,
+    found: FoundCheckpoint,
     out: OutDir,
     owner: bool,
     progress: Progress,
-) -> Start:
+) -> StartingPoint:
     saved = found.checkpoint
     model_config, train_config = resume_configs(saved.model_config, saved.train_config, options)
     run = _continued_run(found, out) if owner else RunIdentity.new()
@@ -203,7 +205,7 @@ def _resumed(
     return _continuing(found, configs, cache, cache.counts(progress), out, run, owner, progress)
 
 
-def _rerun(corpus: Corpus, out: OutDir, owner: bool, options: Mapping[str, Any], progress: Progress) -> Start:
+def _rerun(corpus: Corpus, out: OutDir, owner: bool, options: Mapping[str, Any], progress: Progress) -> StartingPoint:
     """A new run into a folder that holds one: the same command again (same corpus, same options)
     continues that run from its newest checkpoint, as --resume would, so that a documented command
     can be run twice; any other is refused, naming what differs."""
@@ -219,7 +221,7 @@ def _rerun(corpus: Corpus, out: OutDir, owner: bool, options: Mapping[str, Any],
 
 
 def _continuing(
-    found: Found,
+    found: FoundCheckpoint,
     configs: tuple[ModelConfig, TrainConfig],
     cache: CorpusCache,
     counted: tuple[CharCounts, bool],
@@ -228,23 +230,25 @@ def _continuing(
     owner: bool,
     progress: Progress,
     rerun: bool = False,
-) -> Start:
+) -> StartingPoint:
     """The start of a run that continues `found`, on the corpus of `cache`."""
     vocab, counts = found.checkpoint.vocab, counted[0].counts
     _check_vocab_covers(counts, vocab)
     encoded = cache.encoded(vocab, progress, counted)
-    start = Start(cache.corpus, encoded, vocab, vocab.coverage(counts), *configs, out, run, resume=found, rerun=rerun)
-    return _started(start, owner)
+    start = StartingPoint(
+        cache.corpus, encoded, vocab, vocab.coverage(counts), *configs, out, run, resume=found, rerun=rerun
+    )
+    return _claim_folder(start, owner)
 
 
-def _started(start: Start, owner: bool) -> Start:
+def _claim_folder(start: StartingPoint, owner: bool) -> StartingPoint:
     """Every input is checked: from now on the run writes into its folder."""
     if owner:
         start.out.claim(start.run)
     return start
 
 
-def _continued_run(found: Found, out: OutDir) -> RunIdentity:
+def _continued_run(found: FoundCheckpoint, out: OutDir) -> RunIdentity:
     """The identity under which a resumed run goes on writing into `out` (which this process
     owns), or a refusal if that would overwrite another run or newer checkpoints of this one."""
     saved = found.checkpoint.record.run or RunIdentity(None)
@@ -291,7 +295,7 @@ def _describe_run(run_id: str | None, step: int) -> str:
     return f"{'run ' + run_id[:8] if run_id else 'a run from before run ids'} at step {step:,}"
 
 
-def _newest_or_refuse(out: OutDir) -> Found:
+def _newest_or_refuse(out: OutDir) -> FoundCheckpoint:
     """The newest checkpoint of the run in `out`, or, when none loads, the refusal to start a new run there."""
     try:
         return out.newest()

@@ -37,7 +37,7 @@ from charrnn.run.diagnosis import Command, Diagnosis, next_command
 from charrnn.run.distributed import SINGLE, Group, join, leave
 from charrnn.run.evaluate import evaluate_loss
 from charrnn.run.optim import build_optimizer, learning_rate, set_learning_rate
-from charrnn.run.prepare import Start, prepare_run
+from charrnn.run.prepare import StartingPoint, prepare_run
 from charrnn.run.preview import PreviewLog, preview_text
 from charrnn.run.progress import Reporter
 from charrnn.run.runtime import (
@@ -55,7 +55,7 @@ from charrnn.settings.option import AUTO
 from charrnn.settings.spelling import PYTHON, for_python, read_by, spelled
 from charrnn.store.checkpoint import Checkpoint, RunRecord
 from charrnn.store.metrics import MetricsLog, nats_to_bits
-from charrnn.store.outdir import LATEST, Found, OutDir
+from charrnn.store.outdir import LATEST, FoundCheckpoint, OutDir
 from charrnn.store.training_state import check_training_state
 from charrnn.version import __version__
 
@@ -189,7 +189,7 @@ def build_trainer(request: TrainRequest, reporter: Reporter, device: torch.devic
     try:
         memory = training_memory(start.model_config, start.train_config, start.encoded.ids.nbytes)
         free = check_memory(memory, device.type)  # before anything is allocated
-        trainer = _assembled(request, start, reporter, device, group)
+        trainer = _made_trainer(request, start, reporter, device, group)
         _announce(reporter, trainer, start, describe_memory(memory, free))
     except BaseException:
         start.out.release()
@@ -197,7 +197,9 @@ def build_trainer(request: TrainRequest, reporter: Reporter, device: torch.devic
     return trainer
 
 
-def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: torch.device, group: Group) -> Trainer:
+def _made_trainer(
+    request: TrainRequest, start: StartingPoint, reporter: Reporter, device: torch.device, group: Group
+) -> Trainer:
     config = start.train_config
     if config.batch_size % group.world_size:
         raise ConfigError(
@@ -221,7 +223,7 @@ def _assembled(request: TrainRequest, start: Start, reporter: Reporter, device: 
         start.out,
         reporter,
         group,
-        record=start.record(),
+        record=start.run_record(),
         optimizer=build_optimizer(model, config),
         forward_model=_forward_model(model, device, group, request.compile),
         precision=precision,
@@ -275,7 +277,7 @@ def _step_gradients(model: CharRNN, streams: Streams, precision: Callable[[], Co
     return results
 
 
-def _streams(start: Start, group: Group, device: torch.device) -> tuple[Streams, Streams | None]:
+def _streams(start: StartingPoint, group: Group, device: torch.device) -> tuple[Streams, Streams | None]:
     """This process's share of the training streams, and of the validation text's."""
     config = start.train_config
     train_ids, val_ids = split_train_val(start.encoded.ids, config.val_fraction)
@@ -299,7 +301,7 @@ def _forward_model(model: CharRNN, device: torch.device, group: Group, compile: 
     return torch.compile(forward) if compile else forward
 
 
-def _announce(reporter: Reporter, trainer: Trainer, start: Start, memory: str) -> None:
+def _announce(reporter: Reporter, trainer: Trainer, start: StartingPoint, memory: str) -> None:
     config, encoded = trainer.model.config, start.encoded
     cache = "cached encoding reused" if encoded.ids_reused else "encoded and cached"
     reporter.message(f"corpus: {start.corpus.description} ({encoded.counts.total:,} characters; {cache})")
@@ -394,7 +396,7 @@ class Trainer:
         forward_model: torch.nn.Module | None = None,  # what a step calls: the model, or its DDP/compiled twin
         precision: Callable[[], ContextManager] = nullcontext,  # see runtime.autocast
         release_pages: Callable[[], None] = lambda: None,  # see Encoded.release_pages
-        resume: Found | None = None,  # the checkpoint whose run this continues
+        resume: FoundCheckpoint | None = None,  # the checkpoint whose run this continues
         threads: ThreadTuner | None = None,  # --threads auto: fed each step's time, keeps the faster count
     ):
         self.model = model

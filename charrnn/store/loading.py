@@ -11,7 +11,7 @@ from charrnn.core.numpy_model import NumpyCharRNN
 from charrnn.core.vocab import Vocab
 from charrnn.errors import CheckpointError
 from charrnn.store.checkpoint import Checkpoint
-from charrnn.store.outdir import Found, load_from
+from charrnn.store.outdir import FoundCheckpoint, load_from
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,7 @@ def load_for_sampling(location: str | Path) -> LoadedModel:
     return LoadedModel(model, checkpoint.vocab, found.path, checkpoint.step, found.passed_over, checkpoint)
 
 
-def torch_model(found: Found, device: torch.device) -> CharRNN:
+def torch_model(found: FoundCheckpoint, device: torch.device) -> CharRNN:
     """The torch CharRNN of a loaded checkpoint (its tensors torch's or numpy's), on `device`."""
     import torch
 

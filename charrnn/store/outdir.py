@@ -67,7 +67,7 @@ def step_file_name(step: int) -> str:
 
 
 @dataclass(frozen=True)
-class Found:
+class FoundCheckpoint:
     """A checkpoint that loaded, and a note on each damaged one passed over to reach it."""
 
     path: Path
@@ -245,7 +245,7 @@ class OutDir:
         found = [(int(m[1]), p) for p in self.path.glob("step-*.pt") if (m := STEP_FILE.fullmatch(p.name))]
         return sorted(found)
 
-    def newest(self, arrays: str = "torch") -> Found:
+    def newest(self, arrays: str = "torch") -> FoundCheckpoint:
         """The checkpoint with the highest step that loads: where to resume."""
         passed_over: list[str] = []
         found = _first_good([p for _, p in reversed(self.step_files())], passed_over, arrays)
@@ -258,7 +258,7 @@ class OutDir:
                 found = other
         return _require(found, self.path, passed_over)
 
-    def best(self, arrays: str = "torch") -> Found:
+    def best(self, arrays: str = "torch") -> FoundCheckpoint:
         """best.pt, or failing that the newest good checkpoint: what to sample from."""
         passed_over: list[str] = []
         candidates = [self.path / BEST, self.path / LATEST, *(p for _, p in reversed(self.step_files()))]
@@ -287,7 +287,7 @@ def _modified(folder: Path) -> float:
         return 0.0
 
 
-def load_from(location: str | Path, prefer: str, arrays: str = "torch") -> Found:
+def load_from(location: str | Path, prefer: str, arrays: str = "torch") -> FoundCheckpoint:
     """A checkpoint file as it is, or from an out folder its `prefer`red one ("best" or "newest");
     its tensors as torch tensors, or numpy arrays (`arrays="numpy"`, see read_checkpoint)."""
     location = Path(location)
@@ -296,24 +296,24 @@ def load_from(location: str | Path, prefer: str, arrays: str = "torch") -> Found
         return out.best(arrays) if prefer == "best" else out.newest(arrays)
     if not location.exists():
         raise CheckpointError(f"checkpoint not found: {location}")
-    return Found(location, read_checkpoint(location, arrays))
+    return FoundCheckpoint(location, read_checkpoint(location, arrays))
 
 
-def _first_good(paths: list[Path], passed_over: list[str], arrays: str = "torch") -> Found | None:
+def _first_good(paths: list[Path], passed_over: list[str], arrays: str = "torch") -> FoundCheckpoint | None:
     for path in paths:
         try:
-            return Found(path, read_checkpoint(path, arrays))
+            return FoundCheckpoint(path, read_checkpoint(path, arrays))
         except CheckpointError as error:
             passed_over.append(f"passed over {path.name}: {error}")
     return None
 
 
-def _require(found: Found | None, folder: Path, passed_over: list[str]) -> Found:
+def _require(found: FoundCheckpoint | None, folder: Path, passed_over: list[str]) -> FoundCheckpoint:
     if found is None:
         if passed_over:
             raise CheckpointError(f"no usable checkpoint in {folder}: {'; '.join(passed_over)}")
         raise CheckpointError(f"no checkpoint in {folder}; train first")
-    return Found(found.path, found.checkpoint, tuple(passed_over))
+    return FoundCheckpoint(found.path, found.checkpoint, tuple(passed_over))
 
 
 def _same_file(a: Path, b: Path) -> bool:
