@@ -49,8 +49,8 @@ from charrnn.core.model import CharRNN  # noqa: E402
 from charrnn.core.numpy_model import NumpyCharRNN  # noqa: E402
 from charrnn.core.sampling import generate_ids, generate_text  # noqa: E402
 from charrnn.core.vocab import Vocab  # noqa: E402
+from charrnn.run.loop import Trainer  # noqa: E402
 from charrnn.run.progress import ProgressBar  # noqa: E402
-from charrnn.run.training import Trainer  # noqa: E402
 from charrnn.settings.budget import Budget  # noqa: E402
 from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from charrnn.store.checkpoint import RunRecord  # noqa: E402

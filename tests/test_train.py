@@ -5,8 +5,9 @@ import torch
 
 from charrnn.core.model import CharRNN
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.run.loop import train_step
 from charrnn.run.optim import build_optimizer, learning_rate
-from charrnn.run.training import TrainRequest, run_training, train_step
+from charrnn.run.training import TrainRequest, run_training
 from charrnn.settings.budget import Budget
 from charrnn.settings.cells import CELLS
 from charrnn.settings.config import ModelConfig, TrainConfig
@@ -90,7 +91,7 @@ class _FakeClock:
 
 
 def test_max_time_stops_the_run_evaluates_and_saves(tmp_path, pangram_file, monkeypatch):
-    monkeypatch.setattr("charrnn.run.training.time", _FakeClock())
+    monkeypatch.setattr("charrnn.run.loop.time", _FakeClock())
     options = {**TINY_OPTIONS, "max_time": 1.5, "max_steps": None, "eval_every": 10**6, "save_every": 10**6}
     result = train(pangram_file, tmp_path / "run", options)
     assert 1.5 <= result.elapsed < 1.6 and result.step > 10

@@ -1,22 +1,15 @@
-"""Training: build a run (fresh, resumed or fine-tuned), then the truncated-BPTT loop.
+"""Training: what the user asks for (TrainRequest), how the run ended (TrainResult), and
+building the run (fresh, resumed or fine-tuned) that the truncated-BPTT loop fits.
 
 Read top to bottom: `run_training` builds a Trainer (`build_trainer`: everything checked and
-built, passed in through its constructor), then fits it; `Trainer._loop` runs one `train_step`
-per window and consults its Budget (when to end) and Validation (the best loss, --patience).
-
-A run's whole state lives in its checkpoints, so a run stopped after any save and resumed
-with the same command ends bit-identical (on CPU) to one never stopped: the data position
-is a function of the step, the learning rate a function of the step, and the weights,
-optimizer moments, carried hidden state and random generator state are all saved.
+built, passed in through its constructor), then fits it. The loop itself, and the state a
+checkpoint holds: charrnn.run.loop.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,39 +18,22 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.core.data import Streams, eval_streams, split_train_val
-from charrnn.core.model import CharRNN, Hidden, detach_hidden, load_grown, num_parameters
+from charrnn.core.model import CharRNN, load_grown, num_parameters
 from charrnn.core.threads import ThreadTuner, candidate_counts
-from charrnn.errors import (
-    CheckpointError,
-    ConfigError,
-    TrainingDiverged,
-    TrainingStopped,
-)
+from charrnn.errors import ConfigError
 from charrnn.run.diagnosis import Command, Diagnosis, next_command
 from charrnn.run.distributed import SINGLE, Group, join, leave
-from charrnn.run.evaluate import evaluate_loss
-from charrnn.run.optim import build_optimizer, learning_rate, set_learning_rate
+from charrnn.run.loop import Trainer
+from charrnn.run.optim import build_optimizer
 from charrnn.run.prepare import StartingPoint, prepare_run
-from charrnn.run.preview import PreviewLog, preview_text
 from charrnn.run.progress import Reporter
-from charrnn.run.runtime import (
-    StopSignals,
-    autocast,
-    rng_state,
-    select_device,
-    set_rng_state,
-    signal_name,
-)
+from charrnn.run.runtime import autocast, select_device
 from charrnn.run.sizing import check_memory, describe_memory, training_memory
-from charrnn.settings.budget import Budget, Validation, format_duration
+from charrnn.settings.budget import Budget, format_duration
 from charrnn.settings.config import ModelConfig, TrainConfig
 from charrnn.settings.option import AUTO
 from charrnn.settings.spelling import PYTHON, for_python, read_by, spelled
-from charrnn.store.checkpoint import Checkpoint, RunRecord
-from charrnn.store.metrics import MetricsLog, nats_to_bits
-from charrnn.store.outdir import LATEST, FoundCheckpoint, OutDir
-from charrnn.store.training_state import check_training_state
-from charrnn.version import __version__
+from charrnn.store.metrics import nats_to_bits
 
 
 @dataclass(frozen=True)
@@ -158,7 +134,7 @@ def run_training(request: TrainRequest, reporter: Reporter | None = None) -> Tra
             result = trainer.fit()
             group.barrier()  # no process leaves while another still writes or reduces
         finally:
-            trainer.out.release()
+            trainer.saver.out.release()
         return result
     finally:
         leave()
@@ -311,13 +287,13 @@ def _announce(reporter: Reporter, trainer: Trainer, start: StartingPoint, memory
         f"model: {config.cell.upper()} {config.layers}x{config.hidden_size}, dropout {config.dropout:g}, "
         f"{config.input_mode} input, {num_parameters(trainer.model):,} parameters{sizing}"
     )
-    streams = trainer.train_streams
+    streams = trainer.steps.streams
     processes = (
         f"; {trainer.group.world_size} processes, {streams.batch_size} streams each" if trainer.group.active else ""
     )
     reporter.message(
         f"training: {trainer.config.batch_size} streams of {streams.data.shape[1]:,} characters, "
-        f"{streams.num_windows:,} windows per epoch{processes}; device {trainer.device.type}{_threads_note(trainer)}, "
+        f"{streams.num_windows:,} windows per epoch{processes}; device {trainer.steps.device.type}{_threads_note(trainer)}, "
         f"{memory}"
     )
     if start.init is not None:
@@ -342,354 +318,7 @@ def _announce(reporter: Reporter, trainer: Trainer, start: StartingPoint, memory
 
 
 def _threads_note(trainer: Trainer) -> str:
-    if trainer.device.type != "cpu":
+    if trainer.steps.device.type != "cpu":
         return ""
     count = torch.get_num_threads()
-    return " (threads: auto)" if trainer.threads is not None else f" ({count} thread{'s' if count > 1 else ''})"
-
-
-# The loop: one update per step; evaluation and checkpoints at their intervals.
-
-
-def train_step(
-    model: CharRNN,
-    optimizer: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    hidden: Hidden,
-    clip: float,
-    precision: Callable[[], ContextManager] = nullcontext,
-) -> tuple[torch.Tensor, torch.Tensor | None, Hidden]:
-    """One update on a (B, T) window: returns the loss (nats), the gradient norm before
-    clipping (None when clipping is off) and the hidden state, detached for the next window.
-    `model` may be the compiled module; its parameters are the optimizer's."""
-    with precision():
-        logits, hidden = model(inputs, hidden)  # (B, T, V)
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip) if clip > 0 else None
-    optimizer.step()
-    return loss.detach(), grad_norm, detach_hidden(hidden)
-
-
-class Trainer:
-    """The loop: one window per step, evaluation and checkpoints at their intervals.
-
-    Built by `build_trainer` (or by hand, as scripts/bench.py does, with the defaults): every
-    part comes in through the constructor, and `resume` continues a checkpoint's run exactly.
-    """
-
-    def __init__(
-        self,
-        model: CharRNN,
-        train_streams: Streams,
-        val_streams: Streams | None,
-        config: TrainConfig,
-        device: torch.device,
-        out: OutDir,
-        reporter: Reporter,
-        group: Group = SINGLE,
-        *,
-        record: RunRecord,  # what every checkpoint records besides the training state
-        optimizer: torch.optim.Optimizer | None = None,  # by default, the one the config says
-        forward_model: torch.nn.Module | None = None,  # what a step calls: the model, or its DDP/compiled twin
-        precision: Callable[[], ContextManager] = nullcontext,  # see runtime.autocast
-        release_pages: Callable[[], None] = lambda: None,  # see Encoded.release_pages
-        resume: FoundCheckpoint | None = None,  # the checkpoint whose run this continues
-        threads: ThreadTuner | None = None,  # --threads auto: fed each step's time, keeps the faster count
-    ):
-        self.model = model
-        self.forward_model = model if forward_model is None else forward_model
-        self.optimizer = build_optimizer(model, config) if optimizer is None else optimizer
-        self.train_streams = train_streams
-        self.val_streams = val_streams
-        self.config = config
-        self.device = device
-        self.out = out
-        self.reporter = reporter
-        self.group = group
-        self.record = record
-        self.precision = precision
-        self.release_pages = release_pages
-        self.threads = threads
-        self.budget = Budget.of(config.max_steps, config.epochs, config.max_time, train_streams.num_windows)
-        self.validation = Validation(config.patience)
-        self.step = 0
-        self.hidden = model.init_hidden(train_streams.batch_size, device)
-        self.saved_step: int | None = None  # the step of the newest save of this run
-        self.elapsed_before = 0.0  # seconds trained by earlier processes of this run
-        self._started: float | None = None  # when this process began training
-        # Training loss summed on the device since the last log, read back only when logging or
-        # saving, so steps do not wait on the device.
-        self._loss_sum = torch.zeros((), device=device)
-        self._logged_step, self._logged_time = 0, 0.0
-        self._agreed_elapsed = 0.0  # elapsed() as all ranks agree on it after the last step
-        self._grad_norm: torch.Tensor | None = None  # of the last step, before clipping
-        # A damaged metrics.jsonl never stops a run; samples.txt: the same. Each names the run in its first line.
-        run_id = record.run.id if record.run is not None else None  # None: a Trainer made by hand (scripts/bench.py)
-        self.metrics = MetricsLog(out.path, warn=reporter.message, run=run_id)
-        self.previews = PreviewLog(out.path, warn=reporter.message, run=run_id)
-        if resume is not None:
-            self._restore(resume.checkpoint, resume.path)
-
-    @property
-    def best_val_loss(self) -> float | None:
-        return self.validation.best
-
-    def fit(self) -> TrainResult:
-        """Train from the current step to the end, evaluating and saving on schedule.
-
-        A first SIGINT/SIGTERM stops after the current step, saves, and raises TrainingStopped.
-        """
-        if self.budget.spent(self.step, self.elapsed()) or self.validation.out_of_patience:
-            return self._result(already_complete=True)
-        self._started = time.perf_counter()
-        self._logged_step, self._logged_time = self.step, self._started
-        self._agreed_elapsed = self.elapsed()
-        if self.group.is_main:
-            for log in (self.metrics, self.previews):
-                log.begin_at(self.step)  # where a file started now begins (a fork's: the step it forks)
-                log.forget_after(self.step)  # steps past the checkpoint are about to be redone
-        self.reporter.start(self.step, self.budget, self.elapsed())
-        try:
-            with StopSignals() as signals:
-                self._loop(signals)
-        finally:
-            self.reporter.close()
-            self.metrics.close()
-            self.previews.close()
-            if self.threads is not None:
-                self.threads.restore()
-        return self._result(already_complete=False)
-
-    def _loop(self, signals: StopSignals) -> None:
-        at_end = False
-        while not at_end:
-            self._loss_sum += self._train_tuning_threads()
-            # One small all-reduce per step, and none with one process: if any rank was asked to
-            # stop, all stop at this step; all take the slowest rank's clock for --max-time.
-            stop_signal, elapsed = self.group.max(signals.received or 0, self.elapsed())
-            self._agreed_elapsed = elapsed
-            self.reporter.advance(self.step, elapsed)
-            at_end = self.budget.spent(self.step, elapsed)
-            if self.step % self.config.log_every == 0 or at_end:
-                self._log()
-            # Evaluating, previewing and saving pause training: the reporter keeps them out of the step rate.
-            pause_began = time.perf_counter()
-            evaluating, saving = (
-                self.step % every == 0 or at_end for every in (self.config.eval_every, self.config.save_every)
-            )
-            if evaluating:
-                self._preview(self._evaluate() if self.val_streams is not None else None)
-                if self.validation.out_of_patience and not at_end:
-                    at_end = True
-                    self.reporter.message(
-                        f"stopping early at step {self.step:,}: validation has not improved for "
-                        f"{self.validation.since_best} evaluations ({spelled('patience', self.config.patience)}); best.pt holds "
-                        f"the best, {nats_to_bits(self.validation.best):.4f} bpc"
-                    )
-            if saving:
-                self._save()
-            if evaluating or saving:
-                self.reporter.paused(time.perf_counter() - pause_began)
-            if stop_signal:
-                self._stop(int(stop_signal))
-
-    def _train_tuning_threads(self) -> torch.Tensor:
-        """One step; with --threads auto, its time goes to the tuner, which keeps the faster count."""
-        if self.threads is None:
-            return self._train_one_window()
-        began = time.perf_counter()
-        loss = self._train_one_window()
-        self.threads.observe(time.perf_counter() - began)
-        return loss
-
-    def _train_one_window(self) -> torch.Tensor:
-        window = self.step % self.train_streams.num_windows
-        if window == 0:  # a new epoch reads every stream from its start again
-            self.hidden = self.model.init_hidden(self.train_streams.batch_size, self.device)
-        inputs, targets = (t.to(self.device, non_blocking=True) for t in self.train_streams.window(window))
-        set_learning_rate(self.optimizer, learning_rate(self.step, self._agreed_elapsed, self.budget, self.config))
-        loss, self._grad_norm, self.hidden = train_step(
-            self.forward_model, self.optimizer, inputs, targets, self.hidden, self.config.clip, self.precision
-        )
-        self.step += 1
-        return loss
-
-    def _log(self) -> None:
-        steps = self.step - self._logged_step
-        loss_sum = self._mean_over_ranks(self._loss_sum).item()  # the one host sync per log
-        self._check_finite(loss_sum)
-        now = time.perf_counter()
-        chars_per_sec = steps * self.train_streams.chars_per_window / max(now - self._logged_time, 1e-9)
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.reporter.log(self.step, self.elapsed(), loss_sum / steps, lr, chars_per_sec)
-        self._record(
-            "train",
-            train_bpc=nats_to_bits(loss_sum / steps),
-            lr=lr,
-            chars_per_sec=round(chars_per_sec, 1),
-            grad_norm=None if self._grad_norm is None else float(self._grad_norm),
-            threads=torch.get_num_threads() if self.threads is None else self.threads.chosen,
-        )
-        self._loss_sum.zero_()
-        self._logged_step, self._logged_time = self.step, now
-
-    def _check_finite(self, loss: float | None = None) -> None:
-        """Stop before a NaN or infinite loss can reach a checkpoint."""
-        value = float(self._mean_over_ranks(self._loss_sum)) if loss is None else loss
-        if math.isfinite(value):
-            return
-        kept = (
-            f"the last good state is step {self.saved_step:,}" if self.saved_step is not None else "nothing was saved"
-        )
-        lower = float(f"{self.config.lr / 4:g}")  # a rate a person would type
-        raise TrainingDiverged(
-            f"training diverged: the loss became {value} by step {self.step:,}; {kept}. "
-            f"Resume with a lower learning rate (e.g. {spelled('resume', True)} {spelled('lr', lower)}) "
-            f"or a smaller {spelled('clip')}"
-        )
-
-    def _evaluate(self) -> float:
-        """The validation loss (nats); best.pt is saved when it is the best so far."""
-        val_loss = evaluate_loss(self.model, self.val_streams, self.device, self.precision, self.group.sum)
-        self._check_finite(val_loss)
-        is_best = self.validation.record(val_loss)
-        if is_best:
-            self._check_finite()
-            checkpoint = self.checkpoint()  # every rank takes part: it gathers their hidden states
-            if self.group.is_main:
-                # best.pt keeps a better model saved before a resume from an earlier step
-                is_best = self.out.save_best(checkpoint)
-        self.reporter.evaluated(self.step, val_loss, is_best)
-        self._record("validation", val_bpc=nats_to_bits(val_loss), best=is_best)
-        return val_loss
-
-    def _preview(self, val_loss: float | None) -> None:
-        """A sample of the model as it is, shown under the evaluation and kept in samples.txt;
-        the seed is the run's, the same at every evaluation, so previews differ only by the model."""
-        if not self.config.preview_chars or not self.group.is_main:
-            return
-        text = preview_text(self.model, self.record.vocab, self.config.preview_chars, self.config.seed)
-        if text is not None:
-            self.reporter.previewed(self.step, text)
-            self.previews.append(self.step, text, None if val_loss is None else nats_to_bits(val_loss))
-
-    def _record(self, kind: str, **figures: Any) -> None:
-        if self.group.is_main:
-            epoch = self.step / self.train_streams.num_windows
-            self.metrics.append(
-                {
-                    "kind": kind,
-                    "step": self.step,
-                    "epoch": round(epoch, 4),
-                    **figures,
-                    "elapsed": round(self.elapsed(), 2),
-                }
-            )
-
-    def _save(self) -> None:
-        self._check_finite()
-        checkpoint = self.checkpoint()
-        if self.group.is_main:
-            self.out.save(checkpoint, self.config.keep)
-        self.saved_step = self.step
-        self.release_pages()  # the corpus read since the last save leaves resident memory
-
-    def _stop(self, signal_number: int) -> None:
-        if self.saved_step != self.step:
-            self._save()
-        self.group.barrier()  # every rank stops at this step; none leaves while rank 0 writes
-        exit_code = 128 + signal_number  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
-        raise TrainingStopped(signal_name(signal_number), self.step, str(self.out.path / LATEST), exit_code)
-
-    def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
-        return self.group.sum(value) / self.group.world_size
-
-    def elapsed(self) -> float:
-        """Seconds of training in this run, earlier sessions included."""
-        running = time.perf_counter() - self._started if self._started is not None else 0.0
-        return self.elapsed_before + running
-
-    def checkpoint(self) -> Checkpoint:
-        """Everything needed to continue this run exactly. With several processes, the hidden
-        state of all streams is gathered (so the run can resume on any number of processes)
-        and so are the random generator states of all ranks."""
-        windows = self.train_streams.num_windows
-        return Checkpoint(
-            charrnn_version=__version__,
-            model_config=self.model.config,
-            train_config=self.config,
-            record=self.record,
-            weights=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            step=self.step,
-            data_position=(self.step // windows, self.step % windows),
-            hidden=tuple(self.group.gather_rows(h, dim=1).cpu() for h in self.hidden),  # (layers, B, H)
-            rng=rng_state(),
-            best_val_loss=self.validation.best,
-            evals_since_best=self.validation.since_best,
-            last_val_loss=self.validation.last,
-            elapsed=self.elapsed(),
-            world_size=self.group.world_size if self.group.active else None,
-            rng_ranks=self.group.gather_objects(rng_state()) if self.group.active else None,
-        )
-
-    def _restore(self, checkpoint: Checkpoint, path: Path) -> None:
-        """Continue from a checkpoint written by `checkpoint`."""
-        check_training_state(checkpoint, path)  # prepare_run checked it too, before any work
-        try:
-            self.model.load_state_dict(checkpoint.weights)
-            self.optimizer.load_state_dict(checkpoint.optimizer)
-        except (RuntimeError, ValueError, KeyError, TypeError) as error:
-            raise CheckpointError(f"{path} does not fit this model: {str(error).splitlines()[0]}") from None
-        self.step = self.saved_step = checkpoint.step
-        self.hidden = _checked_hidden(self._my_rows(checkpoint.hidden), self.hidden, path)
-        self.validation = Validation(
-            self.config.patience, checkpoint.best_val_loss, checkpoint.last_val_loss, checkpoint.evals_since_best
-        )
-        self.elapsed_before = checkpoint.elapsed
-        self._restore_rng(checkpoint)
-
-    def _my_rows(self, hidden: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """This rank's streams of a saved hidden state, which holds all of them."""
-        if self.group.active and all(h.dim() == 3 for h in hidden):
-            return tuple(h[:, self.group.rows(h.shape[1])] for h in hidden)
-        return hidden
-
-    def _restore_rng(self, checkpoint: Checkpoint) -> None:
-        """Each rank's generator as saved when the number of processes is the same; with
-        another number, dropout draws cannot continue as they were and are seeded anew."""
-        ranks = checkpoint.rng_ranks
-        if ranks is not None and len(ranks) == self.group.world_size:
-            set_rng_state(ranks[self.group.rank])
-        elif self.group.active:
-            torch.manual_seed(self.config.seed + 1_000_003 * self.step + self.group.rank)
-        else:
-            set_rng_state(checkpoint.rng)
-
-    def _result(self, already_complete: bool) -> TrainResult:
-        return TrainResult(
-            step=self.step,
-            budget=self.budget,
-            elapsed=self.elapsed(),
-            best_val_loss=self.validation.best,
-            last_val_loss=self.validation.last,
-            already_complete=already_complete,
-            out_dir=self.out.path,
-            model_config=self.model.config,
-            train_config=self.config,
-            stopped_early=self.validation.out_of_patience,
-            unigram_bits=self.train_streams.unigram_bits(),
-        )
-
-
-def _checked_hidden(saved: Any, expected: Hidden, path: Path) -> Hidden:
-    if (
-        not isinstance(saved, (tuple, list))
-        or len(saved) != len(expected)
-        or any(not isinstance(h, torch.Tensor) or h.shape != e.shape for h, e in zip(saved, expected))
-    ):
-        raise CheckpointError(f"{path} has a hidden state that does not fit this model and batch size")
-    return tuple(h.to(device=e.device, dtype=e.dtype) for h, e in zip(saved, expected))
+    return " (threads: auto)" if trainer.steps.threads is not None else f" ({count} thread{'s' if count > 1 else ''})"
