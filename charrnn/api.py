@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from charrnn.arguments import argument, documents, shown, texts, too_much_held
+from charrnn.core.beam import generate_beam
 from charrnn.core.nearest import Unseen
-from charrnn.core.sampling import child_seed, generate_beam, generate_samples, generate_text, heading
+from charrnn.core.sampling import child_seed, generate_samples, generate_text, heading
 from charrnn.core.threads import blas_threads, running_on, torch_threads
 from charrnn.errors import ConfigError
 from charrnn.run.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose

@@ -252,7 +252,7 @@ def test_help_groups_every_option_under_a_heading_with_its_default(command, head
 def test_beam_search_finds_a_continuation_at_least_as_likely_as_greedy_and_sampled_ones(tmp_path):
     import torch
 
-    from charrnn.core.sampling import beam_search
+    from charrnn.core.beam import beam_search
     from helpers import load_model
 
     trained = run("train", corpus_file(tmp_path), *FAST, "--lr", "0.01", "--max-steps", "60", "--out", tmp_path / "run")

@@ -10,9 +10,10 @@ import torch
 from click.testing import CliRunner
 
 from charrnn.cli.commands import main
+from charrnn.core.beam import beam_search, log_softmax
 from charrnn.core.model import CharRNN
 from charrnn.core.numpy_model import STEPS, NumpyCharRNN
-from charrnn.core.sampling import beam_search, generate_ids, log_softmax
+from charrnn.core.sampling import generate_ids
 from charrnn.settings.cells import CELLS
 from charrnn.settings.config import SampleConfig
 from charrnn.store.loading import load_for_sampling
