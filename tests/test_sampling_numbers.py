@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from charrnn.cli import session
 from charrnn.cli.commands import main
 from charrnn.core import sampling as sample
+from charrnn.core.beam import beam_search
 from charrnn.core.model import CharRNN
 from charrnn.core.nearest import Unseen
 from charrnn.core.numpy_model import NumpyCharRNN
 from charrnn.core.sampling import (
-    beam_search,
     generate_ids,
     generate_samples,
     generate_text,

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from charrnn.core.numpy_model import NumpyCharRNN, repeated
+from charrnn.core.sampling import Loaded, cut_at_stop, prime_ids, read_prime, require_usable
 from charrnn.core.threads import UNTUNED, Tuning
 
-if TYPE_CHECKING:  # for annotations only: a loaded model is the store's (charrnn.store.loading)
+if TYPE_CHECKING:  # for annotations only: torch is imported only where a torch model is given
     from charrnn.core.model import CharRNN
-    from charrnn.store.loading import LoadedModel
-from charrnn.core.sampling import cut_at_stop, prime_ids, read_prime, require_usable
 
 
 def beam_search(
@@ -80,7 +79,7 @@ def traced_back(picks: np.ndarray, vocab_size: int) -> list[int]:
 
 
 def generate_beam(
-    loaded: LoadedModel,
+    loaded: Loaded,
     prime: str | None,
     length: int,
     beam: int,

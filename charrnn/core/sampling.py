@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,9 +27,15 @@ from charrnn.settings.config import SampleConfig
 from charrnn.settings.option import MAX_SEED
 from charrnn.settings.spelling import spelled
 
-if TYPE_CHECKING:  # for annotations only: a loaded model is the store's (charrnn.store.loading)
+if TYPE_CHECKING:  # for annotations only: torch is imported only where a torch model is given
     from charrnn.core.model import CharRNN
-    from charrnn.store.loading import LoadedModel
+
+
+class Loaded(Protocol):
+    """What generation needs of a loaded model (charrnn.store.loading.LoadedModel is one)."""
+
+    model: NumpyCharRNN | CharRNN
+    vocab: Vocab
 
 
 def filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
@@ -237,7 +243,7 @@ def _sampled_ids(
 
 
 def generate_text(
-    loaded: LoadedModel,
+    loaded: Loaded,
     prime: str | None,
     config: SampleConfig,
     seed: int | None = None,
@@ -277,7 +283,7 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
 
 
 def generate_samples(
-    loaded: LoadedModel,
+    loaded: Loaded,
     prime: str | None,
     config: SampleConfig,
     num_samples: int,

@@ -162,7 +162,9 @@ class Trainer:
     def _log(self) -> None:
         loss_sum = self.logs.loss_sum().item()  # the one host sync per log
         self._check_finite(loss_sum)
-        self.logs.line(self.step, loss_sum, self.steps)
+        steps = self.steps
+        lr = steps.optimizer.param_groups[0]["lr"]
+        self.logs.line(self.step, loss_sum, steps.streams.chars_per_window, lr, steps.thread_count())
 
     def _evaluate(self) -> float:
         """The validation loss (nats); best.pt is saved when it is the best so far."""

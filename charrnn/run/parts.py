@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -21,9 +21,6 @@ from charrnn.settings.spelling import spelled
 from charrnn.store.checkpoint import Checkpoint, RunRecord
 from charrnn.store.metrics import MetricsLog, nats_to_bits
 from charrnn.store.outdir import OutDir
-
-if TYPE_CHECKING:
-    from charrnn.run.loop import Stepper
 
 
 @dataclass(frozen=True)
@@ -86,15 +83,14 @@ class RunLogs:
         """The training loss summed since the last log line, the mean of every rank's."""
         return self.group.sum(self.losses) / self.group.world_size
 
-    def line(self, step: int, loss_sum: float, steps: Stepper) -> None:
+    def line(self, step: int, loss_sum: float, chars_per_window: int, lr: float, threads: int | None) -> None:
         """Report and record the training since the last line (`loss_sum`: its summed loss, read back)."""
         count, now = step - self.logged_step, time.perf_counter()
-        chars_per_sec = count * steps.streams.chars_per_window / max(now - self.logged_time, 1e-9)
-        lr = steps.optimizer.param_groups[0]["lr"]
+        chars_per_sec = count * chars_per_window / max(now - self.logged_time, 1e-9)
         self.reporter.log(step, self.elapsed(), loss_sum / count, lr, chars_per_sec)
         grad_norm = None if self.grad_norm is None else float(self.grad_norm)
         figures = dict(lr=lr, chars_per_sec=round(chars_per_sec, 1), grad_norm=grad_norm)
-        self.record("train", step, train_bpc=nats_to_bits(loss_sum / count), **figures, threads=steps.thread_count())
+        self.record("train", step, train_bpc=nats_to_bits(loss_sum / count), **figures, threads=threads)
         self.losses.zero_()
         self.logged_step, self.logged_time = step, now
 
