@@ -14,37 +14,51 @@ it; train, resume or fine-tune a run with the same options as the command line.
     model.train_more(max_steps=4000)               # continue its run; then it is the new model
 
 The `charrnn` command is a thin layer over these functions. Errors a user can cause raise
-charrnn.errors.CharRNNError subclasses, each with a one-line message that names the Python
-arguments (`max_steps=24000`, not the command's `--max-steps 24000`: options.read_by).
-
-Sampling never imports torch (charrnn.core.sampling runs the model in numpy): torch and the modules
-that use it are imported where a function needs them (score, train).
+CharRNNError subclasses whose one-line messages name Python arguments (`max_steps=24000`, not
+`--max-steps 24000`). Sampling runs in numpy; score and train import torch when called.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import fields, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from charrnn.arguments import argument, documents, shown, texts, too_much_held
+from charrnn.arguments import (
+    EVAL_OPTIONS,
+    FILE_COUNT,
+    FLAG_ARGUMENT,
+    LOCATION,
+    OPTIONAL_FIELDS,
+    SAMPLE_OPTIONS,
+    TRAIN_OPTIONS,
+    argument,
+    checked_length,
+    checked_policy,
+    checked_prime,
+    checked_seed,
+    checked_stops,
+    checked_temperatures,
+    documents,
+    in_python_words,
+    refuse_held,
+    sampling_config,
+    several_temperatures,
+    shown,
+)
 from charrnn.core.beam import generate_beam
 from charrnn.core.nearest import Unseen
 from charrnn.core.sampling import child_seed, generate_samples, generate_text, heading
 from charrnn.core.threads import blas_threads, running_on, torch_threads
 from charrnn.errors import ConfigError
-from charrnn.run.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose
-from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig, field_names
-from charrnn.settings.option import AUTO, DEFAULT_OUT, FLAG, INT, MAX_HELD, MAX_STREAMS, PATH, Option
-from charrnn.settings.options import EVAL, SAMPLE, by_name
-from charrnn.settings.spelling import PYTHON, read_by
-from charrnn.settings.train_options import TRAIN
+from charrnn.run.diagnosis import Command
+from charrnn.settings.config import ModelConfig, TrainConfig, field_names
+from charrnn.settings.option import AUTO, DEFAULT_OUT, MAX_HELD, MAX_STREAMS
 from charrnn.store.checkpoint import describe_checkpoint
 from charrnn.store.loading import LoadedModel, load_for_sampling, torch_model
-from charrnn.store.metrics import MetricsRecords, nats_to_bits
+from charrnn.store.metrics import nats_to_bits
 from charrnn.store.outdir import FoundCheckpoint
 from charrnn.store.output import sample_file_header, sample_output
 
@@ -54,31 +68,9 @@ if TYPE_CHECKING:
     from charrnn.core.model import CharRNN
     from charrnn.run.evaluate import TextScore
     from charrnn.run.progress import Reporter
-    from charrnn.run.training import TrainResult
+    from charrnn.run.result import TrainResult
 
 TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vocab_size comes from the corpus
-
-# Every argument is checked at the door by its command-line option's rule (options.py), named as
-# the Python argument: what the command line refuses, the API refuses, before any work.
-_SAMPLE, _EVAL, _TRAIN = by_name(SAMPLE), by_name(EVAL), by_name(TRAIN)
-_LOCATION = Option(("--location",), "", kind=PATH)  # a file, folder or glob: a corpus, a text to score
-_OPTIONAL = {f.name for config in (ModelConfig, TrainConfig) for f in fields(config) if "None" in str(f.type)}
-_OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
-_COUNT = Option(("-n",), "", kind=INT, low=1)  # samples written to a file: any number, a batch at a time
-_FLAG = Option(("--flag",), "", kind=FLAG)
-_Call = TypeVar("_Call", bound=Callable[..., Any])
-
-
-def _in_python_words(function: _Call) -> _Call:
-    """Messages raised inside name Python arguments (`max_steps`), not flags, unless the
-    command line called (options.read_by)."""
-
-    @functools.wraps(function)
-    def called(*args: Any, **kwargs: Any) -> Any:
-        with read_by(PYTHON, unless_said=True):
-            return function(*args, **kwargs)
-
-    return called  # type: ignore[return-value]
 
 
 class Model:
@@ -112,7 +104,7 @@ class Model:
         """A note on each damaged checkpoint passed over to reach this one."""
         return self.loaded.passed_over
 
-    @_in_python_words
+    @in_python_words
     def stream(
         self,
         length: int = 1000,
@@ -130,10 +122,17 @@ class Model:
         known character, else the unknown id), "skip" (the same, else left out) or "refuse"
         (see `unseen`). The prime is checked before anything is made: characters it cannot
         read raise OptionError."""
-        sampling = _sampling(length, choices)
-        return generate_text(self.loaded, _prime(prime), sampling, _seed(seed), _stops(stop), _policy(unknown))
+        sampling = sampling_config(length, choices)
+        return generate_text(
+            self.loaded,
+            checked_prime(prime),
+            sampling,
+            checked_seed(seed),
+            checked_stops(stop),
+            checked_policy(unknown),
+        )
 
-    @_in_python_words
+    @in_python_words
     def sample(
         self,
         length: int = 1000,
@@ -146,18 +145,22 @@ class Model:
         """The prime and its continuation as one string (the choices as for `stream`, and seed
         and stop). With `beam`, the most likely continuation a beam search of that width
         finds, instead of a random one."""
-        argument("beam", beam, _SAMPLE["beam"], optional=True)
+        argument("beam", beam, SAMPLE_OPTIONS["beam"], optional=True)
         if beam is None:
-            _held(1, _length(length), hint="stream() makes a text of any length a piece at a time")
+            refuse_held(1, checked_length(length), hint="stream() makes a text of any length a piece at a time")
             return "".join(self.stream(length, prime, unknown=unknown, **choices))
-        _held(beam, _length(length), f" with beam={beam}")
+        refuse_held(beam, checked_length(length), f" with beam={beam}")
         if set(choices) - {"stop"}:
             raise ConfigError(f"beam search takes no {', '.join(sorted(set(choices) - {'stop'}))}: it is not random")
-        config, stops, policy = _sampling(length, {}), _stops(choices.get("stop", ())), _policy(unknown)
+        config, stops, policy = (
+            sampling_config(length, {}),
+            checked_stops(choices.get("stop", ())),
+            checked_policy(unknown),
+        )
         with running_on(blas_threads(), self.threads) as tuning:
-            return generate_beam(self.loaded, _prime(prime), config.length, beam, stops, policy, tuning)
+            return generate_beam(self.loaded, checked_prime(prime), config.length, beam, stops, policy, tuning)
 
-    @_in_python_words
+    @in_python_words
     def samples(
         self,
         count: int,
@@ -170,23 +173,23 @@ class Model:
         **choices: Any,
     ) -> list[str]:
         """`count` independent samples from one batched pass (faster than one at a time)."""
-        argument("count", count, _SAMPLE["num_samples"])
-        config, stops, policy = _sampling(length, choices), _stops(stop), _policy(unknown)
-        _held(count, config.length, f" with count={count}")
-        prime, seed = _prime(prime), _seed(seed)
+        argument("count", count, SAMPLE_OPTIONS["num_samples"])
+        config, stops, policy = sampling_config(length, choices), checked_stops(stop), checked_policy(unknown)
+        refuse_held(count, config.length, f" with count={count}")
+        prime, seed = checked_prime(prime), checked_seed(seed)
         with running_on(blas_threads(), self.threads) as tuning:
             return generate_samples(self.loaded, prime, config, count, seed, stops, policy, tuning)
 
-    @_in_python_words
+    @in_python_words
     def unseen(self, text: str, unknown: str = "map") -> Unseen:
         """What becomes of the characters of `text` that the model never saw, under the
         `unknown` policy: `.mapped` (each read as its nearest known character), `.as_unknown`,
         `.left_out`, `.note()` (one line saying so), or `.refusal` (why `text` cannot be read)."""
         vocab = self.loaded.vocab
-        argument("text", text, _SAMPLE["prime"])
-        return vocab.unseen(vocab.unknown_chars(text), _policy(unknown))
+        argument("text", text, SAMPLE_OPTIONS["prime"])
+        return vocab.unseen(vocab.unknown_chars(text), checked_policy(unknown))
 
-    @_in_python_words
+    @in_python_words
     def score(
         self,
         *text: str | Path,
@@ -207,11 +210,11 @@ class Model:
         from charrnn.store.corpus import resolve_corpus
 
         for location in text:
-            argument("text", location, _LOCATION)
-        argument("encoding", encoding, _EVAL["encoding"])
-        argument("errors", errors, _EVAL["errors"])
-        argument("windows", windows, _EVAL["windows"], optional=True)
-        policy = argument("unknown", unknown, _EVAL["unknown"])
+            argument("text", location, LOCATION)
+        argument("encoding", encoding, EVAL_OPTIONS["encoding"])
+        argument("errors", errors, EVAL_OPTIONS["errors"])
+        argument("windows", windows, EVAL_OPTIONS["windows"], optional=True)
+        policy = argument("unknown", unknown, EVAL_OPTIONS["unknown"])
         if progress is not None and not isinstance(progress, Reporter):
             raise ConfigError(f"progress must be None or a charrnn.run.progress.Reporter, got {shown(progress)}")
         corpus = resolve_corpus([str(t) for t in text], encoding, errors) if text else None
@@ -234,14 +237,14 @@ class Model:
         """What `charrnn info` says about the checkpoint: model, vocabulary, training, corpus."""
         return describe_checkpoint(self.loaded.checkpoint, self.loaded.path)
 
-    @_in_python_words
+    @in_python_words
     def generate(
         self,
         n: int = 1,
-        length: int = _SAMPLE["length"].default,
+        length: int = SAMPLE_OPTIONS["length"].default,
         prime: str | None = None,
         *,
-        temperature: float | Sequence[float] = _SAMPLE["temperature"].default,
+        temperature: float | Sequence[float] = SAMPLE_OPTIONS["temperature"].default,
         seed: int | None = None,
         stop: str | Sequence[str] = (),
         unknown: str = "map",
@@ -255,8 +258,8 @@ class Model:
         temperature's samples are drawn with `seed`, so a seed makes every one reproducible.
         The other choices (top_k, top_p, greedy), `stop` and `unknown` are as for `samples`,
         whose batched pass makes each temperature's samples."""
-        temperatures = _temperatures(temperature)
-        _held(argument("n", n, _SAMPLE["num_samples"]), _length(length), f" with n={n}")
+        temperatures = checked_temperatures(temperature)
+        refuse_held(argument("n", n, SAMPLE_OPTIONS["num_samples"]), checked_length(length), f" with n={n}")
         made = [
             text
             for each in temperatures
@@ -264,17 +267,17 @@ class Model:
                 n, length, prime, seed=seed, stop=stop, unknown=unknown, temperature=each, **choices
             )
         ]
-        return made[0] if n == 1 and not _several(temperature) else made
+        return made[0] if n == 1 and not several_temperatures(temperature) else made
 
-    @_in_python_words
+    @in_python_words
     def generate_to_file(
         self,
         path: str | Path,
         n: int = 1,
-        length: int = _SAMPLE["length"].default,
+        length: int = SAMPLE_OPTIONS["length"].default,
         prime: str | None = None,
         *,
-        temperature: float | Sequence[float] = _SAMPLE["temperature"].default,
+        temperature: float | Sequence[float] = SAMPLE_OPTIONS["temperature"].default,
         overwrite: bool = False,
         seed: int | None = None,
         **options: Any,
@@ -285,16 +288,16 @@ class Model:
         a batch at a time, so memory holds one batch. The file is written whole or not at all, and
         a file at `path` that charrnn did not write is refused unless `overwrite` (as `charrnn viz`
         treats its --output). `seed` as for `generate`: with it, the same file each time."""
-        argument("path", path, _LOCATION)
-        argument("n", n, _COUNT)
-        argument("overwrite", overwrite, _FLAG)
-        temperatures, length = _temperatures(temperature), _length(length)
+        argument("path", path, LOCATION)
+        argument("n", n, FILE_COUNT)
+        argument("overwrite", overwrite, FLAG_ARGUMENT)
+        temperatures, length = checked_temperatures(temperature), checked_length(length)
         batch = min(n, MAX_STREAMS, MAX_HELD // max(length, 1))
         if batch < 1:
-            _held(1, length)
+            refuse_held(1, length)
         output = sample_output(path, force=overwrite)
         output.check()
-        at = _several(temperature)
+        at = several_temperatures(temperature)
 
         def pieces() -> Iterator[bytes]:
             yield sample_file_header(self.path, self.step, seed).encode()
@@ -308,7 +311,7 @@ class Model:
         output.write(pieces())
         return Path(path)
 
-    @_in_python_words
+    @in_python_words
     def train_more(
         self, *corpus: str | Path, texts: Sequence[str] | None = None, out: str | Path | None = None, **options: Any
     ) -> TrainResult:
@@ -348,7 +351,7 @@ class Model:
         return [*parts, str(self.path)]
 
 
-@_in_python_words
+@in_python_words
 def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int | str | None = AUTO) -> Model:
     """The model in a checkpoint file, or in an out folder's best.pt (else its newest whole
     checkpoint). Sampling runs in numpy on the CPU, without torch; scoring runs PyTorch on
@@ -360,13 +363,13 @@ def load(location: str | Path = DEFAULT_OUT, device: str = "cpu", threads: int |
     several times faster; a number fixes the count; None leaves it alone. Each call leaves the
     process on the count it found. A single stream (`stream`, `sample`) runs as numpy is set:
     `charrnn sample` gives it one thread."""
-    argument("location", location, _SAMPLE["checkpoint"])
-    argument("device", device, _EVAL["device"])
-    argument("threads", threads, _EVAL["threads"], optional=True)
+    argument("location", location, SAMPLE_OPTIONS["checkpoint"])
+    argument("device", device, EVAL_OPTIONS["device"])
+    argument("threads", threads, EVAL_OPTIONS["threads"], optional=True)
     return Model(load_for_sampling(location), device, threads)
 
 
-@_in_python_words
+@in_python_words
 def train(
     *corpus: str | Path,
     texts: Sequence[str] | None = None,
@@ -390,30 +393,31 @@ def train(
     notebook, log lines otherwise) and its summary at the end, in Python words; False nothing;
     or a Reporter of your own. The TrainResult's repr is that summary."""
     from charrnn.run.progress import Reporter, console_reporter
+    from charrnn.run.result import diagnosis_of
     from charrnn.run.runtime import use_threads
     from charrnn.run.training import TrainRequest, run_training
 
     for location in corpus:
-        argument("corpus", location, _LOCATION)
+        argument("corpus", location, LOCATION)
     if texts is not None:
         texts = documents("texts", texts)
         if corpus:
             raise ConfigError("give corpus paths or texts, not both")
-    argument("out", out, _TRAIN["out"], optional=True)
-    if resume is not None and not isinstance(resume, bool) and _LOCATION.problem(resume):
+    argument("out", out, TRAIN_OPTIONS["out"], optional=True)
+    if resume is not None and not isinstance(resume, bool) and LOCATION.problem(resume):
         raise ConfigError(f"resume must be True, False, None or a checkpoint file or out folder, got {shown(resume)}")
-    argument("init_from", init_from, _TRAIN["init_from"], optional=True)
-    argument("device", device, _TRAIN["device"])
-    argument("dtype", dtype, _TRAIN["dtype"])
-    argument("compile", compile, _TRAIN["compile_model"])
-    argument("threads", threads, _TRAIN["threads"], optional=True)
+    argument("init_from", init_from, TRAIN_OPTIONS["init_from"], optional=True)
+    argument("device", device, TRAIN_OPTIONS["device"])
+    argument("dtype", dtype, TRAIN_OPTIONS["dtype"])
+    argument("compile", compile, TRAIN_OPTIONS["compile_model"])
+    argument("threads", threads, TRAIN_OPTIONS["threads"], optional=True)
     if not isinstance(progress, (bool, Reporter)):
         raise ConfigError(f"progress must be True, False or a charrnn.run.progress.Reporter, got {shown(progress)}")
     unknown = sorted(set(options) - set(TRAINING_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")
     for name, value in options.items():
-        argument(name, value, _TRAIN[name], optional=name in _OPTIONAL)
+        argument(name, value, TRAIN_OPTIONS[name], optional=name in OPTIONAL_FIELDS)
     use_threads(threads)
     if resume is True:
         resume = out if out is not None else DEFAULT_OUT
@@ -433,86 +437,13 @@ def train(
     result = run_training(request, reporter)
     if not result.already_complete:
         command = Command(request.corpus, str(result.out_dir), options, DEFAULT_OUT, texts=texts is not None)
-        result = replace(result, diagnosis=_diagnosis(result), command=command)
+        result = replace(result, diagnosis=diagnosis_of(result), command=command)
     if progress is True:
         print("\n".join(result.summary()), file=sys.stderr, flush=True)
     return result
-
-
-def _diagnosis(result: TrainResult) -> Diagnosis | None:
-    """What the finished run needs, from the curves in its metrics.jsonl (None if it cannot be read)."""
-    try:
-        run_curves = curves(MetricsRecords(result.out_dir))
-    except ConfigError:  # the figures are a convenience: a run never fails for want of them
-        return None
-    facts = RunFacts(
-        steps=result.step,
-        max_steps=result.budget.max_steps,
-        max_time=result.budget.max_time,
-        elapsed=result.elapsed,
-        hidden_size=result.model_config.hidden_size,
-        dropout=result.model_config.dropout,
-        lr=result.train_config.lr,
-        vocab_size=result.model_config.vocab_size,
-        unigram_bits=result.unigram_bits,
-        stopped_early=result.stopped_early,
-    )
-    return diagnose(run_curves, facts)
-
-
-def _sampling(length: int, choices: dict[str, Any]) -> SampleConfig:
-    """The validated SampleConfig of a call's length and choices."""
-    unknown = sorted(set(choices) - set(field_names(SampleConfig)))
-    if unknown:
-        raise ConfigError(f"unknown sampling options: {', '.join(unknown)} (temperature, top_k, top_p, greedy)")
-    for name, value in choices.items():
-        argument(name, value, _SAMPLE[name], optional=name in _OPTIONAL_CHOICES)
-    return SampleConfig(length=_length(length), **choices)
-
-
-def _temperatures(temperature: Any) -> tuple[float, ...]:
-    """One temperature or a non-empty list of them, each checked, as a tuple."""
-    several = _several(temperature)
-    values = tuple(temperature) if several else (temperature,)
-    if several and not values:
-        raise ConfigError("temperature must be a number or a non-empty list of numbers, got []")
-    for value in values:
-        argument("temperature", value, _SAMPLE["temperature"])
-    return values
-
-
-def _several(temperature: Any) -> bool:
-    return isinstance(temperature, (list, tuple))
 
 
 def _batch_seed(seed: int | None, first: int) -> int | None:
     """The seed of the batch of samples from number `first` on: `seed` itself for the first
     batch (the samples `generate` makes), a stream of its own for each later one."""
     return seed if seed is None or first == 0 else child_seed(seed, first)
-
-
-def _length(length: Any) -> int:
-    return argument("length", length, _SAMPLE["length"])
-
-
-def _held(streams: int, length: int, with_what: str = "", hint: str = "") -> None:
-    """Refuse a call that would hold more characters in memory at once than MAX_HELD (arguments.py)."""
-    problem = too_much_held(streams, length)
-    if problem:
-        raise ConfigError(f"length={length:,}{with_what} {problem}{'; ' + hint if hint else ''}")
-
-
-def _prime(prime: Any) -> str | None:
-    return argument("prime", prime, _SAMPLE["prime"], optional=True)
-
-
-def _seed(seed: Any) -> int | None:
-    return argument("seed", seed, _SAMPLE["seed"], optional=True)
-
-
-def _policy(unknown: Any) -> str:
-    return argument("unknown", unknown, _SAMPLE["unknown"])
-
-
-def _stops(stop: Any) -> tuple[str, ...]:
-    return texts("stop", stop)

@@ -6,12 +6,42 @@ No torch here: sampling imports this.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from charrnn.display import printable
 from charrnn.errors import ConfigError
-from charrnn.settings.option import MAX_HELD, Option
+from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.settings.option import FLAG, INT, MAX_HELD, PATH, Option
+from charrnn.settings.options import EVAL, SAMPLE, by_name
+from charrnn.settings.spelling import PYTHON, read_by
+from charrnn.settings.train_options import TRAIN
+
+SAMPLE_OPTIONS = by_name(SAMPLE)
+OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
+
+# Every argument is checked at the door by its command-line option's rule (options.py), named as
+# the Python argument: what the command line refuses, the API refuses, before any work.
+EVAL_OPTIONS, TRAIN_OPTIONS = by_name(EVAL), by_name(TRAIN)
+LOCATION = Option(("--location",), "", kind=PATH)  # a file, folder or glob: a corpus, a text to score
+OPTIONAL_FIELDS = {f.name for config in (ModelConfig, TrainConfig) for f in fields(config) if "None" in str(f.type)}
+FILE_COUNT = Option(("-n",), "", kind=INT, low=1)  # samples written to a file: any number, a batch at a time
+FLAG_ARGUMENT = Option(("--flag",), "", kind=FLAG)
+_Call = TypeVar("_Call", bound=Callable[..., Any])
+
+
+def in_python_words(function: _Call) -> _Call:
+    """Messages raised inside name Python arguments (`max_steps`), not flags, unless the
+    command line called (options.read_by)."""
+
+    @functools.wraps(function)
+    def called(*args: Any, **kwargs: Any) -> Any:
+        with read_by(PYTHON, unless_said=True):
+            return function(*args, **kwargs)
+
+    return called  # type: ignore[return-value]
 
 
 def argument(name: str, value: Any, option: Option, optional: bool = False) -> Any:
@@ -59,3 +89,58 @@ def shown(value: Any) -> str:
     except Exception:  # noqa: BLE001 - a repr that fails: an object's own, or an int of 10,000 digits
         text = "an integer too long to show" if isinstance(value, int) else f"<{type(value).__name__}>"
     return printable(text, limit=100)
+
+
+# The sampling calls' arguments (Model.sample, samples, stream, generate).
+
+
+def sampling_config(length: int, choices: dict[str, Any]) -> SampleConfig:
+    """The validated SampleConfig of a call's length and choices."""
+    unknown = sorted(set(choices) - set(field_names(SampleConfig)))
+    if unknown:
+        raise ConfigError(f"unknown sampling options: {', '.join(unknown)} (temperature, top_k, top_p, greedy)")
+    for name, value in choices.items():
+        argument(name, value, SAMPLE_OPTIONS[name], optional=name in OPTIONAL_CHOICES)
+    return SampleConfig(length=checked_length(length), **choices)
+
+
+def checked_temperatures(temperature: Any) -> tuple[float, ...]:
+    """One temperature or a non-empty list of them, each checked, as a tuple."""
+    several = several_temperatures(temperature)
+    values = tuple(temperature) if several else (temperature,)
+    if several and not values:
+        raise ConfigError("temperature must be a number or a non-empty list of numbers, got []")
+    for value in values:
+        argument("temperature", value, SAMPLE_OPTIONS["temperature"])
+    return values
+
+
+def several_temperatures(temperature: Any) -> bool:
+    return isinstance(temperature, (list, tuple))
+
+
+def checked_length(length: Any) -> int:
+    return argument("length", length, SAMPLE_OPTIONS["length"])
+
+
+def refuse_held(streams: int, length: int, with_what: str = "", hint: str = "") -> None:
+    """Refuse a call that would hold more characters in memory at once than MAX_HELD (arguments.py)."""
+    problem = too_much_held(streams, length)
+    if problem:
+        raise ConfigError(f"length={length:,}{with_what} {problem}{'; ' + hint if hint else ''}")
+
+
+def checked_prime(prime: Any) -> str | None:
+    return argument("prime", prime, SAMPLE_OPTIONS["prime"], optional=True)
+
+
+def checked_seed(seed: Any) -> int | None:
+    return argument("seed", seed, SAMPLE_OPTIONS["seed"], optional=True)
+
+
+def checked_policy(unknown: Any) -> str:
+    return argument("unknown", unknown, SAMPLE_OPTIONS["unknown"])
+
+
+def checked_stops(stop: Any) -> tuple[str, ...]:
+    return texts("stop", stop)

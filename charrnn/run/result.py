@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn.run.diagnosis import Command, Diagnosis, next_command
+from charrnn.errors import ConfigError
+from charrnn.run.diagnosis import Command, Diagnosis, RunFacts, curves, diagnose, next_command
 from charrnn.settings.budget import Budget, format_duration
 from charrnn.settings.config import ModelConfig, TrainConfig
 from charrnn.settings.spelling import PYTHON, for_python, read_by, spelled
-from charrnn.store.metrics import nats_to_bits
+from charrnn.store.metrics import MetricsRecords, nats_to_bits
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,24 @@ class TrainResult:
     def __repr__(self) -> str:
         with read_by(PYTHON):
             return "\n".join(self.summary())
+
+
+def diagnosis_of(result: TrainResult) -> Diagnosis | None:
+    """What the finished run needs, from the curves in its metrics.jsonl (None if it cannot be read)."""
+    try:
+        run_curves = curves(MetricsRecords(result.out_dir))
+    except ConfigError:  # the figures are a convenience: a run never fails for want of them
+        return None
+    facts = RunFacts(
+        steps=result.step,
+        max_steps=result.budget.max_steps,
+        max_time=result.budget.max_time,
+        elapsed=result.elapsed,
+        hidden_size=result.model_config.hidden_size,
+        dropout=result.model_config.dropout,
+        lr=result.train_config.lr,
+        vocab_size=result.model_config.vocab_size,
+        unigram_bits=result.unigram_bits,
+        stopped_early=result.stopped_early,
+    )
+    return diagnose(run_curves, facts)
