@@ -1,5 +1,5 @@
 """The Python API's arguments, checked at its door by the rules the command line's options
-have (options.py): a value of the wrong type or out of range is one ConfigError naming the
+have (settings/options.py): a value of the wrong type or out of range is one ConfigError naming the
 Python argument (`seed must be an integer >= 0 and at most ..., got -1`), before any work.
 No torch here: sampling imports this.
 """
@@ -22,7 +22,7 @@ from charrnn.settings.train_options import TRAIN
 SAMPLE_OPTIONS = by_name(SAMPLE)
 OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
 
-# Every argument is checked at the door by its command-line option's rule (options.py), named as
+# Every argument is checked at the door by its command-line option's rule (settings/), named as
 # the Python argument: what the command line refuses, the API refuses, before any work.
 EVAL_OPTIONS, TRAIN_OPTIONS = by_name(EVAL), by_name(TRAIN)
 LOCATION = Option(("--location",), "", kind=PATH)  # a file, folder or glob: a corpus, a text to score

@@ -10,33 +10,12 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from charrnn.cli.failures import fail
 from charrnn.cli.params import Location, SectionedCommand, existing_checkpoint, limit_blas_threads, table_options
 from charrnn.display import no_colour_reason, printable
 from charrnn.errors import OptionError
 from charrnn.settings.option import AUTO, DEFAULT_OUT
 from charrnn.settings.options import EVAL, INFO, PLOT, VIZ
-from charrnn.settings.spelling import COMMAND_LINE, read_by
 from charrnn.store.runfiles import PLOT_PNG, VIZ_PAGE
-
-
-class CharRNNGroup(click.Group):
-    """A click group that reports every failure as a single line on stderr."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
-        with read_by(COMMAND_LINE):  # messages name flags, also those of the API functions the commands call
-            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
-
-    def _main(self, args, prog_name, complete_var, standalone_mode, **extra):  # type: ignore[no-untyped-def]
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            sys.stdout.flush()  # a full disk must fail here, where it can be reported, not at exit
-        except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - every failure ends as one line
-            fail(error, debug)
-        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.command("eval", short_help="Score a model on a held-out text: bits per character and perplexity.")

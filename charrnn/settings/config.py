@@ -1,6 +1,6 @@
 """Typed configuration: what a model is, how it is trained, how text is sampled.
 
-Each field is an option of options.py, which gives its default and its rule (`hidden_size`
+Each field is an option of the option tables (train_options.py, options.py), which gives its default and its rule (`hidden_size`
 <-> `--hidden-size`; `input_mode` <-> `--input`). The dataclasses are stored in checkpoints as plain dicts
 and validated again when read back, since a checkpoint may come from anywhere.
 No torch here: the CLI imports this module before it needs torch.

@@ -1,7 +1,7 @@
 """Every option of every command but train (train_options.py), defined once: flags, type and
 range, default, help, help section, and whether it may change when a run is resumed (option.py).
 
-From this table come the click options and grouped --help (cli.py), the checks of the config
+From this table come the click options and grouped --help (cli/params.py), the checks of the config
 dataclasses (config.py), the TOML type checks of --config, and the reference's option tables (docs/reference.md)
 (`reference_table`, compared with docs/reference.md by tests/test_readme.py). Adding an option is one
 entry here plus the code that uses it. No click and no torch here: config.py imports this.
@@ -221,7 +221,7 @@ SAMPLE = (
     ),
 )
 
-# info names its checkpoint positionally too (cli.py); it has no option table in the README.
+# info names its checkpoint positionally too (cli/examine.py); it has no option table in the README.
 INFO = (_CHECKPOINT,)
 
 # How eval and viz decode the TEXT files they read

@@ -14,7 +14,7 @@ from charrnn.settings.options import COMMANDS
 #
 # The command line's user types flags (`--max-steps 24000`), a Python caller keywords
 # (`max_steps=24000`): every message that names an option asks `spelled`, and the reader is
-# said once, around a command (cli.py) or an API call (api.py). Unsaid: flags.
+# said once, around a command (cli/commands.py) or an API call (api.py). Unsaid: flags.
 COMMAND_LINE, PYTHON = "command line", "python"
 _READER: ContextVar[str | None] = ContextVar("charrnn_reader", default=None)
 # Where the API's argument differs from the option's name (`charrnn.train(compile=True)`).
