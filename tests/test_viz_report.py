@@ -27,6 +27,7 @@ from charrnn.inspect.page import (
     render_html,
     write_html,
 )
+from charrnn.settings.cells import CELLS
 
 # Quotes, markup that must stay text, a script end tag, a non-BMP character (one entry, two
 # UTF-16 units in the browser), brackets, a tab, and a character outside the vocabulary.
@@ -56,6 +57,8 @@ def report_data(
             "path": "out/<latest>.safetensors",
             "step": 12000,
             "cell": cell,
+            "cell_title": CELLS[cell].title,
+            "update_rule": CELLS[cell].update_rule,
             "layers": layers,
             "hidden_size": hidden_size,
             "input_mode": "embedding",
@@ -71,7 +74,7 @@ def report_data(
         "top_probs": top_probs.ravel().tolist(),
         "cells": {
             "chars": chars,
-            "quantity": "tanh(c)" if cell == "lstm" else "h",
+            "quantity": CELLS[cell].quantity,
             "layers": [
                 {"size": hidden_size, "data": base64.b64encode(layer.tobytes()).decode()} for layer in activations
             ],
