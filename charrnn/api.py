@@ -46,12 +46,12 @@ from charrnn.arguments import (
     refuse_held,
     sampling_config,
     several_temperatures,
-    shown,
 )
 from charrnn.core.beam import generate_beam
 from charrnn.core.nearest import Unseen
 from charrnn.core.sampling import child_seed, generate_samples, generate_text, heading
 from charrnn.core.threads import blas_threads, running_on, torch_threads
+from charrnn.display import shown
 from charrnn.errors import ConfigError
 from charrnn.run.diagnosis import Command
 from charrnn.settings.config import ModelConfig, TrainConfig, field_names

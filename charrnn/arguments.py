@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from charrnn.display import printable
+from charrnn.display import shown
 from charrnn.errors import ConfigError
 from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig, field_names
 from charrnn.settings.option import FLAG, INT, MAX_HELD, PATH, Option
@@ -20,7 +20,6 @@ from charrnn.settings.spelling import PYTHON, read_by
 from charrnn.settings.train_options import TRAIN
 
 SAMPLE_OPTIONS = by_name(SAMPLE)
-OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
 
 # Every argument is checked at the door by its command-line option's rule (settings/), named as
 # the Python argument: what the command line refuses, the API refuses, before any work.
@@ -82,15 +81,6 @@ def too_much_held(streams: int, length: int) -> str | None:
     )
 
 
-def shown(value: Any) -> str:
-    """A value as a one-line message quotes it: its repr, escaped and cut short."""
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - a repr that fails: an object's own, or an int of 10,000 digits
-        text = "an integer too long to show" if isinstance(value, int) else f"<{type(value).__name__}>"
-    return printable(text, limit=100)
-
-
 # The sampling calls' arguments (Model.sample, samples, stream, generate).
 
 
@@ -99,9 +89,7 @@ def sampling_config(length: int, choices: dict[str, Any]) -> SampleConfig:
     unknown = sorted(set(choices) - set(field_names(SampleConfig)))
     if unknown:
         raise ConfigError(f"unknown sampling options: {', '.join(unknown)} (temperature, top_k, top_p, greedy)")
-    for name, value in choices.items():
-        argument(name, value, SAMPLE_OPTIONS[name], optional=name in OPTIONAL_CHOICES)
-    return SampleConfig(length=checked_length(length), **choices)
+    return SampleConfig(length=length, **choices)  # each value checked there, by its option's rule
 
 
 def checked_temperatures(temperature: Any) -> tuple[float, ...]:

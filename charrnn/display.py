@@ -61,3 +61,12 @@ def no_colour_reason(choice: str, stream: Any) -> str | None:
     if os.environ.get("NO_COLOR"):
         return "NO_COLOR is set"
     return None if is_terminal(stream) else "standard output is not a terminal"
+
+
+def shown(value: Any) -> str:
+    """A value as a one-line message quotes it: its repr, escaped and cut short."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a repr that fails: an object's own, or an int of 10,000 digits
+        text = "an integer too long to show" if isinstance(value, int) else f"<{type(value).__name__}>"
+    return printable(text, limit=100)

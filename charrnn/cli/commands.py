@@ -33,7 +33,7 @@ from charrnn.cli.params import (
 from charrnn.cli.stdio import prepare_standard_streams, write_streaming
 from charrnn.display import printable
 from charrnn.errors import OptionError, TrainingStopped
-from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.settings.config import ModelConfig, TrainConfig, field_names
 from charrnn.settings.option import DEFAULT_OUT, PRIME_FILE_MAX, RESUME_LATEST
 from charrnn.settings.options import SAMPLE
 from charrnn.settings.spelling import COMMAND_LINE, read_by
@@ -216,7 +216,6 @@ def sample(
         )
     if interactive and output is not None:
         raise click.UsageError("--interactive shows each continuation on the terminal: leave out --output")
-    SampleConfig(**options)  # every value checked before the model is loaded
     streams = beam or num_samples
     held = too_much_held(streams, options["length"]) if streams > 1 or beam else None
     if held:  # several samples, or a beam's back-pointers, are held until the end

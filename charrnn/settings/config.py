@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from charrnn.display import shown
 from charrnn.errors import ConfigError
 from charrnn.settings.budget import duration_option
 from charrnn.settings.cells import CELLS, Cell
@@ -44,7 +45,7 @@ def _check_fields(config: Any, options: Mapping[str, Option]) -> None:
             continue
         expected = options[f.name].problem(value)
         if expected:
-            raise ConfigError(f"{spelled(f.name)} must be {expected}, got {value!r}")
+            raise ConfigError(f"{spelled(f.name)} must be {expected}, got {shown(value)}")
 
 
 _VOCAB_SIZE = Option(("--vocab-size",), "", kind="int", low=1)  # not an option: the vocabulary decides it

@@ -108,7 +108,7 @@ class Option:
         if self.kind == ENCODING:
             return None if is_text_encoding(value) else ENCODING_EXPECTED
         if self.kind == FLAG:
-            return None if isinstance(value, bool) else "true or false"
+            return None if isinstance(value, bool) else "True or False"
         if self.kind == PATH:
             return None if _is_location(value) else "a file or folder name (a non-empty str or Path, without NUL)"
         if self.kind == NONEMPTY:
