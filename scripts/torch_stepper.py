@@ -10,8 +10,6 @@ import torch.nn.functional as F
 
 from charrnn.core.model import CharRNN, Hidden
 
-# PyTorch's single-step cell kernels (what nn.LSTMCell, nn.GRUCell and nn.RNNCell call).
-_CELL_STEPS = {"rnn": torch.rnn_tanh_cell, "lstm": torch.lstm_cell, "gru": torch.gru_cell}
 # One layer's state while stepping: (h, c) for an LSTM, h otherwise, each (B, hidden_size).
 LayerState = Any
 
@@ -27,7 +25,8 @@ class CharStepper:
 
     def __init__(self, model: CharRNN):
         self.model = model
-        self.cell_step = _CELL_STEPS[model.config.cell]
+        # PyTorch's single-step kernel of the cell (what nn.LSTMCell, nn.GRUCell and nn.RNNCell call).
+        self.cell_step = getattr(torch, model.config.cell_type.torch_step)
         rnn = model.rnn
         self.weights = [
             tuple(getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))

@@ -23,6 +23,7 @@ class Cell:
     doc: str  # how the reference names it among the --cell choices
     gates: int  # weight blocks PyTorch stacks in each layer's matrices (rows: gates x hidden_size)
     torch_layer: str  # the torch.nn class of its fused layers ("LSTM"), resolved by core/model.py
+    torch_step: str  # torch's single-step kernel of one layer ("lstm_cell"): the sampling benchmark's baseline
     state_names: tuple[str, ...] = ("h",)  # its state's tensors, the output h first: ("h", "c") for an LSTM
     gate_names: tuple[str, ...] = ()  # the gates its numpy step hands back, in that order (viz)
     torch_options: tuple[tuple[str, object], ...] = ()  # more keyword arguments of its torch layer
@@ -63,6 +64,7 @@ CELLS: dict[str, Cell] = _registry(
         doc="`rnn` (tanh)",
         gates=1,
         torch_layer="RNN",
+        torch_step="rnn_tanh_cell",
         update_rule="h = tanh(W x + U h + b)",
     ),
     Cell(
@@ -71,6 +73,7 @@ CELLS: dict[str, Cell] = _registry(
         doc="`lstm`",
         gates=4,  # PyTorch's order: input, forget, cell, output
         torch_layer="LSTM",
+        torch_step="lstm_cell",
         state_names=("h", "c"),
         gate_names=("input", "forget", "output"),
         forget_gate=1,
@@ -84,6 +87,7 @@ CELLS: dict[str, Cell] = _registry(
         doc="`gru`",
         gates=3,  # PyTorch's order: reset, update, new
         torch_layer="GRU",
+        torch_step="gru_cell",
         gate_names=("reset", "update"),
         apart_bias_blocks=1,
     ),
