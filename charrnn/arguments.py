@@ -20,6 +20,7 @@ from charrnn.settings.spelling import PYTHON, read_by
 from charrnn.settings.train_options import TRAIN
 
 SAMPLE_OPTIONS = by_name(SAMPLE)
+OPTIONAL_CHOICES = ("top_k", "top_p")  # None: off
 
 # Every argument is checked at the door by its command-line option's rule (settings/), named as
 # the Python argument: what the command line refuses, the API refuses, before any work.
@@ -33,7 +34,7 @@ _Call = TypeVar("_Call", bound=Callable[..., Any])
 
 def in_python_words(function: _Call) -> _Call:
     """Messages raised inside name Python arguments (`max_steps`), not flags, unless the
-    command line called (options.read_by)."""
+    command line called (settings.spelling.read_by)."""
 
     @functools.wraps(function)
     def called(*args: Any, **kwargs: Any) -> Any:
@@ -89,7 +90,9 @@ def sampling_config(length: int, choices: dict[str, Any]) -> SampleConfig:
     unknown = sorted(set(choices) - set(field_names(SampleConfig)))
     if unknown:
         raise ConfigError(f"unknown sampling options: {', '.join(unknown)} (temperature, top_k, top_p, greedy)")
-    return SampleConfig(length=length, **choices)  # each value checked there, by its option's rule
+    for name, value in choices.items():  # each named as the caller wrote it, with its whole rule
+        argument(name, value, SAMPLE_OPTIONS[name], optional=name in OPTIONAL_CHOICES)
+    return SampleConfig(length=checked_length(length), **choices)
 
 
 def checked_temperatures(temperature: Any) -> tuple[float, ...]:
@@ -112,7 +115,7 @@ def checked_length(length: Any) -> int:
 
 
 def refuse_held(streams: int, length: int, with_what: str = "", hint: str = "") -> None:
-    """Refuse a call that would hold more characters in memory at once than MAX_HELD (arguments.py)."""
+    """Refuse a call that would hold more characters in memory at once than MAX_HELD (too_much_held)."""
     problem = too_much_held(streams, length)
     if problem:
         raise ConfigError(f"length={length:,}{with_what} {problem}{'; ' + hint if hint else ''}")

@@ -85,7 +85,7 @@ SAMPLING_CASES = {
     "length-true": (lambda m, r: m.samples(2, True), "length must be an integer >= 0"),
     "temperature-text": (lambda m, r: m.sample(10, temperature="hot"), "temperature must be a number > 0"),
     "temperature-nan": (lambda m, r: m.sample(10, temperature=math.nan), "temperature must be"),
-    "top-k-zero": (lambda m, r: m.sample(10, top_k=0), "top_k must be an integer >= 1"),
+    "top-k-zero": (lambda m, r: m.sample(10, top_k=0), "top_k must be an integer >= 1 and at most"),
     "top-p-above-one": (lambda m, r: m.sample(10, top_p=1.5), "top_p must be in (0, 1]"),
     "greedy-text": (lambda m, r: m.sample(10, greedy="yes"), "greedy must be True or False"),
     "beam-zero": (lambda m, r: m.sample(10, beam=0), "beam must be an integer >= 1 and at most 65,536"),
