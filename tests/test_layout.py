@@ -22,10 +22,11 @@ WINGS = [
 ]
 
 
-def _wing(module: str) -> int:
-    """The height of a dotted module name under charrnn ("core.model" -> 2, "errors" -> 0)."""
+def _wing(module: str) -> int | None:
+    """The height of a dotted module name under charrnn ("core.model" -> 2, "errors" -> 0); None
+    for a module of no wing."""
     first = module.split(".")[0]
-    return next(height for height, wing in enumerate(WINGS) if first in wing)
+    return next((height for height, wing in enumerate(WINGS) if first in wing), None)
 
 
 def _modules() -> dict[str, Path]:

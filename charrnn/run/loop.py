@@ -239,7 +239,6 @@ def _stopping_early(step: int, validation: Validation, patience: int | None) -> 
 
 
 def _result(trainer: Trainer, already_complete: bool) -> TrainResult:
-
     state = trainer.state
     return TrainResult(
         step=state.step,

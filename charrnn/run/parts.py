@@ -1,6 +1,5 @@
-"""The parts the training loop (loop.py) calls: one window's step, timed for the thread tuner;
-the saves and best.pt; the log line, metrics, previews and samples.txt; the clock all processes
-agree on."""
+"""The parts the training loop (loop.py) calls besides its step: the saves and best.pt; the log
+line, metrics, previews and samples.txt; the clock all processes agree on."""
 
 from __future__ import annotations
 
