@@ -34,6 +34,7 @@ from charrnn.arguments import (
     OPTIONAL_FIELDS,
     SAMPLE_OPTIONS,
     TRAIN_OPTIONS,
+    adapt_config,
     argument,
     checked_length,
     checked_policy,
@@ -57,7 +58,7 @@ from charrnn.run.diagnosis import Command
 from charrnn.settings.config import ModelConfig, TrainConfig, field_names
 from charrnn.settings.option import AUTO, DEFAULT_OUT, MAX_HELD, MAX_STREAMS
 from charrnn.store.checkpoint import describe_checkpoint
-from charrnn.store.loading import LoadedModel, load_for_sampling, torch_model
+from charrnn.store.loading import LoadedModel, adapted, load_for_sampling, save_model, torch_model
 from charrnn.store.metrics import nats_to_bits
 from charrnn.store.outdir import FoundCheckpoint
 from charrnn.store.output import sample_file_header, sample_output
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     import torch
 
     from charrnn.core.model import CharRNN
+    from charrnn.run.adapt import Adapter
     from charrnn.run.evaluate import TextScore
     from charrnn.run.progress import Reporter
     from charrnn.run.result import TrainResult
@@ -81,6 +83,7 @@ class Model:
         self._device = device  # where `score` runs the torch model
         self.threads = threads  # CPU threads of `score` and of batched sampling (see `load`)
         self._torch_model: CharRNN | None = None
+        self.adapted_score: TextScore | None = None  # for a Model made by `adapt`: how it read its text
 
     @property
     def path(self) -> Path:
@@ -198,13 +201,70 @@ class Model:
         progress: Reporter | None = None,
         windows: int | None = None,
         unknown: str = "skip",
+        adapt: bool = False,
+        **adapting: Any,
     ) -> TextScore:
         """How well the model predicts a text (files, folders or globs, as for training):
         bits per character, nats, perplexity, and the characters outside its vocabulary.
         `windows`: score independent windows of that many characters, each from a zero state, as
         nanoGPT does (256 for its figures); None: the state is carried through the whole text.
         `unknown`: what the text's characters the model never saw become, as for `stream`
-        (here "skip" unless told, as `charrnn eval` does)."""
+        (here "skip" unless told, as `charrnn eval` does). `adapt`: learn from the text while
+        scoring it, each segment scored before the model learns from it (dynamic evaluation;
+        `adapting`: adapt_lr, adapt_decay, adapt_segment, as for `charrnn eval --adapt`); this
+        Model's weights stay as they are."""
+        argument("windows", windows, EVAL_OPTIONS["windows"], optional=True)
+        argument("adapt", adapt, EVAL_OPTIONS["adapt"])
+        config = adapt_config(adapting)
+        model = self.torch_model()
+        adapter = self._adapter(model, config) if adapt else None
+        try:
+            return self._scored(model, text, encoding, errors, progress, windows, unknown, adapter)
+        finally:
+            if adapter is not None:
+                adapter.reset()
+
+    @in_python_words
+    def adapt(
+        self,
+        *text: str | Path,
+        encoding: str = "utf-8",
+        errors: str = "strict",
+        progress: Reporter | None = None,
+        unknown: str = "skip",
+        **adapting: Any,
+    ) -> Model:
+        """A new Model that has read `text` (as for `score`) and learned from it as it read
+        (dynamic evaluation): its samples continue in that text's style. This Model and its
+        checkpoint stay as they are; `save` writes the new one. Its `adapted_score` is how well it
+        predicted the text while reading it."""
+        config = adapt_config(adapting)
+        model = self._fresh_torch_model()
+        adapter = self._adapter(model, config)
+        read = self._scored(model, text, encoding, errors, progress, None, unknown, adapter)
+        adapted_to = f"{read.text} ({read.scored:,} characters; {config.describe()})"
+        made = Model(adapted(self.loaded, adapter.weights(), adapted_to), self._device, self.threads)
+        made.adapted_score = read
+        return made
+
+    @in_python_words
+    def save(self, path: str | Path) -> Path:
+        """Write this model as a new checkpoint file at `path` (never over an existing file): for
+        a model made by `adapt`, a checkpoint of a run of its own that `charrnn sample`, `eval` and
+        `viz` read, and whose run records the checkpoint it was adapted from."""
+        argument("path", path, LOCATION)
+        return save_model(self.loaded, Path(path), "path")
+
+    def _fresh_torch_model(self) -> CharRNN:
+        found = FoundCheckpoint(self.loaded.path, self.loaded.checkpoint)
+        return torch_model(found, self.device, self.loaded.weights)
+
+    def _adapter(self, model: CharRNN, config: Any) -> Adapter:
+        from charrnn.run.adapt import Adapter, checkpoint_rms
+
+        return Adapter(model, config, checkpoint_rms(self.loaded.checkpoint))
+
+    def _scored(self, model, text, encoding, errors, progress, windows, unknown, adapter) -> TextScore:
         from charrnn.run.evaluate import score_text
         from charrnn.run.progress import Reporter
         from charrnn.store.corpus import resolve_corpus
@@ -213,7 +273,6 @@ class Model:
             argument("text", location, LOCATION)
         argument("encoding", encoding, EVAL_OPTIONS["encoding"])
         argument("errors", errors, EVAL_OPTIONS["errors"])
-        argument("windows", windows, EVAL_OPTIONS["windows"], optional=True)
         policy = argument("unknown", unknown, EVAL_OPTIONS["unknown"])
         if progress is not None and not isinstance(progress, Reporter):
             raise ConfigError(f"progress must be None or a charrnn.run.progress.Reporter, got {shown(progress)}")
@@ -221,16 +280,16 @@ class Model:
         if corpus is None:
             raise ConfigError("score needs a text: a file, folder or glob pattern")
         reporter = progress or Reporter()
-        model = self.torch_model()
         threads = self.threads if self.device.type == "cpu" else None  # a GPU's speed hardly depends on them
         with running_on(torch_threads(), threads) as tuning:
-            return score_text(model, self.loaded.vocab, corpus, self.device, reporter.progress, windows, policy, tuning)
+            return score_text(
+                model, self.loaded.vocab, corpus, self.device, reporter.progress, windows, policy, tuning, adapter
+            )
 
     def torch_model(self) -> CharRNN:
         """The model as a torch CharRNN on `device` (built at the first call), for scoring."""
         if self._torch_model is None:
-            found = FoundCheckpoint(self.loaded.path, self.loaded.checkpoint)
-            self._torch_model = torch_model(found, self.device)
+            self._torch_model = self._fresh_torch_model()
         return self._torch_model
 
     def describe(self) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from charrnn.display import shown
 from charrnn.errors import ConfigError
-from charrnn.settings.config import ModelConfig, SampleConfig, TrainConfig, field_names
+from charrnn.settings.config import AdaptConfig, ModelConfig, SampleConfig, TrainConfig, field_names
 from charrnn.settings.option import FLAG, INT, MAX_HELD, PATH, Option
 from charrnn.settings.options import EVAL, SAMPLE, by_name
 from charrnn.settings.spelling import PYTHON, read_by
@@ -93,6 +93,16 @@ def sampling_config(length: int, choices: dict[str, Any]) -> SampleConfig:
     for name, value in choices.items():  # each named as the caller wrote it, with its whole rule
         argument(name, value, SAMPLE_OPTIONS[name], optional=name in OPTIONAL_CHOICES)
     return SampleConfig(length=checked_length(length), **choices)
+
+
+def adapt_config(adapting: dict[str, Any]) -> AdaptConfig:
+    """The validated AdaptConfig of a call's adapt_lr, adapt_decay and adapt_segment."""
+    unknown = sorted(set(adapting) - set(field_names(AdaptConfig)))
+    if unknown:
+        raise ConfigError(f"unknown options: {', '.join(unknown)} (adapt_lr, adapt_decay, adapt_segment)")
+    for name, value in adapting.items():
+        argument(name, value, EVAL_OPTIONS[name])
+    return AdaptConfig(**adapting)
 
 
 def checked_temperatures(temperature: Any) -> tuple[float, ...]:

@@ -29,6 +29,7 @@ SECTIONS = {
     "bench_memory.py": ("memory",),
     "sample_quality.py": ("sample-quality",),
     "corpus_scale.py": ("corpus-scale",),
+    "adapt_quality.py": ("adapt-sweep", "adapt-report"),
 }
 MARKER = re.compile(r"<!-- (\S+):(start|end) -->")
 

@@ -184,6 +184,11 @@ def sample(
     beam: int | None,
     threads: int | str,
     unknown: str,
+    adapt_text: str | None,
+    save: Path | None,
+    adapt_lr: float,
+    adapt_decay: float,
+    adapt_segment: int,
     **options: Any,
 ) -> None:
     """Generate text from a trained model, streaming it to stdout as it is made. A prime's
@@ -201,6 +206,7 @@ def sample(
       charrnn sample --prime-file opening.txt --length 500    # a long prime, from a file
       charrnn sample --prime "床前" --unknown refuse   # stop on characters the model never saw
       charrnn sample -n 3 --seed 1 -o samples.txt      # into a file, whole or not at all
+      charrnn sample --adapt her_poems.txt --temp 0.8  # first learn a text's style as it is read
     """
     if any(not stop for stop in stops):
         raise click.BadParameter("must not be empty", param_hint="'--stop'")
@@ -216,6 +222,8 @@ def sample(
         )
     if interactive and output is not None:
         raise click.UsageError("--interactive shows each continuation on the terminal: leave out --output")
+    if save is not None and adapt_text is None:
+        raise click.UsageError("--save writes a model adapted to a text: give the text with --adapt TEXT")
     streams = beam or num_samples
     held = too_much_held(streams, options["length"]) if streams > 1 or beam else None
     if held:  # several samples, or a beam's back-pointers, are held until the end
@@ -229,9 +237,17 @@ def sample(
     target = sample_output(output, force) if output is not None else None
     if target is not None:
         target.check()  # before the work: a user's file, a link, a read-only or full disk
+    if save is not None:
+        from charrnn.store.loading import check_new_file
+
+        check_new_file(save, "--save")
 
     # Several streams run on `threads`, tuned with auto as they go; one already has its count.
     model = api.load(existing_checkpoint(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
+    if adapt_text is not None:
+        model = _adapted(
+            model, adapt_text, save, adapt_lr=adapt_lr, adapt_decay=adapt_decay, adapt_segment=adapt_segment
+        )
     if interactive:
         sample_interactively(model, options, seed, stops, unknown)
         return
@@ -245,7 +261,8 @@ def sample(
     for note in model.passed_over:
         click.echo(f"warning: {note}", err=True)
     note_unseen(model, prime, unknown)
-    click.echo(f"(sampling from {model.path}, step {model.step:,}, on cpu)", err=True)
+    adapted = f", adapted to {printable(model.adapted_score.text)}" if model.adapted_score else ""
+    click.echo(f"(sampling from {model.path}, step {model.step:,}{adapted}, on cpu)", err=True)
     text = itertools.chain(made, "\n")
     if target is None:
         write_streaming(text)
@@ -254,6 +271,22 @@ def sample(
     # Written as made, into a temporary file renamed into place at the end (as stdout would show it: as it is).
     target.write(piece.encode("utf-8", "backslashreplace") for piece in itertools.chain([header], text))
     click.echo(f"wrote {printable(target.path)}", err=True)
+
+
+def _adapted(model: Any, text: str, save: Path | None, **adapting: Any) -> Any:
+    """`model` after reading `text` with dynamic evaluation (run/adapt.py), saved to `save` if given."""
+    from charrnn.run.progress import console_reporter
+
+    made = model.adapt(text, progress=console_reporter(False), **adapting)
+    read = made.adapted_score
+    click.echo(
+        f"(adapted to {printable(read.text)}: {read.scored:,} characters read at {read.bits:.3f} bits per character "
+        "while learning from them)",
+        err=True,
+    )
+    if save is not None:
+        click.echo(f"wrote the adapted model to {printable(made.save(save))}", err=True)
+    return made
 
 
 # Not OMP_NUM_THREADS: PyTorch reads it too, and viz's memory plot sets PyTorch's count itself.

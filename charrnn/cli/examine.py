@@ -30,6 +30,8 @@ def evaluate(
     device: str,
     threads: int | str,
     windows: int | None,
+    adapt: bool,
+    **adapting: Any,
 ) -> None:
     """How well a model predicts TEXT (files, folders or globs, as for train): bits per
     character, nats and perplexity. Characters outside the model's vocabulary are counted and
@@ -41,18 +43,33 @@ def evaluate(
       charrnn eval held_out.txt
       charrnn eval chapter12.txt --checkpoint runs/novel/best.pt
       charrnn eval held_out.txt --windows 256   # as nanoGPT scores: windows from a zero state
+      charrnn eval held_out.txt --adapt         # learning from the text as it reads it
     """
     from charrnn import api
     from charrnn.run.progress import console_reporter
 
     model = api.load(existing_checkpoint(checkpoint, "-c PATH"), device, threads=threads)
     reporter = console_reporter(False)
-    score = model.score(*text, encoding=encoding, errors=errors, progress=reporter, windows=windows, unknown=unknown)
+    score = model.score(
+        *text,
+        encoding=encoding,
+        errors=errors,
+        progress=reporter,
+        windows=windows,
+        unknown=unknown,
+        adapt=adapt,
+        **adapting,
+    )
     click.echo(f"model: {model.path} (step {model.step:,})")
     click.echo(f"text: {score.text}: {score.chars:,} characters, {score.scored:,} scored{_unscored(score)}")
     if score.window:
         click.echo(
             f"scored in {score.streams:,} independent windows of {score.window:,} characters, each from a zero state"
+        )
+    if score.adapted is not None:
+        click.echo(
+            f"adapted to the text as it was read (dynamic evaluation: {score.adapted.describe()}); "
+            "each segment was scored before the model learned from it, and the checkpoint is unchanged"
         )
     if score.outside:
         click.echo(
@@ -94,6 +111,8 @@ def _unscored(score: Any) -> str:
         tail = score.chars - score.scored - score.streams - left_out
         reasons = [
             f"the first of each of the {score.streams:,} streams it is read in, which has nothing before it to predict it from"
+            if score.streams > 1
+            else "the first, which has nothing before it to predict it from"
         ]
         filler = "a stream"
     if tail > 0:
@@ -172,6 +191,8 @@ def viz(
     color: str,
     cell: str | None,
     unknown: str,
+    adapt: bool,
+    **adapting: Any,
 ) -> None:
     """Run the model over TEXT (files, as for eval) and write one self-contained HTML page:
     each character shaded by the model's surprise, with its five likeliest guesses; a browser of
@@ -185,6 +206,7 @@ def viz(
       charrnn viz --text "def main():" --ansi          # coloured by surprise, in the terminal
       charrnn viz poem.txt --ansi --color always | less -R   # colours kept in a pipe
       charrnn viz chapter1.txt --ansi --cell 2:17      # coloured by one cell
+      charrnn viz chapter1.txt --adapt                 # and where learning as it reads helped
     """
     from charrnn.inspect import viz as inspect
 
@@ -194,9 +216,19 @@ def viz(
             if text
             else "give a TEXT file to look at, or the text itself with --text"
         )
+    from charrnn.settings.config import AdaptConfig
+
     settings = inspect.VizSettings(
-        inspect.parse_temperatures(temperatures), sample_length, prime, seed, memory_span, unknown
+        inspect.parse_temperatures(temperatures),
+        sample_length,
+        prime,
+        seed,
+        memory_span,
+        unknown,
+        AdaptConfig(**adapting) if adapt else None,
     )
+    if adapt and ansi:
+        raise click.UsageError("--adapt shades the page: leave out --ansi")
     if cell is not None and not ansi:
         raise click.UsageError("--cell colours the text in the terminal: add --ansi (the page has a cell browser)")
     if output is not None and output.suffix.lower() not in (".html", ".htm"):

@@ -39,7 +39,9 @@ SURPRISE: Scale = (
 )
 # A cell's value: blue -1, white 0, red +1.
 ACTIVATION: Scale = ((-1.0, (59, 130, 205)), (0.0, (255, 255, 255)), (1.0, (214, 69, 65)))
-SCALES = {"surprise": SURPRISE, "activation": ACTIVATION}
+# Bits that learning from the text saved at a character (viz --adapt): green saved, purple lost.
+SAVED: Scale = ((-2.0, (153, 112, 171)), (0.0, (255, 255, 255)), (2.0, (90, 174, 97)))
+SCALES = {"surprise": SURPRISE, "activation": ACTIVATION, "saved": SAVED}
 
 PAGE_BUDGET = 3_000_000  # bytes: the page opens at once and can be mailed; activations fill what the rest leaves
 _TEMPLATE = "viz_page.html"
@@ -99,6 +101,9 @@ def _check(data: dict[str, Any]) -> None:
         for name, per in (("bits", 1), ("top_ids", 5), ("top_probs", 5))
         if len(data[name]) != count * per
     ]
+    adapted = data.get("adapted")
+    if adapted is not None and len(adapted["bits"]) != count:
+        problems.append(f"the adapted bits have {len(adapted['bits']):,} entries for {count:,} characters")
     cells = data["cells"]
     if cells["chars"] > count:
         problems.append(f"cells cover {cells['chars']:,} characters of a text of {count:,}")

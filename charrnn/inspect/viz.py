@@ -26,7 +26,7 @@ from charrnn.errors import CorpusError, OptionError
 from charrnn.inspect.cell_roles import gate_saturation, rank_cells, text_properties
 from charrnn.inspect.page import cell_chars_that_fit
 from charrnn.inspect.trace import Trace, text_ids, trace_text
-from charrnn.settings.config import SampleConfig
+from charrnn.settings.config import AdaptConfig, SampleConfig
 from charrnn.store.corpus import resolve_corpus
 from charrnn.store.encoded import Progress, no_progress
 from charrnn.store.loading import LoadedModel
@@ -55,6 +55,7 @@ class VizSettings:
     seed: int  # a page is reproducible: the same text and model draw the same samples
     memory_span: int
     unknown: str = "skip"  # what the text's (and the prime's) characters the model never saw become
+    adapt: AdaptConfig | None = None  # also read the text learning from it (dynamic evaluation)
 
 
 def read_text(arguments: Sequence[str], literal: str | None, chars: int, encoding: str, errors: str) -> VizText:
@@ -155,6 +156,7 @@ def page_data(
             for s in gate_saturation(traced.gates)
         ],
         "memory": _memory(loaded, traced.ids, settings.memory_span, threads, progress),
+        "adapted": _adapted(loaded, traced.ids, settings.adapt, threads, progress),
         "samples": _samples(loaded, shown.text, settings, unseen, progress),
     }
     data["cells"] = _cells(traced, loaded.model.config.cell_type.quantity, data)
@@ -241,6 +243,37 @@ def _memory(
     advance(None)
     used = len(choose_windows(len(read), span, MEMORY_WINDOWS)[0])  # fewer on a short text
     return {"grad": [float(f"{g:.4g}") for g in grad], "windows": used}
+
+
+def _adapted(
+    loaded: LoadedModel, ids: np.ndarray, adapt: AdaptConfig | None, threads: int | str | None, progress: Progress
+) -> dict | None:
+    """With `adapt`, the surprise at each character while the model learns from the text as it
+    reads it (run/adapt.py): bits, aligned with the page's own (None where not predicted)."""
+    read = np.flatnonzero(ids >= 0)
+    if adapt is None or loaded.checkpoint is None:
+        return None
+    if len(read) < adapt.adapt_segment + 1:
+        raise CorpusError(
+            f"the text has {len(read):,} characters in the model's vocabulary; adapting in segments of "
+            f"{adapt.adapt_segment:,} needs at least {adapt.adapt_segment + 1:,} (a shorter --adapt-segment)"
+        )
+    import torch
+
+    from charrnn.run.adapt import Adapter, adaptive_losses, checkpoint_rms
+    from charrnn.store.loading import torch_model
+    from charrnn.store.outdir import FoundCheckpoint
+
+    model = torch_model(FoundCheckpoint(loaded.path, loaded.checkpoint), torch.device("cpu"), loaded.weights)
+    advance = progress("learning as it reads", len(read) - 1, unit="characters")
+    with running_on(torch_threads(), threads) as tuning:
+        adapter = Adapter(model, adapt, checkpoint_rms(loaded.checkpoint))
+        losses = adaptive_losses(adapter, ids[read], torch.device("cpu"), tuning, advance)
+    advance(None)
+    bits: list[float | None] = [None] * len(ids)
+    for position, loss in zip(read[1:], losses / math.log(2)):
+        bits[position] = round(float(loss), 3)
+    return {"bits": bits, "mean_bits": round(float(losses.mean() / math.log(2)), 4), "settings": adapt.describe()}
 
 
 def _samples(

@@ -20,6 +20,9 @@ from charrnn.core.threads import UNTUNED, Tuning
 from charrnn.core.vocab import Vocab
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, CorpusError
+from charrnn.run.adapt import Adapter, adaptive_losses, adaptive_windowed_losses
+from charrnn.settings.config import AdaptConfig
+from charrnn.settings.spelling import spelled
 from charrnn.store.corpus import Corpus
 from charrnn.store.encoded import CorpusCache, Progress, no_progress
 from charrnn.store.metrics import nats_to_bits
@@ -128,6 +131,7 @@ class TextScore:
     text: str = ""  # which text: the corpus's description
     streams: int = 0  # the text is scored as this many streams (or windows) side by side
     window: int = 0  # > 0: scored in independent windows of this many targets, each from a zero state (nanoGPT's way)
+    adapted: AdaptConfig | None = None  # how the model learned from the text as it scored it (dynamic evaluation)
 
     @property
     def outside(self) -> int:
@@ -156,6 +160,7 @@ def score_text(
     window: int | None = None,
     unknown: str = "skip",
     tuning: Tuning = UNTUNED,
+    adapter: Adapter | None = None,
 ) -> TextScore:
     """Bits per character and perplexity of `model` on a held-out text: with the state carried
     through the text, or with `window`, in independent windows of that many targets each scored
@@ -165,6 +170,10 @@ def score_text(
     Characters the vocabulary lacks are counted and reported, and become what the `unknown`
     policy says (Vocab.unseen): each read as its nearest known character, else scored as unknown
     where the vocabulary has an unknown id, else left out of the text (skip) or refused.
+
+    With `adapter`, the model learns from the text as it scores it (dynamic evaluation,
+    adapt.py): carried, the text is read as one stream, in order; the caller decides whether
+    the adapted weights are kept (Adapter.reset).
     """
     cache = CorpusCache(corpus)
     counted = cache.counts(progress)
@@ -183,8 +192,16 @@ def score_text(
                 f"a window of {window:,} needs {window + 1:,} (score it in shorter windows)"
             )
         advance = progress("scoring", (len(ids) - 1) // window * window, unit="characters")
-        nats, scored = windowed_loss(model, ids, window, device, tuning=tuning, advance=advance)
+        if adapter is None:
+            nats, scored = windowed_loss(model, ids, window, device, tuning=tuning, advance=advance)
+        else:
+            nats, scored = _mean(adaptive_windowed_losses(adapter, ids, window, device, tuning, advance))
         sides = scored // window  # windows
+    elif adapter is not None:
+        _check_adaptable(ids, adapter.adaptation.adapt_segment, corpus.description)
+        advance = progress("scoring and adapting", len(ids) - 1, unit="characters")
+        nats, scored = _mean(adaptive_losses(adapter, ids, device, tuning, advance))
+        sides = 1
     else:
         streams = eval_streams(ids)
         if streams is None:
@@ -209,7 +226,21 @@ def score_text(
         corpus.description,
         sides,
         window or 0,
+        adapter.adaptation if adapter is not None else None,
     )
+
+
+def _mean(losses: np.ndarray) -> tuple[float, int]:
+    return float(losses.mean()), len(losses)
+
+
+def _check_adaptable(ids: np.ndarray, segment: int, description: str) -> None:
+    """Dynamic evaluation reads the text in segments: refuse one too short to fill one."""
+    if len(ids) < segment + 1:
+        raise CorpusError(
+            f"{printable(description)} has {len(ids):,} characters in the model's vocabulary; adapting in "
+            f"segments of {segment:,} needs at least {segment + 1:,} (a shorter {spelled('adapt_segment')})"
+        )
 
 
 def _occurrences(counts: np.ndarray, chars: Iterable[str]) -> int:

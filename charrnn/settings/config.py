@@ -21,7 +21,7 @@ from charrnn.settings.option import (
     DURATION,
     Option,
 )
-from charrnn.settings.options import SAMPLE, by_name
+from charrnn.settings.options import EVAL, SAMPLE, by_name
 from charrnn.settings.spelling import for_python, spelled
 from charrnn.settings.train_options import TRAIN
 
@@ -30,7 +30,7 @@ from charrnn.settings.train_options import TRAIN
 ONE_HOT_MAX_VOCAB = 4096
 MAX_PARAMETERS = 2**31  # 8 GiB of float32 weights; training needs about four times that
 
-_TRAIN_OPTIONS, _SAMPLE_OPTIONS = by_name(TRAIN), by_name(SAMPLE)
+_TRAIN_OPTIONS, _SAMPLE_OPTIONS, _EVAL_OPTIONS = by_name(TRAIN), by_name(SAMPLE), by_name(EVAL)
 
 
 def _train_default(name: str) -> Any:
@@ -192,6 +192,21 @@ class SampleConfig:
 
     def __post_init__(self) -> None:
         _check_fields(self, _SAMPLE_OPTIONS)
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How a model learns from a text as it reads it (dynamic evaluation: run/adapt.py)."""
+
+    adapt_lr: float = _EVAL_OPTIONS["adapt_lr"].default
+    adapt_decay: float = _EVAL_OPTIONS["adapt_decay"].default
+    adapt_segment: int = _EVAL_OPTIONS["adapt_segment"].default
+
+    def __post_init__(self) -> None:
+        _check_fields(self, _EVAL_OPTIONS)
+
+    def describe(self) -> str:
+        return ", ".join(f"{spelled(f.name, getattr(self, f.name))}" for f in fields(self))
 
 
 def field_names(config_class: type) -> tuple[str, ...]:

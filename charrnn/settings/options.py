@@ -66,6 +66,42 @@ _FORCE = Option(
     doc="replace the output file even if charrnn did not write it (a link is replaced, never its target)",
 )
 
+# Dynamic evaluation (run/adapt.py): eval and viz adapt to their TEXT with --adapt, sample to
+# the text --adapt names. The defaults come from the sweep in docs/benchmarks.md ("A model that
+# keeps learning as it reads"), tuned on texts apart from those it reports.
+_ADAPTING = "Adapting to the text (dynamic evaluation)"
+_ADAPT_TUNING = (
+    Option(
+        ("--adapt-lr",),
+        "How far each segment moves the weights, in units of their gradients' size in training.",
+        kind=FLOAT,
+        default=1e-4,
+        low=0,
+        low_open=True,
+        high=1,
+        section=_ADAPTING,
+        doc_metavar="X",
+        doc="how far each segment moves the weights, in units of the size of their gradients in training",
+    ),
+    fraction_option(
+        ("--adapt-decay",),
+        "How fast the weights are pulled back toward the trained ones at each segment (0: never).",
+        default=0.01,
+        section=_ADAPTING,
+        doc_metavar="X",
+        doc="how fast the weights are pulled back toward the trained ones at each segment (0: never)",
+    ),
+    count_option(
+        ("--adapt-segment",),
+        "Characters read between two steps of adaptation.",
+        default=100,
+        limit=65_536,
+        section=_ADAPTING,
+        doc_metavar="N",
+        doc="characters read between two steps of adaptation",
+    ),
+)
+
 SAMPLE = (
     replace(_CHECKPOINT, section=MODEL),
     replace(
@@ -219,6 +255,27 @@ SAMPLE = (
         doc_metavar="N",
         doc="beam search with N hypotheses: the most likely continuation (deterministic; `--temp`, `--top-k`, `--top-p` do not apply)",
     ),
+    Option(
+        ("--adapt",),
+        "First read this text (files, folders or globs, as for train) and learn from it as it is read, so "
+        "that the samples continue in its style; the checkpoint is not changed.",
+        name="adapt_text",
+        kind=PATH,
+        section=_ADAPTING,
+        doc_metavar="TEXT",
+        doc="first read TEXT (files, folders or globs, as for train), learning from it as it is read, so that "
+        "the samples continue in its style; the checkpoint is not changed",
+    ),
+    Option(
+        ("--save",),
+        "With --adapt: also write the adapted model to this new checkpoint file (never over an existing file).",
+        kind=PATH,
+        path_args={"dir_okay": False},
+        section=_ADAPTING,
+        doc_metavar="FILE",
+        doc="with `--adapt`: also write the adapted model to this new checkpoint file (never over an existing one)",
+    ),
+    *_ADAPT_TUNING,
 )
 
 # info names its checkpoint positionally too (cli/examine.py); it has no option table in the README.
@@ -248,6 +305,18 @@ EVAL = (
         doc="score the text in independent windows of N predicted characters, each from a zero state, as nanoGPT "
         "scores (`--windows 256` for its figures); by default the state is carried through the whole text",
     ),
+    Option(
+        ("--adapt",),
+        "Learn from the text while scoring it (dynamic evaluation): each segment is scored, then the weights "
+        "take a step on it. With --windows, each window adapts on its own past only.",
+        kind=FLAG,
+        default=False,
+        section=_ADAPTING,
+        doc="learn from the text while scoring it (dynamic evaluation): each segment is scored first, then the "
+        "weights take a step on it, so every character is predicted before the model has learned from it; with "
+        "`--windows`, each window starts from the trained weights and adapts on its own past only",
+    ),
+    *_ADAPT_TUNING,
 )
 
 PLOT = (
@@ -309,6 +378,16 @@ VIZ = (
         doc="the HTML file to write; by default `viz.html` in the checkpoint's folder",
     ),
     replace(_FORCE, section=_VIZ_PAGE),
+    Option(
+        ("--adapt",),
+        "Also read the text learning from it (dynamic evaluation), so the page shows where that helped.",
+        kind=FLAG,
+        default=False,
+        section=_VIZ_PAGE,
+        doc="also read the text while learning from it (dynamic evaluation, as `eval --adapt`), so that the page "
+        "can shade it by surprise with and without learning, and by what learning saved",
+    ),
+    *(replace(option, section=_VIZ_PAGE) for option in _ADAPT_TUNING),
     Option(
         ("--temperatures",),
         "Comma-separated temperatures of the samples shown side by side.",

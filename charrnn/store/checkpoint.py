@@ -69,6 +69,9 @@ def load_checkpoint(path: str | Path, arrays: str = "torch") -> dict[str, Any]:
 RngState = dict[str, Any]  # runtime.rng_state(): {"torch": tensor, "cuda": [tensor, ...]}
 
 
+ADAPTED_TO = "adapted_to"  # in forked_from, for a model adapted to a text (loading.save_model): that text
+
+
 @dataclass(frozen=True)
 class RunIdentity:
     """Which run a checkpoint belongs to (also kept in its folder's run.json)."""
@@ -360,6 +363,12 @@ def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
     ]
     changed = [printable(option, 100) for option in options_beyond_defaults(train_config)]
     lines.append(f"training options (beyond the defaults): {', '.join(changed) or 'none'}")
+    fork = checkpoint.record.run.forked_from if checkpoint.record.run else None
+    if fork and fork.get(ADAPTED_TO):
+        lines.append(
+            f"adapted to: {printable(str(fork[ADAPTED_TO]), 300)}, from {printable(str(fork.get('path')))} "
+            "(dynamic evaluation; its training state is that checkpoint's)"
+        )
     init = checkpoint.record.init_from
     if init is not None:
         lines.append(f"fine-tuned from: {printable(init.path or '?')} (step {'?' if init.step is None else init.step})")
