@@ -31,9 +31,7 @@ from charrnn.arguments import (
     FILE_COUNT,
     FLAG_ARGUMENT,
     LOCATION,
-    OPTIONAL_FIELDS,
     SAMPLE_OPTIONS,
-    TRAIN_OPTIONS,
     adapt_config,
     argument,
     checked_length,
@@ -42,7 +40,8 @@ from charrnn.arguments import (
     checked_seed,
     checked_stops,
     checked_temperatures,
-    documents,
+    checked_text_arguments,
+    checked_training_arguments,
     in_python_words,
     refuse_held,
     sampling_config,
@@ -50,16 +49,14 @@ from charrnn.arguments import (
 )
 from charrnn.core.beam import generate_beam
 from charrnn.core.nearest import Unseen
-from charrnn.core.sampling import child_seed, generate_samples, generate_text, heading
+from charrnn.core.sampling import batch_seed, generate_samples, generate_text, heading
 from charrnn.core.threads import blas_threads, running_on, torch_threads
 from charrnn.display import shown
 from charrnn.errors import ConfigError
 from charrnn.run.diagnosis import Command
-from charrnn.settings.config import ModelConfig, TrainConfig, field_names
 from charrnn.settings.option import AUTO, DEFAULT_OUT, MAX_HELD, MAX_STREAMS
 from charrnn.store.checkpoint import describe_checkpoint
 from charrnn.store.loading import LoadedModel, adapted, load_for_sampling, save_model, torch_model
-from charrnn.store.metrics import nats_to_bits
 from charrnn.store.outdir import FoundCheckpoint
 from charrnn.store.output import sample_file_header, sample_output
 
@@ -67,12 +64,9 @@ if TYPE_CHECKING:
     import torch
 
     from charrnn.core.model import CharRNN
-    from charrnn.run.adapt import Adapter
     from charrnn.run.evaluate import TextScore
     from charrnn.run.progress import Reporter
     from charrnn.run.result import TrainResult
-
-TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vocab_size comes from the corpus
 
 
 class Model:
@@ -213,16 +207,15 @@ class Model:
         scoring it, each segment scored before the model learns from it (dynamic evaluation;
         `adapting`: adapt_lr, adapt_decay, adapt_segment, as for `charrnn eval --adapt`); this
         Model's weights stay as they are."""
+        from charrnn.run.adapt import adapter_for
+
         argument("windows", windows, EVAL_OPTIONS["windows"], optional=True)
         argument("adapt", adapt, EVAL_OPTIONS["adapt"])
         config = adapt_config(adapting)
-        model = self.torch_model()
-        adapter = self._adapter(model, config) if adapt else None
-        try:
-            return self._scored(model, text, encoding, errors, progress, windows, unknown, adapter)
-        finally:
-            if adapter is not None:
-                adapter.reset()
+        if not adapt:
+            return self._scored(self.torch_model(), text, encoding, errors, progress, windows, unknown, None)
+        adapter = adapter_for(self._new_torch_model(), config, self.loaded.checkpoint)  # this Model's stays as it is
+        return self._scored(adapter.model, text, encoding, errors, progress, windows, unknown, adapter)
 
     @in_python_words
     def adapt(
@@ -232,16 +225,18 @@ class Model:
         errors: str = "strict",
         progress: Reporter | None = None,
         unknown: str = "skip",
+        texts: Sequence[str] | None = None,
         **adapting: Any,
     ) -> Model:
-        """A new Model that has read `text` (as for `score`) and learned from it as it read
-        (dynamic evaluation): its samples continue in that text's style. This Model and its
-        checkpoint stay as they are; `save` writes the new one. Its `adapted_score` is how well it
-        predicted the text while reading it."""
+        """A new Model that has read `text` (as for `score`; or `texts`, strings) and learned from
+        it as it read (dynamic evaluation): its samples continue in that text's style. This Model
+        and its checkpoint stay as they are; `save` writes the new one. Its `adapted_score` is how
+        well it predicted the text while reading it."""
+        from charrnn.run.adapt import adapter_for
+
         config = adapt_config(adapting)
-        model = self._fresh_torch_model()
-        adapter = self._adapter(model, config)
-        read = self._scored(model, text, encoding, errors, progress, None, unknown, adapter)
+        adapter = adapter_for(self._new_torch_model(), config, self.loaded.checkpoint)
+        read = self._scored(adapter.model, text, encoding, errors, progress, None, unknown, adapter, texts)
         adapted_to = f"{read.text} ({read.scored:,} characters; {config.describe()})"
         made = Model(adapted(self.loaded, adapter.weights(), adapted_to), self._device, self.threads)
         made.adapted_score = read
@@ -249,36 +244,23 @@ class Model:
 
     @in_python_words
     def save(self, path: str | Path) -> Path:
-        """Write this model as a new checkpoint file at `path` (never over an existing file): for
-        a model made by `adapt`, a checkpoint of a run of its own that `charrnn sample`, `eval` and
-        `viz` read, and whose run records the checkpoint it was adapted from."""
+        """Write this model (one made by `adapt`) as a new checkpoint file at `path`, never over
+        an existing file, of a run of its own that records the checkpoint it came from."""
         argument("path", path, LOCATION)
         return save_model(self.loaded, Path(path), "path")
 
-    def _fresh_torch_model(self) -> CharRNN:
-        found = FoundCheckpoint(self.loaded.path, self.loaded.checkpoint)
-        return torch_model(found, self.device, self.loaded.weights)
+    def _new_torch_model(self) -> CharRNN:
+        return torch_model(FoundCheckpoint(self.loaded.path, self.loaded.checkpoint), self.device, self.loaded.weights)
 
-    def _adapter(self, model: CharRNN, config: Any) -> Adapter:
-        from charrnn.run.adapt import Adapter, checkpoint_rms
-
-        return Adapter(model, config, checkpoint_rms(self.loaded.checkpoint))
-
-    def _scored(self, model, text, encoding, errors, progress, windows, unknown, adapter) -> TextScore:
+    def _scored(self, model, text, encoding, errors, progress, windows, unknown, adapter, texts=None) -> TextScore:
         from charrnn.run.evaluate import score_text
         from charrnn.run.progress import Reporter
-        from charrnn.store.corpus import resolve_corpus
+        from charrnn.store.corpus import resolve_corpus, texts_corpus
 
-        for location in text:
-            argument("text", location, LOCATION)
-        argument("encoding", encoding, EVAL_OPTIONS["encoding"])
-        argument("errors", errors, EVAL_OPTIONS["errors"])
-        policy = argument("unknown", unknown, EVAL_OPTIONS["unknown"])
+        policy = checked_text_arguments(text, texts, encoding, errors, unknown)
         if progress is not None and not isinstance(progress, Reporter):
             raise ConfigError(f"progress must be None or a charrnn.run.progress.Reporter, got {shown(progress)}")
-        corpus = resolve_corpus([str(t) for t in text], encoding, errors) if text else None
-        if corpus is None:
-            raise ConfigError("score needs a text: a file, folder or glob pattern")
+        corpus = texts_corpus(texts) if texts is not None else resolve_corpus([str(t) for t in text], encoding, errors)
         reporter = progress or Reporter()
         threads = self.threads if self.device.type == "cpu" else None  # a GPU's speed hardly depends on them
         with running_on(torch_threads(), threads) as tuning:
@@ -289,7 +271,7 @@ class Model:
     def torch_model(self) -> CharRNN:
         """The model as a torch CharRNN on `device` (built at the first call), for scoring."""
         if self._torch_model is None:
-            self._torch_model = self._fresh_torch_model()
+            self._torch_model = self._new_torch_model()
         return self._torch_model
 
     def describe(self) -> list[str]:
@@ -363,7 +345,7 @@ class Model:
             for each in temperatures:
                 for first in range(0, n, batch):
                     part = min(batch, n - first)
-                    made = self.samples(part, length, prime, seed=_batch_seed(seed, first), temperature=each, **options)
+                    made = self.samples(part, length, prime, seed=batch_seed(seed, first), temperature=each, **options)
                     for number, text in enumerate(made, first + 1):
                         yield f"\n{heading(number, n, each if at else None)}\n{text}\n".encode()
 
@@ -391,23 +373,7 @@ class Model:
         return result
 
     def __repr__(self) -> str:
-        return f"<charrnn Model: {', '.join(self._description())}>"
-
-    def _description(self) -> list[str]:
-        """Cell, layers x hidden size, parameters, vocabulary, step, held-out loss, path."""
-        checkpoint = self.loaded.checkpoint
-        parts = []
-        if checkpoint is not None:
-            config = checkpoint.model_config
-            parts += [
-                f"{config.cell.upper()} {config.layers}x{config.hidden_size}",
-                f"{checkpoint.num_parameters:,} parameters",
-            ]
-        parts += [f"{len(self.loaded.vocab):,} characters", f"step {self.step:,}"]
-        loss = checkpoint.last_val_loss if checkpoint is not None else None
-        if loss is not None:
-            parts.append(f"validation {nats_to_bits(loss):.3f} bpc ({loss:.3f} nats)")
-        return [*parts, str(self.path)]
+        return f"<charrnn Model: {', '.join(self.loaded.summary())}>"
 
 
 @in_python_words
@@ -456,27 +422,9 @@ def train(
     from charrnn.run.runtime import use_threads
     from charrnn.run.training import TrainRequest, run_training
 
-    for location in corpus:
-        argument("corpus", location, LOCATION)
-    if texts is not None:
-        texts = documents("texts", texts)
-        if corpus:
-            raise ConfigError("give corpus paths or texts, not both")
-    argument("out", out, TRAIN_OPTIONS["out"], optional=True)
-    if resume is not None and not isinstance(resume, bool) and LOCATION.problem(resume):
-        raise ConfigError(f"resume must be True, False, None or a checkpoint file or out folder, got {shown(resume)}")
-    argument("init_from", init_from, TRAIN_OPTIONS["init_from"], optional=True)
-    argument("device", device, TRAIN_OPTIONS["device"])
-    argument("dtype", dtype, TRAIN_OPTIONS["dtype"])
-    argument("compile", compile, TRAIN_OPTIONS["compile_model"])
-    argument("threads", threads, TRAIN_OPTIONS["threads"], optional=True)
+    texts = checked_training_arguments(corpus, texts, out, resume, init_from, device, dtype, compile, threads, options)
     if not isinstance(progress, (bool, Reporter)):
         raise ConfigError(f"progress must be True, False or a charrnn.run.progress.Reporter, got {shown(progress)}")
-    unknown = sorted(set(options) - set(TRAINING_OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.api.TRAINING_OPTIONS)")
-    for name, value in options.items():
-        argument(name, value, TRAIN_OPTIONS[name], optional=name in OPTIONAL_FIELDS)
     use_threads(threads)
     if resume is True:
         resume = out if out is not None else DEFAULT_OUT
@@ -500,9 +448,3 @@ def train(
     if progress is True:
         print("\n".join(result.summary()), file=sys.stderr, flush=True)
     return result
-
-
-def _batch_seed(seed: int | None, first: int) -> int | None:
-    """The seed of the batch of samples from number `first` on: `seed` itself for the first
-    batch (the samples `generate` makes), a stream of its own for each later one."""
-    return seed if seed is None or first == 0 else child_seed(seed, first)

@@ -29,6 +29,7 @@ LOCATION = Option(("--location",), "", kind=PATH)  # a file, folder or glob: a c
 OPTIONAL_FIELDS = {f.name for config in (ModelConfig, TrainConfig) for f in fields(config) if "None" in str(f.type)}
 FILE_COUNT = Option(("-n",), "", kind=INT, low=1)  # samples written to a file: any number, a batch at a time
 FLAG_ARGUMENT = Option(("--flag",), "", kind=FLAG)
+TRAINING_OPTIONS = field_names(ModelConfig)[1:] + field_names(TrainConfig)  # vocab_size comes from the corpus
 _Call = TypeVar("_Call", bound=Callable[..., Any])
 
 
@@ -103,6 +104,56 @@ def adapt_config(adapting: dict[str, Any]) -> AdaptConfig:
     for name, value in adapting.items():
         argument(name, value, EVAL_OPTIONS[name])
     return AdaptConfig(**adapting)
+
+
+def checked_training_arguments(
+    corpus: Sequence[Any],
+    texts: Any,
+    out: Any,
+    resume: Any,
+    init_from: Any,
+    device: Any,
+    dtype: Any,
+    compile: Any,
+    threads: Any,
+    options: dict[str, Any],
+) -> tuple[str, ...] | None:
+    """charrnn.train's arguments checked, its `texts` as a tuple (or None)."""
+    for location in corpus:
+        argument("corpus", location, LOCATION)
+    if texts is not None:
+        texts = documents("texts", texts)
+        if corpus:
+            raise ConfigError("give corpus paths or texts, not both")
+    argument("out", out, TRAIN_OPTIONS["out"], optional=True)
+    if resume is not None and not isinstance(resume, bool) and LOCATION.problem(resume):
+        raise ConfigError(f"resume must be True, False, None or a checkpoint file or out folder, got {shown(resume)}")
+    argument("init_from", init_from, TRAIN_OPTIONS["init_from"], optional=True)
+    argument("device", device, TRAIN_OPTIONS["device"])
+    argument("dtype", dtype, TRAIN_OPTIONS["dtype"])
+    argument("compile", compile, TRAIN_OPTIONS["compile_model"])
+    argument("threads", threads, TRAIN_OPTIONS["threads"], optional=True)
+    unknown = sorted(set(options) - set(TRAINING_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown training options: {', '.join(unknown)} (see charrnn.arguments.TRAINING_OPTIONS)")
+    for name, value in options.items():
+        argument(name, value, TRAIN_OPTIONS[name], optional=name in OPTIONAL_FIELDS)
+    return texts
+
+
+def checked_text_arguments(text: Sequence[Any], texts: Any, encoding: Any, errors: Any, unknown: Any) -> str:
+    """The arguments naming a text to read (Model.score, Model.adapt) checked; the --unknown policy."""
+    if texts is not None:
+        documents("texts", texts)
+        if text:
+            raise ConfigError("give text paths or texts, not both")
+    elif not text:
+        raise ConfigError("score needs a text: a file, folder or glob pattern")
+    for location in text:
+        argument("text", location, LOCATION)
+    argument("encoding", encoding, EVAL_OPTIONS["encoding"])
+    argument("errors", errors, EVAL_OPTIONS["errors"])
+    return argument("unknown", unknown, EVAL_OPTIONS["unknown"])
 
 
 def checked_temperatures(temperature: Any) -> tuple[float, ...]:

@@ -188,6 +188,21 @@ def test_the_adapted_model_writes_in_the_text_s_style_and_predicts_more_of_it_be
     assert model.sample(50, seed=1) != adapted.sample(50, seed=1)
 
 
+def test_a_long_prime_is_read_learning_from_it_too(run, tmp_path):
+    out, text = run
+    prime = tmp_path / "prime.txt"
+    prime.write_text("dog fox dog\nlazy brown\n" * 4, encoding="utf-8")  # longer than a segment of 30
+    arguments = ["sample", "-c", str(out), "--adapt", str(text), "--length", "30", "--seed", "1"]
+    result = CliRunner().invoke(main, [*arguments, "--prime-file", str(prime)])
+    assert result.exit_code == 0, result.output
+    assert "adapted to the prime: " in result.stderr
+    model = api.load(out).adapt(text)
+    by_hand = model.adapt(texts=[prime.read_text(encoding="utf-8")]).sample(
+        30, prime.read_text(encoding="utf-8"), seed=1
+    )
+    assert result.stdout == by_hand + "\n"
+
+
 def test_sample_adapt_save_writes_a_new_checkpoint_that_says_where_it_came_from(run, tmp_path):
     out, text = run
     saved = tmp_path / "adapted.pt"
@@ -237,12 +252,19 @@ def test_an_empty_text_to_adapt_to_is_refused_in_one_line(run, tmp_path):
 
 def test_a_diverging_adaptation_is_reported_never_printed_as_a_score(run):
     out, text = run
-    model = api.load(out, threads=1)
-    weights = dict(model.torch_model().named_parameters())
+    result = CliRunner().invoke(
+        main,
+        ["eval", str(text), "-c", str(out), "--adapt", "--adapt-lr", "1", "--adapt-decay", "0", "--adapt-segment", "8"],
+    )
+    assert result.exit_code == 1 and "bits per character" not in result.stdout
+    assert "adapting diverged after " in result.stderr and "--adapt-lr 1 is too high" in result.stderr
+    checkpoint = read_checkpoint(out / "best.pt")
+    model = api.load(out).torch_model()
     with torch.no_grad():
-        weights["head.bias"][0] = math.inf  # what a runaway step leaves behind
+        dict(model.named_parameters())["head.bias"][0] = math.inf  # what a runaway step can leave behind
+    adapter = Adapter(model, AdaptConfig(), checkpoint_rms(checkpoint))
     with pytest.raises(AdaptationDiverged, match="adapting diverged after 0 characters"):
-        model.score(text, adapt=True)
+        adaptive_losses(adapter, checkpoint.vocab.encode(HELD_OUT), CPU)
 
 
 def test_the_api_names_its_adaptation_arguments(run):

@@ -114,4 +114,4 @@ def test_bad_options_raise_one_clear_error(run, tmp_path):
 
 def test_the_command_line_options_and_the_api_accept_the_same_names():
     cli_names = {p.name for p in main.commands["train"].params}
-    assert set(charrnn.api.TRAINING_OPTIONS) <= cli_names
+    assert set(charrnn.arguments.TRAINING_OPTIONS) <= cli_names

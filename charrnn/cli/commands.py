@@ -245,9 +245,8 @@ def sample(
     # Several streams run on `threads`, tuned with auto as they go; one already has its count.
     model = api.load(existing_checkpoint(checkpoint, "-c PATH"), threads=threads if streams > 1 else None)
     if adapt_text is not None:
-        model = _adapted(
-            model, adapt_text, save, adapt_lr=adapt_lr, adapt_decay=adapt_decay, adapt_segment=adapt_segment
-        )
+        adapting = {"adapt_lr": adapt_lr, "adapt_decay": adapt_decay, "adapt_segment": adapt_segment}
+        model = _adapted(model, adapt_text, prime, save, adapting)
     if interactive:
         sample_interactively(model, options, seed, stops, unknown)
         return
@@ -273,20 +272,29 @@ def sample(
     click.echo(f"wrote {printable(target.path)}", err=True)
 
 
-def _adapted(model: Any, text: str, save: Path | None, **adapting: Any) -> Any:
-    """`model` after reading `text` with dynamic evaluation (run/adapt.py), saved to `save` if given."""
+def _adapted(model: Any, text: str, prime: str | None, save: Path | None, adapting: dict[str, Any]) -> Any:
+    """`model` after reading `text` with dynamic evaluation (run/adapt.py), then a prime longer
+    than a segment the same way (the sample continues it in its style too); saved to `save`."""
     from charrnn.run.progress import console_reporter
 
     made = model.adapt(text, progress=console_reporter(False), **adapting)
-    read = made.adapted_score
-    click.echo(
-        f"(adapted to {printable(read.text)}: {read.scored:,} characters read at {read.bits:.3f} bits per character "
-        "while learning from them)",
-        err=True,
-    )
+    _say_adapted(made.adapted_score.text, made.adapted_score)
+    if prime is not None and len(prime) > adapting["adapt_segment"]:
+        read = made.adapted_score
+        made = made.adapt(texts=[prime], progress=console_reporter(False), **adapting)
+        _say_adapted("the prime", made.adapted_score)
+        made.adapted_score = read  # the text it was told to adapt to
     if save is not None:
         click.echo(f"wrote the adapted model to {printable(made.save(save))}", err=True)
     return made
+
+
+def _say_adapted(name: str, read: Any) -> None:
+    click.echo(
+        f"(adapted to {printable(name)}: {read.scored:,} characters read at {read.bits:.3f} bits per character "
+        "while learning from them)",
+        err=True,
+    )
 
 
 # Not OMP_NUM_THREADS: PyTorch reads it too, and viz's memory plot sets PyTorch's count itself.

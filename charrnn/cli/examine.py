@@ -13,8 +13,9 @@ from click.core import ParameterSource
 from charrnn.cli.params import Location, SectionedCommand, existing_checkpoint, limit_blas_threads, table_options
 from charrnn.display import no_colour_reason, printable
 from charrnn.errors import OptionError
+from charrnn.settings.inspect_options import PLOT, VIZ
 from charrnn.settings.option import AUTO, DEFAULT_OUT
-from charrnn.settings.options import EVAL, INFO, PLOT, VIZ
+from charrnn.settings.options import EVAL, INFO
 from charrnn.store.runfiles import PLOT_PNG, VIZ_PAGE
 
 

@@ -321,3 +321,9 @@ def child_seed(seed: int, index: int) -> int:
     reproducible as `seed`, and unrelated to it and to every other index."""
     state = np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(1, np.uint64)
     return int(state[0]) & MAX_SEED
+
+
+def batch_seed(seed: int | None, first: int) -> int | None:
+    """The seed of the batch of samples from number `first` on: `seed` itself for the first
+    batch (the samples `generate` makes), a stream of its own for each later one."""
+    return seed if seed is None or first == 0 else child_seed(seed, first)

@@ -35,6 +35,9 @@ from charrnn.store.checkpoint import Checkpoint
 from charrnn.store.training_state import optimizer_parameters
 
 EPSILON = 1e-8  # keeps a weight that training never moved (rms 0) from an infinite step
+# A segment scored this many uniform guesses (ln V nats each) worse than the first, which no step had
+# changed yet, means the steps are wrecking the model: reported as diverged, never as a score.
+RUNAWAY = 2.0
 WARMUP_SEGMENTS = 100  # a model without training statistics gathers its rms over this many segments first
 
 
@@ -64,6 +67,11 @@ def training_rms(optimizer: Mapping[str, Any], names: list[list[str]]) -> dict[s
             corrected = torch.as_tensor(moments["exp_avg_sq"]).float() / (1.0 - beta2**steps)
             rms[name] = corrected.sqrt()
     return rms or None
+
+
+def adapter_for(model: CharRNN, adaptation: AdaptConfig, checkpoint: Checkpoint | None) -> Adapter:
+    """An Adapter of `model`, with the gradients' scale from `checkpoint` where it holds one."""
+    return Adapter(model, adaptation, checkpoint_rms(checkpoint) if checkpoint is not None else None)
 
 
 class Adapter:
@@ -143,7 +151,8 @@ def adaptive_losses(
     was_training = model.training
     model.eval()  # no dropout: the model reads the text as it will predict it
     hidden = model.init_hidden(1, device)
-    losses = []
+    losses: list[np.ndarray] = []
+    limit = math.inf
     try:
         for inputs, targets in tuning.timed(Streams(ids, 1, adapter.adaptation.adapt_segment).every_window()):
             model.zero_grad(set_to_none=False)
@@ -151,7 +160,8 @@ def adaptive_losses(
             targets = targets.to(device)
             each = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
             scored = each.detach().double().cpu().numpy()  # before the step below has seen these characters
-            if not np.isfinite(scored).all():
+            limit = limit if losses else scored.mean() + RUNAWAY * math.log(model.config.vocab_size)
+            if not (np.isfinite(scored).all() and scored.mean() <= limit):
                 raise _diverged(adapter, sum(len(loss) for loss in losses))
             losses.append(scored)
             each.mean().backward()
@@ -167,7 +177,7 @@ def adaptive_losses(
 def _diverged(adapter: Adapter, scored: int | None) -> AdaptationDiverged:
     where = "at the end" if scored is None else f"after {scored:,} characters"
     return AdaptationDiverged(
-        f"adapting diverged {where} (the weights or the loss are no longer finite numbers): "
+        f"adapting diverged {where} (the loss ran away, or stopped being a finite number): "
         f"{spelled('adapt_lr')} {adapter.adaptation.adapt_lr:g} is too high for this model; try a tenth of it"
     )
 

@@ -14,6 +14,7 @@ from charrnn.core.vocab import Vocab
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, OptionError
 from charrnn.store.checkpoint import ADAPTED_TO, Checkpoint
+from charrnn.store.metrics import nats_to_bits
 from charrnn.store.outdir import FoundCheckpoint, load_from
 
 if TYPE_CHECKING:
@@ -32,6 +33,24 @@ class LoadedModel:
     checkpoint: Checkpoint | None = None  # everything the file holds (None for a model built in memory)
     weights: dict[str, Any] | None = None  # where they differ from the checkpoint's: a model adapted to a text
     adapted_to: str | None = None  # that text, and how it was read
+
+    def summary(self) -> list[str]:
+        """Cell, layers x hidden size, parameters, vocabulary, step, held-out loss, path: a Model's repr."""
+        checkpoint = self.checkpoint
+        parts = []
+        if checkpoint is not None:
+            config = checkpoint.model_config
+            parts += [
+                f"{config.cell.upper()} {config.layers}x{config.hidden_size}",
+                f"{checkpoint.num_parameters:,} parameters",
+            ]
+        parts += [f"{len(self.vocab):,} characters", f"step {self.step:,}"]
+        loss = checkpoint.last_val_loss if checkpoint is not None else None
+        if loss is not None:
+            parts.append(f"validation {nats_to_bits(loss):.3f} bpc ({loss:.3f} nats)")
+        if self.adapted_to is not None:
+            parts.append(f"adapted to {self.adapted_to}")
+        return [*parts, str(self.path)]
 
 
 def load_for_sampling(location: str | Path) -> LoadedModel:
