@@ -2,8 +2,10 @@
 `sample --adapt`, `Model.score(adapt=True)`, `Model.adapt`)."""
 
 import hashlib
+import json
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from charrnn import api
 from charrnn.cli.commands import main
 from charrnn.errors import ConfigError
 from charrnn.run.adapt import (
-    EPSILON,
+    FLOOR,
     AdaptationDiverged,
     Adapter,
     adaptive_losses,
@@ -74,7 +76,7 @@ def _by_hand(checkpoint, ids, lr, decay, segment):
         with torch.no_grad():
             for name, p in model.named_parameters():
                 rate = torch.clamp(rms[name] / mean, max=1 / decay)
-                p -= lr * p.grad / (rms[name] + EPSILON)
+                p -= lr * p.grad / torch.clamp(rms[name], min=FLOOR * mean)
                 p += decay * rate * (trained[name] - p)
         hidden = tuple(h.detach() for h in hidden)
     return total / count
@@ -274,3 +276,24 @@ def test_the_api_names_its_adaptation_arguments(run):
         model.score(text, adapt=True, adapt_lr=5)
     with pytest.raises(ConfigError, match="unknown options: lr"):
         model.adapt(text, lr=0.1)
+
+
+def test_viz_adapt_gives_the_page_each_character_s_surprise_while_learning(run, tmp_path):
+    out, text = run
+    page = tmp_path / "page.html"
+    result = CliRunner().invoke(
+        main, ["viz", str(text), "-c", str(out), "-o", str(page), "--adapt", "--adapt-lr", "3e-3"]
+    )
+    assert result.exit_code == 0, result.output
+    html = page.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="charrnn-data">(.*?)</script>', html, re.S)[1])
+    adapted = data["adapted"]
+    assert len(adapted["bits"]) == len(data["bits"]) == len(HELD_OUT)
+    assert [b is None for b in adapted["bits"]] == [b is None for b in data["bits"]]  # the same characters predicted
+    checkpoint = read_checkpoint(out / "best.pt")
+    adapter = Adapter(api.load(out).torch_model(), AdaptConfig(adapt_lr=3e-3), checkpoint_rms(checkpoint))
+    by_hand = adaptive_losses(adapter, checkpoint.vocab.encode(HELD_OUT), CPU) / math.log(2)
+    assert adapted["bits"][1:] == pytest.approx(by_hand.tolist(), abs=6e-4)  # rounded to 3 decimals
+    assert adapted["mean_bits"] < data["mean_bits"]
+    refused = CliRunner().invoke(main, ["viz", str(text), "-c", str(out), "--adapt", "--ansi"])
+    assert refused.exit_code == 2 and "--adapt shades the page" in refused.stderr

@@ -365,6 +365,34 @@ def test_the_page_works_in_a_real_browser(chromium, tmp_path):
 
 
 @pytest.mark.slow
+def test_an_adapted_page_shades_by_what_learning_saved(chromium, tmp_path):
+    data = report_data()
+    learnt = [None if bits is None else round(bits / 2, 3) for bits in data["bits"]]
+    data["adapted"] = {"bits": learnt, "mean_bits": 2.5, "settings": "--adapt-lr 0.0001"}
+    position = next(i for i, bits in enumerate(data["bits"]) if bits is not None and bits > 1)
+    path = tmp_path / "report.html"
+    write_html(data, page_output(path))
+    pages = {
+        shade: parse(chromium("--dump-dom", f"{path.as_uri()}#selftest={position}&shade={shade}"))
+        for shade in ("trained", "adapted", "saved")
+    }
+    expected = {
+        "trained": colour(data["bits"][position], "surprise"),
+        "adapted": colour(learnt[position], "surprise"),
+        "saved": colour(data["bits"][position] - learnt[position], "saved"),
+    }
+    for shade, page in pages.items():
+        (html,) = page.all("html")
+        assert json.loads(html.attributes["data-errors"]) == []
+        span = page.by_id("pred-text").all("span")[position]
+        assert f"rgb({', '.join(map(str, expected[shade]))})" in span.attributes["style"], shade
+    assert "Bits saved" in pages["saved"].by_id("surprise-legend").text()
+    assert "Learning as it reads" in pages["trained"].by_id("facts").text()
+    assert "learning as it reads: " in pages["trained"].by_id("pred-panel").text()
+    assert "hidden" in open_page(chromium, tmp_path, report_data(), 0).by_id("pred-modes").attributes
+
+
+@pytest.mark.slow
 def test_a_vanilla_rnn_page_says_it_has_no_gates_and_no_memory_curve(chromium, tmp_path):
     data = report_data(cell="rnn", layers=1, cells_chars=20)
     page = open_page(chromium, tmp_path, data, 0)

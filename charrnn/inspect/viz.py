@@ -253,21 +253,18 @@ def _adapted(
     read = np.flatnonzero(ids >= 0)
     if adapt is None or loaded.checkpoint is None:
         return None
-    if len(read) < adapt.adapt_segment + 1:
-        raise CorpusError(
-            f"the text has {len(read):,} characters in the model's vocabulary; adapting in segments of "
-            f"{adapt.adapt_segment:,} needs at least {adapt.adapt_segment + 1:,} (a shorter --adapt-segment)"
-        )
     import torch
 
-    from charrnn.run.adapt import Adapter, adaptive_losses, checkpoint_rms
+    from charrnn.run.adapt import adapter_for, adaptive_losses
+    from charrnn.run.evaluate import check_adaptable
     from charrnn.store.loading import torch_model
     from charrnn.store.outdir import FoundCheckpoint
 
+    check_adaptable(ids[read], adapt.adapt_segment, "the text")
     model = torch_model(FoundCheckpoint(loaded.path, loaded.checkpoint), torch.device("cpu"), loaded.weights)
     advance = progress("learning as it reads", len(read) - 1, unit="characters")
     with running_on(torch_threads(), threads) as tuning:
-        adapter = Adapter(model, adapt, checkpoint_rms(loaded.checkpoint))
+        adapter = adapter_for(model, adapt, loaded.checkpoint)
         losses = adaptive_losses(adapter, ids[read], torch.device("cpu"), tuning, advance)
     advance(None)
     bits: list[float | None] = [None] * len(ids)

@@ -4,7 +4,7 @@ model that keeps learning as it reads.
 The text is read one segment at a time, the state carried. Each segment is scored with the
 weights as they are, then the weights take one step on that segment's loss:
 
-    W <- W - lr * g / (rms + EPSILON) + decay * rate * (W0 - W)
+    W <- W - lr * g / max(rms, FLOOR * mean rms) + decay * rate * (W0 - W)
 
 g is the segment's gradient; rms the root mean square of the gradients the model met in
 training (AdamW's second moments, which the checkpoint keeps), or, for a model without them, of
@@ -34,7 +34,11 @@ from charrnn.settings.spelling import spelled
 from charrnn.store.checkpoint import Checkpoint
 from charrnn.store.training_state import optimizer_parameters
 
-EPSILON = 1e-8  # keeps a weight that training never moved (rms 0) from an infinite step
+# A weight whose gradients were tiny in training (a rare character's embedding: it has one only
+# when the character is in the batch) would take a huge step: its divisor is at least this share
+# of the mean rms, so that no weight steps more than 1 / FLOOR times as far as a typical one.
+FLOOR = 0.1
+TINY = 1e-12  # the mean rms of a model whose gradients were all zero: no division by zero
 # A segment scored this many uniform guesses (ln V nats each) worse than the first, which no step had
 # changed yet, means the steps are wrecking the model: reported as diverged, never as a score.
 RUNAWAY = 2.0
@@ -102,9 +106,10 @@ class Adapter:
         rms = {name: value.to(device) for name, value in rms.items()}
         mean = sum(float(value.mean()) for value in rms.values()) / len(rms)
         cap = 1.0 / self.adaptation.adapt_decay if self.adaptation.adapt_decay > 0 else math.inf
-        self.denominators = [rms[name] + EPSILON for name in self.parameters]
+        floor = FLOOR * max(mean, TINY)
+        self.denominators = [rms[name].clamp(min=floor) for name in self.parameters]
         self.pulls = [
-            self.adaptation.adapt_decay * (rms[name] / max(mean, EPSILON)).clamp(max=cap) for name in self.parameters
+            self.adaptation.adapt_decay * (rms[name] / max(mean, TINY)).clamp(max=cap) for name in self.parameters
         ]
         self.kept = [1.0 - pull for pull in self.pulls]
 

@@ -198,7 +198,7 @@ def score_text(
             nats, scored = _mean(adaptive_windowed_losses(adapter, ids, window, device, tuning, advance))
         sides = scored // window  # windows
     elif adapter is not None:
-        _check_adaptable(ids, adapter.adaptation.adapt_segment, corpus.description)
+        check_adaptable(ids, adapter.adaptation.adapt_segment, corpus.description)
         advance = progress("scoring and adapting", len(ids) - 1, unit="characters")
         nats, scored = _mean(adaptive_losses(adapter, ids, device, tuning, advance))
         sides = 1
@@ -234,7 +234,7 @@ def _mean(losses: np.ndarray) -> tuple[float, int]:
     return float(losses.mean()), len(losses)
 
 
-def _check_adaptable(ids: np.ndarray, segment: int, description: str) -> None:
+def check_adaptable(ids: np.ndarray, segment: int, description: str) -> None:
     """Dynamic evaluation reads the text in segments: refuse one too short to fill one."""
     if len(ids) < segment + 1:
         raise CorpusError(
