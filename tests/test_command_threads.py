@@ -5,7 +5,10 @@ the process back the count they found, and compute the same results at any count
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,18 @@ def test_sample_n_from_the_command_line_is_tuned_and_prints_the_same(run, two_bl
     monkeypatch.setattr(threads, "clock", clock)
     assert _cli(*args) == fixed
     assert_tuned_then_restored(clock, two_blas_threads)
+
+
+@pytest.mark.parametrize("torch_first, kept", [(False, "1"), (True, None)])
+def test_sample_holds_numpy_to_one_thread_unless_pytorch_adapts_first(torch_first, kept):
+    """One stream of sampling runs numpy on one thread. PyTorch reads MKL_NUM_THREADS as well,
+    so before --adapt's training steps the count is left to PyTorch (all its cores). numpy is
+    not imported yet in a fresh process, as in the command."""
+    environment = {key: value for key, value in os.environ.items() if not key.endswith("_NUM_THREADS")}
+    script = (
+        "import os\nfrom charrnn.cli.params import limit_blas_threads\n"
+        f"limit_blas_threads('auto', 1, torch_first={torch_first})\n"
+        "print(os.environ.get('MKL_NUM_THREADS'), os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == [str(kept)] * 2

@@ -184,6 +184,8 @@ FIGURES = {
     "5 min 4 s": lambda: _minutes(r"median (\d+ min \d+ s); training alone"),
     "95 s": lambda: _benchmark(r"as above\): (\d+) s\s+alone"),
     "99 s": lambda: _benchmark(r"(\d+) s beside a busy program \(`python3"),
+    "1.46 nats": lambda: _benchmark(r"Median of the three 13,495-step models: ([\d.]+) nats static"),
+    "1.31 nats": lambda: _benchmark(r"Median of the three 13,495-step models: [\d.]+ nats static, ([\d.]+) adapted"),
 }
 
 

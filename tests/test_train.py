@@ -91,7 +91,9 @@ class _FakeClock:
 
 
 def test_max_time_stops_the_run_evaluates_and_saves(tmp_path, pangram_file, monkeypatch):
-    monkeypatch.setattr("charrnn.run.loop.time", _FakeClock())
+    clock = _FakeClock()  # the run's clock (parts.Clock) and its pauses' (loop) read the same one
+    monkeypatch.setattr("charrnn.run.parts.time", clock)
+    monkeypatch.setattr("charrnn.run.loop.time", clock)
     options = {**TINY_OPTIONS, "max_time": 1.5, "max_steps": None, "eval_every": 10**6, "save_every": 10**6}
     result = train(pangram_file, tmp_path / "run", options)
     assert 1.5 <= result.elapsed < 1.6 and result.step > 10

@@ -229,7 +229,7 @@ def sample(
     if held:  # several samples, or a beam's back-pointers, are held until the end
         how = f"--beam {beam}" if beam else f"-n {num_samples}"
         raise OptionError("--length", f"{options['length']:,} with {how} {held}")
-    limit_blas_threads(threads, streams)
+    limit_blas_threads(threads, streams, torch_first=adapt_text is not None)
     from charrnn import api  # sampling runs in numpy: this imports no torch
     from charrnn.cli.session import note_unseen, sample_interactively
     from charrnn.store.output import sample_file_header, sample_output

@@ -393,10 +393,12 @@ RUNS_SHOWN = 3  # runs named when a checkpoint is not found
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def limit_blas_threads(threads: int | str, streams: int) -> None:
+def limit_blas_threads(threads: int | str, streams: int, torch_first: bool = False) -> None:
     """For one stream, run numpy's matrix products on `threads` threads; with auto on one (a
     count set in the environment is kept): a chain of small matrix-vector products, where a
-    second thread only adds synchronisation (measured: 10% slower; docs/benchmarks.md).
+    second thread only adds synchronisation (measured: 10% slower; docs/benchmarks.md). Not
+    when PyTorch works first (`torch_first`, sample --adapt): it reads MKL_NUM_THREADS too, and
+    its training steps gain from every core.
 
     The BLAS library reads its count once, when numpy is first imported, which nothing before
     this does; set here, the count costs nothing at start-up. Several streams (-n, --beam) are
@@ -405,5 +407,5 @@ def limit_blas_threads(threads: int | str, streams: int) -> None:
         return
     if threads != AUTO:
         os.environ.update(dict.fromkeys(_BLAS_THREADS, str(threads)))
-    elif not any(name in os.environ for name in _BLAS_THREADS):
+    elif not torch_first and not any(name in os.environ for name in _BLAS_THREADS):
         os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
