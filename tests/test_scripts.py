@@ -1,5 +1,6 @@
 """Smoke tests: each benchmark script runs end to end on a tiny budget."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -30,11 +31,14 @@ def test_quality_trains_for_its_budget_and_reports_the_loss(tmp_path):
     corpus.write_text(PANGRAM * 400, encoding="utf-8")
     output = _run(SCRIPTS / "quality.py", "--budget", "4s", "--corpus", corpus, "--runs", "1", "--no-write")
     row = next(line for line in output.splitlines() if line.startswith("| 0:04 |"))
-    best_val_nats = float(row.split("|")[4])
-    # How far 4 s of training gets depends on the machine's load; even a busy machine makes
-    # dozens of steps, which take the pangram below its unigram entropy (2.9 nats, 4.2 bits),
-    # where a freshly initialised model scores about ln 28 = 3.3.
-    assert 0 < best_val_nats < 2.9
+    steps, best_val_nats = int(row.split("|")[2].replace(",", "")), float(row.split("|")[4])
+    # How far 4 s of training gets depends on the machine: the figure is checked against what
+    # the steps it made must reach, never against the clock. Any training takes the model below
+    # a fresh one (about ln 28 = 3.33 nats); dozens of steps take the pangram below its unigram
+    # entropy (2.9 nats, 4.2 bits).
+    assert steps >= 1 and 0 < best_val_nats < math.log(28)
+    if steps >= 100:
+        assert best_val_nats < 2.9
 
 
 def test_every_sweep_candidate_is_a_valid_train_command():
