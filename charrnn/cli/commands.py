@@ -20,7 +20,7 @@ import click
 from click.core import ParameterSource
 
 from charrnn.arguments import too_much_held
-from charrnn.cli.examine import evaluate, info, plot, viz
+from charrnn.cli.examine import evaluate, export, info, plot, viz
 from charrnn.cli.failures import fail
 from charrnn.cli.params import (
     Location,
@@ -336,7 +336,7 @@ def _with_headers(samples: list[str]) -> list[str]:
 
 
 # The commands that look at a model (examine.py), beside train and sample above.
-for command in (evaluate, info, plot, viz):
+for command in (evaluate, export, info, plot, viz):
     main.add_command(command)
 
 

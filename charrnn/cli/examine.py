@@ -1,5 +1,6 @@
 """The commands that look at a trained model: `charrnn eval` (its score on a text), `info` (what
-a checkpoint holds), `plot` (its learning curves) and `viz` (what it sees in a text)."""
+a checkpoint holds), `plot` (its learning curves) and `viz` (what it sees in a text); and
+`export`, which writes the model alone to share."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from charrnn.display import no_colour_reason, printable
 from charrnn.errors import OptionError
 from charrnn.settings.inspect_options import PLOT, VIZ
 from charrnn.settings.option import AUTO, DEFAULT_OUT
-from charrnn.settings.options import EVAL, INFO
+from charrnn.settings.options import EVAL, EXPORT, INFO
 from charrnn.store.runfiles import PLOT_PNG, VIZ_PAGE
 
 
@@ -144,6 +145,32 @@ def info(ctx: click.Context, location: Path | None, checkpoint: Path) -> None:
         click.echo(line)
     if checkpoint.is_dir():
         click.echo(f"checkpoints in {checkpoint}: {', '.join(OutDir(checkpoint).checkpoint_names())}")
+
+
+@click.command(short_help="Write the model alone, to share: weights, vocabulary and configs.")
+@click.argument("file", type=Location(path_type=Path))
+@table_options(EXPORT, "export")
+def export(file: Path, checkpoint: Path, half: bool) -> None:
+    """Write the model of CHECKPOINT (-c: a file, or an out folder's best.pt) to FILE, a new
+    file: its weights, vocabulary and configs, without the optimizer's state, a third of the
+    checkpoint (a sixth with --half). sample, eval, viz, info and charrnn.load read it as they
+    read a checkpoint; it cannot be resumed.
+
+    \b
+      charrnn export sonnets.model                      # the model in ./checkpoints
+      charrnn export sonnets.model -c runs/poems --half
+    """
+    from charrnn.store.loading import check_new_file, export_model
+
+    check_new_file(file, "FILE")
+    found, written = export_model(existing_checkpoint(checkpoint, "-c PATH"), file, half, "FILE")
+    for note in found.passed_over:
+        click.echo(f"warning: {note}", err=True)
+    size, source = written.stat().st_size, found.path.stat().st_size
+    click.echo(
+        f"wrote {printable(written)}: the model of {printable(found.path)} (step {found.checkpoint.step:,}), "
+        f"{size:,} bytes, {size / source:.0%} of the checkpoint"
+    )
 
 
 @click.command(short_help="Plot train and validation bits per character against step (needs matplotlib).")

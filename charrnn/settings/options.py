@@ -220,6 +220,17 @@ SAMPLE = (
 # info names its checkpoint positionally too (cli/examine.py); it has no option table in the README.
 INFO = (CHECKPOINT,)
 
+EXPORT = (
+    CHECKPOINT,
+    Option(
+        ("--half",),
+        "Store the weights as 16-bit floats: half the file, the same text within a rounding.",
+        kind=FLAG,
+        default=False,
+        doc="store the weights as 16-bit floats (half the size; sampling and scoring read them as 32-bit)",
+    ),
+)
+
 EVAL = (
     replace(CHECKPOINT, doc="a checkpoint file, or an out folder (its `best.pt`, else the newest)"),
     TEXT_ENCODING,
@@ -250,7 +261,7 @@ EVAL = (
     *ADAPT_TUNING,
 )
 
-COMMANDS = {"train": TRAIN, "sample": SAMPLE, "eval": EVAL, "plot": PLOT, "viz": VIZ}
+COMMANDS = {"train": TRAIN, "sample": SAMPLE, "eval": EVAL, "export": EXPORT, "plot": PLOT, "viz": VIZ}
 
 
 def by_name(options: tuple[Option, ...]) -> dict[str, Option]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,7 @@ class Checkpoint:
         None  # (epoch, window) reached: for people, training derives it from the step
     )
     charrnn_version: str | None = None
+    weights_only: bool = False  # a model file (`charrnn export`): no optimizer, state or generators
 
     @property
     def vocab(self) -> Vocab:
@@ -197,7 +198,15 @@ class Checkpoint:
             "rng_ranks": self.rng_ranks,
             "vocab_aliases": dict(record.vocab.aliases),  # last, where format 5's migration adds it
         }
+        if self.weights_only:
+            stored = {key: value for key, value in stored.items() if key not in _TRAINING_STATE}
+            stored["weights_only"] = True
         return {key: value for key, value in stored.items() if value is not None or key in _KEPT_WHEN_NONE}
+
+    def model_file(self, weights: dict[str, Any]) -> Checkpoint:
+        """This checkpoint as a model file holds it: `weights`, the vocabulary, the configs and
+        what the run records, without the training state only a resumed run reads."""
+        return replace(self, weights=weights, optimizer={}, hidden=(), rng={}, rng_ranks=None, weights_only=True)
 
     @classmethod
     def from_stored(cls, state: dict[str, Any], path: str | Path) -> Checkpoint:
@@ -220,7 +229,9 @@ class Checkpoint:
         except ValueError as error:
             raise CheckpointError(f"{shown}: {error}") from None
         _check_weights(state["model"], model_config, shown)
-        _check_hidden(state["hidden"], model_config, train_config, shown)
+        weights_only = state.get("weights_only") is True
+        if not weights_only:
+            _check_hidden(state["hidden"], model_config, train_config, shown)
         corpus, init, position = state.get("corpus"), state.get("init_from"), state.get("data_position")
         record = RunRecord(
             run=RunIdentity.from_stored(state.get("run")),
@@ -233,10 +244,10 @@ class Checkpoint:
             train_config=train_config,
             record=record,
             weights=state["model"],
-            optimizer=state["optimizer"],
+            optimizer=state.get("optimizer", {}),
             step=state["step"],
-            hidden=tuple(state["hidden"]),
-            rng=state["rng"],
+            hidden=tuple(state.get("hidden", ())),
+            rng=state.get("rng", {}),
             rng_ranks=state.get("rng_ranks"),
             world_size=state.get("world_size"),
             best_val_loss=_float_or_none(state.get("best_val_loss")),
@@ -245,11 +256,14 @@ class Checkpoint:
             elapsed=float(state.get("elapsed_seconds") or 0.0),
             data_position=(position.get("epoch", 0), position.get("window", 0)) if position is not None else None,
             charrnn_version=state.get("charrnn_version"),
+            weights_only=weights_only,
         )
 
 
 # A charrnn that does not know a field reads the others: `entry_counts` is read by newer ones only.
 _CORPUS_FIELDS = ("paths", "description", "chars", "sha256", "path", "entry_counts")
+# What only a resumed run reads: a model file leaves it out.
+_TRAINING_STATE = ("optimizer", "hidden", "rng", "rng_ranks", "world_size", "data_position", "evals_since_best")
 # Entries written even when None (the others are left out when they are).
 _KEPT_WHEN_NONE = ("best_val_loss", "val_loss")
 
@@ -361,6 +375,12 @@ def describe_checkpoint(checkpoint: Checkpoint, path: str | Path) -> list[str]:
         + (f"{_figure(best / math.log(2))} bpc ({_figure(best)} nats)" if best is not None else "none yet"),
         f"corpus: {printable('?' if corpus.description is None else corpus.description)} ({'?' if chars is None else f'{chars:,}'} characters)",
     ]
+    if checkpoint.weights_only:
+        dtype = str(next(iter(checkpoint.weights.values())).dtype).removeprefix("torch.")
+        lines.insert(
+            1,
+            f"model file: weights ({dtype}), vocabulary and configs only; it samples and scores, and cannot be resumed",
+        )
     changed = [printable(option, 100) for option in options_beyond_defaults(train_config)]
     lines.append(f"training options (beyond the defaults): {', '.join(changed) or 'none'}")
     fork = checkpoint.record.run.forked_from if checkpoint.record.run else None

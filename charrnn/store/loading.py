@@ -13,7 +13,7 @@ from charrnn.core.numpy_model import NumpyCharRNN
 from charrnn.core.vocab import Vocab
 from charrnn.display import printable
 from charrnn.errors import CheckpointError, OptionError
-from charrnn.store.checkpoint import ADAPTED_TO, Checkpoint
+from charrnn.store.checkpoint import ADAPTED_TO, Checkpoint, RunIdentity
 from charrnn.store.metrics import nats_to_bits
 from charrnn.store.outdir import FoundCheckpoint, load_from
 
@@ -92,7 +92,7 @@ def check_new_file(path: Path, option: str) -> None:
 def save_model(loaded: LoadedModel, path: Path, option: str) -> Path:
     """Write `loaded` as a new checkpoint at `path`: its checkpoint with its own weights, under a run
     identity of its own that records the checkpoint it came from (RunIdentity.forked_from)."""
-    from charrnn.store.checkpoint import RunIdentity, read_checkpoint
+    from charrnn.store.checkpoint import read_checkpoint
     from charrnn.store.checkpoint_file import save_checkpoint
 
     check_new_file(path, option)
@@ -104,6 +104,26 @@ def save_model(loaded: LoadedModel, path: Path, option: str) -> Path:
     made = replace(source, weights=_as_torch(weights), record=replace(source.record, run=run))
     save_checkpoint(made.to_stored(), path)
     return path
+
+
+def export_model(location: str | Path, path: Path, half: bool, option: str) -> tuple[FoundCheckpoint, Path]:
+    """Write the model of the checkpoint at `location` (an out folder: its best.pt) as a model
+    file at `path`, never over a file: its weights (in float16 with `half`), vocabulary and
+    configs, in the checkpoint format, without the training state (a third of the size)."""
+    import torch
+
+    check_new_file(path, option)
+    found = load_from(location, prefer="best")
+    dtype = torch.float16 if half else torch.float32
+    weights = {name: weight.to(dtype) for name, weight in found.checkpoint.weights.items()}
+    made = found.checkpoint.model_file(weights)
+    if made.record.run is not None:  # where it came from, as a fork records it
+        source = RunIdentity.new(forked_from=found.checkpoint, path=found.path)
+        made = replace(made, record=replace(made.record, run=replace(made.record.run, forked_from=source.forked_from)))
+    from charrnn.store.checkpoint_file import save_checkpoint
+
+    save_checkpoint(made.to_stored(), path)
+    return found, path
 
 
 def _as_torch(weights: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from charrnn.store.checkpoint_file import FORMAT_VERSION, INT_RANGE, MAX_DEPTH
 
 # Keys every checkpoint holds (see `Checkpoint` for the meaning of each).
 REQUIRED_KEYS = ("model_config", "train_config", "vocab", "model", "optimizer", "step", "hidden", "rng")
+# Keys a model file holds (`charrnn export`, marked "weights_only"): no training state.
+MODEL_FILE_KEYS = ("model_config", "train_config", "vocab", "model", "step")
 
 WEIGHT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # torch's or numpy's, without "torch."
 
@@ -109,7 +111,8 @@ def migrated(state: Any, version: int) -> Any:
 def check_structure(state: Any, path: Path, payload_size: int) -> None:
     if not isinstance(state, dict):
         raise CheckpointError(f"{printable(path)} is not a charrnn checkpoint (no state dictionary)")
-    missing = [key for key in REQUIRED_KEYS if key not in state]
+    required = MODEL_FILE_KEYS if state.get("weights_only") is True else REQUIRED_KEYS
+    missing = [key for key in required if key not in state]
     if missing:
         raise CheckpointError(f"{printable(path)} is missing {', '.join(missing)}")
     _check_values(state, path, payload_size)
@@ -209,6 +212,7 @@ _RNG = _record(("torch",), torch=is_tensor, cuda=_list_of(is_tensor))
 # are checked field by field in `Checkpoint.from_stored`; entries not listed here are ignored.
 _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "charrnn_version": _is_str,
+    "weights_only": lambda value: isinstance(value, bool),
     "model_config": _mapping(_is_str, _is_scalar),
     "train_config": _mapping(_is_str, _is_scalar),
     "vocab": _list_of(_is_str),

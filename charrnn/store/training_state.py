@@ -69,6 +69,9 @@ def optimizer_parameters(config: ModelConfig) -> list[list[tuple[str, tuple[int,
 
 def _training_state_problems(checkpoint: Checkpoint) -> Iterator[str]:
     """What is wrong with the training state, first found first (the generator stops there)."""
+    if checkpoint.weights_only:
+        yield "it is a model file (charrnn export), which keeps no training state: resume the checkpoint it came from"
+        return
     yield from _count_problems(checkpoint)
     yield from _loss_problems(checkpoint)
     yield from _hidden_problems(checkpoint)
