@@ -102,6 +102,13 @@ def _with_state(trained: Path, tmp: Path, change) -> Path:
     return tmp / "odd.pt"
 
 
+def _as_model_file(state) -> None:
+    """`state` as `charrnn export` stores it: marked, without the training state."""
+    for key in ("optimizer", "hidden", "rng", "rng_ranks", "world_size", "data_position", "evals_since_best"):
+        state.pop(key, None)
+    state["weights_only"] = True
+
+
 def _moments(state) -> dict:
     """AdamW's state of the first parameter (embedding.weight)."""
     return state["optimizer"]["state"][0]
@@ -381,6 +388,13 @@ CASES = {
     "resume-best-loss-absurd": lambda t, r: _resume_state(r, t, lambda s: s.update(best_val_loss=-1e308)),
     "resume-best-loss-nan": lambda t, r: _resume_state(r, t, lambda s: s.update(best_val_loss=float("nan"))),
     "resume-best-loss-huge": lambda t, r: _resume_state(r, t, lambda s: s.update(best_val_loss=1e300)),
+    "resume-model-file": lambda t, r: _resume_state(r, t, _as_model_file),
+    "model-file-unmarked": lambda t, r: [
+        "sample",
+        "-c",
+        _with_state(r, t, lambda s: [s.pop(key) for key in ("optimizer", "hidden", "rng")]),
+    ],
+    "export-file-exists": lambda t, r: ["export", _write(t / "mine.model", "mine"), "-c", r / "run"],
     "resume-rng-garbage": lambda t, r: _resume_state(
         r, t, lambda s: s["rng"].update(torch=torch.zeros(5056, dtype=torch.uint8))
     ),

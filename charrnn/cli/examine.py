@@ -160,9 +160,8 @@ def export(file: Path, checkpoint: Path, half: bool) -> None:
       charrnn export sonnets.model                      # the model in ./checkpoints
       charrnn export sonnets.model -c runs/poems --half
     """
-    from charrnn.store.loading import check_new_file, export_model
+    from charrnn.store.loading import export_model
 
-    check_new_file(file, "FILE")
     found, written = export_model(existing_checkpoint(checkpoint, "-c PATH"), file, half, "FILE")
     for note in found.passed_over:
         click.echo(f"warning: {note}", err=True)
