@@ -9,6 +9,12 @@ Layer 0 reads a character's id, never a vector: its input weights are folded wit
 embedding (W_ih @ E^T, or W_ih itself for one-hot input: a one-hot vector picks a column) and
 its biases into a table of one row per character. Dropout does nothing at inference.
 
+The arithmetic is float64 on the checkpoint's float32 (or float16) values: each operation then
+rounds at about 1e-16 (float32's at 6e-8), so two programs computing the same formulas in the
+same order (this one and the web page `charrnn export --html` writes, charrnn/store/model_page.js)
+agree to about 1e-15 however their libraries order the additions inside a matrix product or
+round the last bit of tanh and exp, and write the same text for the same seed.
+
 The gates are in PyTorch's order: LSTM i, f, g, o; GRU r, z, n, with the recurrent bias of n
 inside r * (W_hn h + b_hn), as nn.GRU computes it. Each cell's step kernel (STEPS; its other facts
 are in settings/cells.py) hands back, beside the new state, the gates it opened (its gate_names), which cost nothing to return: sampling drops them, and
@@ -25,7 +31,7 @@ import numpy as np
 
 from charrnn.settings.config import ModelConfig
 
-# One layer's state: (h, c) for an LSTM, (h,) otherwise, each (B, hidden_size) float32.
+# One layer's state: (h, c) for an LSTM, (h,) otherwise, each (B, hidden_size) float64.
 LayerState = tuple[np.ndarray, ...]
 State = list[LayerState]
 # The gates a step opened, each (B, hidden_size) in [0, 1], in the order of its cell's gate_names.
@@ -53,12 +59,12 @@ class _Layer:
 
 
 class NumpyCharRNN:
-    """A trained CharRNN's weights, run in numpy float32 for generation."""
+    """A trained CharRNN's weights, run in numpy (float64) for generation."""
 
     def __init__(self, config: ModelConfig, weights: Mapping[str, Any]):
         """`weights`: the model's state_dict, as numpy arrays or torch tensors (any float dtype)."""
         self.config = config
-        arrays = {name: _float32(value) for name, value in weights.items()}
+        arrays = {name: _as_float64(value) for name, value in weights.items()}
         self.embedded = config.input_mode == "embedding"
         self.cell = STEPS[config.cell]
         self.layers = [self._layer(arrays, index) for index in range(config.layers)]
@@ -81,16 +87,16 @@ class NumpyCharRNN:
         hidden_bias, apart = None, self.config.cell_type.apart_bias_blocks
         if apart:
             kept = len(b_hh) - apart * self.config.hidden_size
-            hidden_bias, b_hh = b_hh[kept:], np.concatenate([b_hh[:kept], np.zeros(len(b_hh) - kept, np.float32)])
+            hidden_bias, b_hh = b_hh[kept:], np.concatenate([b_hh[:kept], np.zeros(len(b_hh) - kept)])
         return _Layer(np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), b_ih + b_hh, hidden_bias)
 
     def zero_state(self, batch_size: int) -> State:
         shape = (batch_size, self.config.hidden_size)
         count = self.config.cell_type.state_tensors
-        return [tuple(np.zeros(shape, np.float32) for _ in range(count)) for _ in self.layers]
+        return [tuple(np.zeros(shape) for _ in range(count)) for _ in self.layers]
 
     def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """ids (B,) -> logits (B, V) float32 for the next character, and the state after `ids`."""
+        """ids (B,) -> logits (B, V) float64 for the next character, and the state after `ids`."""
         x = None
         new_state = []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
@@ -104,7 +110,7 @@ class NumpyCharRNN:
         """Read `ids` (one stream, B = 1) from `state`: the last layer's last output (1, H) and
         the state after them. Each layer reads the whole sequence before the next, so its
         input weights meet all positions in one matrix product."""
-        outputs = np.empty((len(ids), self.config.hidden_size), np.float32)
+        outputs = np.empty((len(ids), self.config.hidden_size))
         new_state = []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             inputs = outputs @ layer.input_weights + layer.input_bias if index else layer.input_weights[np.asarray(ids)]
@@ -121,7 +127,7 @@ class NumpyCharRNN:
         state and gates at every position (T x H floats per part and gate: for a text, not a corpus).
         `advance` is told of each position each layer reads (T x layers in all), for a progress display."""
         gate_names = self.config.cell_type.gate_names
-        outputs = np.empty((len(ids), self.config.hidden_size), np.float32)
+        outputs = np.empty((len(ids), self.config.hidden_size))
         layers, new_state = [], []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             inputs = outputs @ layer.input_weights + layer.input_bias if index else layer.input_weights[ids]
@@ -147,10 +153,11 @@ def repeated(state: State, rows: np.ndarray) -> State:
     return [tuple(part[rows] for part in layer_state) for layer_state in state]
 
 
-def _float32(value: Any) -> np.ndarray:
+def _as_float64(value: Any) -> np.ndarray:
+    """The float32 values of a weight (as training holds them: float16 and bfloat16 exactly), in float64."""
     if not isinstance(value, np.ndarray):  # a torch tensor (any device or float dtype)
         value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype=np.float32)
+    return np.asarray(value, dtype=np.float32).astype(np.float64)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

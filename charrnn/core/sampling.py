@@ -39,30 +39,33 @@ class Loaded(Protocol):
 
 
 def filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
-    """Logits (B, V) with every character outside the top-k / nucleus (top-p) set to -inf."""
+    """Logits (B, V) with every character outside the top-k / nucleus (top-p) set to -inf.
+
+    Both rules are exact about ties, so that any program following them keeps the same
+    characters (the web page does): top-k keeps the k largest, and among logits equal to the
+    k-th, the lowest ids; top-p ranks by logit, ties by id (a stable sort)."""
     if top_k is not None and top_k < logits.shape[-1]:
-        kept = np.argpartition(-logits, top_k - 1, axis=-1)[:, :top_k]  # exactly k, even among ties
-        filtered = np.full_like(logits, -np.inf)
-        np.put_along_axis(filtered, kept, np.take_along_axis(logits, kept, axis=-1), axis=-1)
-        logits = filtered
+        kth = -np.partition(-logits, top_k - 1, axis=-1)[:, top_k - 1 : top_k]  # (B, 1): the k-th largest
+        ties = logits == kth
+        room = top_k - (logits > kth).sum(axis=-1, keepdims=True)
+        logits = np.where((logits > kth) | (ties & (np.cumsum(ties, axis=-1) <= room)), logits, -np.inf)
     if top_p is not None and top_p < 1.0:
         order = np.argsort(-logits, axis=-1, kind="stable")
-        sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1)).astype(np.float64)
-        # Drop a character when the ones ranked above it already reach top_p; the first always
-        # stays. In float64: a top_p below float32's range (1e-300) would be 0 there, and then
-        # even the first would be dropped, leaving nothing to draw from.
+        sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1))
+        # Drop a character when the ones ranked above it already reach top_p; the first always stays.
         drop_sorted = (np.cumsum(sorted_probs, axis=-1) - sorted_probs) >= top_p
         drop_sorted[:, 0] = False
         drop = np.empty_like(drop_sorted)
         np.put_along_axis(drop, order, drop_sorted, axis=-1)
-        logits = np.where(drop, np.float32(-np.inf), logits)
+        logits = np.where(drop, -np.inf, logits)
     return logits
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities (B, V) of logits (B, V) whose rows each hold a finite best."""
+    """Probabilities (B, V) of logits (B, V) whose rows each hold a finite best. The total is
+    added in id order (a cumulative sum), not numpy's pairwise order: the page adds the same way."""
     exps = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return exps / exps.sum(axis=-1, keepdims=True)
+    return exps / np.cumsum(exps, axis=-1)[:, -1:]
 
 
 def pick_next(
@@ -74,7 +77,7 @@ def pick_next(
 ) -> np.ndarray:
     """The next character id of each of B samples (B,), from logits (B, V); never `banned`.
     `previous` (B,): the character each sample ends with, whose runs keep the model's lengths."""
-    logits = np.array(logits, dtype=np.float32)  # a copy: `banned` is written into it
+    logits = np.array(logits, dtype=np.float64)  # a copy: `banned` is written into it
     if banned is not None:
         logits[:, banned] = -np.inf
     best = logits.max(axis=-1, keepdims=True)  # max, unlike argmax, lets NaN through to be caught
@@ -129,10 +132,6 @@ def runs_as_the_model_has_them(
     return np.where(inflated[:, None], capped, probs)
 
 
-# Temperatures that, and whose reciprocals, are ordinary float32 numbers: no 0/0 or -inf/inf.
-_PLAIN_TEMPERATURES = (1e-30, 1e30)
-
-
 def scaled(logits: np.ndarray, best: np.ndarray, temperature: float) -> np.ndarray:
     """Logits (B, V) for sampling at `temperature`: at 1 as they are, else the gaps to each
     row's best (B, 1) divided by it (softmax, top-k and top-p do not change with a shift).
@@ -143,10 +142,7 @@ def scaled(logits: np.ndarray, best: np.ndarray, temperature: float) -> np.ndarr
     """
     if temperature == 1.0:
         return logits
-    gaps = logits - best
-    if _PLAIN_TEMPERATURES[0] <= temperature <= _PLAIN_TEMPERATURES[1]:
-        return gaps / np.float32(temperature)
-    return (gaps.astype(np.float64) / temperature).astype(np.float32)  # in float32, 1e-300 is 0 and 1e300 infinite
+    return (logits - best) / temperature
 
 
 def require_usable(best: np.ndarray) -> None:
