@@ -42,9 +42,10 @@ def chromium(tmp_path: Path):
     if binary is None:
         pytest.skip("no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it where it can)")
 
-    def run(*arguments: str) -> str:
+    def run(*arguments: str, profile: str = "chromium-profile") -> str:
+        """`profile`: a folder of its own for each browser that runs at the same time."""
         flags = ["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-dev-shm-usage"]
-        profile = f"--user-data-dir={tmp_path / 'chromium-profile'}"
+        profile = f"--user-data-dir={tmp_path / profile}"
         done = subprocess.run([binary, *flags, profile, *arguments], capture_output=True, timeout=180)
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
         return done.stdout.decode("utf-8")

@@ -147,27 +147,34 @@ def info(ctx: click.Context, location: Path | None, checkpoint: Path) -> None:
         click.echo(f"checkpoints in {checkpoint}: {', '.join(OutDir(checkpoint).checkpoint_names())}")
 
 
-@click.command(short_help="Write the model alone, to share: weights, vocabulary and configs.")
+@click.command(short_help="Write the model alone, to share: a small model file, or a web page that writes with it.")
 @click.argument("file", type=Location(path_type=Path))
 @table_options(EXPORT, "export")
-def export(file: Path, checkpoint: Path, half: bool) -> None:
+def export(file: Path, checkpoint: Path, half: bool, html: bool) -> None:
     """Write the model of CHECKPOINT (-c: a file, or an out folder's best.pt) to FILE, a new
     file: its weights, vocabulary and configs, without the optimizer's state, a third of the
     checkpoint (a sixth with --half). sample, eval, viz, info and charrnn.load read it as they
-    read a checkpoint; it cannot be resumed.
+    read a checkpoint; it cannot be resumed. With --html (or a FILE ending .html), a web page
+    that writes with the model in the browser instead.
 
     \b
       charrnn export sonnets.model                      # the model in ./checkpoints
       charrnn export sonnets.model -c runs/poems --half
+      charrnn export sonnets.html --half                # open it in a browser
     """
-    from charrnn.store.loading import export_model
-
-    found, written = export_model(existing_checkpoint(checkpoint, "-c PATH"), file, half, "FILE")
+    location = existing_checkpoint(checkpoint, "-c PATH")
+    page = html or file.suffix.lower() in (".html", ".htm")
+    if page:
+        from charrnn.inspect.model_page import export_page as write
+    else:
+        from charrnn.store.loading import export_model as write
+    found, written = write(location, file, half, "FILE")
     for note in found.passed_over:
         click.echo(f"warning: {note}", err=True)
     size, source = written.stat().st_size, found.path.stat().st_size
+    what = "a page that writes with" if page else "the model of"
     click.echo(
-        f"wrote {printable(written)}: the model of {printable(found.path)} (step {found.checkpoint.step:,}), "
+        f"wrote {printable(written)}: {what} {printable(found.path)} (step {found.checkpoint.step:,}), "
         f"{size:,} bytes, {size / source:.0%} of the checkpoint"
     )
 

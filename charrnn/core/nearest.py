@@ -119,6 +119,17 @@ class NearestForms:
         return Near(other, "case") if other != char and other in self.known else None
 
 
+def reverse_indexes(known: Collection[str]) -> dict[str, dict[str, str]]:
+    """The two indexes NearestForms looks in after a character's own forms, for a page to carry:
+    each character a known one converts to -> that known one, by variants (empty without
+    OpenCC) and by NFKC forms."""
+    converters = variant_converters()
+    return {
+        "variants": _index(known, converters.values(), is_han) if converters else {},
+        "widths": _index(known, [lambda c: unicodedata.normalize("NFKC", c)]),
+    }
+
+
 def _index(
     known: Iterable[str], conversions: Iterable[Callable[[str], str]], which: Callable[[str], bool] = lambda c: True
 ) -> dict[str, str]:

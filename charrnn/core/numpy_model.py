@@ -11,7 +11,7 @@ its biases into a table of one row per character. Dropout does nothing at infere
 
 The arithmetic is float64 on the checkpoint's float32 (or float16) values: each operation then
 rounds at about 1e-16 (float32's at 6e-8), so two programs computing the same formulas in the
-same order (this one and the web page `charrnn export --html` writes, charrnn/store/model_page.js)
+same order (this one and the web page `charrnn export --html` writes, charrnn/inspect/model_page.js)
 agree to about 1e-15 however their libraries order the additions inside a matrix product or
 round the last bit of tanh and exp, and write the same text for the same seed.
 

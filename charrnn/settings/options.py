@@ -229,6 +229,16 @@ EXPORT = (
         default=False,
         doc="store the weights as 16-bit floats (half the size; sampling and scoring read them as 32-bit)",
     ),
+    Option(
+        ("--html",),
+        "Write a web page instead: the model in one HTML file that writes in any browser, offline, the text "
+        "charrnn sample writes for the same seed and settings (a FILE ending .html is a page without it).",
+        kind=FLAG,
+        default=False,
+        doc="write a web page instead (a FILE ending `.html` or `.htm` is one without it): the model in one "
+        "self-contained HTML file that writes in any browser, offline, the text `charrnn sample` writes for the "
+        "same seed and settings",
+    ),
 )
 
 EVAL = (
