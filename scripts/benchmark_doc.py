@@ -30,6 +30,7 @@ SECTIONS = {
     "sample_quality.py": ("sample-quality",),
     "corpus_scale.py": ("corpus-scale",),
     "adapt_quality.py": ("adapt-sweep", "adapt-report"),
+    "bench_page.py": ("page",),
 }
 MARKER = re.compile(r"<!-- (\S+):(start|end) -->")
 

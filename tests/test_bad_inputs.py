@@ -395,6 +395,7 @@ CASES = {
         _with_state(r, t, lambda s: [s.pop(key) for key in ("optimizer", "hidden", "rng")]),
     ],
     "export-file-exists": lambda t, r: ["export", _write(t / "mine.model", "mine"), "-c", r / "run"],
+    "export-page-exists": lambda t, r: ["export", _write(t / "mine.html", "<p>mine</p>"), "-c", r / "run"],
     "resume-rng-garbage": lambda t, r: _resume_state(
         r, t, lambda s: s["rng"].update(torch=torch.zeros(5056, dtype=torch.uint8))
     ),

@@ -620,7 +620,11 @@ function startPage(document) {
     running = run;
     let chars;
     try {
-      network = network || new Network(MODEL.config, readTensors(MODEL, decodeBase64(WEIGHTS_BASE64)));
+      if (network === null) {
+        const building = performance.now();
+        network = new Network(MODEL.config, readTensors(MODEL, decodeBase64(WEIGHTS_BASE64)));
+        document.documentElement.setAttribute("data-build-ms", (performance.now() - building).toFixed(1));
+      }
       chars = generate(network, new Vocabulary(MODEL), s);
     } catch (error) {
       return fail(error.message);
@@ -628,11 +632,13 @@ function startPage(document) {
     if (s.prime) output.append(s.prime);
     $("stop").disabled = false;
     const began = performance.now();
-    let made = 0;
+    let made = 0, longestSlice = 0; // ms: how long the page went without answering
+
     const finish = (how) => {
       const seconds = (performance.now() - began) / 1000;
       const rate = made / Math.max(seconds, 1e-9);
       output.setAttribute("data-chars-per-second", rate.toFixed(0));
+      output.setAttribute("data-longest-slice-ms", longestSlice.toFixed(1));
       $("status").textContent = `${made.toLocaleString("en")} characters in ${seconds.toFixed(2)} s (${Math.round(rate).toLocaleString("en")} a second)${how}`;
       output.setAttribute("data-done", "");
       $("stop").disabled = true;
@@ -640,7 +646,8 @@ function startPage(document) {
     };
     const slice = () => {
       if (run.cancelled) return run === running ? finish(", stopped") : undefined;
-      const until = performance.now() + 12; // then let the page answer clicks and paint
+      const sliceBegan = performance.now();
+      const until = sliceBegan + 12; // then let the page answer clicks and paint
       let chunk = "";
       try {
         while (performance.now() < until) {
@@ -648,6 +655,7 @@ function startPage(document) {
             const next = chars.next();
             if (next.done) {
               output.append(chunk);
+              longestSlice = Math.max(longestSlice, performance.now() - sliceBegan);
               return finish("");
             }
             if (next.value.note) $("note").textContent = next.value.note;
@@ -659,6 +667,7 @@ function startPage(document) {
         return fail(error.message);
       }
       output.append(chunk);
+      longestSlice = Math.max(longestSlice, performance.now() - sliceBegan);
       $("status").textContent = `${made.toLocaleString("en")} characters…`;
       channel.port2.postMessage(null);
     };
@@ -687,6 +696,7 @@ function startPage(document) {
   $("stops").addEventListener("input", () => { fragmentStops = null; });
   $("stop").addEventListener("click", () => { if (running) running.cancelled = true; });
   describeModel();
+  document.documentElement.setAttribute("data-opened-ms", performance.now().toFixed(1)); // since the page was asked for
   if (location.hash.length > 1) {
     try {
       const found = fragmentSettings(location.hash);

@@ -60,15 +60,16 @@ class PageModel:
     weights: Mapping[str, Any]  # the state_dict, as numpy arrays or torch tensors
     step: int = 0
     validation_loss: float | None = None  # nats
+    name: str = "a model"  # what it is of: its corpus's file names
 
 
 def render_page(model: PageModel, dtype: type, source: str) -> str:
-    """The whole page of `model`, its weights stored as `dtype`; `source`: the file name its
-    `charrnn sample` line names."""
+    """The whole page of `model`, its weights stored as `dtype`; `source`: the checkpoint its
+    `charrnn sample` line names (as export was given it, a relative path, else its file name)."""
     data, weights = page_data(model, dtype, source)
     blocks = {
         "VERSION": printable(__version__),
-        "TITLE": _html_text(f"{Path(source).stem}: a charrnn model"),
+        "TITLE": _html_text(f"{model.name}: a charrnn model"),
         "MODEL": script_json(data),
         "WEIGHTS": base64.b64encode(weights).decode("ascii"),
         "SCRIPT": _resource("model_page.js"),
