@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,16 @@ def run_page(binary: str, page: Path, fragment: str, profile: Path) -> dict[str,
     try:
         target = next(t for t in replies.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
         session = replies.call("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
-        found = replies.call("Runtime.evaluate", session, expression=_FINISHED, awaitPromise=True, returnByValue=True)
+        for _attempt in range(50):  # the page may still be replacing the blank one it opened as
+            try:
+                found = replies.call(
+                    "Runtime.evaluate", session, expression=_FINISHED, awaitPromise=True, returnByValue=True
+                )
+                break
+            except _Refused:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("Error: the page never became ready to ask")
         replies.call("Browser.close")
     finally:
         browser.wait(timeout=60)
@@ -94,6 +104,10 @@ def run_page(binary: str, page: Path, fragment: str, profile: Path) -> dict[str,
         f"data-{re.sub('([A-Z])', lambda m: '-' + m[1].lower(), k)}": v
         for k, v in json.loads(found["result"]["value"]).items()
     }
+
+
+class _Refused(Exception):
+    """The browser answered a call with an error."""
 
 
 class _Pipe:
@@ -116,13 +130,13 @@ class _Pipe:
             reply = json.loads(line)
             if reply.get("id") == self.count:
                 if "error" in reply:
-                    raise SystemExit(f"Error: {method}: {reply['error']}")
+                    raise _Refused(f"{method}: {reply['error']}")
                 return reply.get("result", {})
 
 
 def spread(values: list[float], digits: int = 0) -> str:
-    shown = lambda v: f"{v:,.{digits}f}"
-    return f"{shown(statistics.median(values))} ({shown(min(values))}–{shown(max(values))})"
+    median, low, high = (f"{v:,.{digits}f}" for v in (statistics.median(values), min(values), max(values)))
+    return f"{median} ({low}–{high})"
 
 
 def main() -> int:
@@ -153,8 +167,9 @@ def main() -> int:
         for key in ("data-chars-per-second", "data-longest-slice-ms", "data-opened-ms", "data-build-ms")
     }
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
-    body = f"""Command: `python scripts/bench_page.py`  
-Machine: {machine_description()}; {version}, headless
+    body = (
+        f"Command: `python scripts/bench_page.py`  \nMachine: {machine_description()}; {version}, headless\n"
+        + f"""
 
 The default model (LSTM 2x256, embedding 64, {model.config.parameter_count:,} parameters, {len(model.vocab)} characters):
 
@@ -172,6 +187,7 @@ The float16 page, {args.rounds} rounds of {args.length:,} characters at temperat
 | script ready after the page was asked for, ms | {spread(measured["data-opened-ms"])} |
 | laying out the weights on the first run, ms | {spread(measured["data-build-ms"])} |
 """
+    )
     print(body)
     if not args.no_write:
         replace_section("page", body)

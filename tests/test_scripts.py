@@ -104,3 +104,13 @@ def test_sample_quality_reports_samples_beside_the_corpus(tmp_path):
     output = _run(SCRIPTS / "sample_quality.py", "-c", out, corpus, "--seeds", "2", "--length", "200", "--no-write")
     rows = {line.split(" | ")[0].strip("| "): line for line in output.splitlines() if line.startswith("| ")}
     assert rows["longest run of spaces"].split(" | ")[1] == "1"  # the pangram's spaces are single
+
+
+@pytest.mark.slow
+def test_bench_page_opens_the_default_models_page_and_reads_its_measures(chromium):
+    output = _run(SCRIPTS / "bench_page.py", "--no-write", "--rounds", "1", "--length", "300")
+    rows = dict(
+        line.strip("| ").split(" | ") for line in output.splitlines() if line.startswith("| ") and "---" not in line
+    )
+    assert int(rows["float16 weights (`--half`)"].replace(",", "")) <= 2_500_000
+    assert float(rows["characters a second"].split()[0].replace(",", "")) > 0

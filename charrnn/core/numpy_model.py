@@ -9,11 +9,13 @@ Layer 0 reads a character's id, never a vector: its input weights are folded wit
 embedding (W_ih @ E^T, or W_ih itself for one-hot input: a one-hot vector picks a column) and
 its biases into a table of one row per character. Dropout does nothing at inference.
 
-The arithmetic is float64 on the checkpoint's float32 (or float16) values: each operation then
-rounds at about 1e-16 (float32's at 6e-8), so two programs computing the same formulas in the
-same order (this one and the web page `charrnn export --html` writes, charrnn/inspect/model_page.js)
-agree to about 1e-15 however their libraries order the additions inside a matrix product or
-round the last bit of tanh and exp, and write the same text for the same seed.
+The arithmetic is float32, as the model trained, or float64 on the same (float32) weight values
+(`dtype`): one stream of text is made in float64, where each operation rounds at about 1e-16
+rather than 6e-8, so that two programs computing the same formulas in the same order (this one
+and the web page `charrnn export --html` writes, charrnn/inspect/model_page.js) agree to about
+1e-15 however their libraries order the additions inside a matrix product or round the last bit
+of tanh and exp, and write the same text for the same seed. Batches stay in float32, twice as
+fast where the weights outgrow the cache.
 
 The gates are in PyTorch's order: LSTM i, f, g, o; GRU r, z, n, with the recurrent bias of n
 inside r * (W_hn h + b_hn), as nn.GRU computes it. Each cell's step kernel (STEPS; its other facts
@@ -31,7 +33,7 @@ import numpy as np
 
 from charrnn.settings.config import ModelConfig
 
-# One layer's state: (h, c) for an LSTM, (h,) otherwise, each (B, hidden_size) float64.
+# One layer's state: (h, c) for an LSTM, (h,) otherwise, each (B, hidden_size) in the model's dtype.
 LayerState = tuple[np.ndarray, ...]
 State = list[LayerState]
 # The gates a step opened, each (B, hidden_size) in [0, 1], in the order of its cell's gate_names.
@@ -59,12 +61,15 @@ class _Layer:
 
 
 class NumpyCharRNN:
-    """A trained CharRNN's weights, run in numpy (float64) for generation."""
+    """A trained CharRNN's weights, run in numpy for generation (in float32, or float64)."""
 
-    def __init__(self, config: ModelConfig, weights: Mapping[str, Any]):
+    def __init__(self, config: ModelConfig, weights: Mapping[str, Any], dtype: type = np.float32):
         """`weights`: the model's state_dict, as numpy arrays or torch tensors (any float dtype)."""
         self.config = config
-        arrays = {name: _as_float64(value) for name, value in weights.items()}
+        self.dtype = np.dtype(dtype)
+        self._weights = weights
+        self._twins: dict[np.dtype, NumpyCharRNN] = {self.dtype: self}
+        arrays = {name: _as_dtype(value, self.dtype) for name, value in weights.items()}
         self.embedded = config.input_mode == "embedding"
         self.cell = STEPS[config.cell]
         self.layers = [self._layer(arrays, index) for index in range(config.layers)]
@@ -77,9 +82,16 @@ class NumpyCharRNN:
         self.head_bias = arrays["head.bias"]
 
     @classmethod
-    def of(cls, model: Any) -> NumpyCharRNN:
-        """`model` itself if it is one, else the NumpyCharRNN of a torch CharRNN (its weights copied)."""
-        return model if isinstance(model, cls) else cls(model.config, model.state_dict())
+    def of(cls, model: Any, dtype: type = np.float32) -> NumpyCharRNN:
+        """`model` computing in `dtype`: itself, its twin in that dtype (made once), or the
+        NumpyCharRNN of a torch CharRNN (its weights copied)."""
+        if not isinstance(model, cls):
+            return cls(model.config, model.state_dict(), dtype)
+        if np.dtype(dtype) not in model._twins:
+            twin = cls(model.config, model._weights, dtype)
+            twin._twins = model._twins  # each knows the other
+            model._twins[twin.dtype] = twin
+        return model._twins[np.dtype(dtype)]
 
     def _layer(self, arrays: dict[str, np.ndarray], index: int) -> _Layer:
         w_ih, w_hh = arrays[f"rnn.weight_ih_l{index}"], arrays[f"rnn.weight_hh_l{index}"]
@@ -87,16 +99,16 @@ class NumpyCharRNN:
         hidden_bias, apart = None, self.config.cell_type.apart_bias_blocks
         if apart:
             kept = len(b_hh) - apart * self.config.hidden_size
-            hidden_bias, b_hh = b_hh[kept:], np.concatenate([b_hh[:kept], np.zeros(len(b_hh) - kept)])
+            hidden_bias, b_hh = b_hh[kept:], np.concatenate([b_hh[:kept], np.zeros(len(b_hh) - kept, self.dtype)])
         return _Layer(np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T), b_ih + b_hh, hidden_bias)
 
     def zero_state(self, batch_size: int) -> State:
         shape = (batch_size, self.config.hidden_size)
         count = self.config.cell_type.state_tensors
-        return [tuple(np.zeros(shape) for _ in range(count)) for _ in self.layers]
+        return [tuple(np.zeros(shape, self.dtype) for _ in range(count)) for _ in self.layers]
 
     def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """ids (B,) -> logits (B, V) float64 for the next character, and the state after `ids`."""
+        """ids (B,) -> logits (B, V) in the model's dtype for the next character, and the state after `ids`."""
         x = None
         new_state = []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
@@ -110,7 +122,7 @@ class NumpyCharRNN:
         """Read `ids` (one stream, B = 1) from `state`: the last layer's last output (1, H) and
         the state after them. Each layer reads the whole sequence before the next, so its
         input weights meet all positions in one matrix product."""
-        outputs = np.empty((len(ids), self.config.hidden_size))
+        outputs = np.empty((len(ids), self.config.hidden_size), self.dtype)
         new_state = []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             inputs = outputs @ layer.input_weights + layer.input_bias if index else layer.input_weights[np.asarray(ids)]
@@ -127,7 +139,7 @@ class NumpyCharRNN:
         state and gates at every position (T x H floats per part and gate: for a text, not a corpus).
         `advance` is told of each position each layer reads (T x layers in all), for a progress display."""
         gate_names = self.config.cell_type.gate_names
-        outputs = np.empty((len(ids), self.config.hidden_size))
+        outputs = np.empty((len(ids), self.config.hidden_size), self.dtype)
         layers, new_state = [], []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             inputs = outputs @ layer.input_weights + layer.input_bias if index else layer.input_weights[ids]
@@ -153,11 +165,11 @@ def repeated(state: State, rows: np.ndarray) -> State:
     return [tuple(part[rows] for part in layer_state) for layer_state in state]
 
 
-def _as_float64(value: Any) -> np.ndarray:
-    """The float32 values of a weight (as training holds them: float16 and bfloat16 exactly), in float64."""
+def _as_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
+    """The float32 values of a weight (as training holds them: float16 and bfloat16 exactly), in `dtype`."""
     if not isinstance(value, np.ndarray):  # a torch tensor (any device or float dtype)
         value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype=np.float32).astype(np.float64)
+    return np.asarray(value, dtype=np.float32).astype(dtype, copy=False)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

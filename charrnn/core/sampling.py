@@ -180,6 +180,9 @@ def prime_ids(vocab: Vocab, prime: str | None, rng: np.random.Generator, unknown
     return [int(rng.integers(len(vocab)))]
 
 
+# One stream is computed in float64, as the web page computes it (charrnn export --html), so that
+# the two write the same text (numpy_model.py); batches of samples in float32, which is faster.
+ONE_STREAM = np.float64
 PRIME_CHUNK = 4096  # prime characters per pass through the recurrent layers: bounds a long prime's memory
 
 
@@ -215,7 +218,7 @@ def generate_ids(
     before anything is printed; then each character is one step of the cells, so every
     character costs the same, however long the text. `tuning` times the steps (threads.py).
     """
-    model = NumpyCharRNN.of(model)
+    model = NumpyCharRNN.of(model, ONE_STREAM if num_samples == 1 else np.float32)
     logits, state = read_prime(model, start_ids, num_samples)
     last = np.full(num_samples, start_ids[-1])
     return _sampled_ids(model, logits, state, config, rng, banned, last, tuning)

@@ -556,7 +556,6 @@ function startPage(document) {
   const output = $("output");
   let network = null; // built on the first run: the weights laid out for the products
   let running = null; // the run in progress: { cancelled }
-  const channel = new MessageChannel(); // a yield to the browser between slices, without setTimeout's 4 ms
 
   function formSettings() {
     const read = (id, parse) => ($(id).value.trim() === "" ? null : parse($(id).value));
@@ -671,6 +670,7 @@ function startPage(document) {
       $("status").textContent = `${made.toLocaleString("en")} characters…`;
       channel.port2.postMessage(null);
     };
+    const channel = new MessageChannel(); // yields to the browser between slices, without setTimeout's 4 ms
     channel.port1.onmessage = slice;
     slice();
   }
