@@ -183,7 +183,9 @@ def test_export_html_writes_a_page_and_refuses_a_file_that_exists(tmp_path):
     result = runner.invoke(main, ["export", str(tmp_path / "page.html"), "-c", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "a page that writes with" in result.output
-    assert (tmp_path / "page.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<title>corpus: a charrnn model</title>" in page
+    assert '"source":"best.pt"' in page  # its `charrnn sample -c` line: the absolute path given, by name alone
     before = (tmp_path / "page.html").read_bytes()
     again = runner.invoke(main, ["export", str(tmp_path / "page.html"), "-c", str(tmp_path / "run")])
     assert again.exit_code == 2 and "already exists" in again.output

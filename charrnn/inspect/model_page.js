@@ -162,12 +162,12 @@ function readTensors(model, bytes) {
 
 // ---------------------------------------------------------------- matrix-vector products
 
-// out[g] = the sum over j, in order j = 0, 1, ..., of x[j] * W[g][j]: float64 products of float32
-// weights, added one after another. WebAssembly's 128-bit vectors do eight outputs at a time, each
+// out[g] = the sum over j, in order j = 0, 1, ..., of x[j] * W[g][j]: float64 products of the
+// float32 weights' values, added one after another. WebAssembly's 128-bit vectors do eight outputs at a time, each
 // still adding its inputs in order, so they give the very numbers of the plain loop (plainMatvec),
 // which runs where WebAssembly cannot. Source: matvec.wat, beside this file.
 const MATVEC_WASM =
-  "AGFzbQEAAAABCQFgBX9/f39/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcKAQZtYXR2ZWMAAAq5AgG2AgICfwh7AkADQCAERQ0B/QwAAAAAAAAAAAAAAAAAAAAAIQr9DAAAAAAAAAAAAAAAAAAAAAAhC/0MAAAAAAAAAAAAAAAAAAAAACEM/QwAAAAAAAAAAAAAAAAAAAAAIQ0gACEGIAMhBQNAIAb9CgMAIQ4gAf0ABAAhByAKIA4gB/1f/fIB/fABIQogCyAOIAcgB/0NCAkKCwwNDg8AAQIDBAUGB/1f/fIB/fABIQsgAf0ABBAhByAMIA4gB/1f/fIB/fABIQwgDSAOIAcgB/0NCAkKCwwNDg8AAQIDBAUGB/1f/fIB/fABIQ0gAUEgaiEBIAZBCGohBiAFQQFrIQUgBQ0ACyACIAr9CwQAIAIgC/0LBBAgAiAM/QsEICACIA39CwQwIAJBwABqIQIgBEEBayEEDAALCws=";
+  "AGFzbQEAAAABCQFgBX9/f39/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcKAQZtYXR2ZWMAAAqKAgGHAgICfwV7AkADQCAERQ0B/QwAAAAAAAAAAAAAAAAAAAAAIQf9DAAAAAAAAAAAAAAAAAAAAAAhCP0MAAAAAAAAAAAAAAAAAAAAACEJ/QwAAAAAAAAAAAAAAAAAAAAAIQogACEGIAMhBQNAIAb9CgMAIQsgByALIAH9AAQA/fIB/fABIQcgCCALIAH9AAQQ/fIB/fABIQggCSALIAH9AAQg/fIB/fABIQkgCiALIAH9AAQw/fIB/fABIQogAUHAAGohASAGQQhqIQYgBUEBayEFIAUNAAsgAiAH/QsEACACIAj9CwQQIAIgCf0LBCAgAiAK/QsEMCACQcAAaiECIARBAWshBAwACwsL";
 const BLOCK = 8; // outputs per block of the weight layout
 
 class Matrices {
@@ -182,7 +182,7 @@ class Matrices {
       return { rows, columns, blocks, at };
     });
     const widest = Math.max(...matrices.map(([rows, columns]) => Math.max(columns, Math.ceil(rows / BLOCK) * BLOCK)));
-    const bytes = floats * 4 + 2 * widest * 8 + 64;
+    const bytes = (floats + 2 * widest) * 8 + 64;
     this.kernel = null;
     try {
       const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) });
@@ -192,10 +192,9 @@ class Matrices {
     } catch (error) {
       this.buffer = new ArrayBuffer(bytes); // no WebAssembly SIMD here: the plain loop
     }
-    this.weights = new Float32Array(this.buffer, 0, floats);
-    const vectors = Math.ceil((floats * 4) / 8) * 8;
-    this.x = new Float64Array(this.buffer, vectors, widest);
-    this.out = new Float64Array(this.buffer, vectors + widest * 8, widest);
+    this.weights = new Float64Array(this.buffer, 0, floats); // float64 spares the kernel a conversion per weight
+    this.x = new Float64Array(this.buffer, floats * 8, widest);
+    this.out = new Float64Array(this.buffer, (floats + widest) * 8, widest);
     this.placed = placed;
     matrices.forEach(([rows, columns, values], index) => {
       const { blocks, at } = placed[index];
@@ -214,7 +213,7 @@ class Matrices {
   times(index, x, into) {
     const { rows, columns, blocks, at } = this.placed[index];
     this.x.set(x.length === columns ? x : x.subarray(0, columns));
-    if (this.kernel) this.kernel(this.x.byteOffset, at * 4, this.out.byteOffset, columns, blocks);
+    if (this.kernel) this.kernel(this.x.byteOffset, at * 8, this.out.byteOffset, columns, blocks);
     else plainMatvec(this.x, this.weights, at, this.out, columns, blocks);
     into.set(this.out.subarray(0, rows));
     return into;

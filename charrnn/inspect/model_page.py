@@ -43,10 +43,18 @@ def export_page(location: str | Path, path: Path, half: bool, option: str) -> tu
     check_new_file(path, option)
     found = load_from(location, prefer="best", arrays="numpy")
     checkpoint = found.checkpoint
+    corpus = checkpoint.record.corpus
+    trained_on = [Path(place).stem for place in corpus.locations()] if corpus is not None else []
     model = PageModel(
-        checkpoint.model_config, checkpoint.vocab, checkpoint.weights, checkpoint.step, checkpoint.last_val_loss
+        checkpoint.model_config,
+        checkpoint.vocab,
+        checkpoint.weights,
+        checkpoint.step,
+        checkpoint.last_val_loss,
+        name=" + ".join(trained_on) or path.stem,
     )
-    page = render_page(model, np.float16 if half else np.float32, found.path.name)
+    source = Path(location) if not Path(location).is_absolute() else Path(found.path.name)
+    page = render_page(model, np.float16 if half else np.float32, str(source))
     write_atomic(path, lambda file: file.write(page.encode("utf-8")))
     return found, path
 
