@@ -61,17 +61,22 @@ def chromium() -> str:
 _FINISHED = """new Promise((done) => {
   const look = () => {
     const output = document.getElementById("output"), html = document.documentElement;
-    if (output && output.hasAttribute("data-done")) done(JSON.stringify({...html.dataset, ...output.dataset}));
+    if (output && output.hasAttribute("data-done")) {
+      const status = document.getElementById("status").textContent;
+      done(JSON.stringify({...html.dataset, ...output.dataset, status, chars: [...output.textContent].length}));
+    }
     else setTimeout(look, 50);
   };
   look();
 })"""
 
 
-def run_page(binary: str, page: Path, fragment: str, profile: Path) -> dict[str, str]:
+def run_page(binary: str, page: Path, fragment: str, profile: Path, meanwhile: str = "") -> dict[str, str]:
     """Open the page in a fresh headless Chromium, in real time (a virtual-time budget, as the tests
     use, stops the page's own clock while it works), and read its measures when it has finished:
-    Chrome's DevTools protocol over the pipes of --remote-debugging-pipe (its fds 3 and 4)."""
+    Chrome's DevTools protocol over the pipes of --remote-debugging-pipe (its fds 3 and 4).
+    `meanwhile`: JavaScript run in the page while it writes (as a person clicking would), and
+    the status line is read too (`status`)."""
     to_browser, from_browser = os.pipe(), os.pipe()
 
     def connect() -> None:
@@ -90,7 +95,7 @@ def run_page(binary: str, page: Path, fragment: str, profile: Path) -> dict[str,
         for _attempt in range(50):  # the page may still be replacing the blank one it opened as
             try:
                 found = replies.call(
-                    "Runtime.evaluate", session, expression=_FINISHED, awaitPromise=True, returnByValue=True
+                    "Runtime.evaluate", session, expression=meanwhile + _FINISHED, awaitPromise=True, returnByValue=True
                 )
                 break
             except _Refused:

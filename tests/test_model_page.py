@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -295,3 +296,25 @@ def test_a_screenshot_of_the_page_shows_its_text(chromium, trained_pages, tmp_pa
     )
     pixels = shot.read_bytes()
     assert pixels.startswith(b"\x89PNG") and len(pixels) > 20_000
+
+
+@pytest.mark.slow
+def test_the_stop_button_ends_a_long_run_while_it_writes(chromium, trained_pages, tmp_path):
+    """Clicked in real time (not under a virtual-time budget) once some text is out: the page
+    answers between slices, stops, and says so."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
+    from bench_page import chromium as browser
+    from bench_page import run_page
+
+    _, page = trained_pages["english-lstm-embedding-2"]
+    click_stop = """(() => {
+      const press = () => {
+        const output = document.getElementById("output");
+        if (output && output.textContent.length > 500) document.getElementById("stop").click();
+        else setTimeout(press, 20);
+      };
+      press();
+    })();"""
+    found = run_page(browser(), page, "length=1000000&seed=1&run", tmp_path / "stop-profile", click_stop)
+    assert found["data-status"].endswith(", stopped"), found
+    assert 500 < int(found["data-chars"]) < 1_000_000  # a broken button writes them all (some minutes)
