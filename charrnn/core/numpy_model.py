@@ -69,7 +69,7 @@ class NumpyCharRNN:
         self.dtype = np.dtype(dtype)
         self._weights = weights
         self._twins: dict[np.dtype, NumpyCharRNN] = {self.dtype: self}
-        arrays = {name: _as_dtype(value, self.dtype) for name, value in weights.items()}
+        arrays = {name: float32_values(value).astype(self.dtype, copy=False) for name, value in weights.items()}
         self.embedded = config.input_mode == "embedding"
         self.cell = STEPS[config.cell]
         self.layers = [self._layer(arrays, index) for index in range(config.layers)]
@@ -165,11 +165,12 @@ def repeated(state: State, rows: np.ndarray) -> State:
     return [tuple(part[rows] for part in layer_state) for layer_state in state]
 
 
-def _as_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
-    """The float32 values of a weight (as training holds them: float16 and bfloat16 exactly), in `dtype`."""
-    if not isinstance(value, np.ndarray):  # a torch tensor (any device or float dtype)
+def float32_values(value: Any) -> np.ndarray:
+    """A weight, a numpy array or a torch tensor (any device or float dtype), as a numpy array of
+    its float32 values (as training holds them: float16 and bfloat16 exactly)."""
+    if not isinstance(value, np.ndarray):
         value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype=np.float32).astype(dtype, copy=False)
+    return np.asarray(value, dtype=np.float32)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

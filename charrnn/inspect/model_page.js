@@ -209,10 +209,10 @@ class Matrices {
     });
   }
 
-  // matrix `index` times `x` (its columns long) into `into` (its rows long).
+  // Matrix `index` times `x` (exactly its columns long) into `into` (its rows long).
   times(index, x, into) {
     const { rows, columns, blocks, at } = this.placed[index];
-    this.x.set(x.length === columns ? x : x.subarray(0, columns));
+    this.x.set(x);
     if (this.kernel) this.kernel(this.x.byteOffset, at * 8, this.out.byteOffset, columns, blocks);
     else plainMatvec(this.x, this.weights, at, this.out, columns, blocks);
     into.set(this.out.subarray(0, rows));

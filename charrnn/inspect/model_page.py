@@ -12,19 +12,20 @@ little-endian bytes; nothing is fetched, so the page opens from disk, offline.
 from __future__ import annotations
 
 import base64
+import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from charrnn.core.nearest import reverse_indexes
+from charrnn.core.numpy_model import float32_values
 from charrnn.core.vocab import Vocab
 from charrnn.display import printable
-from charrnn.inspect.page import script_json
+from charrnn.inspect.page import page_resource, script_json
 from charrnn.settings.config import ModelConfig, to_dict
 from charrnn.store.files import write_atomic
 from charrnn.store.loading import check_new_file
@@ -77,12 +78,12 @@ def render_page(model: PageModel, dtype: type, source: str) -> str:
     data, weights = page_data(model, dtype, source)
     blocks = {
         "VERSION": printable(__version__),
-        "TITLE": _html_text(f"{model.name}: a charrnn model"),
+        "TITLE": html.escape(f"{model.name}: a charrnn model", quote=False),
         "MODEL": script_json(data),
         "WEIGHTS": base64.b64encode(weights).decode("ascii"),
-        "SCRIPT": _resource("model_page.js"),
+        "SCRIPT": page_resource("model_page.js"),
     }
-    return _PLACEHOLDER.sub(lambda match: blocks[match[1]], _resource("model_page.html"))  # one pass
+    return _PLACEHOLDER.sub(lambda match: blocks[match[1]], page_resource("model_page.html"))  # one pass
 
 
 def page_data(model: PageModel, dtype: type, source: str) -> tuple[dict[str, Any], bytes]:
@@ -91,7 +92,7 @@ def page_data(model: PageModel, dtype: type, source: str) -> tuple[dict[str, Any
     stored = np.dtype(dtype).newbyteorder("<")
     tensors, chunks, offset = {}, [], 0
     for name, value in model.weights.items():
-        array = np.ascontiguousarray(_as_numpy(value).astype(stored))
+        array = np.ascontiguousarray(float32_values(value).astype(stored))
         tensors[name] = [stored.name, list(array.shape), offset]
         raw = array.tobytes()
         chunks.append(raw + bytes(-len(raw) % _ALIGN))
@@ -111,17 +112,3 @@ def page_data(model: PageModel, dtype: type, source: str) -> tuple[dict[str, Any
         "tensors": tensors,
     }
     return data, b"".join(chunks)
-
-
-def _as_numpy(value: Any) -> np.ndarray:
-    if not isinstance(value, np.ndarray):  # a torch tensor
-        value = value.detach().float().cpu().numpy()
-    return value
-
-
-def _html_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _resource(name: str) -> str:
-    return resources.files("charrnn.inspect").joinpath(name).read_text(encoding="utf-8")

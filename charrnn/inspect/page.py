@@ -89,7 +89,12 @@ def script_json(value: Any) -> str:
 
 
 def _template() -> str:
-    return resources.files("charrnn.inspect").joinpath(_TEMPLATE).read_text(encoding="utf-8")
+    return page_resource(_TEMPLATE)
+
+
+def page_resource(name: str) -> str:
+    """A file of a page's template beside these modules (viz_page.html, model_page.js, ...)."""
+    return resources.files("charrnn.inspect").joinpath(name).read_text(encoding="utf-8")
 
 
 def _check(data: dict[str, Any]) -> None:
