@@ -273,6 +273,28 @@ def test_the_cli_prints_what_the_page_writes(chromium, trained_pages):
 
 
 @pytest.mark.slow
+def test_a_float16_pages_command_line_writes_its_text(chromium, trained_pages, tmp_path):
+    """The line under a --half page's text, run as given in a shell, prints that text."""
+    run, _ = trained_pages["english-lstm-one-hot-2"]
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "half.html"), "-c", str(run), "--half"])
+    assert result.exit_code == 0, result.output
+    dom = chromium(
+        "--virtual-time-budget=600000",
+        "--dump-dom",
+        f"{(tmp_path / 'half.html').as_uri()}#{fragment_of('All:', 400, {'top_k': 5}, 4)}",
+    )
+    written = re.search(r'<pre id="output"[^>]*>(.*?)</pre>', dom, re.S)[1]
+    command = html.unescape(re.search(r'<p id="command">(.*?)</p>', dom, re.S)[1])
+    assert command.startswith("charrnn export half.model -c best.pt --half && charrnn sample -c half.model ")
+    shutil.copy(run / "best.pt", tmp_path / "best.pt")
+    done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report, text = done.stdout.split("\n", 1)  # export's line, then the sample
+    assert report.startswith("wrote half.model: the model of best.pt")
+    assert text.rstrip("\n") == html.unescape(written)
+
+
+@pytest.mark.slow
 def test_a_bad_setting_in_the_fragment_is_one_clear_line(chromium, trained_pages):
     _, page = trained_pages["english-gru-one-hot-1"]
     for fragment, message in (

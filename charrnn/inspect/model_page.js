@@ -587,8 +587,12 @@ function startPage(document) {
     return /^[\w.,:/=+-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
   }
 
+  // The command line that writes this text. A float16 page writes what a float16 model file
+  // writes, not what its float32 checkpoint writes: the line makes that file first.
   function sampleCommand(s) {
-    const parts = ["charrnn sample -c", shellQuoted(MODEL.source), "--seed", s.seed, "--length", s.length];
+    const half = MODEL.dtype === "float16";
+    const parts = half ? ["charrnn export half.model -c", shellQuoted(MODEL.source), "--half &&"] : [];
+    parts.push("charrnn sample -c", half ? "half.model" : shellQuoted(MODEL.source), "--seed", s.seed, "--length", s.length);
     if (s.prime) parts.push("--prime", shellQuoted(s.prime));
     if (s.temperature !== 1) parts.push("--temp", s.temperature);
     if (s.topK !== null) parts.push("--top-k", s.topK);
