@@ -6,6 +6,7 @@ none); the slow ones open the page in a real headless Chromium."""
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -287,7 +288,11 @@ def test_a_float16_pages_command_line_writes_its_text(chromium, trained_pages, t
     command = html.unescape(re.search(r'<p id="command">(.*?)</p>', dom, re.S)[1])
     assert command.startswith("charrnn export half.model -c best.pt --half && charrnn sample -c half.model ")
     shutil.copy(run / "best.pt", tmp_path / "best.pt")
-    done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    # The shell finds `charrnn` where pip put it, beside this Python, as on a user's PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    done = subprocess.run(
+        command, shell=True, cwd=tmp_path, env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     report, text = done.stdout.split("\n", 1)  # export's line, then the sample
     assert report.startswith("wrote half.model: the model of best.pt")
