@@ -4,6 +4,7 @@
 The fast tests run the page's own script outside a browser, in node (skipped where there is
 none); the slow ones open the page in a real headless Chromium."""
 
+import base64
 import html
 import json
 import os
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 
 from charrnn.cli.commands import main
 from charrnn.core.numpy_model import NumpyCharRNN
-from charrnn.core.sampling import generate_text
+from charrnn.core.sampling import filter_logits, generate_text
 from charrnn.inspect.model_page import PageModel, render_page
 from charrnn.settings.config import ModelConfig, SampleConfig
 from charrnn.store.loading import load_for_sampling
@@ -145,6 +146,38 @@ def test_the_pages_generator_draws_numpys_numbers(tmp_path):
 
 
 @needs_node
+def test_the_pages_top_k_and_top_p_keep_the_characters_sample_keeps(tmp_path):
+    """Ties (at the k-th, inside and at the edge of the nucleus), -0, -inf, tiny and whole
+    nuclei, the two rules together: the page keeps exactly the logits filter_logits keeps."""
+    page, _ = random_page(tmp_path, PANGRAM, "rnn", "one-hot", 1)
+    rng = np.random.default_rng(0)
+    cases = []
+    for _ in range(400):
+        V = int(rng.integers(1, 60))
+        pool = [0.0, -0.0, 1.0, -1.5, -np.inf, *rng.normal(0, 3, 3)]
+        logits = np.where(rng.random(V) < 0.5, rng.choice(pool, V), rng.normal(0, 2, V))
+        logits[rng.integers(V)] = rng.normal()  # one finite logit at least, as pick_next ensures
+        top_k = [None, int(rng.integers(1, V + 1))][int(rng.integers(2))]
+        top_p = [None, 1e-9, 0.3, 0.9, 0.999999, float(rng.random())][int(rng.integers(6))]
+        cases.append((logits, top_k, top_p))
+    script = (
+        "const fs = require('fs'); const page = fs.readFileSync(process.argv[1], 'utf8');"
+        "const filter = new Function(page.match(/<script>\\n([\\s\\S]*?)<\\/script>/)[1] + '\\nreturn filterLogits;')();"
+        "const out = JSON.parse(fs.readFileSync(0, 'utf8')).map(([bytes, k, p]) => {"
+        "  const logits = new Float64Array(Uint8Array.from(Buffer.from(bytes, 'base64')).buffer);"
+        "  return Array.from(filter(logits, k, p), (v) => v !== -Infinity); });"
+        "process.stdout.write(JSON.stringify(out));"
+    )
+    given = [(base64.b64encode(logits.astype("<f8").tobytes()).decode(), k, p) for logits, k, p in cases]
+    done = subprocess.run(
+        [NODE, "-e", script, str(page)], input=json.dumps(given), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    for (logits, top_k, top_p), kept in zip(cases, json.loads(done.stdout), strict=True):
+        assert kept == (filter_logits(logits[None, :], top_k, top_p)[0] != -np.inf).tolist(), (logits, top_k, top_p)
+
+
+@needs_node
 def test_a_prime_with_characters_the_model_never_saw_is_read_as_sample_reads_it(tmp_path):
     """Full-width forms are read as the characters the model knows; one with nothing near is
     left out, as `--unknown skip` leaves it (sample's default refuses such a prime)."""
@@ -154,6 +187,21 @@ def test_a_prime_with_characters_the_model_never_saw_is_read_as_sample_reads_it(
     assert written["text"] == python_text(loaded, prime, 300, SETTINGS["top-k 5"], 2, unknown="skip")
     assert written["note"] == (
         'read "Ａ" as "A", "：" as ":", "，" as ","; left out "?" (characters the model never saw)'
+    )
+
+
+@needs_node
+def test_a_chinese_prime_in_other_forms_is_read_as_sample_reads_it(tmp_path):
+    """Traditional forms of a simplified corpus's characters, including those only OpenCC's own
+    conversion of the unseen character finds (傢 to 家, 佈 to 布: no known character converts to
+    them), read as `charrnn sample` reads them, with the same note."""
+    page, loaded = random_page(tmp_path, CHINESE + "家布\n", "lstm", "one-hot", 1)
+    prime = "傢佈舉頭"
+    written = node_text(page, page_settings(prime, 300, SETTINGS["temperature 0.8"], 3))
+    assert written["text"] == python_text(loaded, prime, 300, SETTINGS["temperature 0.8"], 3)
+    assert (
+        written["note"]
+        == 'read "傢" as "家", "佈" as "布", "舉" as "举", "頭" as "头" (characters the model never saw)'
     )
 
 

@@ -22,6 +22,7 @@ No torch and no numpy here: sampling imports this.
 from __future__ import annotations
 
 import functools
+import itertools
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ VARIANT_CONFIGS = ("t2s", "s2t", "tw2s", "t2tw", "hk2s", "t2hk", "jp2t", "t2jp")
 # chain (tw2s would also fold 著 into 着, which simplified Chinese keeps apart).
 FOLD_CONFIG = "t2s"
 SHOWN = 10  # characters named in one message
+# Where Unicode puts Chinese characters (is_han's two kinds): the unified ideographs, their
+# extensions A to H and the compatibility ideographs, as [first, past the last) code points.
+HAN_BLOCKS = ((0x3400, 0xA000), (0xF900, 0xFB00), (0x20000, 0x32400))
 
 
 @functools.cache
@@ -94,7 +98,11 @@ class NearestForms:
         converters = variant_converters() if is_han(char) else None
         if not converters:
             return None
-        forms = [convert(char) for convert in converters.values()]
+        return self._variant_among(char, [convert(char) for convert in converters.values()])
+
+    def _variant_among(self, char: str, forms: Sequence[str]) -> Near | None:
+        """The known variant of `char`, whose own conversions (VARIANT_CONFIGS' order) are `forms`."""
+        converters = variant_converters()
         for form in forms:
             if form != char and form in self.known:
                 return Near(form, "variant")
@@ -119,15 +127,28 @@ class NearestForms:
         return Near(other, "case") if other != char and other in self.known else None
 
 
-def reverse_indexes(known: Collection[str]) -> dict[str, dict[str, str]]:
-    """The two indexes NearestForms looks in after a character's own forms, for a page to carry:
-    each character a known one converts to -> that known one, by variants (empty without
-    OpenCC) and by NFKC forms."""
+def page_indexes(known: Collection[str]) -> dict[str, dict[str, str]]:
+    """What a page needs to answer as NearestForms(known).of does, without OpenCC: each Chinese
+    character outside `known` (every one Unicode has) -> the known variant `of` finds for it
+    (empty without OpenCC, or when `known` holds no Chinese character), and each character a known
+    one's NFKC form is -> that known one."""
+    nearest, variants = NearestForms(known), {}
     converters = variant_converters()
-    return {
-        "variants": _index(known, converters.values(), is_han) if converters else {},
-        "widths": _index(known, [lambda c: unicodedata.normalize("NFKC", c)]),
-    }
+    if converters and any(map(is_han, known)):
+        codes = itertools.chain.from_iterable(range(first, end) for first, end in HAN_BLOCKS)
+        unseen = [char for char in map(chr, codes) if char not in known and is_han(char)]
+        forms = [_each_converted(convert, unseen) for convert in converters.values()]
+        for char, its_forms in zip(unseen, zip(*forms)):
+            if near := nearest._variant_among(char, its_forms):
+                variants[char] = near.char
+    return {"variants": variants, "widths": _index(known, [lambda c: unicodedata.normalize("NFKC", c)])}
+
+
+def _each_converted(convert: Callable[[str], str], chars: Sequence[str]) -> list[str]:
+    """convert(char) for each of `chars`, in one call (seven times faster): OpenCC converts
+    characters on lines of their own as it converts each alone."""
+    lines = convert("\n".join(chars)).split("\n")
+    return lines if len(lines) == len(chars) else [convert(char) for char in chars]
 
 
 def _index(

@@ -43,7 +43,8 @@ def filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) ->
 
     Both rules are exact about ties, so that any program following them keeps the same
     characters (the web page does): top-k keeps the k largest, and among logits equal to the
-    k-th, the lowest ids; top-p ranks by logit, ties by id (a stable sort)."""
+    k-th, the lowest ids; top-p ranks by logit, ties by id (a stable sort), and keeps the ranks
+    before the first whose predecessors' probabilities (softmax in id order) add up to top_p."""
     if top_k is not None and top_k < logits.shape[-1]:
         kth = -np.partition(-logits, top_k - 1, axis=-1)[:, top_k - 1 : top_k]  # (B, 1): the k-th largest
         ties = logits == kth
@@ -51,12 +52,12 @@ def filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) ->
         logits = np.where((logits > kth) | (ties & (np.cumsum(ties, axis=-1) <= room)), logits, -np.inf)
     if top_p is not None and top_p < 1.0:
         order = np.argsort(-logits, axis=-1, kind="stable")
-        sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1))
-        # Drop a character when the ones ranked above it already reach top_p; the first always stays.
-        drop_sorted = (np.cumsum(sorted_probs, axis=-1) - sorted_probs) >= top_p
-        drop_sorted[:, 0] = False
-        drop = np.empty_like(drop_sorted)
-        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        sorted_probs = np.take_along_axis(softmax(logits), order, axis=-1)
+        # Drop a character once the ones ranked above it reach top_p; the first always stays.
+        reached = (np.cumsum(sorted_probs, axis=-1) - sorted_probs) >= top_p
+        reached[:, 0] = False
+        drop = np.empty_like(reached)
+        np.put_along_axis(drop, order, np.logical_or.accumulate(reached, axis=-1), axis=-1)
         logits = np.where(drop, -np.inf, logits)
     return logits
 

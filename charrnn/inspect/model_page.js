@@ -366,27 +366,58 @@ function scaled(logits, best, temperature) {
 }
 
 // top-k keeps the k largest and, among logits equal to the k-th, the lowest ids; top-p ranks by
-// logit, ties by id, and drops a character once those ranked above it reach p.
+// logit, ties by id, and keeps the ranks before the first whose predecessors' probabilities
+// (softmax in id order) reach p. Both read the logits' values alone, never a sort of ids: the
+// last kept rank's value and how many rank above it say which ids stay (keepTop).
 function filterLogits(logits, topK, topP) {
   const V = logits.length;
-  if (topK !== null && topK < V) {
-    const kth = Float64Array.from(logits).sort()[V - topK];
-    let room = topK;
-    for (let i = 0; i < V; i++) if (logits[i] > kth) room--;
-    logits = logits.map((value) => (value > kth || (value === kth && room-- > 0) ? value : -Infinity));
-  }
+  if (topK !== null && topK < V) logits = keepTop(logits, topK, kthLargest(logits, topK));
   if (topP !== null && topP < 1) {
-    const order = Array.from(logits.keys()).sort((a, b) => (logits[a] > logits[b] ? -1 : logits[a] < logits[b] ? 1 : a - b));
-    const sortedProbs = softmax(Float64Array.from(order, (i) => logits[i]));
-    let above = 0;
-    const kept = Float64Array.from(logits);
-    order.forEach((id, rank) => {
-      above += sortedProbs[rank];
-      if (rank > 0 && above - sortedProbs[rank] >= topP) kept[id] = -Infinity;
-    });
-    logits = kept;
+    const best = maxOf(logits);
+    let total = 0;
+    for (let i = 0; i < V; i++) total += Math.exp(logits[i] - best);
+    const ascending = Float64Array.from(logits).sort();
+    let above = 0, kept = 0;
+    for (let rank = 0; rank < V; rank++) {
+      const p = Math.exp(ascending[V - 1 - rank] - best) / total;
+      above += p;
+      if (rank > 0 && above - p >= topP) break;
+      kept++;
+    }
+    logits = keepTop(logits, kept, ascending[V - kept]);
   }
   return logits;
+}
+
+// The logits of the k largest, and among those equal to the k-th largest (kth), the lowest ids;
+// -Infinity for the rest.
+function keepTop(logits, k, kth) {
+  let room = k;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > kth) room--;
+  return logits.map((value) => (value > kth || (value === kth && room-- > 0) ? value : -Infinity));
+}
+
+// The k-th largest of values (k from 1) without sorting them all (Hoare's selection).
+function kthLargest(values, k) {
+  const a = Float64Array.from(values), place = a.length - k; // its place in ascending order
+  let low = 0, high = a.length - 1;
+  while (low < high) {
+    const pivot = a[(low + high) >> 1];
+    let i = low, j = high;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const swapped = a[i];
+        a[i++] = a[j];
+        a[j--] = swapped;
+      }
+    }
+    if (place <= j) high = j;
+    else if (place >= i) low = i;
+    else break; // a[j + 1 .. i - 1] all equal the pivot
+  }
+  return a[place];
 }
 
 const sharpens = (s) => s.temperature < 1 || s.topK !== null || s.topP !== null;
@@ -439,7 +470,7 @@ class Vocabulary {
     this.ids = new Map();
     model.chars.forEach((char, id) => { if (id !== model.unknown_id) this.ids.set(char, id); });
     for (const [char, id] of Object.entries(model.aliases)) this.ids.set(char, id);
-    this.nearest = model.nearest; // { variants, widths }: a character some known one converts to -> it
+    this.nearest = model.nearest; // { variants, widths }: an unseen character -> the known one it is read as
   }
 
   // The ids a prime is read as, and a note on the characters the model never saw (or null).
@@ -460,8 +491,8 @@ class Vocabulary {
     return { ids, note: parts.length ? parts.join("; ") + " (characters the model never saw)" : null };
   }
 
-  // As NearestForms.of: a variant, the NFKC form, a known character's NFKC form, the other case.
-  // (Without OpenCC here, a variant is found only by the known characters' own conversions.)
+  // As NearestForms.of: a variant (looked up: the page carries every Chinese character's that
+  // OpenCC found at export), the NFKC form, a known character's NFKC form, the other case.
   nearestOf(char) {
     const { variants, widths } = this.nearest;
     if (Object.hasOwn(variants, char)) return variants[char];

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.core.nearest import reverse_indexes
+from charrnn.core.nearest import page_indexes
 from charrnn.core.numpy_model import float32_values
 from charrnn.core.vocab import Vocab
 from charrnn.display import printable
@@ -104,7 +104,7 @@ def page_data(model: PageModel, dtype: type, source: str) -> tuple[dict[str, Any
         "chars": vocab.chars,
         "unknown_id": vocab.unknown_id,
         "aliases": dict(vocab.aliases),
-        "nearest": reverse_indexes(vocab.known_chars),
+        "nearest": page_indexes(vocab.known_chars),
         "parameters": model.config.parameter_count,
         "step": model.step,
         "validation_bpc": None if model.validation_loss is None else round(nats_to_bits(model.validation_loss), 4),
