@@ -109,8 +109,12 @@ def test_sample_quality_reports_samples_beside_the_corpus(tmp_path):
 @pytest.mark.slow
 def test_bench_page_opens_the_default_models_page_and_reads_its_measures(chromium):
     output = _run(SCRIPTS / "bench_page.py", "--no-write", "--rounds", "1", "--length", "300")
-    rows = dict(
+    rows = [
         line.strip("| ").split(" | ") for line in output.splitlines() if line.startswith("| ") and "---" not in line
-    )
-    assert int(rows["float16 weights (`--half`)"].replace(",", "")) <= 2_500_000
-    assert float(rows["characters a second"].split()[0].replace(",", "")) > 0
+    ]
+    sizes = [row for row in rows if len(row) == 5 and row[0] != "corpus"]
+    speeds = [row for row in rows if len(row) == 8 and row[0] != "corpus"]
+    assert sizes[0][0].startswith("tiny Shakespeare")  # or its stand-in, where ../shared/data lacks it
+    assert int(sizes[0][4].replace(",", "")) <= 2_500_000  # the default model's page, float16
+    assert len(speeds) == 2 * 3  # two corpora, three settings
+    assert all(float(row[column].split()[0].replace(",", "")) > 0 for row in speeds for column in (3, 4))
