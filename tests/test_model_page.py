@@ -125,10 +125,9 @@ def test_the_pages_generator_draws_numpys_numbers(tmp_path):
     one and two 32-bit words up to the largest sample takes."""
     page, _ = random_page(tmp_path, PANGRAM, "rnn", "one-hot", 1)
     script = (
-        "const fs = require('fs'); const page = fs.readFileSync(process.argv[1], 'utf8');"
-        "const s = new Function(page.match(/<script>\\n([\\s\\S]*?)<\\/script>/)[1] + '\\nreturn PCG64;')();"
+        f"const {{ PCG64 }} = require({json.dumps(str(SAMPLER))}).load(process.argv[1]);"
         "const out = {}; for (const seed of JSON.parse(process.argv[2])) {"
-        "  const a = new s(seed), b = new s(seed);"
+        "  const a = new PCG64(seed), b = new PCG64(seed);"
         "  out[seed] = [[0,1,2,3,4].map(() => a.random()), [0,1,2,3,4].map(() => b.integers(37)), b.random()]; }"
         "process.stdout.write(JSON.stringify(out));"
     )
@@ -161,11 +160,10 @@ def test_the_pages_top_k_and_top_p_keep_the_characters_sample_keeps(tmp_path):
         top_p = [None, 1e-9, 0.3, 0.9, 0.999999, float(rng.random())][int(rng.integers(6))]
         cases.append((logits, top_k, top_p))
     script = (
-        "const fs = require('fs'); const page = fs.readFileSync(process.argv[1], 'utf8');"
-        "const filter = new Function(page.match(/<script>\\n([\\s\\S]*?)<\\/script>/)[1] + '\\nreturn filterLogits;')();"
-        "const out = JSON.parse(fs.readFileSync(0, 'utf8')).map(([bytes, k, p]) => {"
+        f"const {{ filterLogits }} = require({json.dumps(str(SAMPLER))}).load(process.argv[1]);"
+        "const out = JSON.parse(require('fs').readFileSync(0, 'utf8')).map(([bytes, k, p]) => {"
         "  const logits = new Float64Array(Uint8Array.from(Buffer.from(bytes, 'base64')).buffer);"
-        "  return Array.from(filter(logits, k, p), (v) => v !== -Infinity); });"
+        "  return Array.from(filterLogits(logits, k, p), (v) => v !== -Infinity); });"
         "process.stdout.write(JSON.stringify(out));"
     )
     given = [(base64.b64encode(logits.astype("<f8").tobytes()).decode(), k, p) for logits, k, p in cases]
