@@ -12,6 +12,7 @@ it; train, resume or fine-tune a run with the same options as the command line.
     charrnn.train("poems.txt", out="runs/poems", max_steps=2000, hidden_size=512)
     charrnn.train(texts=["a poem", "another"], out="runs/mine", max_steps=300)
     model.train_more(max_steps=4000)               # continue its run; then it is the new model
+    model.export("poems.html", half=True)          # a web page that writes with it, to share
 
 The `charrnn` command is a thin layer over these functions. Errors a user can cause raise
 CharRNNError subclasses whose one-line messages name Python arguments (`max_steps=24000`, not
@@ -53,6 +54,7 @@ from charrnn.core.sampling import batch_seed, generate_samples, generate_text, h
 from charrnn.core.threads import blas_threads, running_on, torch_threads
 from charrnn.display import shown
 from charrnn.errors import ConfigError
+from charrnn.inspect.model_page import export
 from charrnn.run.diagnosis import Command
 from charrnn.settings.option import AUTO, DEFAULT_OUT, MAX_HELD, MAX_STREAMS
 from charrnn.store.checkpoint import describe_checkpoint
@@ -119,14 +121,9 @@ class Model:
         known character, else the unknown id), "skip" (the same, else left out) or "refuse"
         (see `unseen`). The prime is checked before anything is made: characters it cannot
         read raise OptionError."""
-        sampling = sampling_config(length, choices)
+        sampling, prime = sampling_config(length, choices), checked_prime(prime)
         return generate_text(
-            self.loaded,
-            checked_prime(prime),
-            sampling,
-            checked_seed(seed),
-            checked_stops(stop),
-            checked_policy(unknown),
+            self.loaded, prime, sampling, checked_seed(seed), checked_stops(stop), checked_policy(unknown)
         )
 
     @in_python_words
@@ -149,11 +146,8 @@ class Model:
         refuse_held(beam, checked_length(length), f" with beam={beam}")
         if set(choices) - {"stop"}:
             raise ConfigError(f"beam search takes no {', '.join(sorted(set(choices) - {'stop'}))}: it is not random")
-        config, stops, policy = (
-            sampling_config(length, {}),
-            checked_stops(choices.get("stop", ())),
-            checked_policy(unknown),
-        )
+        stops = checked_stops(choices.get("stop", ()))
+        config, policy = sampling_config(length, {}), checked_policy(unknown)
         with running_on(blas_threads(), self.threads) as tuning:
             return generate_beam(self.loaded, checked_prime(prime), config.length, beam, stops, policy, tuning)
 
@@ -249,6 +243,17 @@ class Model:
         argument("path", path, LOCATION)
         return save_model(self.loaded, Path(path), "path")
 
+    @in_python_words
+    def export(self, path: str | Path, half: bool = False) -> Path:
+        """Write this model to share, as `charrnn export` does, never over a file: a web page that writes
+        with it where `path` ends in .html (or .htm), else a model file that `load` reads; float16 with `half`."""
+        argument("path", path, LOCATION)
+        argument("half", half, FLAG_ARGUMENT)
+        if self.loaded.weights is not None:
+            raise ConfigError("a Model made by adapt() is exported from its own file: save(path) it, then load(path)")
+        export(self.path, Path(path), half, "path")
+        return Path(path)
+
     def _new_torch_model(self) -> CharRNN:
         return torch_model(FoundCheckpoint(self.loaded.path, self.loaded.checkpoint), self.device, self.loaded.weights)
 
@@ -301,13 +306,8 @@ class Model:
         whose batched pass makes each temperature's samples."""
         temperatures = checked_temperatures(temperature)
         refuse_held(argument("n", n, SAMPLE_OPTIONS["num_samples"]), checked_length(length), f" with n={n}")
-        made = [
-            text
-            for each in temperatures
-            for text in self.samples(
-                n, length, prime, seed=seed, stop=stop, unknown=unknown, temperature=each, **choices
-            )
-        ]
+        per = {"seed": seed, "stop": stop, "unknown": unknown, **choices}
+        made = [text for each in temperatures for text in self.samples(n, length, prime, temperature=each, **per)]
         return made[0] if n == 1 and not several_temperatures(temperature) else made
 
     @in_python_words
@@ -333,9 +333,8 @@ class Model:
         argument("n", n, FILE_COUNT)
         argument("overwrite", overwrite, FLAG_ARGUMENT)
         temperatures, length = checked_temperatures(temperature), checked_length(length)
+        refuse_held(1, length)
         batch = min(n, MAX_STREAMS, MAX_HELD // max(length, 1))
-        if batch < 1:
-            refuse_held(1, length)
         output = sample_output(path, force=overwrite)
         output.check()
         at = several_temperatures(temperature)

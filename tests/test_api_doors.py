@@ -111,6 +111,9 @@ SAMPLING_CASES = {
     "generate-to-file-n": (lambda m, r: m.generate_to_file(r / "s.txt", n=-1), "n must be an integer >= 1"),
     "generate-to-file-overwrite": (lambda m, r: m.generate_to_file(r / "s.txt", overwrite="yes"), "overwrite must be"),
     "generate-to-file-path": (lambda m, r: m.generate_to_file(None), "path must be a file or folder name"),
+    "export-path": (lambda m, r: m.export(None), "path must be a file or folder name"),
+    "export-half": (lambda m, r: m.export(r / "m.model", half="yes"), "half must be True or False"),
+    "export-over-a-file": (lambda m, r: m.export(r / "corpus.txt"), "corpus.txt already exists"),
     "load-none": (
         lambda m, r: charrnn.load(None),
         "location must be a file or folder name (a non-empty str or Path, without NUL), got None",

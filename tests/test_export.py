@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import charrnn
 from charrnn.cli.commands import main
+from charrnn.errors import ConfigError
 from charrnn.store.checkpoint import load_checkpoint, read_checkpoint
 from charrnn.store.checkpoint_file import save_checkpoint
 from helpers import PANGRAM, TINY_OPTIONS, fast_args, train
@@ -144,3 +145,23 @@ def test_a_model_file_keeps_where_it_came_from(exported):
     assert model_file.step == source.step and model_file.vocab == source.vocab
     assert model_file.record.run.forked_from["path"] == str(exported / "run" / "best.pt")
     assert json.dumps(model_file.record.run.forked_from)  # plain data, as run.json keeps it
+
+
+def test_the_api_exports_what_the_command_writes_and_refuses_an_adapted_model(exported, tmp_path):
+    """Model.export writes a model file that samples as the one `charrnn export` writes, and a
+    page where the name ends .html; a model made by adapt() is sent to save() first, since its
+    checkpoint does not hold the weights it learned."""
+    model = charrnn.load(exported / "run")
+    assert model.export(tmp_path / "api.model", half=True) == tmp_path / "api.model"
+    assert (
+        read_checkpoint(tmp_path / "api.model").weights.keys()
+        == read_checkpoint(exported / "half.model").weights.keys()
+    )
+    exported_text = charrnn.load(tmp_path / "api.model").sample(200, seed=4)
+    assert exported_text == charrnn.load(exported / "half.model").sample(200, seed=4)
+    page = model.export(tmp_path / "page.HTML").read_text(encoding="utf-8")
+    assert '<pre id="output"' in page and "charrnn-weights" in page
+    adapted = model.adapt(texts=[HELD_OUT], adapt_segment=32)
+    with pytest.raises(ConfigError, match=r"made by adapt\(\) is exported from its own file: save\(path\)"):
+        adapted.export(tmp_path / "adapted.model")
+    assert not (tmp_path / "adapted.model").exists()

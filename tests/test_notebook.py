@@ -50,3 +50,4 @@ def test_the_tutorial_runs_in_a_kernel_and_shows_what_it_says(tmp_path, monkeypa
     assert generated.count("'the ") == 6
     assert scored.strip().endswith("bpc")
     assert (tmp_path / "runs" / "tutorial" / "best.pt").is_file()
+    assert '<pre id="output"' in (tmp_path / "tutorial.html").read_text(encoding="utf-8")  # the page to share

@@ -162,16 +162,12 @@ def export(file: Path, checkpoint: Path, half: bool, html: bool) -> None:
       charrnn export sonnets.model -c runs/poems --half
       charrnn export sonnets.html --half                # open it in a browser
     """
-    location = existing_checkpoint(checkpoint, "-c PATH")
-    page = html or file.suffix.lower() in (".html", ".htm")
-    if page:
-        from charrnn.inspect.model_page import export_page as write
-    else:
-        from charrnn.store.loading import export_model as write
-    found, written = write(location, file, half, "FILE")
+    from charrnn.inspect.model_page import export as write
+
+    found, page = write(existing_checkpoint(checkpoint, "-c PATH"), file, half, "FILE", html)
     for note in found.passed_over:
         click.echo(f"warning: {note}", err=True)
-    size, source = written.stat().st_size, found.path.stat().st_size
+    written, size, source = file, file.stat().st_size, found.path.stat().st_size
     what = "a page that writes with" if page else "the model of"
     click.echo(
         f"wrote {printable(written)}: {what} {printable(found.path)} (step {found.checkpoint.step:,}), "

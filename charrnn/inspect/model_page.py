@@ -28,7 +28,7 @@ from charrnn.display import printable
 from charrnn.inspect.page import page_resource, script_json
 from charrnn.settings.config import ModelConfig, to_dict
 from charrnn.store.files import write_atomic
-from charrnn.store.loading import check_new_file
+from charrnn.store.loading import check_new_file, export_model
 from charrnn.store.metrics import nats_to_bits
 from charrnn.store.outdir import FoundCheckpoint, load_from
 from charrnn.version import __version__
@@ -36,6 +36,20 @@ from charrnn.version import __version__
 _PLACEHOLDER = re.compile(r"__CHARRNN_(VERSION|TITLE|MODEL|WEIGHTS|SCRIPT)__")
 _ALIGN = 8  # each tensor's bytes start on a multiple of this, for typed arrays over them
 _CONFIG_FIELDS = ("cell", "layers", "hidden_size", "input_mode", "embed_dim", "vocab_size")
+
+
+PAGE_SUFFIXES = (".html", ".htm")  # a file `charrnn export` writes as a page without --html
+
+
+def export(
+    location: str | Path, path: Path, half: bool, option: str, html: bool = False
+) -> tuple[FoundCheckpoint, bool]:
+    """What `charrnn export` writes of the checkpoint at `location`, never over a file: a web page
+    where `html` or `path` ends in one of PAGE_SUFFIXES, else a model file (export_model); its
+    weights in float16 with `half`. The checkpoint, and whether a page was written."""
+    page = html or path.suffix.lower() in PAGE_SUFFIXES
+    found, _ = (export_page if page else export_model)(location, path, half, option)
+    return found, page
 
 
 def export_page(location: str | Path, path: Path, half: bool, option: str) -> tuple[FoundCheckpoint, Path]:
