@@ -167,10 +167,10 @@ def export(file: Path, checkpoint: Path, half: bool, html: bool) -> None:
     found, page = write(existing_checkpoint(checkpoint, "-c PATH"), file, half, "FILE", html)
     for note in found.passed_over:
         click.echo(f"warning: {note}", err=True)
-    written, size, source = file, file.stat().st_size, found.path.stat().st_size
+    size, source = file.stat().st_size, found.path.stat().st_size
     what = "a page that writes with" if page else "the model of"
     click.echo(
-        f"wrote {printable(written)}: {what} {printable(found.path)} (step {found.checkpoint.step:,}), "
+        f"wrote {printable(file)}: {what} {printable(found.path)} (step {found.checkpoint.step:,}), "
         f"{size:,} bytes, {size / source:.0%} of the checkpoint"
     )
 

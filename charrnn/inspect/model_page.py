@@ -36,8 +36,6 @@ from charrnn.version import __version__
 _PLACEHOLDER = re.compile(r"__CHARRNN_(VERSION|TITLE|MODEL|WEIGHTS|SCRIPT)__")
 _ALIGN = 8  # each tensor's bytes start on a multiple of this, for typed arrays over them
 _CONFIG_FIELDS = ("cell", "layers", "hidden_size", "input_mode", "embed_dim", "vocab_size")
-
-
 PAGE_SUFFIXES = (".html", ".htm")  # a file `charrnn export` writes as a page without --html
 
 
@@ -48,11 +46,10 @@ def export(
     where `html` or `path` ends in one of PAGE_SUFFIXES, else a model file (export_model); its
     weights in float16 with `half`. The checkpoint, and whether a page was written."""
     page = html or path.suffix.lower() in PAGE_SUFFIXES
-    found, _ = (export_page if page else export_model)(location, path, half, option)
-    return found, page
+    return (export_page if page else export_model)(location, path, half, option), page
 
 
-def export_page(location: str | Path, path: Path, half: bool, option: str) -> tuple[FoundCheckpoint, Path]:
+def export_page(location: str | Path, path: Path, half: bool, option: str) -> FoundCheckpoint:
     """Write the page of the model of the checkpoint at `location` (an out folder: its best.pt)
     to `path`, never over a file; its weights in float16 with `half`."""
     check_new_file(path, option)
@@ -71,7 +68,7 @@ def export_page(location: str | Path, path: Path, half: bool, option: str) -> tu
     source = Path(location) if not Path(location).is_absolute() else Path(found.path.name)
     page = render_page(model, np.float16 if half else np.float32, str(source))
     write_atomic(path, lambda file: file.write(page.encode("utf-8")))
-    return found, path
+    return found
 
 
 @dataclass(frozen=True)

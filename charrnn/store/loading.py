@@ -106,7 +106,7 @@ def save_model(loaded: LoadedModel, path: Path, option: str) -> Path:
     return path
 
 
-def export_model(location: str | Path, path: Path, half: bool, option: str) -> tuple[FoundCheckpoint, Path]:
+def export_model(location: str | Path, path: Path, half: bool, option: str) -> FoundCheckpoint:
     """Write the model of the checkpoint at `location` (an out folder: its best.pt) as a model
     file at `path`, never over a file: its weights (in float16 with `half`), vocabulary and
     configs, in the checkpoint format, without the training state (a third of the size)."""
@@ -123,7 +123,7 @@ def export_model(location: str | Path, path: Path, half: bool, option: str) -> t
     from charrnn.store.checkpoint_file import save_checkpoint
 
     save_checkpoint(made.to_stored(), path)
-    return found, path
+    return found
 
 
 def _as_torch(weights: Mapping[str, Any]) -> dict[str, Any]:
