@@ -50,6 +50,11 @@ def python_text(loaded, prime: str, length: int, settings: dict, seed: int, unkn
     return "".join(generate_text(loaded, prime, sample_config(length, settings), seed=seed, unknown=unknown))
 
 
+def python_note(loaded, prime: str) -> str | None:
+    """The line `charrnn sample --unknown skip` writes about `prime`'s unseen characters."""
+    return loaded.vocab.unseen(loaded.vocab.unknown_chars(prime), "skip").note()
+
+
 def page_settings(prime: str, length: int, settings: dict, seed: int) -> dict:
     names = {"temperature": "temperature", "top_k": "topK", "top_p": "topP"}
     return {"prime": prime, "length": length, "seed": str(seed), **{names[k]: v for k, v in settings.items()}}
@@ -183,9 +188,21 @@ def test_a_prime_with_characters_the_model_never_saw_is_read_as_sample_reads_it(
     prime = "Ａll： speak， Speak?"
     written = node_text(page, page_settings(prime, 300, SETTINGS["top-k 5"], 2))
     assert written["text"] == python_text(loaded, prime, 300, SETTINGS["top-k 5"], 2, unknown="skip")
-    assert written["note"] == (
-        'read "Ａ" as "A", "：" as ":", "，" as ","; left out "?" (characters the model never saw)'
+    assert (
+        written["note"] == "read '，' as ',', '：' as ':', 'Ａ' as 'A'; left out '?' (characters the model never saw)"
     )
+    assert written["note"] == python_note(loaded, prime)
+
+
+@needs_node
+def test_the_pages_line_on_unseen_characters_is_samples_word_for_word(tmp_path):
+    """Quotes, backslashes, control and format characters, separators, a character outside the
+    BMP, one unseen character alone, and more than ten (named up to ten, the rest counted)."""
+    page, loaded = random_page(tmp_path, ENGLISH, "rnn", "one-hot", 1)
+    primes = ["Z", "'", '"', "\\", "a\tb", "\x00\x7f", "\u200b\u2028\xa0", "𝒜", "¡¢£¤¥¦§¨©ª«¬®¯", "Ａll， 'yes'?\t"]
+    for prime in primes:
+        note = node_text(page, page_settings(prime, 5, {}, 1))["note"]
+        assert note == python_note(loaded, prime), prime
 
 
 @needs_node
@@ -197,10 +214,8 @@ def test_a_chinese_prime_in_other_forms_is_read_as_sample_reads_it(tmp_path):
     prime = "傢佈舉頭"
     written = node_text(page, page_settings(prime, 300, SETTINGS["temperature 0.8"], 3))
     assert written["text"] == python_text(loaded, prime, 300, SETTINGS["temperature 0.8"], 3)
-    assert (
-        written["note"]
-        == 'read "傢" as "家", "佈" as "布", "舉" as "举", "頭" as "头" (characters the model never saw)'
-    )
+    assert written["note"] == python_note(loaded, prime)
+    assert written["note"].startswith("read '佈' as '布', '傢' as '家', '舉' as '举', '頭' as '头' (")
 
 
 def test_the_page_is_self_contained(tmp_path):

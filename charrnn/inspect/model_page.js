@@ -463,6 +463,41 @@ function pickNext(modelLogits, s, rng, banned, previous) {
 
 // ---------------------------------------------------------------- the prime (vocab.py, nearest.py)
 
+// The line `charrnn sample` writes about a prime's unseen characters (nearest.Unseen.note), word
+// for word: each list in code point order, ten shown, each character as Python's repr shows it.
+const SHOWN = 10; // characters named in one message (nearest.SHOWN)
+
+function unseenNote(mapped, asUnknown, leftOut) {
+  const sorted = (chars) => [...chars].sort((a, b) => a.codePointAt(0) - b.codePointAt(0));
+  const listed = (items) => {
+    const more = items.length > SHOWN ? ` and ${(items.length - SHOWN).toLocaleString("en")} more` : "";
+    return items.slice(0, SHOWN).join(", ") + more;
+  };
+  const parts = [];
+  const pairs = sorted(mapped.keys()).map((char) => `${pythonRepr(char)} as ${pythonRepr(mapped.get(char))}`);
+  if (mapped.size) parts.push(`read ${listed(pairs)}`);
+  if (asUnknown.size) parts.push(`read ${listed(sorted(asUnknown).map(pythonRepr))} as the unknown character`);
+  if (leftOut.size) parts.push(`left out ${listed(sorted(leftOut).map(pythonRepr))}`);
+  if (!parts.length) return null;
+  const all = [...mapped.keys(), ...asUnknown, ...leftOut];
+  return `${parts.join("; ")} (${all.length === 1 ? `the model never saw ${pythonRepr(all[0])}` : "characters the model never saw"})`;
+}
+
+// repr(char) in Python: quoted, and escaped where Python does not print the character itself
+// (control, format, private-use, unassigned, separators other than the space). Where the
+// browser's Unicode is newer than Python's, a newly assigned character prints here unescaped.
+function pythonRepr(char) {
+  const named = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" }[char];
+  const code = char.codePointAt(0);
+  const hex = (digits) => code.toString(16).padStart(digits, "0");
+  let body = char;
+  if (named) body = named;
+  else if (char !== " " && /^[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]$/u.test(char)) {
+    body = code < 0x100 ? `\\x${hex(2)}` : code < 0x10000 ? `\\u${hex(4)}` : `\\U${hex(8)}`;
+  }
+  return char === "'" ? `"'"` : `'${body}'`;
+}
+
 class Vocabulary {
   constructor(model) {
     this.chars = model.chars;
@@ -483,12 +518,7 @@ class Vocabulary {
       else if (this.unknownId !== null) { asUnknown.add(char); ids.push(this.unknownId); }
       else leftOut.add(char);
     }
-    const show = (char) => JSON.stringify(char);
-    const parts = [];
-    if (mapped.size) parts.push("read " + [...mapped].map(([c, n]) => `${show(c)} as ${show(n)}`).join(", "));
-    if (asUnknown.size) parts.push(`read ${[...asUnknown].map(show).join(", ")} as the unknown character`);
-    if (leftOut.size) parts.push(`left out ${[...leftOut].map(show).join(", ")}`);
-    return { ids, note: parts.length ? parts.join("; ") + " (characters the model never saw)" : null };
+    return { ids, note: unseenNote(mapped, asUnknown, leftOut) };
   }
 
   // As NearestForms.of: a variant (looked up: the page carries every Chinese character's that
