@@ -406,3 +406,30 @@ def test_the_stop_button_ends_a_long_run_while_it_writes(chromium, trained_pages
     found = run_page(browser(), page, "length=1000000&seed=1&run", tmp_path / "stop-profile", click_stop)
     assert found["data-status"].endswith(", stopped"), found
     assert 500 < int(found["data-chars"]) < 1_000_000  # a broken button writes them all (some minutes)
+
+
+@pytest.mark.slow
+def test_ctrl_enter_in_the_prime_writes(chromium, trained_pages, tmp_path):
+    """The prime's Ctrl+Enter submits the form (Enter alone stays a newline in the prime), and
+    the page writes what `charrnn sample` writes for the settings in the form."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
+    from bench_page import chromium as browser
+    from bench_page import run_page
+
+    run, page = trained_pages["english-gru-embedding-1"]
+    press = """(() => {
+      const press = () => {
+        const prime = document.getElementById("prime");
+        if (!prime || !document.documentElement.hasAttribute("data-opened-ms")) return setTimeout(press, 20);
+        prime.value = "All:";
+        prime.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", ctrlKey: true, bubbles: true }));
+        const output = document.getElementById("output"); // a page that never writes: end the wait
+        setTimeout(() => output.hasAttribute("data-done") || output.setAttribute("data-done", ""), 20000);
+      };
+      press();
+    })();"""
+    found = run_page(browser(), page, "length=300&seed=6", tmp_path / "key-profile", press)
+    assert found["data-status"].startswith("300 characters in"), found
+    loaded = load_for_sampling(run)
+    written = python_text(loaded, "All:", 300, {}, 6)
+    assert int(found["data-chars"]) == len(written)

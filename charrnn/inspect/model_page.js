@@ -755,6 +755,12 @@ function startPage(document) {
       fail(error.message);
     }
   });
+  $("prime").addEventListener("keydown", (event) => { // Enter is a newline in the prime; Ctrl+Enter writes
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      $("form").requestSubmit();
+    }
+  });
   $("stops").addEventListener("input", () => { fragmentStops = null; });
   $("stop").addEventListener("click", () => { if (running) running.cancelled = true; });
   describeModel();
