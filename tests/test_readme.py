@@ -182,8 +182,10 @@ FIGURES = {
     "82.5%": lambda: _benchmark(r"\| non-blank lines that tokenize as Python \| [\d.]+% \| ([\d.]+)%"),
     "85.4%": lambda: _benchmark(r"lines that\s+tokenize as Python ([\d.]+) %"),
     "5 min 4 s": lambda: _minutes(r"median (\d+ min \d+ s); training alone"),
-    "100 s": lambda: _benchmark(r"as above\): (\d+) s\s+alone"),
-    "182 s": lambda: _benchmark(r"(\d+) s beside a busy program\s+\(`python3"),
+    "47 s": lambda: _benchmark(r"own count: \d+ to (\d+) s alone"),
+    "75 s": lambda: _benchmark(r"and (\d+) s beside a busy program \(`python3"),
+    "100 s": lambda: _benchmark(r"the same tier took (\d+) s alone"),
+    "182 s": lambda: _benchmark(r"(\d+) s beside the busy program"),
     "1.46 nats": lambda: _benchmark(r"Median of the three 13,495-step models: ([\d.]+) nats static"),
     "1.31 nats": lambda: _benchmark(r"Median of the three 13,495-step models: [\d.]+ nats static, ([\d.]+) adapted"),
 }
