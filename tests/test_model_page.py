@@ -55,6 +55,15 @@ def python_note(loaded, prime: str) -> str | None:
     return loaded.vocab.unseen(loaded.vocab.unknown_chars(prime), "skip").note()
 
 
+def in_real_time(page: Path, fragment: str, profile: Path, meanwhile: str) -> dict[str, str]:
+    """The page opened in Chromium in real time (no virtual-time budget), `meanwhile` run in it as a
+    person's clicks would be, and what it says when done (scripts/bench_page.py's run_page)."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
+    from bench_page import chromium, run_page
+
+    return run_page(chromium(), page, fragment, profile, meanwhile)
+
+
 def page_settings(prime: str, length: int, settings: dict, seed: int) -> dict:
     names = {"temperature": "temperature", "top_k": "topK", "top_p": "topP"}
     return {"prime": prime, "length": length, "seed": str(seed), **{names[k]: v for k, v in settings.items()}}
@@ -390,10 +399,6 @@ def test_a_screenshot_of_the_page_shows_its_text(chromium, trained_pages, tmp_pa
 def test_the_stop_button_ends_a_long_run_while_it_writes(chromium, trained_pages, tmp_path):
     """Clicked in real time (not under a virtual-time budget) once some text is out: the page
     answers between slices, stops, and says so."""
-    sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
-    from bench_page import chromium as browser
-    from bench_page import run_page
-
     _, page = trained_pages["english-lstm-embedding-2"]
     click_stop = """(() => {
       const press = () => {
@@ -403,7 +408,7 @@ def test_the_stop_button_ends_a_long_run_while_it_writes(chromium, trained_pages
       };
       press();
     })();"""
-    found = run_page(browser(), page, "length=1000000&seed=1&run", tmp_path / "stop-profile", click_stop)
+    found = in_real_time(page, "length=1000000&seed=1&run", tmp_path / "stop-profile", click_stop)
     assert found["data-status"].endswith(", stopped"), found
     assert 500 < int(found["data-chars"]) < 1_000_000  # a broken button writes them all (some minutes)
 
@@ -412,10 +417,6 @@ def test_the_stop_button_ends_a_long_run_while_it_writes(chromium, trained_pages
 def test_ctrl_enter_in_the_prime_writes(chromium, trained_pages, tmp_path):
     """The prime's Ctrl+Enter submits the form (Enter alone stays a newline in the prime), and
     the page writes what `charrnn sample` writes for the settings in the form."""
-    sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
-    from bench_page import chromium as browser
-    from bench_page import run_page
-
     run, page = trained_pages["english-gru-embedding-1"]
     press = """(() => {
       const press = () => {
@@ -428,7 +429,7 @@ def test_ctrl_enter_in_the_prime_writes(chromium, trained_pages, tmp_path):
       };
       press();
     })();"""
-    found = run_page(browser(), page, "length=300&seed=6", tmp_path / "key-profile", press)
+    found = in_real_time(page, "length=300&seed=6", tmp_path / "key-profile", press)
     assert found["data-status"].startswith("300 characters in"), found
     loaded = load_for_sampling(run)
     written = python_text(loaded, "All:", 300, {}, 6)
